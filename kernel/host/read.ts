@@ -1,0 +1,69 @@
+/**
+ * Reads the kernel serves to plugins for paths Deno will not let a worker read
+ * (anything under /proc, /sys and /dev needs `--allow-all` in a worker), within
+ * the same read grant the worker has.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import type { Json } from "../../workers/protocol.ts";
+import { canonicalize, checkPath, type Grants } from "../ops/broker.ts";
+
+/** Largest file the kernel reads on a plugin's behalf. */
+const READ_LIMIT = 16 * 1024 * 1024;
+
+/** Performs a read a plugin asked for, after checking its grant. */
+export async function serveRead(
+  grants: Grants,
+  kind: "text" | "dir" | "link" | "stat",
+  path: string,
+): Promise<Json> {
+  // Links and stats describe the entry itself, so only its parent is resolved.
+  const lexical = kind === "link" || kind === "stat";
+  const target = lexical ? join(canonicalize(dirname(path)), basename(path)) : path;
+  checkPath(grants, `read:${kind}`, lexical ? dirname(target) : target, "read");
+  switch (kind) {
+    case "text": {
+      const file = await Deno.open(target);
+      try {
+        const chunks: Uint8Array[] = [];
+        let total = 0;
+        for await (const chunk of file.readable) {
+          total += chunk.byteLength;
+          if (total > READ_LIMIT) {
+            throw new Error(`Cannot read "${path}": larger than ${READ_LIMIT} bytes`);
+          }
+          chunks.push(chunk);
+        }
+        const all = new Uint8Array(total);
+        let offset = 0;
+        for (const c of chunks) {
+          all.set(c, offset);
+          offset += c.byteLength;
+        }
+        return new TextDecoder().decode(all);
+      } finally {
+        try {
+          file.close();
+        } catch { /* closed by the stream */ }
+      }
+    }
+    case "dir": {
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(target)) names.push(entry.name);
+      return names.sort();
+    }
+    case "link":
+      return await Deno.readLink(target);
+    case "stat": {
+      const info = await Deno.lstat(target);
+      return {
+        isFile: info.isFile,
+        isDirectory: info.isDirectory,
+        isSymlink: info.isSymlink,
+        size: info.size,
+        mode: info.mode,
+      };
+    }
+  }
+}

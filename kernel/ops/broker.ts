@@ -1,0 +1,123 @@
+/**
+ * The broker: checks every op against the grants of the plugin that asked, before
+ * anything happens. Paths are made absolute and canonical (symlinks of existing
+ * parents resolved), so `..` and symlinks cannot escape a granted root.
+ *
+ * @module
+ */
+import { basename, dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
+import { PermissionDeniedError } from "../errors.ts";
+import type { Manifest } from "../plugins/manifest.ts";
+import { expandPlaceholders, type StartupEnv } from "../paths.ts";
+
+/** A plugin's grants, expanded to absolute canonical roots. */
+export interface Grants {
+  plugin: string;
+  write: string[];
+  read: string[];
+  run: Set<string>;
+}
+
+/**
+ * The canonical form of an absolute path: `.` and `..` folded, then every symlink in the
+ * longest existing prefix resolved (the final component too, when it exists).
+ */
+export function canonicalize(path: string): string {
+  let existing = normalize(path);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      const real = Deno.realPathSync(existing);
+      return rest.length ? join(real, ...rest.toReversed()) : real;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      // A dangling symlink: resolve its target lexically and continue from there.
+      try {
+        const target = Deno.readLinkSync(existing);
+        existing = normalize(isAbsolute(target) ? target : join(dirname(existing), target));
+        continue;
+      } catch { /* not a link */ }
+      const parent = dirname(existing);
+      if (parent === existing) return join(existing, ...rest.toReversed());
+      rest.push(basename(existing));
+      existing = parent;
+    }
+  }
+}
+
+/** Whether `path` is `root` or inside it. Both canonical. */
+export function isWithin(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/**
+ * Expands a grant: placeholders (`{data}`) name Gini's directories; other absolute paths are
+ * host paths, placed under `--host-root` when one is given.
+ */
+export function expandGrant(grant: string, env: StartupEnv): string {
+  if (grant.startsWith("{")) return expandPlaceholders(grant, env);
+  if (!isAbsolute(grant)) return normalize(join(env.hostRoot, grant));
+  return env.hostRoot === "/" ? normalize(grant) : normalize(join(env.hostRoot, grant));
+}
+
+/** Builds a plugin's grants from its manifest. */
+export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
+  const expand = (list: string[]) => list.map((g) => canonicalize(expandGrant(g, env)));
+  return {
+    plugin: manifest.plugin.name,
+    write: expand(manifest.ops.write),
+    read: expand([...manifest.permissions.read, ...manifest.ops.write]),
+    run: new Set(manifest.ops.run),
+  };
+}
+
+/** Checks a path against roots; returns its canonical form or throws. */
+export function checkPath(
+  grants: Grants,
+  op: string,
+  path: string,
+  access: "read" | "write",
+): string {
+  if (!isAbsolute(path)) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      path,
+      "the path is not absolute",
+      "Pass an absolute path",
+    );
+  }
+  const canonical = canonicalize(path);
+  const roots = access === "write" ? grants.write : grants.read;
+  if (!roots.some((root) => isWithin(canonical, root))) {
+    const resolvedNote = canonical === normalize(path) ? "" : ` (it resolves to "${canonical}")`;
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      path,
+      `it is outside the plugin's ${access} grant${resolvedNote}`,
+      roots.length
+        ? `The plugin may ${access} under: ${roots.join(", ")}`
+        : `Add the directory to [${
+          access === "write" ? "ops" : "permissions"
+        }].${access} in the plugin's manifest`,
+    );
+  }
+  return canonical;
+}
+
+/** Checks that a program is granted. Only bare names are accepted: the kernel resolves them. */
+export function checkProgram(grants: Grants, op: string, program: string): void {
+  if (program.includes("/") || !grants.run.has(program)) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      program,
+      program.includes("/")
+        ? "programs are named without a path"
+        : "the program is not in the plugin's run grant",
+      `Add "${basename(program)}" to [ops].run in the plugin's manifest`,
+    );
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The op path: every operation a plugin requests is looked up, validated, checked
+ * by the broker, captured, and then either recorded and simulated (dry run) or
+ * recorded and executed (live). Both modes produce the same records, which is what
+ * makes a dry run a faithful plan.
+ *
+ * @module
+ */
+import { didYouMean, GiniError } from "../errors.ts";
+import type { Json, OpRequest } from "../../workers/protocol.ts";
+import { checkPath, checkProgram, type Grants } from "./broker.ts";
+import { OP_KINDS } from "./registry.ts";
+import type { OpEnv, OpEstimate, OpKind } from "./types.ts";
+
+/** One op as planned or executed. */
+export interface OpRecord {
+  seq: number;
+  stage: string;
+  plugin: string;
+  kind: string;
+  args: Json;
+  description: string;
+  estimate: OpEstimate;
+  conflicts: string[];
+  readOnly: boolean;
+  /** Ops that undo this one; null when it cannot be undone. */
+  inverse: OpRequest[] | null;
+  status: "planned" | "done" | "failed";
+  result?: Json;
+  error?: string;
+  durationMs?: number;
+}
+
+/** Totals of a plan or a run. */
+export interface OpSummary {
+  operations: number;
+  readOnly: number;
+  bytes: number;
+  seconds: number;
+  conflicts: string[];
+  irreversible: number;
+}
+
+/** Told about each op around its execution; the recovery journal is one. */
+export interface OpObserver {
+  beforeExecute?(record: OpRecord, before: Json): Promise<void> | void;
+  afterExecute?(record: OpRecord): Promise<void> | void;
+}
+
+/** An op that could not be accepted: unknown kind or bad arguments. */
+export class OpRequestError extends GiniError {
+  constructor(message: string, hint?: string) {
+    super("OP_INVALID", message, 1, hint === undefined ? {} : { hint });
+  }
+}
+
+/** Runs or plans ops for the pipeline. */
+export class OpEngine {
+  readonly mode: "dry" | "live";
+  readonly #env: OpEnv;
+  readonly #observer: OpObserver;
+  readonly #records: OpRecord[] = [];
+
+  constructor(mode: "dry" | "live", env: OpEnv, observer: OpObserver = {}) {
+    this.mode = mode;
+    this.#env = env;
+    this.#observer = observer;
+  }
+
+  /** Everything requested so far, in order. */
+  get records(): readonly OpRecord[] {
+    return this.#records;
+  }
+
+  /** Validates, checks and performs (or plans) one op. */
+  async request(
+    grants: Grants,
+    stage: string,
+    request: { kind: string; args: Json },
+  ): Promise<Json> {
+    const op = OP_KINDS.get(request.kind) as OpKind<Record<string, Json>> | undefined;
+    if (!op) {
+      throw new OpRequestError(
+        `Cannot run op "${request.kind}": no such op kind`,
+        didYouMean(request.kind, OP_KINDS.keys()) ??
+          `Known kinds: ${[...OP_KINDS.keys()].join(", ")}`,
+      );
+    }
+    const parsed = op.schema.safeParse(request.args);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new OpRequestError(
+        `Cannot run op "${op.kind}": argument "${
+          issue.path.join(".") || "(args)"
+        }" is invalid: ${issue.message}`,
+        `Check the arguments plugin "${grants.plugin}" passes to ctx.op("${op.kind}")`,
+      );
+    }
+    const args = { ...parsed.data };
+    for (const need of op.permission(args)) {
+      if (need.grant === "run") checkProgram(grants, op.kind, need.program);
+      else {
+        const canonical = checkPath(grants, op.kind, need.path, need.grant);
+        for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;
+      }
+    }
+    const before = await op.capture(args, this.#env);
+    const readOnly = op.readOnly?.(args, this.#env) ?? false;
+    const record: OpRecord = {
+      seq: this.#records.length + 1,
+      stage,
+      plugin: grants.plugin,
+      kind: op.kind,
+      args,
+      description: op.describe(args),
+      estimate: op.estimate(args),
+      conflicts: op.conflicts(args, before),
+      readOnly,
+      inverse: op.inverse(args, before),
+      status: "planned",
+    };
+    this.#records.push(record);
+    if (this.mode === "dry" && !readOnly) return op.simulate(args, before);
+    const started = performance.now();
+    try {
+      await this.#observer.beforeExecute?.(record, before);
+      record.result = await op.execute(args, this.#env, before);
+      record.status = "done";
+      return record.result;
+    } catch (error) {
+      record.status = "failed";
+      record.error = error instanceof Error ? error.message : String(error);
+      throw error;
+    } finally {
+      record.durationMs = performance.now() - started;
+      await this.#observer.afterExecute?.(record);
+    }
+  }
+
+  /** Totals over the records that change something. */
+  summary(): OpSummary {
+    const changing = this.#records.filter((r) => !r.readOnly);
+    return {
+      operations: changing.length,
+      readOnly: this.#records.length - changing.length,
+      bytes: changing.reduce((n, r) => n + r.estimate.bytes, 0),
+      seconds: changing.reduce((n, r) => n + r.estimate.seconds, 0),
+      conflicts: this.#records.flatMap((r) => r.conflicts),
+      irreversible: changing.filter((r) => r.inverse === null).length,
+    };
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Every op kind the kernel knows, by name.
+ *
+ * @module
+ */
+import { fsCopy } from "./fs_copy.ts";
+import { fsEdit } from "./fs_edit.ts";
+import { fsMkdir } from "./fs_mkdir.ts";
+import { fsRemove } from "./fs_remove.ts";
+import { fsWrite } from "./fs_write.ts";
+import { runOp } from "./run.ts";
+import type { OpKind } from "./types.ts";
+
+/** Op kinds by their `kind`. */
+export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new Map(
+  ([fsWrite, fsMkdir, fsRemove, fsCopy, fsEdit, runOp] as unknown as OpKind<
+    Record<string, never>
+  >[])
+    .map((op) => [op.kind, op]),
+);

@@ -1,0 +1,81 @@
+/**
+ * `run`: runs a program with an argv array, never a shell string. The program must
+ * be in the plugin's `[ops].run` grant. Invocations the kernel knows to be read-only
+ * (`qemu-img info`, version queries, `vgs`) also run in a dry run.
+ *
+ * @module
+ */
+import { basename } from "node:path";
+import { z } from "zod";
+import type { OpRequest } from "../../workers/protocol.ts";
+import { defineOp } from "./types.ts";
+
+const RunArgs = z.strictObject({
+  argv: z.array(z.string().max(64 * 1024)).min(1).max(10_000),
+  timeoutMs: z.number().int().positive().max(24 * 3600 * 1000).optional(),
+  stdin: z.string().max(16 * 1024 * 1024).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  /** Commands that undo this one's effect, run in order. */
+  undo: z.array(z.array(z.string()).min(1)).optional(),
+  /** How long the command is expected to take, for the plan's summary. */
+  estimateSeconds: z.number().nonnegative().optional(),
+  /** Estimated disk bytes the command will use. */
+  estimateBytes: z.number().nonnegative().optional(),
+  allowFailure: z.boolean().optional(),
+});
+type RunArgs = z.infer<typeof RunArgs>;
+
+const VERSION_FLAGS = new Set(["--version", "-version", "version", "-V"]);
+
+/** Invocations that change nothing, by program: a predicate over the arguments. */
+const READ_ONLY: Record<string, (args: string[]) => boolean> = {
+  "qemu-img": (a) =>
+    VERSION_FLAGS.has(a[0] ?? "") || a[0] === "info" || a[0] === "check" || a[0] === "measure",
+  "qemu-system-x86_64": (a) =>
+    a.length >= 1 && (VERSION_FLAGS.has(a[0]!) || (a.length === 2 && a[1] === "help")),
+  "vgs": () => true,
+  "lvs": () => true,
+  "pvs": () => true,
+  "xorriso": (a) => a.length === 1 && VERSION_FLAGS.has(a[0]!),
+  "genisoimage": (a) => a.length === 1 && VERSION_FLAGS.has(a[0]!),
+  "swtpm": (a) => a.length === 1 && VERSION_FLAGS.has(a[0]!),
+  "lspci": () => true,
+  "mdir": () => true,
+  "isoinfo": () => true,
+};
+
+/** Whether the kernel knows this argv to change nothing. */
+export function isReadOnlyInvocation(argv: readonly string[]): boolean {
+  const [program, ...args] = argv;
+  const check = program ? READ_ONLY[basename(program)] : undefined;
+  return check ? check(args) : false;
+}
+
+export const runOp = defineOp<RunArgs>({
+  kind: "run",
+  schema: RunArgs,
+  pathArgs: [],
+  describe: (a) =>
+    `Run ${a.argv.map((x) => /^[\w@%+=:,./-]+$/.test(x) ? x : JSON.stringify(x)).join(" ")}`,
+  estimate: (a) => ({ bytes: a.estimateBytes ?? 0, seconds: a.estimateSeconds ?? 1 }),
+  permission: (a) => [{ grant: "run", program: a.argv[0]! }],
+  readOnly: (a) => isReadOnlyInvocation(a.argv),
+  capture: () => Promise.resolve(null),
+  conflicts: () => [],
+  async execute(a, env) {
+    const result = await env.host.run(a.argv, {
+      ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+      ...(a.stdin === undefined ? {} : { stdin: a.stdin }),
+      ...(a.env === undefined ? {} : { env: a.env }),
+      noThrow: a.allowFailure ?? false,
+    });
+    return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+  },
+  simulate: () => ({ code: 0, stdout: "", stderr: "", simulated: true }),
+  inverse: (a): OpRequest[] | null =>
+    a.undo
+      ? a.undo.map((argv) => ({ kind: "run", args: { argv } }))
+      : isReadOnlyInvocation(a.argv)
+      ? []
+      : null,
+});

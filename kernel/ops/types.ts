@@ -1,0 +1,69 @@
+/**
+ * The shape of an operation kind: one module per kind, each with a schema,
+ * `describe()`, `estimate()`, `permission()`, `capture()`, `execute()`,
+ * `simulate()` and `inverse()`.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import type { Json, OpRequest } from "../../workers/protocol.ts";
+import type { StartupEnv } from "../paths.ts";
+import type { HostRunner } from "../host/run.ts";
+
+/** Disk bytes and seconds an op is expected to take. */
+export interface OpEstimate {
+  bytes: number;
+  seconds: number;
+}
+
+/** One grant an op needs, checked by the broker. */
+export type PermissionNeed =
+  | { grant: "write"; path: string }
+  | { grant: "read"; path: string }
+  | { grant: "run"; program: string };
+
+/** What an op kind's functions receive besides their arguments. */
+export interface OpEnv {
+  startup: StartupEnv;
+  host: HostRunner;
+}
+
+/** One kind of operation. `A` is its checked argument type. */
+export interface OpKind<A extends object = Record<string, Json>> {
+  kind: string;
+  schema: z.ZodType<A>;
+  /** The argument keys that are paths; the broker replaces them with canonical paths. */
+  pathArgs: readonly string[];
+  /** Imperative summary: `Create file "/x" (12 B)`. The report turns it into "Would create …". */
+  describe(args: A): string;
+  estimate(args: A): OpEstimate;
+  permission(args: A): PermissionNeed[];
+  /** True when the op changes nothing and so also runs in a dry run. */
+  readOnly?(args: A, env: OpEnv): boolean;
+  /** The state the op will change, read just before it runs (and in a dry run). */
+  capture(args: A, env: OpEnv): Promise<Json>;
+  /** What would surprise the user: a file that exists and would be overwritten. */
+  conflicts(args: A, before: Json): string[];
+  execute(args: A, env: OpEnv, before: Json): Promise<Json>;
+  /** The result a dry run returns so that later stages still run. */
+  simulate(args: A, before: Json): Json;
+  /** The ops that undo this one, from the state captured before it; null when it cannot be undone. */
+  inverse(args: A, before: Json): OpRequest[] | null;
+}
+
+/** Defines an op kind with its argument type inferred from the schema. */
+export function defineOp<A extends object>(kind: OpKind<A>): OpKind<A> {
+  return kind;
+}
+
+/** Human-readable bytes. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,349 @@
+/**
+ * One plugin's worker: started with exactly the Deno permissions its manifest
+ * declares (all eight keys explicit; `run`, `write`, `ffi` and `import` always
+ * false), spoken to only through the validated protocol, and terminated when it
+ * times out, floods, or misbehaves. Nothing a worker does can crash the kernel.
+ *
+ * @module
+ */
+import { GiniError, StageFailedError } from "../errors.ts";
+import type { StartupEnv } from "../paths.ts";
+import { toFileUrl } from "../url.ts";
+import { expandGrant } from "../ops/broker.ts";
+import type { Manifest } from "./manifest.ts";
+import {
+  type Json,
+  type KernelMessage,
+  parseWorkerMessage,
+  PROTOCOL_VERSION,
+  type UiMessage,
+  type WireError,
+  type WorkerMessage,
+} from "../../workers/protocol.ts";
+import { join } from "node:path";
+
+/** Messages per second above which a worker is terminated as flooding. */
+export const FLOOD_LIMIT_PER_SECOND = 5_000;
+/** Refused messages after which a worker is terminated. */
+export const MAX_BAD_MESSAGES = 50;
+const START_TIMEOUT_MS = 15_000;
+
+/** The exact permission object a plugin's worker gets. */
+export function workerPermissions(
+  manifest: Manifest,
+  env: StartupEnv,
+): Deno.PermissionOptionsObject {
+  const list = (values: string[]) => values.length ? [...values] : false;
+  // A null-prototype object with every key set: nothing can be inherited, even from a polluted
+  // Object.prototype, and an omitted key can never mean "inherit".
+  const permissions = Object.create(null) as Deno.PermissionOptionsObject;
+  Object.assign(permissions, {
+    read: list(manifest.permissions.read.map((g) => expandGrant(g, env))),
+    net: list(manifest.permissions.net),
+    env: list(manifest.permissions.env),
+    sys: list(manifest.permissions.sys) as Deno.PermissionOptionsObject["sys"],
+    run: false,
+    write: false,
+    ffi: false,
+    import: false,
+  });
+  return permissions;
+}
+
+/** What the kernel does with a worker's requests during a call. */
+export interface CallHandlers {
+  op(kind: string, args: Json): Promise<Json>;
+  read(kind: "text" | "dir" | "link" | "stat", path: string): Promise<Json>;
+  emit(event: string, payload: Json): Promise<Json[]>;
+  ui(message: UiMessage): void;
+  subscribe(event: string): void;
+}
+
+/** What a call returned. */
+export interface CallResult {
+  writes: Record<string, Json>;
+  veto?: string;
+  reply?: Json;
+}
+
+/** What the worker said it defines. */
+export interface WorkerAbilities {
+  stages: string[];
+  events: string[];
+  hooks: ("pre-stage" | "post-stage")[];
+  preflight: boolean;
+}
+
+interface InFlight {
+  label: string;
+  handlers: CallHandlers;
+  resolve(result: CallResult): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type CallMessage = KernelMessage extends infer T
+  ? T extends { call: number } ? Omit<T, "call"> : never
+  : never;
+
+/** Raised inside the kernel when a worker's code failed. */
+export class PluginCodeError extends GiniError {
+  constructor(plugin: string, wire: WireError) {
+    super(wire.code ?? "PLUGIN_ERROR", wire.message, 1, {
+      hint: wire.hint ?? `This is an error in plugin "${plugin}"`,
+    });
+    this.name = wire.name;
+  }
+}
+
+/** A running plugin worker. */
+export class PluginHost {
+  readonly manifest: Manifest;
+  abilities: WorkerAbilities | undefined;
+  #worker: Worker | undefined;
+  #dead: string | undefined;
+  #calls = new Map<number, InFlight>();
+  #nextCall = 1;
+  #windowStart = 0;
+  #windowCount = 0;
+  #badMessages = 0;
+  #env: StartupEnv;
+  #dryRun: boolean;
+  #onWarning: (text: string) => void;
+
+  constructor(
+    manifest: Manifest,
+    env: StartupEnv,
+    dryRun: boolean,
+    onWarning: (text: string) => void,
+  ) {
+    this.manifest = manifest;
+    this.#env = env;
+    this.#dryRun = dryRun;
+    this.#onWarning = onWarning;
+  }
+
+  get name(): string {
+    return this.manifest.plugin.name;
+  }
+
+  /** Why the worker is gone, if it is. */
+  get deadReason(): string | undefined {
+    return this.#dead;
+  }
+
+  /** Starts the worker and waits for it to say what it defines. */
+  async start(): Promise<WorkerAbilities> {
+    if (this.abilities) return this.abilities;
+    const entry = toFileUrl(join(this.manifest.dir, this.manifest.plugin.entry));
+    const worker = new Worker(entry, {
+      type: "module",
+      name: `gini-plugin:${this.name}`,
+      deno: { permissions: workerPermissions(this.manifest, this.#env) },
+    });
+    this.#worker = worker;
+    const ready = new Promise<WorkerAbilities>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.terminate(`it did not start within ${START_TIMEOUT_MS} ms`);
+        reject(this.#failure("start", `it did not start within ${START_TIMEOUT_MS} ms`));
+      }, START_TIMEOUT_MS);
+      this.#onReady = (message) => {
+        clearTimeout(timer);
+        if (message.type === "init-failed") {
+          this.terminate("it failed to initialise");
+          reject(new PluginCodeError(this.name, message.error));
+          return;
+        }
+        resolve({
+          stages: message.stages,
+          events: message.events,
+          hooks: message.hooks,
+          preflight: message.preflight,
+        });
+      };
+      this.#onStartError = (reason) => {
+        clearTimeout(timer);
+        reject(this.#failure("start", reason));
+      };
+    });
+    worker.onmessage = (event) => this.#receive(event.data);
+    worker.onmessageerror = () => this.#refuse("a message could not be deserialised");
+    worker.onerror = (event) => {
+      event.preventDefault();
+      const reason = `its code threw outside any call: ${event.message}`;
+      this.#onStartError?.(reason);
+      this.terminate(reason);
+    };
+    this.#post({
+      type: "init",
+      v: PROTOCOL_VERSION,
+      plugin: this.name,
+      dryRun: this.#dryRun,
+      hostRoot: this.#env.hostRoot,
+      dirs: { ...this.#env.dirs },
+    });
+    this.abilities = await ready;
+    return this.abilities;
+  }
+
+  #onReady:
+    | ((message: Extract<WorkerMessage, { type: "ready" | "init-failed" }>) => void)
+    | undefined;
+  #onStartError: ((reason: string) => void) | undefined;
+
+  #failure(label: string, reason: string): StageFailedError {
+    return new StageFailedError(label, this.name, reason, {
+      hint: reason.includes("time")
+        ? `Raise timeout_ms in ${this.manifest.file} if the work is expected to take longer`
+        : `Report this to the author of plugin "${this.name}"`,
+    });
+  }
+
+  /** Runs one call (stage, preflight, hook, event) with a deadline. */
+  call(
+    message: CallMessage,
+    label: string,
+    timeoutMs: number,
+    handlers: CallHandlers,
+  ): Promise<CallResult> {
+    if (this.#dead) {
+      return Promise.reject(this.#failure(label, `its worker was stopped earlier: ${this.#dead}`));
+    }
+    const call = this.#nextCall++;
+    return new Promise<CallResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.terminate(`"${label}" did not finish within ${timeoutMs} ms`, call);
+      }, timeoutMs);
+      this.#calls.set(call, { label, handlers, resolve, reject, timer });
+      this.#post({ ...message, call } as KernelMessage);
+    });
+  }
+
+  /** Stops the worker; every call in flight fails with the reason. */
+  terminate(reason: string, culprit?: number): void {
+    if (this.#dead) return;
+    this.#dead = reason;
+    this.#worker?.terminate();
+    for (const [id, call] of this.#calls) {
+      clearTimeout(call.timer);
+      const why = culprit === undefined || culprit === id
+        ? reason
+        : `its worker was stopped because ${reason}`;
+      call.reject(this.#failure(call.label, why));
+    }
+    this.#calls.clear();
+  }
+
+  #post(message: KernelMessage): void {
+    try {
+      this.#worker?.postMessage(message);
+    } catch (error) {
+      this.terminate(
+        `a message could not be sent: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  }
+
+  #refuse(reason: string): void {
+    this.#badMessages++;
+    this.#onWarning(`Ignored a message from plugin "${this.name}": ${reason}`);
+    if (this.#badMessages >= MAX_BAD_MESSAGES) {
+      this.terminate(`it sent ${this.#badMessages} invalid messages`);
+    }
+  }
+
+  #receive(raw: unknown): void {
+    if (this.#dead) return;
+    const now = performance.now();
+    if (now - this.#windowStart > 1000) {
+      this.#windowStart = now;
+      this.#windowCount = 0;
+    }
+    if (++this.#windowCount > FLOOD_LIMIT_PER_SECOND) {
+      this.terminate(
+        `it flooded the kernel with more than ${FLOOD_LIMIT_PER_SECOND} messages a second`,
+      );
+      return;
+    }
+    const parsed = parseWorkerMessage(raw);
+    if (!parsed.ok) return this.#refuse(parsed.reason);
+    const message = parsed.message;
+    switch (message.type) {
+      case "ready":
+      case "init-failed":
+        this.#onReady?.(message);
+        this.#onReady = undefined;
+        return;
+      case "ui": {
+        const call = message.call === undefined ? undefined : this.#calls.get(message.call);
+        const handler = call?.handlers ?? this.#anyHandlers();
+        handler?.ui({ ...message.message, source: this.name });
+        return;
+      }
+      case "subscribe":
+        this.#anyHandlers()?.subscribe(message.event);
+        return;
+      case "done": {
+        const call = this.#calls.get(message.call);
+        if (!call) return this.#refuse(`"done" for unknown call ${message.call}`);
+        this.#calls.delete(message.call);
+        clearTimeout(call.timer);
+        if (message.ok) {
+          call.resolve({
+            writes: message.writes ?? {},
+            ...(message.veto === undefined ? {} : { veto: message.veto }),
+            ...(message.reply === undefined ? {} : { reply: message.reply }),
+          });
+        } else {
+          call.reject(
+            new PluginCodeError(
+              this.name,
+              message.error ??
+                { name: "Error", message: "the plugin reported a failure without an error" },
+            ),
+          );
+        }
+        return;
+      }
+      case "op":
+      case "read":
+      case "emit": {
+        const call = this.#calls.get(message.call);
+        if (!call) return this.#refuse(`request for unknown call ${message.call}`);
+        // Async so that a handler throwing synchronously becomes an answer, never a kernel crash.
+        const work =
+          (async () =>
+            message.type === "op"
+              ? await call.handlers.op(message.op.kind, message.op.args)
+              : message.type === "read"
+              ? await call.handlers.read(message.read.kind, message.read.path)
+              : await call.handlers.emit(message.event, message.payload))();
+        work.then(
+          (result) =>
+            this.#post({ type: "op-result", req: message.req, ok: true, result: result as Json }),
+          (error: unknown) =>
+            this.#post({
+              type: "op-result",
+              req: message.req,
+              ok: false,
+              error: error instanceof GiniError
+                ? {
+                  name: error.name,
+                  message: error.message,
+                  code: error.code,
+                  ...(error.hint ? { hint: error.hint } : {}),
+                }
+                : error instanceof Error
+                ? { name: error.name, message: error.message }
+                : { name: "Error", message: String(error) },
+            }),
+        );
+        return;
+      }
+    }
+  }
+
+  #anyHandlers(): CallHandlers | undefined {
+    return this.#calls.values().next().value?.handlers;
+  }
+}

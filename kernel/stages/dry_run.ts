@@ -1,0 +1,87 @@
+/**
+ * The plan report: every op grouped by stage as "Would …" lines, then a summary
+ * of operations, estimated disk usage and time, and conflicts.
+ *
+ * @module
+ */
+import type { OpEngine, OpRecord, OpSummary } from "../ops/engine.ts";
+import { formatBytes } from "../ops/types.ts";
+import type { StageReport } from "./pipeline.ts";
+
+/** A report as data, for `--json`. */
+export interface PlanReport {
+  dryRun: boolean;
+  stages: { id: string; status: StageReport["status"]; error?: string; ops: OpRecord[] }[];
+  summary: OpSummary;
+}
+
+/** Groups an engine's records by stage, in the order stages ran. */
+export function buildReport(engine: OpEngine, stages: StageReport[]): PlanReport {
+  const byStage = new Map<string, OpRecord[]>();
+  for (const record of engine.records) {
+    byStage.set(record.stage, [...(byStage.get(record.stage) ?? []), record]);
+  }
+  const ids = [
+    ...stages.map((s) => s.id),
+    ...[...byStage.keys()].filter((k) => !stages.some((s) => s.id === k)),
+  ];
+  return {
+    dryRun: engine.mode === "dry",
+    stages: ids.map((id) => {
+      const report = stages.find((s) => s.id === id);
+      return {
+        id,
+        status: report?.status ?? "done",
+        ...(report?.error ? { error: report.error } : {}),
+        ops: byStage.get(id) ?? [],
+      };
+    }),
+    summary: engine.summary(),
+  };
+}
+
+function would(description: string): string {
+  return `Would ${description.charAt(0).toLowerCase()}${description.slice(1)}`;
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  return `${Math.round(seconds / 60)} min`;
+}
+
+/** The report as terminal text. */
+export function renderReport(report: PlanReport): string {
+  const lines: string[] = [];
+  for (const stage of report.stages) {
+    lines.push(
+      `${stage.id}${
+        stage.status === "done" ? "" : ` (${stage.status}${stage.error ? `: ${stage.error}` : ""})`
+      }`,
+    );
+    const changing = stage.ops.filter((op) => !op.readOnly);
+    if (changing.length === 0) lines.push("  (no changes)");
+    for (const op of stage.ops) {
+      if (op.readOnly) continue;
+      lines.push(
+        `  ${
+          report.dryRun
+            ? would(op.description)
+            : `${op.status === "done" ? "✓" : "✗"} ${op.description}`
+        }`,
+      );
+      for (const conflict of op.conflicts) lines.push(`    ! conflict: ${conflict}`);
+      if (op.inverse === null) lines.push("    ! cannot be undone automatically");
+    }
+  }
+  const s = report.summary;
+  lines.push("");
+  lines.push(`Summary${report.dryRun ? " (dry run: nothing was changed)" : ""}:`);
+  lines.push(`  operations:     ${s.operations}${s.readOnly ? ` (+${s.readOnly} read-only)` : ""}`);
+  lines.push(`  disk usage:     ${formatBytes(s.bytes)} (estimated)`);
+  lines.push(`  time:           ${formatSeconds(s.seconds)} (estimated)`);
+  lines.push(`  conflicts:      ${s.conflicts.length}`);
+  for (const c of s.conflicts) lines.push(`    - ${c}`);
+  if (s.irreversible) lines.push(`  irreversible:   ${s.irreversible}`);
+  return lines.join("\n");
+}

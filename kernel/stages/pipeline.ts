@@ -1,0 +1,474 @@
+/**
+ * The pipeline: one DAG over the stages of all loaded plugins (edges from `after`
+ * and from each key a stage reads to the stage that produces it), run with
+ * independent stages concurrently, pre- and post-stage hooks around each stage,
+ * events to subscribing plugins, and `preflight` for every plugin first.
+ *
+ * @module
+ */
+import { didYouMean, GiniError, StageFailedError, UsageError } from "../errors.ts";
+import type { StartupEnv } from "../paths.ts";
+import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
+import type { Manifest } from "../plugins/manifest.ts";
+import { type CallHandlers, PluginHost } from "../plugins/host.ts";
+import { type Grants, grantsFor } from "../ops/broker.ts";
+import type { OpEngine } from "../ops/engine.ts";
+import { serveRead } from "../host/read.ts";
+import type { Ui } from "../ui.ts";
+import type { Json } from "../../workers/protocol.ts";
+import { type Contracts, loadContracts } from "./contracts.ts";
+
+/** What happened to one stage. */
+export interface StageReport {
+  id: string;
+  plugin: string;
+  status: "done" | "failed" | "skipped";
+  durationMs: number;
+  error?: string;
+}
+
+/** Options of one pipeline run. */
+export interface PipelineOptions {
+  resolution: Resolution;
+  env: StartupEnv;
+  engine: OpEngine;
+  ui: Ui;
+  /** Context keys the kernel provides before any stage runs (the user's request…). */
+  seeds?: Record<string, Json>;
+  /** Stage ids to run, with what they depend on; all stages when absent. */
+  targets?: string[];
+  /** Overrides every stage's timeout. */
+  stageTimeoutMs?: number;
+}
+
+/** The outcome of a run. */
+export interface PipelineResult {
+  ok: boolean;
+  context: Record<string, Json>;
+  stages: StageReport[];
+  /** The first failure, when `ok` is false. */
+  error?: GiniError;
+}
+
+/** A plugin vetoed the run in its preflight. */
+export class PreflightVetoError extends GiniError {
+  constructor(plugin: string, reason: string) {
+    super(
+      "PREFLIGHT_VETO",
+      `Cannot start: plugin "${plugin}" refused in its preflight: ${reason}`,
+      1,
+      {
+        hint: "Fix what the plugin reports, or disable the plugin",
+      },
+    );
+  }
+}
+
+/** The stages to run: the targets plus everything they depend on. */
+export function selectStages(resolution: Resolution, targets?: string[]): ResolvedStage[] {
+  const all = resolution.stages;
+  if (!targets) return [...all.values()];
+  const chosen = new Set<string>();
+  const visit = (id: string) => {
+    if (chosen.has(id)) return;
+    const stage = all.get(id);
+    if (!stage) {
+      throw new UsageError(`Cannot run stage "${id}": no loaded plugin defines it`, {
+        hint: didYouMean(id, all.keys()) ?? "List stages with: gini plugins graph",
+      });
+    }
+    chosen.add(id);
+    stage.after.forEach((dep) => all.has(dep) && visit(dep));
+    for (const key of stage.reads) {
+      const producer = resolution.producers.get(key);
+      if (producer) visit(producer);
+    }
+  };
+  targets.forEach(visit);
+  return [...chosen].map((id) => all.get(id)!);
+}
+
+/** Each stage's prerequisites among the chosen stages. Throws on a cycle. */
+export function stageEdges(
+  stages: ResolvedStage[],
+  resolution: Resolution,
+): Map<string, Set<string>> {
+  const ids = new Set(stages.map((s) => s.id));
+  const edges = new Map<string, Set<string>>();
+  for (const s of stages) {
+    const deps = new Set(s.after.filter((d) => ids.has(d)));
+    for (const key of s.reads) {
+      const producer = resolution.producers.get(key);
+      if (producer && producer !== s.id && ids.has(producer)) deps.add(producer);
+    }
+    edges.set(s.id, deps);
+  }
+  const state = new Map<string, number>();
+  const visit = (id: string, path: string[]) => {
+    if (state.get(id) === 2) return;
+    if (state.get(id) === 1) {
+      throw new GiniError(
+        "PIPELINE_CYCLE",
+        `Cannot order stages: ${[...path.slice(path.indexOf(id)), id].join(" → ")} form a cycle`,
+        2,
+        {
+          hint: "Remove one of these after or reads entries",
+        },
+      );
+    }
+    state.set(id, 1);
+    for (const dep of edges.get(id) ?? []) visit(dep, [...path, id]);
+    state.set(id, 2);
+  };
+  for (const id of edges.keys()) visit(id, []);
+  return edges;
+}
+
+/** Runs plugins' stages; owns the workers it starts and stops them at the end. */
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #manifests: Map<string, Manifest>;
+  readonly #order: Map<string, number>;
+  readonly #hosts = new Map<string, Promise<PluginHost>>();
+  readonly #grants = new Map<string, Grants>();
+  readonly #dynamicSubscribers = new Map<string, Set<string>>();
+  #contracts: Contracts = new Map();
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    this.#manifests = new Map(options.resolution.plugins.map((m) => [m.plugin.name, m]));
+    this.#order = new Map(options.resolution.plugins.map((m, i) => [m.plugin.name, i]));
+  }
+
+  /** Starts (once) and returns a plugin's worker. */
+  host(name: string): Promise<PluginHost> {
+    let host = this.#hosts.get(name);
+    if (!host) {
+      const manifest = this.#manifests.get(name)!;
+      host = (async () => {
+        const h = new PluginHost(
+          manifest,
+          this.#o.env,
+          this.#o.engine.mode === "dry",
+          (text) => this.#o.ui.warn(text),
+        );
+        const abilities = await h.start();
+        const declared = manifest.stages.map((s) => s.name);
+        const missing = declared.filter((s) => !abilities.stages.includes(s));
+        const undeclared = abilities.stages.filter((s) => !declared.includes(s));
+        if (missing.length || undeclared.length) {
+          h.terminate("its stages do not match its manifest");
+          throw new StageFailedError(
+            "start",
+            name,
+            [
+              missing.length
+                ? `the manifest declares ${
+                  missing.map((s) => `"${s}"`).join(", ")
+                } but the module does not define ${missing.length > 1 ? "them" : "it"}`
+                : "",
+              undeclared.length
+                ? `the module defines ${
+                  undeclared.map((s) => `"${s}"`).join(", ")
+                } which the manifest does not declare`
+                : "",
+            ].filter(Boolean).join("; "),
+            { hint: `Make [[stages]] in ${manifest.file} match definePlugin({ stages })` },
+          );
+        }
+        return h;
+      })();
+      this.#hosts.set(name, host);
+    }
+    return host;
+  }
+
+  #grantsOf(name: string): Grants {
+    let grants = this.#grants.get(name);
+    if (!grants) {
+      grants = grantsFor(this.#manifests.get(name)!, this.#o.env);
+      this.#grants.set(name, grants);
+    }
+    return grants;
+  }
+
+  #handlers(plugin: string, label: string): CallHandlers {
+    return {
+      op: (kind, args) => this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }),
+      read: (kind, path) => serveRead(this.#grantsOf(plugin), kind, path),
+      emit: (event, payload) => this.emit(event, payload),
+      ui: (message) => this.#o.ui.message(message),
+      subscribe: (event) => {
+        const set = this.#dynamicSubscribers.get(event) ?? new Set();
+        set.add(plugin);
+        this.#dynamicSubscribers.set(event, set);
+      },
+    };
+  }
+
+  #timeout(manifest: Manifest, stage?: ResolvedStage): number {
+    return this.#o.stageTimeoutMs ?? stage?.timeoutMs ?? manifest.plugin.timeout_ms;
+  }
+
+  #byPriority(names: Iterable<string>): string[] {
+    return [...names].sort((a, b) => (this.#order.get(a) ?? 0) - (this.#order.get(b) ?? 0));
+  }
+
+  /** Sends an event to every subscribing plugin, in priority order; returns their replies. */
+  async emit(event: string, payload: Json): Promise<Json[]> {
+    const subscribers = new Set(
+      [...this.#manifests.values()].filter((m) => m.events.subscribe.includes(event)).map((m) =>
+        m.plugin.name
+      ),
+    );
+    for (const name of this.#dynamicSubscribers.get(event) ?? []) subscribers.add(name);
+    const replies: Json[] = [];
+    for (const name of this.#byPriority(subscribers)) {
+      const manifest = this.#manifests.get(name)!;
+      try {
+        const host = await this.host(name);
+        const result = await host.call(
+          { type: "event", event, payload },
+          `event ${event}`,
+          this.#timeout(manifest),
+          this.#handlers(name, `event:${event}`),
+        );
+        if (result.reply !== undefined) replies.push(result.reply);
+      } catch (error) {
+        this.#o.ui.warn(
+          `Plugin "${name}" failed to handle event "${event}": ${
+            error instanceof Error ? error.message : error
+          }`,
+        );
+      }
+    }
+    return replies;
+  }
+
+  async #hooks(
+    kind: "pre-stage" | "post-stage",
+    stage: ResolvedStage,
+    error?: string,
+  ): Promise<void> {
+    const names = this.#byPriority(
+      [...this.#manifests.values()]
+        .filter((m) => kind === "pre-stage" ? m.hooks.pre_stage : m.hooks.post_stage)
+        .map((m) => m.plugin.name),
+    );
+    for (const name of names) {
+      const manifest = this.#manifests.get(name)!;
+      const host = await this.host(name);
+      await host.call(
+        { type: "hook", hook: kind, stage: stage.id, ...(error ? { error } : {}) },
+        `${kind} hook for ${stage.id}`,
+        this.#timeout(manifest),
+        this.#handlers(name, stage.id),
+      );
+    }
+  }
+
+  async #runStage(stage: ResolvedStage, context: Map<string, Json>): Promise<void> {
+    const manifest = this.#manifests.get(stage.plugin)!;
+    const host = await this.host(stage.plugin);
+    const input: Record<string, Json> = {};
+    for (const key of stage.reads) if (context.has(key)) input[key] = context.get(key)!;
+    const result = await host.call(
+      { type: "run-stage", stage: stage.name, context: input },
+      stage.id,
+      this.#timeout(manifest, stage),
+      this.#handlers(stage.plugin, stage.id),
+    );
+    for (const [key, value] of Object.entries(result.writes)) {
+      if (!stage.writes.includes(key)) {
+        throw new StageFailedError(
+          stage.id,
+          stage.plugin,
+          `it wrote context key "${key}", which it does not declare in writes`,
+          {
+            hint: `Add "${key}" to the stage's writes in ${manifest.file}`,
+          },
+        );
+      }
+      const schema = this.#contracts.get(key);
+      if (schema) {
+        const checked = schema.safeParse(value);
+        if (!checked.success) {
+          const issue = checked.error.issues[0]!;
+          throw new StageFailedError(
+            stage.id,
+            stage.plugin,
+            `its value for "${key}" breaks the key's contract at "${
+              issue.path.join(".")
+            }": ${issue.message}`,
+          );
+        }
+        context.set(key, checked.data as Json);
+      } else context.set(key, value);
+    }
+  }
+
+  /** Runs preflight for every participating plugin, then the stages. */
+  async run(): Promise<PipelineResult> {
+    const { resolution, ui } = this.#o;
+    const stages = selectStages(resolution, this.#o.targets);
+    const edges = stageEdges(stages, resolution);
+    const context = new Map<string, Json>(Object.entries(this.#o.seeds ?? {}));
+    for (const s of stages) {
+      for (const key of s.reads) {
+        if (!context.has(key) && !resolution.producers.has(key)) {
+          throw new GiniError(
+            "PIPELINE_INVALID",
+            `Cannot run stage "${s.id}": nothing produces context key "${key}" it reads`,
+            2,
+            {
+              hint: didYouMean(key, [...resolution.producers.keys(), ...context.keys()]) ??
+                "Install the plugin that produces it",
+            },
+          );
+        }
+      }
+    }
+    const participants = new Set(stages.map((s) => s.plugin));
+    for (const m of this.#manifests.values()) {
+      if (m.hooks.pre_stage || m.hooks.post_stage) participants.add(m.plugin.name);
+    }
+    this.#contracts = await loadContracts(
+      [...this.#manifests.values()].filter((m) => participants.has(m.plugin.name)),
+    );
+
+    for (const name of this.#byPriority(participants)) {
+      const manifest = this.#manifests.get(name)!;
+      const host = await this.host(name);
+      if (!host.abilities?.preflight) continue;
+      const result = await host.call(
+        { type: "preflight" },
+        `${name}:preflight`,
+        this.#timeout(manifest),
+        this.#handlers(name, `${name}:preflight`),
+      );
+      if (result.veto) throw new PreflightVetoError(name, result.veto);
+    }
+
+    const reports = new Map<string, StageReport>();
+    const pending = new Map(stages.map((s) => [s.id, s]));
+    const running = new Map<string, Promise<void>>();
+    let failure: GiniError | undefined;
+    const optional = (s: ResolvedStage) => this.#manifests.get(s.plugin)!.plugin.optional;
+
+    const launch = (stage: ResolvedStage) => {
+      pending.delete(stage.id);
+      const started = performance.now();
+      const work = (async () => {
+        let error: unknown;
+        try {
+          await this.#hooks("pre-stage", stage);
+          await this.#runStage(stage, context);
+        } catch (e) {
+          error = e;
+        }
+        try {
+          await this.#hooks(
+            "post-stage",
+            stage,
+            error ? String(error instanceof Error ? error.message : error) : undefined,
+          );
+        } catch (e) {
+          error ??= e;
+        }
+        const durationMs = performance.now() - started;
+        if (error === undefined) {
+          reports.set(stage.id, { id: stage.id, plugin: stage.plugin, status: "done", durationMs });
+          await this.emit("stage:completed", { stage: stage.id, durationMs });
+          return;
+        }
+        const gini = error instanceof GiniError
+          ? error instanceof StageFailedError
+            ? error
+            : new StageFailedError(stage.id, stage.plugin, error.message, {
+              ...(error.hint ? { hint: error.hint } : {}),
+              cause: error,
+            })
+          : new StageFailedError(
+            stage.id,
+            stage.plugin,
+            error instanceof Error ? error.message : String(error),
+          );
+        reports.set(stage.id, {
+          id: stage.id,
+          plugin: stage.plugin,
+          status: "failed",
+          durationMs,
+          error: gini.message,
+        });
+        if (optional(stage)) {
+          ui.warn(
+            `Optional plugin "${stage.plugin}" failed; its stage "${stage.id}" is skipped: ${gini.message}`,
+          );
+        } else failure ??= gini;
+        await this.emit("stage:failed", { stage: stage.id, error: gini.message });
+      })();
+      running.set(stage.id, work.finally(() => running.delete(stage.id)));
+    };
+
+    try {
+      while (pending.size || running.size) {
+        if (!failure) {
+          // Stages whose prerequisites failed or were skipped are skipped too.
+          for (const stage of [...pending.values()]) {
+            const deps = [...edges.get(stage.id)!];
+            const blocked = deps.find((d) => reports.get(d) && reports.get(d)!.status !== "done");
+            if (blocked) {
+              pending.delete(stage.id);
+              reports.set(stage.id, {
+                id: stage.id,
+                plugin: stage.plugin,
+                status: "skipped",
+                durationMs: 0,
+                error: `"${blocked}" did not complete`,
+              });
+              if (!optional(stage)) {
+                failure ??= new StageFailedError(
+                  stage.id,
+                  stage.plugin,
+                  `it needs "${blocked}", which did not complete`,
+                );
+              }
+            }
+          }
+          const ready = [...pending.values()]
+            .filter((s) => [...edges.get(s.id)!].every((d) => reports.get(d)?.status === "done"))
+            .sort((a, b) => (this.#order.get(a.plugin) ?? 0) - (this.#order.get(b.plugin) ?? 0));
+          ready.forEach(launch);
+        }
+        if (running.size === 0) break;
+        await Promise.race(running.values());
+      }
+    } finally {
+      await Promise.allSettled(running.values());
+    }
+    for (const stage of pending.values()) {
+      reports.set(stage.id, {
+        id: stage.id,
+        plugin: stage.plugin,
+        status: "skipped",
+        durationMs: 0,
+        error: "the run stopped before it",
+      });
+    }
+    return {
+      ok: failure === undefined,
+      context: Object.fromEntries(context),
+      stages: stages.map((s) => reports.get(s.id)!),
+      ...(failure ? { error: failure } : {}),
+    };
+  }
+
+  /** Stops every worker this pipeline started. */
+  async close(): Promise<void> {
+    for (const host of this.#hosts.values()) {
+      try {
+        (await host).terminate("the pipeline finished");
+      } catch { /* failed to start: nothing to stop */ }
+    }
+  }
+}

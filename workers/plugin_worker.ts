@@ -1,0 +1,333 @@
+/**
+ * The bootstrap inside every plugin worker. It registers its message handler
+ * before any `await`, speaks only the message union of `protocol.ts`, and turns
+ * the plugin's definition into answers to the kernel's calls.
+ *
+ * Plugin authors do not import this file; `sdk.ts` does.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  type Json,
+  type KernelMessage,
+  parseKernelMessage,
+  PROTOCOL_VERSION,
+  toWireError,
+  type UiMessage,
+  type WorkerMessage,
+} from "./protocol.ts";
+import type {
+  BaseContext,
+  Dirs,
+  EventHandler,
+  HostReader,
+  HostStat,
+  PluginDefinition,
+  Progress,
+  StageContext,
+  StageUi,
+} from "./sdk.ts";
+
+interface WorkerScope {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const post = (message: WorkerMessage) => scope.postMessage(message);
+
+let definition: PluginDefinition | undefined;
+let announceRegistered: () => void = () => {};
+const registered = new Promise<void>((resolve) => announceRegistered = resolve);
+
+interface Session {
+  plugin: string;
+  dryRun: boolean;
+  hostRoot: string;
+  dirs: Dirs;
+}
+let session: Session | undefined;
+
+const pending = new Map<number, { resolve(value: Json): void; reject(error: Error): void }>();
+const dynamicHandlers = new Map<string, EventHandler>();
+let nextRequest = 1;
+let nextProgress = 1;
+
+/** A plugin may not end the process or its worker: the kernel decides when a worker stops. */
+function forbid(name: string): never {
+  throw new Error(`Cannot call ${name} in a plugin: the kernel ends workers`);
+}
+for (const [target, key] of [[Deno, "exit"], [globalThis, "close"]] as const) {
+  try {
+    Object.defineProperty(target, key, {
+      value: () => forbid(key === "exit" ? "Deno.exit()" : "close()"),
+      writable: false,
+      configurable: false,
+    });
+  } catch { /* already locked down */ }
+}
+
+scope.addEventListener("message", (event: MessageEvent) => {
+  const parsed = parseKernelMessage(event.data);
+  if (!parsed.ok) {
+    post({
+      type: "ui",
+      message: { type: "error", text: `Ignored a kernel message: ${parsed.reason}` },
+    });
+    return;
+  }
+  void handle(parsed.message);
+});
+
+/** Called by `definePlugin` when the plugin module evaluates. */
+export function registerPlugin(plugin: PluginDefinition): void {
+  definition = plugin;
+  announceRegistered();
+}
+
+class RemoteError extends Error {
+  code: string | undefined;
+  hint: string | undefined;
+  constructor(
+    wire: { name: string; message: string; code?: string | undefined; hint?: string | undefined },
+  ) {
+    super(wire.message);
+    this.name = wire.name;
+    this.code = wire.code;
+    this.hint = wire.hint;
+  }
+}
+
+type Request<T = Extract<WorkerMessage, { type: "op" | "read" | "emit" }>> = T extends unknown
+  ? Omit<T, "req">
+  : never;
+
+function request(message: Request): Promise<Json> {
+  const req = nextRequest++;
+  return new Promise<Json>((resolve, reject) => {
+    pending.set(req, { resolve, reject });
+    post({ ...message, req } as WorkerMessage);
+  });
+}
+
+function makeUi(call: number | undefined, plugin: string): StageUi {
+  const send = (message: UiMessage) =>
+    post(call === undefined ? { type: "ui", message } : { type: "ui", call, message });
+  const text = (type: "info" | "warn" | "error" | "debug") => (line: string) =>
+    send({ type, text: String(line), source: plugin });
+  return {
+    info: text("info"),
+    warn: text("warn"),
+    error: text("error"),
+    debug: text("debug"),
+    progress(label: string, total?: number): Progress {
+      const id = `${plugin}#${nextProgress++}`;
+      send({
+        type: "progress",
+        phase: "start",
+        id,
+        label,
+        ...(total === undefined ? {} : { total }),
+        source: plugin,
+      });
+      return {
+        update: (current, newLabel) =>
+          send({
+            type: "progress",
+            phase: "update",
+            id,
+            current,
+            ...(newLabel ? { label: newLabel } : {}),
+          }),
+        complete: (newLabel) =>
+          send({
+            type: "progress",
+            phase: "complete",
+            id,
+            ...(newLabel ? { label: newLabel } : {}),
+          }),
+      };
+    },
+  };
+}
+
+const SPECIAL_ROOTS = ["/proc/", "/sys/", "/dev/"];
+
+function isNotCapable(error: unknown): boolean {
+  return error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied;
+}
+
+/**
+ * Deno requires `--allow-all` for any read under /proc, /sys and /dev inside a worker, whatever
+ * its read list says; for those paths the kernel serves the read after checking the same grant.
+ */
+function makeHost(call: number, root: string): HostReader {
+  const path = (hostPath: string) => root === "/" ? hostPath : join(root, hostPath);
+  const viaKernel = (real: string) => SPECIAL_ROOTS.some((prefix) => real.startsWith(prefix));
+  const read = async <T>(
+    kind: "text" | "dir" | "link" | "stat",
+    hostPath: string,
+    direct: (real: string) => Promise<T>,
+  ): Promise<T> => {
+    const real = path(hostPath);
+    try {
+      return await direct(real);
+    } catch (error) {
+      if (!isNotCapable(error) || !viaKernel(real)) throw error;
+      return await request({ type: "read", call, read: { kind, path: real } }) as T;
+    }
+  };
+  return {
+    root,
+    path,
+    readText: (p) => read("text", p, (real) => Deno.readTextFile(real)),
+    readDir: (p) =>
+      read("dir", p, async (real) => {
+        const names: string[] = [];
+        for await (const entry of Deno.readDir(real)) names.push(entry.name);
+        return names.sort();
+      }),
+    readLink: (p) => read("link", p, (real) => Deno.readLink(real)),
+    stat: (p) =>
+      read("stat", p, async (real): Promise<HostStat> => {
+        const info = await Deno.lstat(real);
+        return {
+          isFile: info.isFile,
+          isDirectory: info.isDirectory,
+          isSymlink: info.isSymlink,
+          size: info.size,
+          mode: info.mode,
+        };
+      }),
+  };
+}
+
+function baseContext(call: number, s: Session): BaseContext {
+  return {
+    plugin: s.plugin,
+    dryRun: s.dryRun,
+    dirs: s.dirs,
+    host: makeHost(call, s.hostRoot),
+    ui: makeUi(call, s.plugin),
+    op: <T extends Json>(kind: string, args: Record<string, Json>) =>
+      request({ type: "op", call, op: { kind, args } }) as Promise<T>,
+    emit: async (event, payload = null) => {
+      const replies = await request({ type: "emit", call, event, payload });
+      return Array.isArray(replies) ? replies : [];
+    },
+  };
+}
+
+async function handle(message: KernelMessage): Promise<void> {
+  if (message.type === "op-result") {
+    const waiter = pending.get(message.req);
+    if (!waiter) return;
+    pending.delete(message.req);
+    if (message.ok) waiter.resolve(message.result ?? null);
+    else {
+      // Deno's own error classes survive the trip, so `instanceof Deno.errors.NotFound` works.
+      const wire = message.error ?? { name: "Error", message: "The kernel refused the request" };
+      const native =
+        (Deno.errors as unknown as Record<string, new (m: string) => Error>)[wire.name];
+      waiter.reject(native && !wire.code ? new native(wire.message) : new RemoteError(wire));
+    }
+    return;
+  }
+  if (message.type === "init") {
+    await registered;
+    session = {
+      plugin: message.plugin,
+      dryRun: message.dryRun,
+      hostRoot: message.hostRoot,
+      dirs: message.dirs,
+    };
+    const def = definition!;
+    const hooks: ("pre-stage" | "post-stage")[] = [];
+    if (def.hooks?.preStage) hooks.push("pre-stage");
+    if (def.hooks?.postStage) hooks.push("post-stage");
+    post({
+      type: "ready",
+      v: PROTOCOL_VERSION,
+      stages: Object.keys(def.stages ?? {}),
+      events: Object.keys(def.on ?? {}),
+      hooks,
+      preflight: typeof def.preflight === "function",
+    });
+    return;
+  }
+  const s = session;
+  const def = definition;
+  if (!s || !def) {
+    post({
+      type: "done",
+      call: message.call,
+      ok: false,
+      error: { name: "Error", message: "The worker was not initialised" },
+    });
+    return;
+  }
+  const call = message.call;
+  try {
+    switch (message.type) {
+      case "run-stage": {
+        const fn = def.stages?.[message.stage];
+        if (!fn) throw new Error(`The plugin defines no stage "${message.stage}"`);
+        const values = new Map(Object.entries(message.context));
+        const writes: Record<string, Json> = {};
+        const ctx: StageContext = {
+          ...baseContext(call, s),
+          stage: message.stage,
+          get: <T extends Json>(key: string) =>
+            (key in writes ? writes[key] : values.get(key)) as T | undefined,
+          set: (key, value) => {
+            writes[key] = value;
+          },
+          on: (event, handler) => {
+            dynamicHandlers.set(event, handler);
+            post({ type: "subscribe", event });
+          },
+        };
+        await fn(ctx);
+        post({ type: "done", call, ok: true, writes });
+        break;
+      }
+      case "preflight": {
+        const veto = await def.preflight?.(baseContext(call, s));
+        post({
+          type: "done",
+          call,
+          ok: true,
+          writes: {},
+          ...(typeof veto === "string" ? { veto } : {}),
+        });
+        break;
+      }
+      case "hook": {
+        const info = { stage: message.stage, ...(message.error ? { error: message.error } : {}) };
+        const hook = message.hook === "pre-stage" ? def.hooks?.preStage : def.hooks?.postStage;
+        await hook?.(info, baseContext(call, s));
+        post({ type: "done", call, ok: true, writes: {} });
+        break;
+      }
+      case "event": {
+        const handler = def.on?.[message.event] ?? dynamicHandlers.get(message.event);
+        const reply = await handler?.(message.payload, {
+          ...baseContext(call, s),
+          event: message.event,
+        });
+        post({
+          type: "done",
+          call,
+          ok: true,
+          writes: {},
+          ...(reply === undefined ? {} : { reply }),
+        });
+        break;
+      }
+    }
+  } catch (error) {
+    post({ type: "done", call, ok: false, error: toWireError(error) });
+  }
+}
