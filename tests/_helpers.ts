@@ -1,0 +1,74 @@
+/**
+ * Shared set-up for cross-part tests: a private set of Gini directories, fixture
+ * plugins loaded through the real discovery and resolution, and a UI that records.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { discoverPlugins } from "../kernel/plugins/discover.ts";
+import { resolvePlugins } from "../kernel/plugins/resolve.ts";
+import type { Resolution } from "../kernel/plugins/resolve.ts";
+import { createUi, type Ui, type UiSink } from "../kernel/ui.ts";
+import { resolveStartupEnv, type StartupEnv } from "../kernel/paths.ts";
+import { fromFileUrl } from "../kernel/url.ts";
+
+export const REPO = fromFileUrl(new URL("../", import.meta.url));
+export const FIXTURE_PLUGINS = join(REPO, "tests/fixtures/plugins");
+
+/** A temporary home with Gini's four directories inside. */
+export async function tempEnv(hostRoot?: string): Promise<StartupEnv & { root: string }> {
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  const env = resolveStartupEnv(
+    {
+      configDir: join(root, "config"),
+      dataDir: join(root, "data"),
+      stateDir: join(root, "state"),
+      cacheDir: join(root, "cache"),
+      ...(hostRoot ? { hostRoot } : {}),
+    },
+    { HOME: root, PATH: Deno.env.get("PATH") },
+    root,
+  );
+  return { ...env, root };
+}
+
+/** Loads the named fixture plugins (folder names under tests/fixtures/plugins). */
+export async function loadFixtures(...folders: string[]): Promise<Resolution> {
+  const discovery = await discoverPlugins(
+    folders.map((f) => ({ dir: join(FIXTURE_PLUGINS, f), origin: "extra" as const })),
+  );
+  return resolvePlugins(discovery.manifests, discovery.errors);
+}
+
+/** A UI whose output is kept in memory. */
+export function recordingUi(json = false): Ui & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const sink: UiSink = { out: (t) => void out.push(t), err: (t) => void err.push(t), isTerminal: false };
+  return Object.assign(createUi({ json, sink }), { out, err });
+}
+
+/** Every file under `dir` with its content, for before/after comparisons. */
+export async function snapshotTree(dir: string): Promise<Record<string, string>> {
+  const result: Record<string, string> = {};
+  const walk = async (current: string, prefix: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(current));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(current, entry.name);
+      const key = `${prefix}${entry.name}`;
+      if (entry.isSymlink) result[key] = `-> ${await Deno.readLink(path)}`;
+      else if (entry.isDirectory) {
+        result[`${key}/`] = "dir";
+        await walk(path, `${key}/`);
+      } else result[key] = await Deno.readTextFile(path);
+    }
+  };
+  await walk(dir, "");
+  return result;
+}
