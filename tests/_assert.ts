@@ -9,7 +9,11 @@ export function assert(value: unknown, message?: string): asserts value {
   nodeAssert.ok(value, message);
 }
 
-export function assertEquals<T>(actual: unknown, expected: T, message?: string): asserts actual is T {
+export function assertEquals<T>(
+  actual: unknown,
+  expected: T,
+  message?: string,
+): asserts actual is T {
   nodeAssert.deepStrictEqual(actual, expected, message);
 }
 
@@ -33,7 +37,9 @@ export async function assertRejects<E extends Error = Error>(
   try {
     await fn();
   } catch (error) {
-    if (errorClass) nodeAssert.ok(error instanceof errorClass, `Expected ${errorClass.name}, got ${error}`);
+    if (errorClass) {
+      nodeAssert.ok(error instanceof errorClass, `Expected ${errorClass.name}, got ${error}`);
+    }
     if (includes) assertStringIncludes((error as Error).message, includes);
     return error as E;
   }
@@ -49,7 +55,9 @@ export function assertThrows<E extends Error = Error>(
   try {
     fn();
   } catch (error) {
-    if (errorClass) nodeAssert.ok(error instanceof errorClass, `Expected ${errorClass.name}, got ${error}`);
+    if (errorClass) {
+      nodeAssert.ok(error instanceof errorClass, `Expected ${errorClass.name}, got ${error}`);
+    }
     if (includes) assertStringIncludes((error as Error).message, includes);
     return error as E;
   }

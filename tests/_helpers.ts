@@ -44,7 +44,11 @@ export async function loadFixtures(...folders: string[]): Promise<Resolution> {
 export function recordingUi(json = false): Ui & { out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
-  const sink: UiSink = { out: (t) => void out.push(t), err: (t) => void err.push(t), isTerminal: false };
+  const sink: UiSink = {
+    out: (t) => void out.push(t),
+    err: (t) => void err.push(t),
+    isTerminal: false,
+  };
   return Object.assign(createUi({ json, sink }), { out, err });
 }
 

@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { runStages } from "../kernel/mod.ts";
 import { loadFixtures, recordingUi, snapshotTree, tempEnv } from "./_helpers.ts";
 
-async function writeAs(target: (env: { data: string; root: string }) => string, prepare?: (env: { data: string; root: string }) => Promise<void>) {
+async function writeAs(
+  target: (env: { data: string; root: string }) => string,
+  prepare?: (env: { data: string; root: string }) => Promise<void>,
+) {
   const env = await tempEnv();
   const places = { data: env.dirs.data, root: env.root };
   await Deno.mkdir(join(env.dirs.data, "escaper"), { recursive: true });
@@ -28,7 +31,11 @@ Deno.test("fs.write inside the plugin's grant succeeds", async () => {
 });
 
 Deno.test("fs.write is refused with PermissionDeniedError outside the grant, through .., and through a symlink", async (t) => {
-  const cases: [string, (p: { data: string; root: string }) => string, ((p: { data: string; root: string }) => Promise<void>)?][] = [
+  const cases: [
+    string,
+    (p: { data: string; root: string }) => string,
+    ((p: { data: string; root: string }) => Promise<void>)?,
+  ][] = [
     ["outside the grant", ({ root }) => join(root, "outside/victim.txt")],
     ["through ..", ({ data }) => `${data}/escaper/../../outside/victim.txt`],
     [
@@ -39,12 +46,14 @@ Deno.test("fs.write is refused with PermissionDeniedError outside the grant, thr
     [
       "through a symlinked file inside the grant",
       ({ data }) => join(data, "escaper/victim-link.txt"),
-      ({ data, root }) => Deno.symlink(join(root, "outside/victim.txt"), join(data, "escaper/victim-link.txt")),
+      ({ data, root }) =>
+        Deno.symlink(join(root, "outside/victim.txt"), join(data, "escaper/victim-link.txt")),
     ],
     [
       "through a dangling symlink to a new file outside",
       ({ data }) => join(data, "escaper/new-link.txt"),
-      ({ data, root }) => Deno.symlink(join(root, "outside/new.txt"), join(data, "escaper/new-link.txt")),
+      ({ data, root }) =>
+        Deno.symlink(join(root, "outside/new.txt"), join(data, "escaper/new-link.txt")),
     ],
     ["with a relative path", () => "escaper/relative.txt"],
   ];

@@ -6,7 +6,10 @@ import { resolvePlugins } from "../kernel/plugins/resolve.ts";
 import { recordingUi, REPO, snapshotTree, tempEnv } from "./_helpers.ts";
 
 async function loadExample() {
-  const discovery = await discoverPlugins([{ dir: join(REPO, "plugins/examples"), origin: "extra" }]);
+  const discovery = await discoverPlugins([{
+    dir: join(REPO, "plugins/examples"),
+    origin: "extra",
+  }]);
   return resolvePlugins(discovery.manifests, discovery.errors);
 }
 
@@ -16,11 +19,21 @@ Deno.test("a dry run changes nothing on disk and plans exactly the ops a live ru
   await Deno.writeTextFile(join(env.dirs.data, "keep.txt"), "untouched\n");
   const before = await snapshotTree(env.root);
 
-  const dry = await runStages({ env, loaded: await loadExample(), ui: recordingUi(), dryRun: true });
+  const dry = await runStages({
+    env,
+    loaded: await loadExample(),
+    ui: recordingUi(),
+    dryRun: true,
+  });
   assert(dry.result.ok, dry.result.error?.message);
   assertEquals(await snapshotTree(env.root), before, "the dry run changed nothing");
 
-  const live = await runStages({ env, loaded: await loadExample(), ui: recordingUi(), dryRun: false });
+  const live = await runStages({
+    env,
+    loaded: await loadExample(),
+    ui: recordingUi(),
+    dryRun: false,
+  });
   assert(live.result.ok, live.result.error?.message);
   const shape = (records: typeof dry.report.stages) =>
     records.flatMap((s) => s.ops.map((op) => ({ stage: op.stage, kind: op.kind, args: op.args })));

@@ -5,7 +5,12 @@ import { loadFixtures, recordingUi, tempEnv } from "./_helpers.ts";
 
 Deno.test("a plugin without read permission is denied /etc/hostname, and the kernel serves it no /proc read", async () => {
   const env = await tempEnv();
-  const { result } = await runStages({ env, loaded: await loadFixtures("reader_none"), ui: recordingUi(), dryRun: false });
+  const { result } = await runStages({
+    env,
+    loaded: await loadFixtures("reader_none"),
+    ui: recordingUi(),
+    dryRun: false,
+  });
   assert(result.ok, result.error?.message);
   assertEquals(result.context["reader_none.result"], {
     direct: "denied: NotCapable",
@@ -14,9 +19,14 @@ Deno.test("a plugin without read permission is denied /etc/hostname, and the ker
   });
 });
 
-Deno.test("a plugin granted read = [\"/proc\"] reads /proc/cpuinfo but not /etc/hostname, and cannot run programs", async () => {
+Deno.test('a plugin granted read = ["/proc"] reads /proc/cpuinfo but not /etc/hostname, and cannot run programs', async () => {
   const env = await tempEnv();
-  const { result } = await runStages({ env, loaded: await loadFixtures("reader_proc"), ui: recordingUi(), dryRun: false });
+  const { result } = await runStages({
+    env,
+    loaded: await loadFixtures("reader_proc"),
+    ui: recordingUi(),
+    dryRun: false,
+  });
   assert(result.ok, result.error?.message);
   assertEquals(result.context["reader_proc.result"], {
     cpuinfoHasProcessor: true,
@@ -32,9 +42,17 @@ Deno.test("Object.prototype.run = true in the kernel does not grant a plugin run
   proto.run = true;
   proto.write = true;
   try {
-    const { result } = await runStages({ env, loaded: await loadFixtures("reader_proc"), ui: recordingUi(), dryRun: false });
+    const { result } = await runStages({
+      env,
+      loaded: await loadFixtures("reader_proc"),
+      ui: recordingUi(),
+      dryRun: false,
+    });
     assert(result.ok, result.error?.message);
-    assertEquals((result.context["reader_proc.result"] as Record<string, unknown>).run, "denied: NotCapable");
+    assertEquals(
+      (result.context["reader_proc.result"] as Record<string, unknown>).run,
+      "denied: NotCapable",
+    );
   } finally {
     delete proto.run;
     delete proto.write;
@@ -50,7 +68,10 @@ Deno.test("a stage that never yields is terminated at its timeout while another 
     dryRun: false,
   });
   assertEquals(result.ok, false);
-  assertMatch(result.error!.message, /Stage "spinner:spin" of plugin "spinner" failed: "spinner:spin" did not finish within 1500 ms/);
+  assertMatch(
+    result.error!.message,
+    /Stage "spinner:spin" of plugin "spinner" failed: "spinner:spin" did not finish within 1500 ms/,
+  );
   const byId = Object.fromEntries(result.stages.map((s) => [s.id, s.status]));
   assertEquals(byId, { "spinner:spin": "failed", "steady:work": "done" });
   assertEquals(await Deno.readTextFile(join(env.dirs.data, "steady/done.txt")), "done\n");
@@ -72,7 +93,10 @@ Deno.test("malformed, oversized and __proto__-laden messages and Deno.exit do no
   });
   assertEquals(({} as Record<string, unknown>).polluted, undefined);
   const warnings = ui.err.join("");
-  assertStringIncludes(warnings, 'Ignored a message from plugin "hostile": the message does not match the protocol');
+  assertStringIncludes(
+    warnings,
+    'Ignored a message from plugin "hostile": the message does not match the protocol',
+  );
   assertStringIncludes(warnings, "is larger than");
   assertStringIncludes(warnings, 'holds the forbidden key "__proto__"');
   assertStringIncludes(warnings, "nested deeper than");
@@ -90,7 +114,10 @@ Deno.test("a plugin calling Deno.exit fails its stage with a clear error", async
     seeds: { "hostile.mode": "exit" },
   });
   assertEquals(result.ok, false);
-  assertStringIncludes(result.error!.message, 'Stage "hostile:attack" of plugin "hostile" failed: Cannot call Deno.exit()');
+  assertStringIncludes(
+    result.error!.message,
+    'Stage "hostile:attack" of plugin "hostile" failed: Cannot call Deno.exit()',
+  );
 });
 
 Deno.test("a plugin flooding the kernel with messages is terminated", async () => {

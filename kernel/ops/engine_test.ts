@@ -9,22 +9,38 @@ import { sha256Hex } from "./_fs.ts";
 
 async function setup(mode: "dry" | "live") {
   const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "gini-engine-" }));
-  const startup = resolveStartupEnv({ dataDir: join(root, "data") }, { HOME: root, PATH: Deno.env.get("PATH") }, root);
+  const startup = resolveStartupEnv({ dataDir: join(root, "data") }, {
+    HOME: root,
+    PATH: Deno.env.get("PATH"),
+  }, root);
   const grants: Grants = { plugin: "t", write: [root], read: [root], run: new Set(["qemu-img"]) };
-  return { root, grants, engine: new OpEngine(mode, { startup, host: new HostRunner(startup.path) }) };
+  return {
+    root,
+    grants,
+    engine: new OpEngine(mode, { startup, host: new HostRunner(startup.path) }),
+  };
 }
 
 Deno.test("OpEngine: fs.write over an existing file is a conflict in a dry run and refused live", async () => {
   const dry = await setup("dry");
   await Deno.writeTextFile(join(dry.root, "f"), "old");
-  await dry.engine.request(dry.grants, "s", { kind: "fs.write", args: { path: join(dry.root, "f"), content: "new" } });
-  assertEquals(dry.engine.summary().conflicts, [`"${join(dry.root, "f")}" exists and would be overwritten`]);
+  await dry.engine.request(dry.grants, "s", {
+    kind: "fs.write",
+    args: { path: join(dry.root, "f"), content: "new" },
+  });
+  assertEquals(dry.engine.summary().conflicts, [
+    `"${join(dry.root, "f")}" exists and would be overwritten`,
+  ]);
   assertEquals(await Deno.readTextFile(join(dry.root, "f")), "old");
 
   const live = await setup("live");
   await Deno.writeTextFile(join(live.root, "f"), "old");
   await assertRejects(
-    () => live.engine.request(live.grants, "s", { kind: "fs.write", args: { path: join(live.root, "f"), content: "new" } }),
+    () =>
+      live.engine.request(live.grants, "s", {
+        kind: "fs.write",
+        args: { path: join(live.root, "f"), content: "new" },
+      }),
     ConflictError,
   );
   assertEquals(await Deno.readTextFile(join(live.root, "f")), "old");
@@ -33,18 +49,25 @@ Deno.test("OpEngine: fs.write over an existing file is a conflict in a dry run a
 Deno.test("OpEngine: fs.edit refuses a file changed since the plan and records an exact inverse", async () => {
   const { root, grants, engine } = await setup("live");
   const path = join(root, "grub");
-  await Deno.writeTextFile(path, "GRUB_CMDLINE_LINUX=\"\"\n");
-  const planned = await sha256Hex("GRUB_CMDLINE_LINUX=\"\"\n");
+  await Deno.writeTextFile(path, 'GRUB_CMDLINE_LINUX=""\n');
+  const planned = await sha256Hex('GRUB_CMDLINE_LINUX=""\n');
   await Deno.writeTextFile(path, "changed behind our back\n");
   await assertRejects(
-    () => engine.request(grants, "s", { kind: "fs.edit", args: { path, expectSha256: planned, content: "x" } }),
+    () =>
+      engine.request(grants, "s", {
+        kind: "fs.edit",
+        args: { path, expectSha256: planned, content: "x" },
+      }),
     ConflictError,
     "changed since the plan was made",
   );
   assertEquals(await Deno.readTextFile(path), "changed behind our back\n");
 
   const current = await sha256Hex("changed behind our back\n");
-  await engine.request(grants, "s", { kind: "fs.edit", args: { path, expectSha256: current, content: "new\n" } });
+  await engine.request(grants, "s", {
+    kind: "fs.edit",
+    args: { path, expectSha256: current, content: "new\n" },
+  });
   assertEquals(await Deno.readTextFile(path), "new\n");
   const record = engine.records.at(-1)!;
   assertEquals(record.inverse, [{
@@ -65,7 +88,10 @@ Deno.test("OpEngine: fs.mkdir's inverse removes only the directories it created,
 
 Deno.test("OpEngine: run checks the program grant, and read-only invocations run even in a dry run", async () => {
   const { grants, engine } = await setup("dry");
-  const version = await engine.request(grants, "s", { kind: "run", args: { argv: ["qemu-img", "--version"] } }) as {
+  const version = await engine.request(grants, "s", {
+    kind: "run",
+    args: { argv: ["qemu-img", "--version"] },
+  }) as {
     stdout: string;
   };
   assertStringIncludes(version.stdout, "qemu-img version");
@@ -80,7 +106,11 @@ Deno.test("OpEngine: run checks the program grant, and read-only invocations run
     "not in the plugin's run grant",
   );
   await assertRejects(
-    () => engine.request(grants, "s", { kind: "run", args: { argv: ["/usr/bin/qemu-img", "--version"] } }),
+    () =>
+      engine.request(grants, "s", {
+        kind: "run",
+        args: { argv: ["/usr/bin/qemu-img", "--version"] },
+      }),
     PermissionDeniedError,
     "programs are named without a path",
   );
@@ -90,7 +120,10 @@ Deno.test("OpEngine: run checks the program grant, and read-only invocations run
 
 Deno.test("OpEngine: unknown op kinds and bad arguments are refused with a hint", async () => {
   const { grants, engine } = await setup("dry");
-  const unknown = await assertRejects(() => engine.request(grants, "s", { kind: "fs.wirte", args: {} }), OpRequestError);
+  const unknown = await assertRejects(
+    () => engine.request(grants, "s", { kind: "fs.wirte", args: {} }),
+    OpRequestError,
+  );
   assertEquals(unknown.hint, 'Did you mean "fs.write"?');
   await assertRejects(
     () => engine.request(grants, "s", { kind: "fs.write", args: { path: 3 } }),
