@@ -97,27 +97,28 @@ function buildProgram(
     });
     return { ui, flags, env: resolveStartupEnv(flags, processEnv, cwd) };
   };
-  const run =
-    <A extends unknown[]>(action: (c: CommandEnv, ...args: A) => Promise<number | void>) =>
-    async (...args: A) => {
-      let c: CommandEnv | undefined;
-      try {
-        c = context();
-        exitCode = (await action(c, ...args)) ?? 0;
-      } catch (error) {
-        (c?.ui ??
-          createUi({
-            json: (program.opts() as GlobalOptions).json ?? false,
-            ...(sink ? { sink } : {}),
-          }))
-          .failure(error);
-        exitCode = error instanceof GiniError ? error.exitCode : 1;
-      }
-    };
+  const run = <A extends unknown[]>(
+    action: (c: CommandEnv, ...args: A) => Promise<number | void> | number | void,
+  ) =>
+  async (...args: A) => {
+    let c: CommandEnv | undefined;
+    try {
+      c = context();
+      exitCode = (await action(c, ...args)) ?? 0;
+    } catch (error) {
+      (c?.ui ??
+        createUi({
+          json: (program.opts() as GlobalOptions).json ?? false,
+          ...(sink ? { sink } : {}),
+        }))
+        .failure(error);
+      exitCode = error instanceof GiniError ? error.exitCode : 1;
+    }
+  };
 
   program.command("version")
     .description("print versions of Gini, its kernel API and Deno")
-    .action(run(async ({ ui }) => {
+    .action(run(({ ui }) => {
       const data = {
         gini: VERSION,
         kernelApi: KERNEL_API_VERSION,

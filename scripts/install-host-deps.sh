@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages Gini's tests use. Idempotent: installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  qemu-utils # qemu-img: read-only run ops in the op engine tests
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "host dependencies: all ${#PACKAGES[@]} present"
+  exit 0
+fi
+echo "host dependencies: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

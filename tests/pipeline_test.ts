@@ -1,0 +1,69 @@
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { join } from "node:path";
+import { runStages } from "../kernel/mod.ts";
+import { loadFixtures, recordingUi, tempEnv } from "./_helpers.ts";
+
+Deno.test("runPipeline() orders stages by the keys they read, runs hooks around each, and delivers events across workers", async () => {
+  const env = await tempEnv();
+  const { result } = await runStages({
+    env,
+    loaded: await loadFixtures("observer", "greeter"),
+    ui: recordingUi(),
+    dryRun: false,
+    seeds: { "greeter.mode": "normal" },
+  });
+  assert(result.ok, result.error?.message);
+  assertEquals(result.stages.map((s) => [s.id, s.status]), [["greeter:second", "done"], [
+    "greeter:first",
+    "done",
+  ]]);
+  assertEquals(result.context["greeter.replies"], [{ echoed: { n: 2 } }]);
+  assertEquals(
+    await Deno.readTextFile(join(env.dirs.data, "observer/log.txt")),
+    [
+      "pre greeter:first",
+      "post greeter:first",
+      "completed greeter:first",
+      "pre greeter:second",
+      "post greeter:second",
+      "completed greeter:second",
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("runPipeline() refuses a value that breaks its key's contract", async () => {
+  const env = await tempEnv();
+  const { result } = await runStages({
+    env,
+    loaded: await loadFixtures("greeter"),
+    ui: recordingUi(),
+    dryRun: false,
+    seeds: { "greeter.mode": "break-contract" },
+  });
+  assertEquals(result.ok, false);
+  assertStringIncludes(
+    result.error!.message,
+    `its value for "greeter.first" breaks the key's contract at "n"`,
+  );
+  assertEquals(result.stages.find((s) => s.id === "greeter:second")?.status, "skipped");
+});
+
+Deno.test("a preflight veto stops the run before any stage, with the plugin's reason", async () => {
+  const env = await tempEnv();
+  let error: unknown;
+  try {
+    await runStages({
+      env,
+      loaded: await loadFixtures("vetoer"),
+      ui: recordingUi(),
+      dryRun: false,
+    });
+  } catch (e) {
+    error = e;
+  }
+  assertEquals(
+    (error as Error).message,
+    'Cannot start: plugin "vetoer" refused in its preflight: the host has no frobnicator',
+  );
+});
