@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the kernel benchmarks with the same permission flags as the gini task.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DENO="$(bash scripts/deno.sh)"
+exec "$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench.ts "$@"
