@@ -25,6 +25,8 @@ import {
 import { describePlugin, pluginGraph, pluginSummary } from "./kernel/plugins/describe.ts";
 import { KERNEL_API_VERSION } from "./kernel/plugins/manifest.ts";
 import { PROTOCOL_VERSION } from "./workers/protocol.ts";
+import type { EnvironmentData } from "./plugins/env_check/contracts.ts";
+import { renderChecks, renderIommu } from "./plugins/env_check/render.ts";
 
 /** Gini's version. */
 export const VERSION = denoJson.version;
@@ -165,6 +167,26 @@ function buildProgram(
       const loaded = await loadPlugins(env, flags.pluginDir ?? []);
       const graph = pluginGraph(loaded);
       ui.result(graph.data, () => graph.mermaid);
+    }));
+
+  program.command("check")
+    .description("check what this host (or --host-root) can run: KVM, IOMMU, GPUs, firmware, tools")
+    .option("--iommu", "list IOMMU groups and their devices, like ls-iommu")
+    .action(run(async ({ ui, env, flags }, options: { iommu?: boolean }) => {
+      const loaded = await loadPlugins(env, flags.pluginDir ?? []);
+      // A check changes nothing: it runs as a dry run, where only read-only queries execute.
+      const { result } = await runStages({
+        env,
+        loaded,
+        ui,
+        dryRun: true,
+        targets: ["env-check:finalize-host-report"],
+      });
+      if (!result.ok) throw result.error;
+      const report = result.context["session.environment_data"] as unknown as EnvironmentData;
+      if (options.iommu) ui.result(report.iommu, () => renderIommu(report, ui.paint));
+      else ui.result(report, () => renderChecks(report, ui.paint));
+      return report.checks.some((c) => c.status === "FAIL") ? 1 : 0;
     }));
 
   program.command("run")
