@@ -36,7 +36,8 @@ export function renderChecks(report: EnvironmentData, paint: Paint = (_, t) => t
     if (check.hint) lines.push(`      ${paint("debug", `hint: ${check.hint}`)}`);
   }
   const count = (s: string) => report.checks.filter((c) => c.status === s).length;
-  lines.push("", `${count("PASS")} passed, ${count("WARN")} warnings, ${count("FAIL")} failed`);
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  lines.push("", `${count("PASS")} passed, ${plural(count("WARN"), "warning")}, ${count("FAIL")} failed`);
   if (report.notChecked.length) {
     lines.push(`Not checked on a host root: ${report.notChecked.join(", ")}`);
   }
