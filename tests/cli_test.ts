@@ -128,7 +128,7 @@ Deno.test("a bad manifest exits 2 naming the file, line and key; --json prints t
 });
 
 Deno.test("gini --dry-run run prints the plan and changes nothing; a live run exits 0 and writes", async () => {
-  const { root, code, stdout } = await gini([...EXAMPLES, "--dry-run", "run"]);
+  const { root, code, stdout } = await gini([...EXAMPLES, "--dry-run", "run", "compat-check:write-report"]);
   assertEquals(code, 0);
   assertStringIncludes(
     stdout,
@@ -138,7 +138,7 @@ Deno.test("gini --dry-run run prints the plan and changes nothing; a live run ex
   );
   assertStringIncludes(stdout, "Summary (dry run: nothing was changed):");
   assertEquals(await Array.fromAsync(Deno.readDir(root)), []);
-  const live = await gini([...EXAMPLES, "run", "--json"], root);
+  const live = await gini([...EXAMPLES, "run", "compat-check:write-report", "--json"], root);
   assertEquals(live.code, 0);
   const report = JSON.parse(live.stdout);
   assertEquals(report.ok, true);

@@ -71,6 +71,8 @@ export async function gatherCpu(r: TolerantReader) {
   const cpu = parseCpuinfo(cpuinfo ?? "");
   if (cpuinfo !== undefined && cpu.threads === 0) {
     r.warnings.push('Cannot parse "/proc/cpuinfo": no processor entries');
+  } else if (cpuinfo !== undefined && cpu.flags.length === 0) {
+    r.warnings.push('Cannot find CPU flags in "/proc/cpuinfo": the file looks truncated');
   }
   const kvmNode = await r.stat("/dev/kvm");
   const modules = new Set(

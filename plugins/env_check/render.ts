@@ -37,7 +37,10 @@ export function renderChecks(report: EnvironmentData, paint: Paint = (_, t) => t
   }
   const count = (s: string) => report.checks.filter((c) => c.status === s).length;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  lines.push("", `${count("PASS")} passed, ${plural(count("WARN"), "warning")}, ${count("FAIL")} failed`);
+  lines.push(
+    "",
+    `${count("PASS")} passed, ${plural(count("WARN"), "warning")}, ${count("FAIL")} failed`,
+  );
   if (report.notChecked.length) {
     lines.push(`Not checked on a host root: ${report.notChecked.join(", ")}`);
   }
