@@ -128,7 +128,12 @@ Deno.test("a bad manifest exits 2 naming the file, line and key; --json prints t
 });
 
 Deno.test("gini --dry-run run prints the plan and changes nothing; a live run exits 0 and writes", async () => {
-  const { root, code, stdout } = await gini([...EXAMPLES, "--dry-run", "run", "compat-check:write-report"]);
+  const { root, code, stdout } = await gini([
+    ...EXAMPLES,
+    "--dry-run",
+    "run",
+    "compat-check:write-report",
+  ]);
   assertEquals(code, 0);
   assertStringIncludes(
     stdout,
