@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DENO="$(bash scripts/deno.sh)"
-exec "$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench.ts "$@"
+"$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench.ts "$@"
+"$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench_check.ts

@@ -170,6 +170,22 @@ export async function writeHost(root: string, host: FixtureHost): Promise<void> 
     await write(root, `${dir}/subsystem_vendor`, `0x${sv}\n`);
     await write(root, `${dir}/subsystem_device`, `0x${sd}\n`);
     await write(root, `${dir}/revision`, `0x${d.revision ?? "00"}\n`);
+    const up = (hex: string) => hex.toUpperCase();
+    await write(
+      root,
+      `${dir}/uevent`,
+      [
+        ...(d.driver ? [`DRIVER=${d.driver}`] : []),
+        `PCI_CLASS=${up(d.class.slice(2).replace(/^0+/, ""))}`,
+        `PCI_ID=${up(d.vendor)}:${up(d.device)}`,
+        `PCI_SUBSYS_ID=${up(sv)}:${up(sd)}`,
+        `PCI_SLOT_NAME=${d.address}`,
+        `MODALIAS=pci:v0000${up(d.vendor)}d0000${up(d.device)}sv0000${up(sv)}sd0000${up(sd)}bc${
+          up(d.class.slice(2, 4))
+        }sc${up(d.class.slice(4, 6))}i${up(d.class.slice(6, 8))}`,
+        "",
+      ].join("\n"),
+    );
     if (d.class.startsWith("0x0300")) {
       await write(root, `${dir}/boot_vga`, d.bootVga ? "1\n" : "0\n");
     }

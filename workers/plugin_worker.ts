@@ -169,11 +169,11 @@ function makeHost(call: number, root: string): HostReader {
   const read = async <T>(
     kind: "text" | "dir" | "link" | "stat",
     hostPath: string,
-    direct: (real: string) => Promise<T>,
+    direct: (real: string) => T,
   ): Promise<T> => {
     const real = path(hostPath);
     try {
-      return await direct(real);
+      return direct(real);
     } catch (error) {
       if (!isNotCapable(error) || !viaKernel(real)) throw error;
       return await request({ type: "read", call, read: { kind, path: real } }) as T;
@@ -182,17 +182,14 @@ function makeHost(call: number, root: string): HostReader {
   return {
     root,
     path,
-    readText: (p) => read("text", p, (real) => Deno.readTextFile(real)),
+    // Sync calls: sysfs attributes are tiny, and a thread-pool hop per file costs more than the read.
+    readText: (p) => read("text", p, (real) => Deno.readTextFileSync(real)),
     readDir: (p) =>
-      read("dir", p, async (real) => {
-        const names: string[] = [];
-        for await (const entry of Deno.readDir(real)) names.push(entry.name);
-        return names.sort();
-      }),
-    readLink: (p) => read("link", p, (real) => Deno.readLink(real)),
+      read("dir", p, (real) => Array.from(Deno.readDirSync(real), (entry) => entry.name).sort()),
+    readLink: (p) => read("link", p, (real) => Deno.readLinkSync(real)),
     stat: (p) =>
-      read("stat", p, async (real): Promise<HostStat> => {
-        const info = await Deno.lstat(real);
+      read("stat", p, (real): HostStat => {
+        const info = Deno.lstatSync(real);
         return {
           isFile: info.isFile,
           isDirectory: info.isDirectory,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { posix } from "node:path";
 import { basenameOf, type TolerantReader } from "./_reader.ts";
 import { lookupPciNames } from "./_pci_ids.ts";
 import type { PciDevice } from "./contracts.ts";
@@ -146,6 +147,27 @@ export async function gatherMemory(r: TolerantReader) {
 }
 
 const GPU_CLASSES = new Set(["0300", "0302", "0380"]);
+
+/** The fields of a PCI device's uevent file, as 0x-prefixed hex like the attribute files. */
+export function parseUevent(text: string | undefined) {
+  if (!text) return undefined;
+  const fields: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const at = line.indexOf("=");
+    if (at > 0) fields[line.slice(0, at)] = line.slice(at + 1);
+  }
+  const id = fields.PCI_ID?.match(/^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$/);
+  const subsys = fields.PCI_SUBSYS_ID?.match(/^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$/);
+  if (!fields.PCI_CLASS || !/^[0-9A-Fa-f]{1,6}$/.test(fields.PCI_CLASS) || !id) return undefined;
+  return {
+    class: `0x${fields.PCI_CLASS.toLowerCase().padStart(6, "0")}`,
+    vendor: `0x${id[1]!.toLowerCase()}`,
+    device: `0x${id[2]!.toLowerCase()}`,
+    subsystemVendor: subsys ? `0x${subsys[1]!.toLowerCase()}` : undefined,
+    subsystemDevice: subsys ? `0x${subsys[2]!.toLowerCase()}` : undefined,
+    driver: fields.DRIVER,
+  };
+}
 const PCI_IDS_PATHS = [
   "/usr/share/misc/pci.ids",
   "/usr/share/hwdata/pci.ids",
@@ -161,28 +183,32 @@ export async function gatherPci(r: TolerantReader) {
   const devices: PciDevice[] = [];
   for (const address of await r.dir("/sys/bus/pci/devices")) {
     if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address)) continue;
-    const base = `/sys/bus/pci/devices/${address}`;
-    const [
-      classRaw,
-      vendorRaw,
-      deviceRaw,
-      subVendorRaw,
-      subDeviceRaw,
-      revision,
-      bootVga,
-      driverLink,
-      groupLink,
-    ] = await Promise.all([
+    // Read through the device's real directory: one symlink resolved instead of one per attribute.
+    const target = await r.link(`/sys/bus/pci/devices/${address}`);
+    const base = target
+      ? posix.normalize(posix.join("/sys/bus/pci/devices", target))
+      : `/sys/bus/pci/devices/${address}`;
+    // uevent carries class, IDs, subsystem and driver in one read; older trees fall back to attributes.
+    const uevent = parseUevent(await r.text(`${base}/uevent`));
+    const [revision, groupLink] = await Promise.all([
+      r.attr(`${base}/revision`),
+      r.link(`${base}/iommu_group`),
+    ]);
+    const fromAttrs = uevent ? undefined : await Promise.all([
       r.attr(`${base}/class`),
       r.attr(`${base}/vendor`),
       r.attr(`${base}/device`),
       r.attr(`${base}/subsystem_vendor`),
       r.attr(`${base}/subsystem_device`),
-      r.attr(`${base}/revision`),
-      r.attr(`${base}/boot_vga`),
       r.link(`${base}/driver`),
-      r.link(`${base}/iommu_group`),
     ]);
+    const [classRaw, vendorRaw, deviceRaw, subVendorRaw, subDeviceRaw] = uevent
+      ? [uevent.class, uevent.vendor, uevent.device, uevent.subsystemVendor, uevent.subsystemDevice]
+      : fromAttrs!;
+    const driverLink = uevent
+      ? (uevent.driver ? `drivers/${uevent.driver}` : undefined)
+      : fromAttrs![5];
+    const bootVga = classRaw?.startsWith("0x0300") ? await r.attr(`${base}/boot_vga`) : undefined;
     const classCode = hexId(classRaw, 6);
     const vendor = hexId(vendorRaw, 4);
     const device = hexId(deviceRaw, 4);

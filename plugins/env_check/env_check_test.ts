@@ -190,6 +190,7 @@ Deno.test("env-check turns malformed and missing host files into warnings, never
   const nvme = join(root, "sys/devices/pci0000:00/0000:00:06.0/0000:02:00.0");
   await Deno.remove(join(nvme, "driver"));
   await Deno.symlink("../../../../bus/pci/drivers/missing-driver-dir/gone", join(nvme, "driver"));
+  await Deno.writeTextFile(join(nvme, "uevent"), "PCI_CLASS=not-hex\n");
   await Deno.remove(join(nvme, "class"));
   await Deno.mkdir(join(nvme, "class"));
   await Deno.writeTextFile(
@@ -213,7 +214,10 @@ Deno.test("env-check turns malformed and missing host files into warnings, never
     'Cannot find CPU flags in "/proc/cpuinfo": the file looks truncated',
   );
   assertStringIncludes(warnings, 'Cannot find "/proc/meminfo"');
-  assertStringIncludes(warnings, 'Cannot read "/sys/bus/pci/devices/0000:02:00.0/class"');
+  assertStringIncludes(
+    warnings,
+    'Cannot read "/sys/devices/pci0000:00/0000:00:06.0/0000:02:00.0/class": IsADirectory',
+  );
   assertStringIncludes(
     warnings,
     'IOMMU group 2 lists "0000:02:00.0", which is not among the PCI devices',
@@ -291,4 +295,33 @@ Deno.test("gini check exits 1 when a check fails and prints the documented JSON 
     iommu.stdout,
     "IOMMU group 20:\n  0b:00.0 VGA compatible controller [0300]: Advanced Micro Devices, Inc. [AMD/ATI] Navi 21 [Radeon RX 6800/6800 XT / 6900 XT] [1002:73bf] (rev c1)  driver: amdgpu",
   );
+});
+
+Deno.test("scripts/capture-host.sh captures this host so that a check of the copy matches the live check", async () => {
+  const out = await Deno.makeTempDir({ prefix: "gini-capture-" });
+  const capture = await new Deno.Command("bash", {
+    args: [join(REPO, "scripts/capture-host.sh"), out],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  assertEquals(capture.code, 0, new TextDecoder().decode(capture.stderr));
+  const live = (await hostReport()).report;
+  const copy = (await hostReport(out)).report;
+  assertEquals(copy.cpu, live.cpu);
+  assertEquals(copy.kvm, live.kvm);
+  assertEquals(copy.memory.totalBytes, live.memory.totalBytes);
+  assertEquals(
+    copy.hugepages.map((h) => [h.sizeBytes, h.total]),
+    live.hugepages.map((h) => [h.sizeBytes, h.total]),
+  );
+  assertEquals(copy.pci, live.pci);
+  assertEquals(copy.gpus, live.gpus);
+  assertEquals(copy.iommu.groups, live.iommu.groups);
+  assertEquals(copy.modules, live.modules);
+  assertEquals(copy.devices, live.devices);
+  assertEquals(copy.firmware, live.firmware);
+  assertEquals(copy.network, live.network);
+  assertEquals(copy.os, live.os);
+  assertEquals(copy.notChecked, ["programs", "lvm"]);
 });
