@@ -8,7 +8,7 @@
  */
 import type { UiMessage } from "../workers/protocol.ts";
 import { formatError, GiniError } from "./errors.ts";
-import { type ProgressBar, startProgressBar } from "./host/progress.ts";
+import { preloadProgress, type ProgressBar, startProgressBar } from "./host/progress.ts";
 
 export type { UiMessage };
 
@@ -66,6 +66,7 @@ export function createUi(options: UiOptions = {}): Ui {
   const paint = (colour: keyof typeof COLOURS, text: string) =>
     sink.isTerminal ? `\x1b[${COLOURS[colour]}m${text}\x1b[0m` : text;
   const line = (text: string) => sink.err(`${text}\n`);
+  if (sink.isTerminal && !json) preloadProgress();
 
   const ui: Ui = {
     json,
@@ -99,7 +100,7 @@ export function createUi(options: UiOptions = {}): Ui {
               label,
               total: message.total,
             });
-            if (!sink.isTerminal) line(`${source}${label}…`);
+            if (!bars.get(message.id)!.bar) line(`${source}${label}…`);
           } else if (message.phase === "update" && state) {
             if (message.current !== undefined) state.bar?.position(message.current);
             if (message.label) state.bar?.message(message.label);

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import $ from "dax";
 import { isAbsolute, join } from "node:path";
 import { HostCommandError, UsageError } from "../errors.ts";
 
@@ -83,6 +82,8 @@ export class HostRunner {
         `Install "${program}"`,
       );
     }
+    // Loaded on first use: dax costs ~90 ms of start-up that most commands never need.
+    const { default: $ } = await import("dax");
     let command = $`${absolute} ${args}`
       .clearEnv()
       .env(this.cleanEnv(options.env))
