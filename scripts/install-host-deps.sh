@@ -3,7 +3,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  qemu-utils # qemu-img: read-only run ops in the op engine tests
+  qemu-utils # qemu-img: read-only run ops in the op engine and env-check tests
+  pciutils   # lspci: the baseline `deno task bench` compares gini check with
 )
 
 missing=()

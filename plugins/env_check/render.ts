@@ -72,7 +72,7 @@ export function renderIommu(report: EnvironmentData, paint: Paint = (_, t) => t)
     for (const member of group.devices) {
       const d = byAddress.get(member.address);
       const name = [d?.vendorName, d?.deviceName].filter(Boolean).join(" ") || "unknown device";
-      const rev = d?.revision ? ` (rev ${d.revision})` : "";
+      const rev = d?.revision && d.revision !== "00" ? ` (rev ${d.revision})` : "";
       lines.push(
         `  ${short(member.address)} ${
           d?.className ?? "Class"
