@@ -27,6 +27,11 @@ import { KERNEL_API_VERSION } from "./kernel/plugins/manifest.ts";
 import { PROTOCOL_VERSION } from "./workers/protocol.ts";
 import type { EnvironmentData } from "./plugins/env_check/contracts.ts";
 import { renderChecks, renderIommu } from "./plugins/env_check/render.ts";
+import { vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
+import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
+import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
+import { listVms, newVmToml } from "./kernel/vms.ts";
+import { isAbsolute, resolve } from "node:path";
 
 /** Gini's version. */
 export const VERSION = denoJson.version;
@@ -187,6 +192,190 @@ function buildProgram(
       if (options.iommu) ui.result(report.iommu, () => renderIommu(report, ui.paint));
       else ui.result(report, () => renderChecks(report, ui.paint));
       return report.checks.some((c) => c.status === "FAIL") ? 1 : 0;
+    }));
+
+  /** Runs `gini up` for a VM file, dry or live; shared by plan and up. */
+  const deploy = async (c: CommandEnv, file: string, dryRun: boolean) => {
+    const path = isAbsolute(file) ? file : resolve(c.env.cwd, file);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read VM file "${path}": ${error instanceof Error ? error.message : error}`,
+        {
+          hint: 'Create one with "gini new NAME"',
+        },
+      );
+    }
+    const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+    const { result, report } = await runStages({
+      env: c.env,
+      loaded,
+      ui: c.ui,
+      dryRun,
+      targets: ["deploy:start"],
+      seeds: { "session.user_vm_request": { file: path, text } },
+    });
+    if (!result.ok) throw result.error;
+    const def = result.context["session.vm_definition"] as unknown as VmDefinition;
+    const xml = result.context["session.libvirt_xml"] as string;
+    const started = result.context["deploy.started"] as { pid?: number | null } | undefined;
+    c.ui.result({ ...report, vmDefinition: def, libvirtXml: xml, started: started ?? null }, () => {
+      const lines = [renderReport(report), ""];
+      if (dryRun) {
+        lines.push("QEMU command line (start.sh):", startScript(def), "Domain XML (vm.xml):", xml);
+      } else {
+        const forwards = def.nics.flatMap((n) =>
+          n.forwards.map((f) => `${f.protocol} ${f.address}:${f.host} → guest ${f.guest}`)
+        );
+        lines.push(
+          `VM "${def.name}" started${
+            started?.pid ? ` (pid ${started.pid})` : ""
+          } under ${def.accel.toUpperCase()}`,
+          `  serial log: ${def.paths.serialLog}`,
+          `  QMP:        ${def.paths.qmpSocket}`,
+          ...(forwards.length ? [`  forwards:   ${forwards.join(", ")}`] : []),
+          `  stop it:    gini down ${def.name}`,
+        );
+      }
+      return lines.join("\n");
+    });
+  };
+
+  program.command("plan")
+    .description("show everything `gini up` would do for a VM file, changing nothing")
+    .argument("<vm.toml>", "the VM file")
+    .action(run((c, file: string) => deploy(c, file, true)));
+  program.command("up")
+    .description("create and start the VM a file describes (--dry-run: the same as plan)")
+    .argument("<vm.toml>", "the VM file")
+    .action(run((c, file: string) => deploy(c, file, c.flags.dryRun ?? false)));
+
+  program.command("down")
+    .description("power a VM off over QMP (ACPI), then stop it after a timeout")
+    .argument("<name>", "the VM's name")
+    .option("--timeout <seconds>", "how long to wait for the guest to power off", "60")
+    .action(run(async (c, name: string, options: { timeout: string }) => {
+      const seconds = Number(options.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0) {
+        throw new UsageError(`Cannot use --timeout "${options.timeout}": expected seconds`);
+      }
+      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+      const { result } = await runStages({
+        env: c.env,
+        loaded,
+        ui: c.ui,
+        dryRun: c.flags.dryRun ?? false,
+        targets: ["deploy:power-down"],
+        seeds: { "session.target_vm": { name, timeoutMs: seconds * 1000 } },
+      });
+      if (!result.ok) throw result.error;
+      const stopped = result.context["deploy.stopped"] as { how: string };
+      c.ui.result(
+        stopped,
+        () =>
+          stopped.how === "not-running"
+            ? `VM "${name}" is not running`
+            : `VM "${name}" stopped (${stopped.how === "acpi" ? "powered off" : "forced"})`,
+      );
+    }));
+
+  program.command("rm")
+    .description("remove what `gini up` created for a VM (asks first; --yes skips)")
+    .argument("<name>", "the VM's name")
+    .action(run(async (c, name: string) => {
+      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+      const options = {
+        env: c.env,
+        loaded,
+        ui: c.ui,
+        targets: ["deploy:remove"],
+        seeds: { "session.target_vm": { name } },
+      };
+      const plan = await runStages({ ...options, dryRun: true });
+      if (!plan.result.ok) throw plan.result.error;
+      if (c.flags.dryRun) {
+        c.ui.result(plan.report, () => renderReport(plan.report));
+        return;
+      }
+      if (!c.flags.yes) {
+        if (!Deno.stdin.isTerminal()) {
+          throw new UsageError(`Cannot remove VM "${name}" without confirmation`, {
+            hint: "Pass --yes, or run it on a terminal",
+          });
+        }
+        c.ui.info(renderReport(plan.report));
+        if (!confirm(`Remove VM "${name}" and its disks?`)) return 1;
+      }
+      const { result, report } = await runStages({ ...options, dryRun: false });
+      if (!result.ok) throw result.error;
+      c.ui.result(report, () => `VM "${name}" removed`);
+    }));
+
+  program.command("ls")
+    .description("list the VMs Gini made, with their state")
+    .action(run(async ({ ui, env }) => {
+      const vms = await listVms(env.dirs.data);
+      ui.result(
+        vms,
+        () =>
+          vms.length === 0
+            ? 'No VMs yet: create one with "gini new NAME" and "gini up NAME.toml"'
+            : vms.map((v) =>
+              `${v.name.padEnd(20)} ${v.state.padEnd(8)} ${
+                v.accel.padEnd(4)
+              } ${v.vcpus} vCPU  ${v.memory}  ${v.backend}${v.pid ? `  pid ${v.pid}` : ""}`
+            ).join("\n"),
+      );
+    }));
+
+  program.command("new")
+    .description("write a commented VM file, sized for this host")
+    .argument("<name>", "the VM's name")
+    .option("--guest <guest>", "linux, windows, macos or other", "linux")
+    .option("-o, --output <file>", "where to write it (default NAME.toml)")
+    .action(run(async (c, name: string, options: { guest: string; output?: string }) => {
+      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+      const { result } = await runStages({
+        env: c.env,
+        loaded,
+        ui: c.ui,
+        dryRun: true,
+        targets: ["env-check:finalize-host-report"],
+      });
+      if (!result.ok) throw result.error;
+      const text = newVmToml(
+        name,
+        options.guest,
+        result.context["session.environment_data"] as unknown as EnvironmentData,
+      );
+      const out = resolve(c.env.cwd, options.output ?? `${name}.toml`);
+      try {
+        await Deno.writeTextFile(out, text, { createNew: true });
+      } catch (error) {
+        if (error instanceof Deno.errors.AlreadyExists) {
+          throw new UsageError(`Cannot write "${out}": it exists`, {
+            hint: "Choose another name with --output",
+          });
+        }
+        throw error;
+      }
+      c.ui.result(
+        { file: out },
+        () => `Wrote ${out}: edit it, then run "gini plan ${options.output ?? `${name}.toml`}"`,
+      );
+    }));
+
+  program.command("schema")
+    .description("print the JSON Schema of a Gini file, for editors")
+    .argument("<kind>", '"vm"')
+    .action(run(({ ui }, kind: string) => {
+      if (kind !== "vm") {
+        throw new UsageError(`Cannot print a schema for "${kind}"`, { hint: 'Known: "vm"' });
+      }
+      const schema = vmJsonSchema();
+      ui.result(schema, () => JSON.stringify(schema, null, 2));
     }));
 
   program.command("run")

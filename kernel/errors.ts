@@ -8,9 +8,9 @@
 /** Where in a file an error was found. */
 export interface SourceLocation {
   file: string;
-  line?: number;
-  column?: number;
-  key?: string;
+  line?: number | undefined;
+  column?: number | undefined;
+  key?: string | undefined;
 }
 
 /** Options every {@linkcode GiniError} accepts. */

@@ -5,6 +5,10 @@ set -euo pipefail
 PACKAGES=(
   qemu-utils # qemu-img: read-only run ops in the op engine and env-check tests
   pciutils   # lspci: the baseline `deno task bench` compares gini check with
+  cpio       # the tiny test guest's initramfs (scripts/build-tiny-guest.sh)
+  qemu-system-x86 # booting test guests under TCG
+  ovmf       # UEFI firmware for VM definition tests
+  libvirt-clients # virt-xml-validate for the generated domain XML
 )
 
 missing=()

@@ -83,6 +83,12 @@ export const WireErrorSchema = z.object({
   code: z.string().optional(),
   hint: z.string().optional(),
   stack: z.string().optional(),
+  location: z.object({
+    file: z.string(),
+    line: z.number().optional(),
+    column: z.number().optional(),
+    key: z.string().optional(),
+  }).optional(),
 });
 export type WireError = z.infer<typeof WireErrorSchema>;
 
@@ -202,9 +208,14 @@ export function parseKernelMessage(raw: unknown): Parsed<KernelMessage> {
 export function toWireError(error: unknown): WireError {
   if (error instanceof Error) {
     const wire: WireError = { name: error.name, message: error.message };
-    const extra = error as Error & { code?: unknown; hint?: unknown };
+    const extra = error as Error & {
+      code?: unknown;
+      hint?: unknown;
+      location?: WireError["location"];
+    };
     if (typeof extra.code === "string") wire.code = extra.code;
     if (typeof extra.hint === "string") wire.hint = extra.hint;
+    if (extra.location && typeof extra.location.file === "string") wire.location = extra.location;
     if (error.stack) wire.stack = error.stack.slice(0, 4000);
     return wire;
   }

@@ -9,11 +9,24 @@ import { fsMkdir } from "./fs_mkdir.ts";
 import { fsRemove } from "./fs_remove.ts";
 import { fsWrite } from "./fs_write.ts";
 import { runOp } from "./run.ts";
+import { imageCreate } from "./image_create.ts";
+import { qemuLaunch } from "./qemu_launch.ts";
+import { qmpOp } from "./qmp.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
 export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new Map(
-  ([fsWrite, fsMkdir, fsRemove, fsCopy, fsEdit, runOp] as unknown as OpKind<
+  ([
+    fsWrite,
+    fsMkdir,
+    fsRemove,
+    fsCopy,
+    fsEdit,
+    runOp,
+    imageCreate,
+    qemuLaunch,
+    qmpOp,
+  ] as unknown as OpKind<
     Record<string, never>
   >[])
     .map((op) => [op.kind, op]),

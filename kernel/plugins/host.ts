@@ -89,8 +89,11 @@ type CallMessage = KernelMessage extends infer T
 /** Raised inside the kernel when a worker's code failed. */
 export class PluginCodeError extends GiniError {
   constructor(plugin: string, wire: WireError) {
-    super(wire.code ?? "PLUGIN_ERROR", wire.message, 1, {
+    // A plugin reporting bad input (a config error) keeps exit code 2 and its location.
+    const badInput = wire.code === "CONFIG_INVALID" || wire.code === "USAGE";
+    super(wire.code ?? "PLUGIN_ERROR", wire.message, badInput ? 2 : 1, {
       hint: wire.hint ?? `This is an error in plugin "${plugin}"`,
+      ...(wire.location ? { location: wire.location } : {}),
     });
     this.name = wire.name;
   }

@@ -53,14 +53,17 @@ function formatSeconds(seconds: number): string {
 /** The report as terminal text. */
 export function renderReport(report: PlanReport): string {
   const lines: string[] = [];
+  let quiet = 0;
   for (const stage of report.stages) {
+    if (stage.status === "done" && stage.ops.every((op) => op.readOnly)) {
+      quiet++;
+      continue;
+    }
     lines.push(
       `${stage.id}${
         stage.status === "done" ? "" : ` (${stage.status}${stage.error ? `: ${stage.error}` : ""})`
       }`,
     );
-    const changing = stage.ops.filter((op) => !op.readOnly);
-    if (changing.length === 0) lines.push("  (no changes)");
     for (const op of stage.ops) {
       if (op.readOnly) continue;
       lines.push(
@@ -77,6 +80,11 @@ export function renderReport(report: PlanReport): string {
   const s = report.summary;
   lines.push("");
   lines.push(`Summary${report.dryRun ? " (dry run: nothing was changed)" : ""}:`);
+  lines.push(
+    `  stages:         ${report.stages.length}${
+      quiet ? ` (${quiet} changed nothing and are not listed)` : ""
+    }`,
+  );
   lines.push(`  operations:     ${s.operations}${s.readOnly ? ` (+${s.readOnly} read-only)` : ""}`);
   lines.push(`  disk usage:     ${formatBytes(s.bytes)} (estimated)`);
   lines.push(`  time:           ${formatSeconds(s.seconds)} (estimated)`);

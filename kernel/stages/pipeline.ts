@@ -355,8 +355,10 @@ export class Pipeline {
     let failure: GiniError | undefined;
     const optional = (s: ResolvedStage) => this.#manifests.get(s.plugin)!.plugin.optional;
 
+    const launchOrder: string[] = [];
     const launch = (stage: ResolvedStage) => {
       pending.delete(stage.id);
+      launchOrder.push(stage.id);
       const started = performance.now();
       const work = (async () => {
         let error: unknown;
@@ -381,7 +383,10 @@ export class Pipeline {
           await this.emit("stage:completed", { stage: stage.id, durationMs });
           return;
         }
-        const gini = error instanceof GiniError
+        // Bad input found by a stage (exit code 2) is shown as itself, not as a stage failure.
+        const gini = error instanceof GiniError && error.exitCode === 2
+          ? error
+          : error instanceof GiniError
           ? error instanceof StageFailedError
             ? error
             : new StageFailedError(stage.id, stage.plugin, error.message, {
@@ -458,7 +463,9 @@ export class Pipeline {
     return {
       ok: failure === undefined,
       context: Object.fromEntries(context),
-      stages: stages.map((s) => reports.get(s.id)!),
+      // In the order stages started; those that never started come last.
+      stages: [...launchOrder, ...stages.map((s) => s.id).filter((id) => !launchOrder.includes(id))]
+        .map((id) => reports.get(id)!),
       ...(failure ? { error: failure } : {}),
     };
   }

@@ -1,0 +1,61 @@
+/**
+ * `image.create`: creates a disk image with qemu-img (qcow2 or raw, optionally an
+ * overlay of a backing image), refusing to replace an existing file.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ConflictError } from "../errors.ts";
+import { capturePath, type PathState } from "./_fs.ts";
+import { defineOp, formatBytes } from "./types.ts";
+
+const ImageCreateArgs = z.strictObject({
+  path: z.string().min(1),
+  format: z.enum(["qcow2", "raw"]),
+  sizeBytes: z.number().int().positive(),
+  backing: z.strictObject({ path: z.string().min(1), format: z.string().min(1) }).optional(),
+});
+type ImageCreateArgs = z.infer<typeof ImageCreateArgs>;
+
+/** qemu-img's argv for the op. */
+export function imageCreateArgv(a: ImageCreateArgs): string[] {
+  return [
+    "qemu-img",
+    "create",
+    "-q",
+    "-f",
+    a.format,
+    ...(a.backing ? ["-b", a.backing.path, "-F", a.backing.format] : []),
+    ...(a.format === "qcow2" ? ["-o", "cluster_size=65536,lazy_refcounts=on"] : []),
+    a.path,
+    String(a.sizeBytes),
+  ];
+}
+
+export const imageCreate = defineOp<ImageCreateArgs>({
+  kind: "image.create",
+  schema: ImageCreateArgs,
+  pathArgs: ["path"],
+  describe: (a) =>
+    `Create ${a.format} disk "${a.path}" (${formatBytes(a.sizeBytes)}${
+      a.backing ? `, overlay of "${a.backing.path}"` : ""
+    })`,
+  // A new qcow2 holds only metadata; a raw image is sparse. Count what it may grow to.
+  estimate: (a) => ({ bytes: a.sizeBytes, seconds: 0.2 }),
+  permission: (a) => [{ grant: "write", path: a.path }, { grant: "run", program: "qemu-img" }],
+  capture: async (a) => await capturePath(a.path),
+  conflicts: (a, before) =>
+    (before as PathState).exists ? [`"${a.path}" exists and would be replaced`] : [],
+  async execute(a, env, before) {
+    if ((before as PathState).exists) {
+      throw new ConflictError(`Cannot create disk "${a.path}": it exists`, {
+        hint:
+          'Remove the VM with "gini rm" first, or point the disk at the existing image with path =',
+      });
+    }
+    await env.host.run(imageCreateArgv(a), { timeoutMs: 120_000 });
+    return { path: a.path, format: a.format, sizeBytes: a.sizeBytes };
+  },
+  simulate: (a) => ({ path: a.path, format: a.format, sizeBytes: a.sizeBytes, simulated: true }),
+  inverse: (a) => [{ kind: "fs.remove", args: { path: a.path } }],
+});

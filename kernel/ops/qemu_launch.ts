@@ -1,0 +1,64 @@
+/**
+ * `qemu.launch`: starts a VM from its argv (QEMU daemonizes itself and writes a
+ * pid file); the inverse stops it over QMP.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ConflictError } from "../errors.ts";
+import { defineOp } from "./types.ts";
+
+const QemuLaunchArgs = z.strictObject({
+  name: z.string().min(1),
+  argv: z.array(z.string()).min(1),
+  pidFile: z.string().min(1),
+  qmpSocket: z.string().min(1),
+  serialLog: z.string().min(1),
+});
+type QemuLaunchArgs = z.infer<typeof QemuLaunchArgs>;
+
+/** The pid in a pid file if that process is alive, else null. */
+export async function runningPid(pidFile: string): Promise<number | null> {
+  try {
+    const pid = Number((await Deno.readTextFile(pidFile)).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmdline.includes("qemu") ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export const qemuLaunch = defineOp<QemuLaunchArgs>({
+  kind: "qemu.launch",
+  schema: QemuLaunchArgs,
+  pathArgs: ["pidFile", "qmpSocket", "serialLog"],
+  describe: (a) =>
+    `Start VM "${a.name}" (${a.argv[0]}; QMP ${a.qmpSocket}, serial log ${a.serialLog})`,
+  estimate: () => ({ bytes: 0, seconds: 2 }),
+  permission: (a) => [
+    { grant: "run", program: a.argv[0]! },
+    { grant: "write", path: a.pidFile },
+    { grant: "write", path: a.qmpSocket },
+    { grant: "write", path: a.serialLog },
+  ],
+  capture: async (a) => ({ runningPid: await runningPid(a.pidFile) }),
+  conflicts: (a, before) => {
+    const pid = (before as { runningPid: number | null }).runningPid;
+    return pid ? [`VM "${a.name}" is already running (pid ${pid})`] : [];
+  },
+  async execute(a, env, before) {
+    const pid = (before as { runningPid: number | null }).runningPid;
+    if (pid) {
+      throw new ConflictError(`Cannot start VM "${a.name}": it is already running (pid ${pid})`, {
+        hint: `Stop it with "gini down ${a.name}"`,
+      });
+    }
+    await Deno.remove(a.qmpSocket).catch(() => {});
+    await env.host.run(a.argv, { timeoutMs: 60_000 });
+    const started = await runningPid(a.pidFile);
+    return { name: a.name, pid: started };
+  },
+  simulate: (a) => ({ name: a.name, pid: null, simulated: true }),
+  inverse: (a) => [{ kind: "qmp", args: { socket: a.qmpSocket, command: "quit" } }],
+});

@@ -1,0 +1,114 @@
+/**
+ * The VMs Gini made (`<data-dir>/vms/*\/vm.json`) and new VM files sized for the host.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { EnvironmentData } from "../plugins/env_check/contracts.ts";
+import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
+import { runningPid } from "./ops/qemu_launch.ts";
+
+/** One line of `gini ls`. */
+export interface VmSummary {
+  name: string;
+  state: "running" | "stopped";
+  pid: number | null;
+  accel: string;
+  vcpus: number;
+  memory: string;
+  backend: string;
+  dir: string;
+  configFile: string;
+}
+
+/** Lists the VMs under `<data>/vms`. */
+export async function listVms(dataDir: string): Promise<VmSummary[]> {
+  const root = join(dataDir, "vms");
+  const result: VmSummary[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(root));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    let def: VmDefinition;
+    try {
+      def = JSON.parse(await Deno.readTextFile(join(root, entry.name, "vm.json")));
+    } catch {
+      continue;
+    }
+    const pid = await runningPid(def.paths.pidFile);
+    result.push({
+      name: def.name,
+      state: pid ? "running" : "stopped",
+      pid,
+      accel: def.accel,
+      vcpus: def.cpu.vcpus,
+      memory: `${Math.round(def.memory.bytes / 1024 / 1024)} MiB`,
+      backend: def.backend,
+      dir: def.paths.dir,
+      configFile: def.configFile,
+    });
+  }
+  return result;
+}
+
+/** A commented VM file, sized quickemu-style from the host: half the threads (≤ 8), a quarter of RAM (≤ 8 GiB). */
+export function newVmToml(name: string, guest: string, host: EnvironmentData): string {
+  const cores = Math.max(1, Math.min(8, Math.floor(host.cpu.threads / 2) || 1));
+  const gib = Math.max(1, Math.min(8, Math.floor(host.memory.totalBytes / 1024 ** 3 / 4)));
+  const uefi = guest !== "linux" && guest !== "other";
+  return `# ${name}: a Gini VM. Check it with "gini plan ${name}.toml", start it with "gini up ${name}.toml".
+# Sizes were chosen from this host: ${host.cpu.threads} threads, ${
+    (host.memory.totalBytes / 1024 ** 3).toFixed(1)
+  } GiB RAM, ${host.accel.toUpperCase()}.
+name = "${name}"
+guest = "${guest}"       # linux, windows, macos, other
+accel = "auto"          # auto (KVM when usable, else TCG), kvm, tcg
+
+[cpu]
+cores = ${cores}
+threads = 1
+model = "host"          # or a named model such as "Skylake-Client"
+
+[memory]
+size = "${gib}G"
+hugepages = false
+
+[[disks]]
+name = "root"
+size = "32G"
+format = "qcow2"        # qcow2 or raw
+bus = "virtio"          # virtio, nvme, sata, ide
+# backing = "debian-12-genericcloud-amd64.qcow2"   # an image this disk overlays
+# backend = "lvm"                                  # and volume_group = "vg0"
+
+[[network]]
+type = "user"           # user, bridge (with bridge = "br0"), tap, macvtap
+model = "virtio"
+forwards = [{ protocol = "tcp", host = 2222, guest = 22 }]
+
+[display]
+type = "none"           # none (headless, serial log), vnc, spice, gtk
+
+[firmware]
+type = "${uefi ? "uefi" : "bios"}"         # bios or uefi (OVMF found automatically)
+secure_boot = false
+
+[tpm]
+enabled = ${guest === "windows" ? "true" : "false"}
+
+# [boot]                # direct kernel boot
+# kernel = "vmlinuz"
+# initrd = "initrd.img"
+# cmdline = "console=ttyS0 root=/dev/vda1"
+
+# passthrough = ["0000:01:00.0", "0000:01:00.1"]   # see "gini check --iommu"
+# usb = ["046d:c52b"]
+
+[qemu]
+backend = "qemu"        # qemu, or libvirt (libvirt_uri = "qemu:///system" or "qemu+ssh://host/system")
+extra_args = []
+`;
+}

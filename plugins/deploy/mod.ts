@@ -1,0 +1,170 @@
+/**
+ * deploy: turns `session.vm_definition` into files and a running VM, all through
+ * kernel ops (so `gini plan` shows exactly what `gini up` does), and stops and
+ * removes the VMs it made.
+ *
+ * @module
+ */
+import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import { startScript } from "../qemu_setup/_qemu_args.ts";
+
+const definition = (ctx: StageContext) =>
+  ctx.get("session.vm_definition") as unknown as VmDefinition;
+
+async function savedDefinition(ctx: StageContext): Promise<VmDefinition> {
+  const { name } = ctx.get<{ name: string }>("session.target_vm")!;
+  try {
+    return JSON.parse(
+      await ctx.host.readText(`${ctx.dirs.data}/vms/${name}/vm.json`),
+    ) as VmDefinition;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      const known = await ctx.host.readDir(`${ctx.dirs.data}/vms`).catch(() => [] as string[]);
+      throw Object.assign(new Error(`Cannot find VM "${name}": Gini made no VM of that name`), {
+        code: "USAGE",
+        hint: known.length ? `VMs: ${known.join(", ")}` : 'Create one with "gini up vm.toml"',
+      });
+    }
+    throw error;
+  }
+}
+
+async function isRunning(ctx: StageContext, def: VmDefinition): Promise<boolean> {
+  try {
+    await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "query-status", timeoutMs: 3000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export default definePlugin({
+  stages: {
+    "create-disks": async (ctx) => {
+      const def = definition(ctx);
+      await ctx.op("fs.mkdir", { path: def.paths.dir });
+      for (const disk of def.disks) {
+        if (!disk.create) continue;
+        if (disk.backend === "lvm") {
+          throw Object.assign(
+            new Error(
+              `Cannot create disk "${disk.name}" on LVM yet: this build creates file disks only`,
+            ),
+            {
+              code: "USAGE",
+              hint: 'Use backend = "file" for now',
+            },
+          );
+        }
+        await ctx.op("image.create", {
+          path: disk.path,
+          format: disk.format,
+          sizeBytes: disk.sizeBytes,
+          ...(disk.backing ? { backing: disk.backing } : {}),
+        });
+      }
+      if (def.firmware.type === "uefi") {
+        await ctx.op("fs.copy", {
+          from: def.firmware.varsTemplate!,
+          to: def.firmware.vars!,
+          overwrite: false,
+        });
+      }
+    },
+    "write-files": async (ctx) => {
+      const def = definition(ctx);
+      await ctx.op("fs.write", {
+        path: def.paths.startScript,
+        content: startScript(def),
+        mode: 0o755,
+        overwrite: true,
+      });
+      await ctx.op("fs.write", {
+        path: def.paths.domainXml,
+        content: ctx.get<string>("session.libvirt_xml")!,
+        overwrite: true,
+      });
+      await ctx.op("fs.write", {
+        path: def.paths.definition,
+        content: JSON.stringify(def, null, 2) + "\n",
+        overwrite: true,
+      });
+    },
+    start: async (ctx) => {
+      const def = definition(ctx);
+      if (def.backend === "libvirt") {
+        await ctx.op("run", {
+          argv: ["virsh", "-c", def.libvirtUri, "define", def.paths.domainXml],
+          undo: [["virsh", "-c", def.libvirtUri, "undefine", def.name, "--nvram"]],
+        });
+        await ctx.op("run", {
+          argv: ["virsh", "-c", def.libvirtUri, "start", def.name],
+          undo: [["virsh", "-c", def.libvirtUri, "destroy", def.name]],
+        });
+        ctx.set("deploy.started", { name: def.name, backend: "libvirt", uri: def.libvirtUri });
+        return;
+      }
+      const started = await ctx.op<{ pid: number | null }>("qemu.launch", {
+        name: def.name,
+        argv: def.argv,
+        pidFile: def.paths.pidFile,
+        qmpSocket: def.paths.qmpSocket,
+        serialLog: def.paths.serialLog,
+      });
+      ctx.set("deploy.started", { name: def.name, backend: "qemu", pid: started.pid ?? null });
+    },
+    "power-down": async (ctx) => {
+      const def = await savedDefinition(ctx);
+      const { timeoutMs } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
+      if (def.backend === "libvirt") {
+        await ctx.op("run", {
+          argv: ["virsh", "-c", def.libvirtUri, "shutdown", def.name],
+          allowFailure: true,
+        });
+        ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
+        return;
+      }
+      if (!(await isRunning(ctx, def))) {
+        ctx.set("deploy.stopped", { name: def.name, how: "not-running" });
+        return;
+      }
+      await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "system_powerdown" });
+      const deadline = Date.now() + (timeoutMs ?? 60_000);
+      while (Date.now() < deadline && !ctx.dryRun) {
+        if (!(await isRunning(ctx, def))) {
+          ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      ctx.ui.warn(
+        `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
+      );
+      await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
+      ctx.set("deploy.stopped", { name: def.name, how: "quit" });
+    },
+    remove: async (ctx) => {
+      const def = await savedDefinition(ctx);
+      if (def.backend === "qemu" && await isRunning(ctx, def)) {
+        throw Object.assign(new Error(`Cannot remove VM "${def.name}": it is running`), {
+          code: "USAGE",
+          hint: `Stop it first: gini down ${def.name}`,
+        });
+      }
+      if (def.backend === "libvirt") {
+        await ctx.op("run", {
+          argv: ["virsh", "-c", def.libvirtUri, "undefine", def.name, "--nvram"],
+          allowFailure: true,
+        });
+      }
+      for (const disk of def.disks) {
+        if (disk.create && disk.backend === "file" && !disk.path.startsWith(def.paths.dir)) {
+          await ctx.op("fs.remove", { path: disk.path, missingOk: true });
+        }
+      }
+      await ctx.op("fs.remove", { path: def.paths.dir, recursive: true });
+      ctx.set("deploy.removed", { name: def.name } as Json);
+    },
+  },
+});

@@ -1,0 +1,481 @@
+/**
+ * From a checked VM file and the host report to the parts of a VM definition,
+ * refusing what the host cannot do with errors that point into the file.
+ *
+ * @module
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { ConfigError, didYouMean } from "../../kernel/errors.ts";
+import { locateKey } from "../../kernel/toml.ts";
+import type { EnvironmentData } from "../env_check/contracts.ts";
+import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
+import { parseSize, type VmConfig } from "./vm_schema.ts";
+import { vmMac } from "./_names.ts";
+
+/** The VM file: where it is and what it says. */
+export interface Source {
+  file: string;
+  text: string;
+}
+
+/** A ConfigError pointing at `path` in the VM file. */
+export function configError(
+  source: Source,
+  path: (string | number)[],
+  message: string,
+  hint: string,
+): ConfigError {
+  return new ConfigError(message, {
+    location: { file: source.file, key: path.join("."), ...locateKey(source.text, path) },
+    hint,
+  });
+}
+
+/** A path from the VM file, relative to the file's directory. */
+export function fromFile(source: Source, path: string): string {
+  return isAbsolute(path) ? path : resolve(source.file, "..", path);
+}
+
+const GIB = 1024 ** 3;
+
+/** Checks the request against the host; returns the accelerator and warnings. */
+export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
+  const warnings: string[] = [];
+  const vcpus = config.cpu.cores * config.cpu.threads * config.cpu.sockets;
+  if (host.cpu.threads > 0 && vcpus > host.cpu.threads) {
+    throw configError(
+      source,
+      ["cpu", "cores"],
+      `Cannot give "${config.name}" ${vcpus} vCPUs: the host has ${host.cpu.threads} threads`,
+      `Set cpu.cores (× threads × sockets) to at most ${host.cpu.threads}`,
+    );
+  }
+  const memory = parseSize(config.memory.size)!;
+  if (host.memory.totalBytes > 0 && memory > host.memory.totalBytes) {
+    throw configError(
+      source,
+      ["memory", "size"],
+      `Cannot give "${config.name}" ${config.memory.size} of memory: the host has ${
+        (host.memory.totalBytes / GIB).toFixed(1)
+      } GiB`,
+      "Lower memory.size",
+    );
+  }
+  if (memory > host.memory.availableBytes) {
+    warnings.push(
+      `memory.size ${config.memory.size} is more than the ${
+        (host.memory.availableBytes / GIB).toFixed(1)
+      } GiB now available`,
+    );
+  }
+  if (config.memory.hugepages) {
+    const free = host.hugepages.reduce((n, h) => n + h.free * h.sizeBytes, 0);
+    if (free < memory) {
+      throw configError(
+        source,
+        ["memory", "hugepages"],
+        `Cannot back ${config.memory.size} with huge pages: ${
+          (free / GIB).toFixed(1)
+        } GiB of huge pages are free`,
+        `Reserve more (vm.nr_hugepages) or set hugepages = false`,
+      );
+    }
+  }
+  let accel: "kvm" | "tcg";
+  if (config.accel === "kvm" && !host.kvm.usable) {
+    throw configError(
+      source,
+      ["accel"],
+      `Cannot use KVM: ${host.kvm.reason}`,
+      'Set accel = "auto" to fall back to TCG, or run "gini check"',
+    );
+  } else if (config.accel === "tcg") accel = "tcg";
+  else {
+    accel = host.kvm.usable ? "kvm" : "tcg";
+    if (!host.kvm.usable) {
+      warnings.push(
+        `KVM is not usable (${host.kvm.reason}); "${config.name}" will run under TCG, much slower`,
+      );
+    }
+  }
+  if (config.firmware.type === "uefi" && !config.firmware.code && host.firmware.ovmf.length === 0) {
+    throw configError(
+      source,
+      ["firmware", "type"],
+      "Cannot boot with UEFI: no OVMF firmware found on the host",
+      'Install OVMF (see "gini check"), or set firmware.code',
+    );
+  }
+  if (
+    config.firmware.secure_boot && !config.firmware.code &&
+    !host.firmware.ovmf.some((f) => f.secureBoot)
+  ) {
+    throw configError(
+      source,
+      ["firmware", "secure_boot"],
+      "Cannot enable Secure Boot: no Secure Boot OVMF build found",
+      "Install your distribution's OVMF package with Secure Boot builds",
+    );
+  }
+  if (config.tpm.enabled && host.programs.swtpm === null) {
+    throw configError(
+      source,
+      ["tpm", "enabled"],
+      "Cannot add a TPM: swtpm is not installed",
+      "Install swtpm",
+    );
+  }
+  return { accel, warnings };
+}
+
+/** The CPU and memory part. */
+export function defineCpuRam(config: VmConfig, accel: "kvm" | "tcg") {
+  const { cores, threads, sockets, model, features } = config.cpu;
+  return {
+    cpu: { model, features, sockets, cores, threads, vcpus: cores * threads * sockets },
+    memory: { bytes: parseSize(config.memory.size)!, hugepages: config.memory.hugepages },
+    accel,
+  };
+}
+
+/** What `qemu-img info` said of an image, or null when it could not read it. */
+export type Probe = (path: string) => Promise<{ format: string; virtualSize: number } | null>;
+
+/** Disks, firmware and direct kernel boot. */
+export async function defineStorage(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+  dir: string,
+  probe: Probe,
+): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
+  const disks: VmDisk[] = [];
+  const names = new Set<string>();
+  for (const [i, d] of config.disks.entries()) {
+    const key = ["disks", i];
+    if (names.has(d.name)) {
+      throw configError(
+        source,
+        [...key, "name"],
+        `Cannot have two disks named "${d.name}"`,
+        "Give each [[disks]] a unique name",
+      );
+    }
+    names.add(d.name);
+    let backing: VmDisk["backing"] = null;
+    let size = d.size ? parseSize(d.size)! : 0;
+    if (d.backing) {
+      const path = fromFile(source, d.backing);
+      const info = await probe(path);
+      if (!info) {
+        throw configError(
+          source,
+          [...key, "backing"],
+          `Cannot use backing image "${path}": it does not exist or is not a disk image`,
+          "Check the path (relative paths start at the VM file's folder), or download it first",
+        );
+      }
+      if (d.format !== "qcow2") {
+        throw configError(
+          source,
+          [...key, "format"],
+          "Cannot layer a raw disk over a backing image",
+          'Use format = "qcow2" with backing',
+        );
+      }
+      backing = { path, format: info.format };
+      size = Math.max(size, info.virtualSize);
+    }
+    let path: string;
+    let create = true;
+    let logicalVolume: string | null = null;
+    if (d.path) {
+      path = fromFile(source, d.path);
+      const info = await probe(path);
+      if (!info) {
+        throw configError(
+          source,
+          [...key, "path"],
+          `Cannot use disk "${path}": it does not exist or is not a disk image`,
+          "Check the path, or remove it to create a new disk",
+        );
+      }
+      create = false;
+      size = info.virtualSize;
+    } else if (d.backend === "lvm") {
+      if (!d.volume_group) {
+        throw configError(
+          source,
+          [...key, "volume_group"],
+          `Cannot put disk "${d.name}" on LVM without a volume group`,
+          'Add volume_group = "vg0"',
+        );
+      }
+      const vg = host.lvm?.volumeGroups.find((v) => v.name === d.volume_group);
+      if (host.lvm && !vg) {
+        throw configError(
+          source,
+          [...key, "volume_group"],
+          `Cannot find volume group "${d.volume_group}"`,
+          didYouMean(d.volume_group, host.lvm.volumeGroups.map((v) => v.name)) ??
+            `Volume groups here: ${host.lvm.volumeGroups.map((v) => v.name).join(", ") || "none"}`,
+        );
+      }
+      if (vg && size > vg.freeBytes) {
+        throw configError(
+          source,
+          [...key, "size"],
+          `Cannot create ${d.size} in "${vg.name}": it has ${
+            (vg.freeBytes / GIB).toFixed(1)
+          } GiB free`,
+          "Lower the size or free space in the volume group",
+        );
+      }
+      logicalVolume = `gini-${config.name}-${d.name}`;
+      path = `/dev/${d.volume_group}/${logicalVolume}`;
+    } else path = join(dir, `${d.name}.${d.format === "qcow2" ? "qcow2" : "img"}`);
+    if (create && size === 0) {
+      throw configError(
+        source,
+        [...key, "size"],
+        `Cannot create disk "${d.name}" without a size`,
+        'Add size = "20G", or a backing image',
+      );
+    }
+    disks.push({
+      id: `disk${i}`,
+      name: d.name,
+      backend: d.backend,
+      path,
+      format: d.format,
+      sizeBytes: size,
+      bus: d.bus,
+      backing,
+      create,
+      volumeGroup: d.volume_group ?? null,
+      logicalVolume,
+      bootIndex: d.boot_order ?? (i === 0 && !config.boot?.kernel ? 1 : null),
+      readonly: d.readonly,
+      cdrom: d.cdrom,
+    });
+  }
+  let firmware: VmDefinition["firmware"] = {
+    type: "bios",
+    secureBoot: false,
+    code: null,
+    varsTemplate: null,
+    vars: null,
+  };
+  if (config.firmware.type === "uefi") {
+    const found = host.firmware.ovmf.find((f) =>
+      f.secureBoot === config.firmware.secure_boot && f.vars
+    ) ??
+      host.firmware.ovmf.find((f) => f.vars);
+    const code = config.firmware.code
+      ? fromFile(source, config.firmware.code)
+      : found?.code ?? null;
+    const varsTemplate = config.firmware.vars
+      ? fromFile(source, config.firmware.vars)
+      : found?.vars ?? null;
+    if (!code || !varsTemplate) {
+      throw configError(
+        source,
+        ["firmware"],
+        "Cannot find OVMF code and vars files",
+        "Set firmware.code and firmware.vars",
+      );
+    }
+    firmware = {
+      type: "uefi",
+      secureBoot: config.firmware.secure_boot,
+      code,
+      varsTemplate,
+      vars: join(dir, "OVMF_VARS.fd"),
+    };
+  }
+  let kernelBoot: VmDefinition["kernelBoot"] = null;
+  if (config.boot?.kernel) {
+    const kernel = fromFile(source, config.boot.kernel);
+    if (!(await probe(kernel))) {
+      throw configError(
+        source,
+        ["boot", "kernel"],
+        `Cannot boot "${kernel}": the file does not exist`,
+        "Check the path",
+      );
+    }
+    const initrd = config.boot.initrd ? fromFile(source, config.boot.initrd) : null;
+    if (initrd && !(await probe(initrd))) {
+      throw configError(
+        source,
+        ["boot", "initrd"],
+        `Cannot use initrd "${initrd}": the file does not exist`,
+        "Check the path",
+      );
+    }
+    kernelBoot = { kernel, initrd, cmdline: config.boot.cmdline ?? null };
+  } else if (config.boot?.initrd || config.boot?.cmdline) {
+    throw configError(
+      source,
+      ["boot"],
+      "Cannot use boot.initrd or boot.cmdline without boot.kernel",
+      "Add boot.kernel",
+    );
+  }
+  if (disks.length === 0 && !kernelBoot) {
+    throw configError(
+      source,
+      ["disks"],
+      `Cannot boot "${config.name}": it has no disk and no kernel`,
+      "Add a [[disks]] table or [boot] kernel",
+    );
+  }
+  return { disks, firmware, kernelBoot };
+}
+
+const NIC_DEVICES: Record<string, string> = {
+  virtio: "virtio-net-pci",
+  e1000e: "e1000e",
+  e1000: "e1000",
+  vmxnet3: "vmxnet3",
+  rtl8139: "rtl8139",
+};
+
+/** Network interfaces. */
+export async function defineNetworking(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+): Promise<VmNic[]> {
+  const nics: VmNic[] = [];
+  const ports = new Set<string>();
+  for (const [i, n] of config.network.entries()) {
+    if (n.type === "none") continue;
+    const key = ["network", i];
+    if (n.type === "bridge") {
+      if (!n.bridge) {
+        throw configError(
+          source,
+          [...key, "bridge"],
+          "Cannot attach to a bridge without its name",
+          'Add bridge = "br0"',
+        );
+      }
+      const bridges = host.network.interfaces.filter((x) => x.bridge).map((x) => x.name);
+      if (!bridges.includes(n.bridge)) {
+        throw configError(
+          source,
+          [...key, "bridge"],
+          `Cannot find bridge "${n.bridge}" on the host`,
+          didYouMean(n.bridge, bridges) ?? `Bridges here: ${bridges.join(", ") || "none"}`,
+        );
+      }
+    }
+    if ((n.type === "tap" || n.type === "macvtap") && !n.interface) {
+      throw configError(
+        source,
+        [...key, "interface"],
+        `Cannot use ${n.type} without a host interface`,
+        'Add interface = "tap0"',
+      );
+    }
+    if (n.forwards.length && n.type !== "user") {
+      throw configError(
+        source,
+        [...key, "forwards"],
+        "Cannot forward ports on a non-user network",
+        'Use type = "user" or remove forwards',
+      );
+    }
+    for (const [j, f] of n.forwards.entries()) {
+      const id = `${f.protocol}:${f.address}:${f.host}`;
+      if (ports.has(id)) {
+        throw configError(
+          source,
+          [...key, "forwards", j, "host"],
+          `Cannot forward host port ${f.host}/${f.protocol} twice`,
+          "Use another host port",
+        );
+      }
+      ports.add(id);
+    }
+    nics.push({
+      id: `net${i}`,
+      type: n.type,
+      model: n.model,
+      device: NIC_DEVICES[n.model]!,
+      mac: n.mac?.toLowerCase() ?? await vmMac(config.name, i),
+      bridge: n.bridge ?? null,
+      interface: n.interface ?? null,
+      forwards: n.forwards.map((f) => ({
+        protocol: f.protocol,
+        address: f.address,
+        host: f.host,
+        guest: f.guest,
+      })),
+    });
+  }
+  return nics;
+}
+
+/** The VM side of passthrough: each device with its whole IOMMU group (bridges excepted). */
+export function configureVfio(config: VmConfig, host: EnvironmentData, source: Source) {
+  const force = config.passthrough_force;
+  const usb = config.usb.map((u) => {
+    const [vendor, product] = u.toLowerCase().split(":") as [string, string];
+    return { vendor, product };
+  });
+  const wanted = config.passthrough.map((a) => a.length === 7 ? `0000:${a}` : a);
+  const passthrough: VmDefinition["passthrough"] = [];
+  for (const [i, address] of wanted.entries()) {
+    const device = host.pci.find((d) => d.address === address);
+    if (!device) {
+      throw configError(
+        source,
+        ["passthrough", i],
+        `Cannot pass through "${address}": no such PCI device on the host`,
+        didYouMean(address, host.pci.map((d) => d.address)) ??
+          'List devices with "gini check --iommu"',
+      );
+    }
+    if (device.iommuGroup === null) {
+      throw configError(
+        source,
+        ["passthrough", i],
+        `Cannot pass through "${address}": it is in no IOMMU group`,
+        'Enable the IOMMU (see "gini check")',
+      );
+    }
+    const gpu = host.gpus.find((g) => g.address === address);
+    if (gpu?.bootVga && !force) {
+      throw configError(
+        source,
+        ["passthrough", i],
+        `Cannot pass through "${address}": it is the boot display`,
+        "Pass through another GPU, or set passthrough_force = true if you have another way in",
+      );
+    }
+    const group = host.iommu.groups.find((g) => g.id === device.iommuGroup)!;
+    for (const member of group.devices) {
+      if (member.class.startsWith("0604") || member.class.startsWith("0600")) continue;
+      if (!wanted.includes(member.address)) {
+        throw configError(
+          source,
+          ["passthrough", i],
+          `Cannot pass through "${address}": its IOMMU group ${group.id} also holds "${member.address}" [${member.vendor}:${member.device}], which is not listed`,
+          `Add "${member.address}" to passthrough, or enable ACS override`,
+        );
+      }
+    }
+    passthrough.push({
+      address,
+      vendor: device.vendor,
+      device: device.device,
+      multifunction: host.pci.some((d) =>
+        d.address !== address && d.address.slice(0, -2) === address.slice(0, -2) &&
+        wanted.includes(d.address)
+      ),
+    });
+  }
+  return { usb, passthrough };
+}

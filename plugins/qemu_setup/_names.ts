@@ -1,0 +1,28 @@
+/**
+ * Stable identifiers derived from a VM's name: the same VM keeps its UUID and MACs
+ * across plans and rebuilds, different VMs get different ones.
+ *
+ * @module
+ */
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/** A version-4-shaped UUID derived from the VM name. */
+export async function vmUuid(name: string): Promise<string> {
+  const b = await digest(`gini-vm-uuid:${name}`);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
+    hex.slice(20, 32)
+  }`;
+}
+
+/** A locally administered QEMU MAC (52:54:00:…) derived from the VM name and NIC index. */
+export async function vmMac(name: string, index: number): Promise<string> {
+  const b = await digest(`gini-vm-mac:${name}:${index}`);
+  return ["52", "54", "00", ...Array.from(b.subarray(0, 3), (x) => x.toString(16).padStart(2, "0"))]
+    .join(":");
+}

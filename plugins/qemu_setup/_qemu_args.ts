@@ -1,0 +1,180 @@
+/**
+ * The QEMU command line of a VM definition: one flag per line in start.sh,
+ * the same array the kernel launches.
+ *
+ * @module
+ */
+import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
+
+type Definition = Omit<VmDefinition, "argv">;
+
+function cpuArg(def: Definition): string {
+  // "host" is only meaningful with KVM; under TCG "max" gives every feature TCG can emulate.
+  const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
+  return [model, ...def.cpu.features].join(",");
+}
+
+function diskArgs(disk: VmDisk, index: number): string[] {
+  const drive = [
+    `id=${disk.id}`,
+    "if=none",
+    `format=${disk.format}`,
+    `file=${disk.path}`,
+    ...(disk.readonly || disk.cdrom ? ["readonly=on"] : []),
+    ...(disk.cdrom ? ["media=cdrom"] : []),
+    "cache=none",
+    "aio=threads",
+    "discard=unmap",
+  ].join(",");
+  const boot = disk.bootIndex ? `,bootindex=${disk.bootIndex}` : "";
+  const device = disk.cdrom
+    ? `ide-cd,drive=${disk.id},bus=ide.${index % 6}${boot}`
+    : disk.bus === "virtio"
+    ? `virtio-blk-pci,drive=${disk.id}${boot}`
+    : disk.bus === "nvme"
+    ? `nvme,drive=${disk.id},serial=${disk.id}${boot}`
+    : `ide-hd,drive=${disk.id},bus=ide.${index % 6}${boot}`;
+  return ["-drive", drive, "-device", device];
+}
+
+function nicArgs(nic: VmNic): string[] {
+  let netdev: string;
+  switch (nic.type) {
+    case "user":
+      netdev = [
+        `user,id=${nic.id}`,
+        ...nic.forwards.map((f) => `hostfwd=${f.protocol}:${f.address}:${f.host}-:${f.guest}`),
+      ].join(",");
+      break;
+    case "bridge":
+      netdev = `bridge,id=${nic.id},br=${nic.bridge}`;
+      break;
+    default:
+      netdev = `tap,id=${nic.id},ifname=${nic.interface},script=no,downscript=no`;
+  }
+  return ["-netdev", netdev, "-device", `${nic.device},netdev=${nic.id},mac=${nic.mac}`];
+}
+
+/** The argv, program first. */
+export function qemuArgv(def: Definition): string[] {
+  const a: string[] = [def.emulator];
+  const push = (...items: string[]) => a.push(...items);
+  push("-name", `${def.name},process=gini-${def.name}`);
+  push("-uuid", def.uuid);
+  push(
+    "-machine",
+    [def.machine, `accel=${def.accel}`, ...(def.firmware.secureBoot ? ["smm=on"] : [])].join(","),
+  );
+  if (def.firmware.secureBoot) push("-global", "driver=cfi.pflash01,property=secure,value=on");
+  push("-cpu", cpuArg(def));
+  push(
+    "-smp",
+    `${def.cpu.vcpus},sockets=${def.cpu.sockets},cores=${def.cpu.cores},threads=${def.cpu.threads}`,
+  );
+  const mib = Math.floor(def.memory.bytes / 1024 / 1024);
+  if (def.memory.hugepages) {
+    push(
+      "-object",
+      `memory-backend-file,id=mem0,size=${mib}M,mem-path=/dev/hugepages,share=on,prealloc=on`,
+    );
+    push("-machine", "memory-backend=mem0");
+  }
+  push("-m", `${mib}M`);
+  if (def.firmware.type === "uefi") {
+    push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${def.firmware.code}`);
+    push("-drive", `if=pflash,format=raw,unit=1,file=${def.firmware.vars}`);
+  }
+  if (def.kernelBoot) {
+    push("-kernel", def.kernelBoot.kernel);
+    if (def.kernelBoot.initrd) push("-initrd", def.kernelBoot.initrd);
+    if (def.kernelBoot.cmdline) push("-append", def.kernelBoot.cmdline);
+  }
+  def.disks.forEach((disk, i) => push(...diskArgs(disk, i)));
+  for (const nic of def.nics) push(...nicArgs(nic));
+  if (def.nics.length === 0) push("-nic", "none");
+  push("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0");
+  if (def.tpm.enabled) {
+    push("-chardev", `socket,id=chrtpm,path=${def.tpm.socket}`);
+    push("-tpmdev", "emulator,id=tpm0,chardev=chrtpm");
+    push("-device", "tpm-tis,tpmdev=tpm0");
+  }
+  if (def.usb.length) {
+    push("-device", "qemu-xhci,id=xhci");
+    for (const u of def.usb) {
+      push("-device", `usb-host,bus=xhci.0,vendorid=0x${u.vendor},productid=0x${u.product}`);
+    }
+  }
+  for (const p of def.passthrough) {
+    push("-device", `vfio-pci,host=${p.address}${p.multifunction ? ",multifunction=on" : ""}`);
+  }
+  switch (def.display.type) {
+    case "none":
+      push("-display", "none", "-vga", "none");
+      break;
+    case "vnc":
+      push("-vga", "virtio", "-display", "none", "-vnc", `127.0.0.1:${def.display.port ?? 0}`);
+      break;
+    case "spice":
+      push(
+        "-vga",
+        "qxl",
+        "-display",
+        "none",
+        "-spice",
+        `port=${def.display.port ?? 5930},addr=127.0.0.1,disable-ticketing=on`,
+      );
+      push("-device", "virtio-serial-pci", "-chardev", "spicevmc,id=vdagent,name=vdagent");
+      push("-device", "virtserialport,chardev=vdagent,name=com.redhat.spice.0");
+      break;
+    case "gtk":
+      push("-vga", "virtio", "-display", "gtk");
+  }
+  push("-rtc", def.guest === "windows" ? "base=localtime" : "base=utc");
+  push(
+    "-chardev",
+    `socket,id=qmp,path=${def.paths.qmpSocket},server=on,wait=off`,
+    "-mon",
+    "chardev=qmp,mode=control",
+  );
+  push("-serial", `file:${def.paths.serialLog}`);
+  push("-pidfile", def.paths.pidFile);
+  if (def.display.type !== "gtk") push("-daemonize");
+  push(...def.extraArgs);
+  return a;
+}
+
+/** Quotes one word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** A readable start.sh for the argv. */
+export function startScript(def: VmDefinition): string {
+  const [program, ...args] = def.argv;
+  const lines: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i]!;
+    const value = args[i + 1];
+    if (flag.startsWith("-") && value !== undefined && !value.startsWith("-")) {
+      lines.push(`  ${shellQuote(flag)} ${shellQuote(value)}`);
+      i++;
+    } else lines.push(`  ${shellQuote(flag)}`);
+  }
+  return [
+    "#!/bin/sh",
+    `# ${def.name}: generated by Gini from ${def.configFile}. Edit the TOML and run "gini up" again.`,
+    `# QMP: ${def.paths.qmpSocket}   serial log: ${def.paths.serialLog}   pid: ${def.paths.pidFile}`,
+    "set -eu",
+    ...(def.tpm.enabled
+      ? [
+        `mkdir -p ${shellQuote(def.tpm.stateDir!)}`,
+        `swtpm socket --tpm2 --tpmstate dir=${
+          shellQuote(def.tpm.stateDir!)
+        } --ctrl type=unixio,path=${shellQuote(def.tpm.socket!)} --daemon`,
+      ]
+      : []),
+    `exec ${shellQuote(program!)} \\`,
+    lines.join(" \\\n"),
+    "",
+  ].join("\n");
+}

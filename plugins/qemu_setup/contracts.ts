@@ -1,0 +1,118 @@
+/**
+ * `session.vm_definition`: the complete, resolved description of a VM that the
+ * launch script, the QEMU argv and the libvirt domain are generated from.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+export const VmDiskSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  backend: z.enum(["file", "lvm"]),
+  /** The file or block device QEMU opens. */
+  path: z.string(),
+  format: z.enum(["qcow2", "raw"]),
+  sizeBytes: z.number().int().nonnegative(),
+  bus: z.enum(["virtio", "nvme", "sata", "ide"]),
+  backing: z.object({ path: z.string(), format: z.string() }).nullable(),
+  /** Create the disk (false for an existing image given with `path`). */
+  create: z.boolean(),
+  volumeGroup: z.string().nullable(),
+  logicalVolume: z.string().nullable(),
+  bootIndex: z.number().int().positive().nullable(),
+  readonly: z.boolean(),
+  cdrom: z.boolean(),
+});
+export type VmDisk = z.infer<typeof VmDiskSchema>;
+
+export const VmNicSchema = z.object({
+  id: z.string(),
+  type: z.enum(["user", "bridge", "tap", "macvtap"]),
+  model: z.string(),
+  /** The QEMU device of the model. */
+  device: z.string(),
+  mac: z.string(),
+  bridge: z.string().nullable(),
+  interface: z.string().nullable(),
+  forwards: z.array(
+    z.object({
+      protocol: z.enum(["tcp", "udp"]),
+      address: z.string(),
+      host: z.number(),
+      guest: z.number(),
+    }),
+  ),
+});
+export type VmNic = z.infer<typeof VmNicSchema>;
+
+export const VmDefinitionSchema = z.object({
+  name: z.string(),
+  uuid: z.string().uuid(),
+  guest: z.enum(["linux", "macos", "windows", "other"]),
+  configFile: z.string(),
+  accel: z.enum(["kvm", "tcg"]),
+  machine: z.enum(["q35", "pc"]),
+  cpu: z.object({
+    model: z.string(),
+    features: z.array(z.string()),
+    sockets: z.number().int(),
+    cores: z.number().int(),
+    threads: z.number().int(),
+    vcpus: z.number().int(),
+  }),
+  memory: z.object({ bytes: z.number().int().positive(), hugepages: z.boolean() }),
+  disks: z.array(VmDiskSchema),
+  nics: z.array(VmNicSchema),
+  display: z.object({
+    type: z.enum(["none", "vnc", "spice", "gtk"]),
+    port: z.number().int().nullable(),
+  }),
+  firmware: z.object({
+    type: z.enum(["bios", "uefi"]),
+    secureBoot: z.boolean(),
+    code: z.string().nullable(),
+    varsTemplate: z.string().nullable(),
+    vars: z.string().nullable(),
+  }),
+  tpm: z.object({
+    enabled: z.boolean(),
+    socket: z.string().nullable(),
+    stateDir: z.string().nullable(),
+  }),
+  usb: z.array(z.object({ vendor: z.string(), product: z.string() })),
+  passthrough: z.array(
+    z.object({
+      address: z.string(),
+      vendor: z.string(),
+      device: z.string(),
+      multifunction: z.boolean(),
+    }),
+  ),
+  kernelBoot: z.object({
+    kernel: z.string(),
+    initrd: z.string().nullable(),
+    cmdline: z.string().nullable(),
+  }).nullable(),
+  extraArgs: z.array(z.string()),
+  backend: z.enum(["qemu", "libvirt"]),
+  libvirtUri: z.string(),
+  paths: z.object({
+    dir: z.string(),
+    startScript: z.string(),
+    domainXml: z.string(),
+    definition: z.string(),
+    qmpSocket: z.string(),
+    serialLog: z.string(),
+    pidFile: z.string(),
+  }),
+  emulator: z.string(),
+  /** The full QEMU command line, program first. */
+  argv: z.array(z.string()),
+  warnings: z.array(z.string()),
+});
+export type VmDefinition = z.infer<typeof VmDefinitionSchema>;
+
+export const contracts = {
+  "session.vm_definition": VmDefinitionSchema,
+};

@@ -1,0 +1,144 @@
+/**
+ * qemu-setup: from the user's VM file (`session.user_vm_request`, read by the
+ * kernel) and the host report to `session.vm_definition` — the QEMU argv — and
+ * the libvirt domain XML. It changes nothing; it only asks `qemu-img info`
+ * (read-only) about the images the file names.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import type { EnvironmentData } from "../env_check/contracts.ts";
+import type { VmDefinition } from "./contracts.ts";
+import { parseVmConfig, type VmConfig } from "./vm_schema.ts";
+import {
+  configureVfio,
+  defineCpuRam,
+  defineNetworking,
+  defineStorage,
+  type Probe,
+  type Source,
+  validateRequest,
+} from "./_define.ts";
+import { vmUuid } from "./_names.ts";
+import { qemuArgv } from "./_qemu_args.ts";
+import { libvirtXml } from "./_libvirt_xml.ts";
+
+const source = (ctx: StageContext) =>
+  ctx.get<{ file: string; text: string }>("session.user_vm_request")! as Source;
+const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as VmConfig;
+const host = (ctx: StageContext) =>
+  ctx.get("session.environment_data") as unknown as EnvironmentData;
+const vmDir = (ctx: StageContext, name: string) => join(ctx.dirs.data, "vms", name);
+
+function probeWith(ctx: StageContext): Probe {
+  return async (path) => {
+    const out = await ctx.op<{ code: number; stdout: string }>("run", {
+      argv: ["qemu-img", "info", "--output=json", "-U", path],
+      allowFailure: true,
+      timeoutMs: 30_000,
+    });
+    if (out.code !== 0) return null;
+    const info = JSON.parse(out.stdout) as { format: string; "virtual-size": number };
+    return { format: info.format, virtualSize: info["virtual-size"] };
+  };
+}
+
+export default definePlugin({
+  stages: {
+    "load-vm-config-toml": (ctx) => {
+      const { file, text } = source(ctx);
+      ctx.set("qemu_setup.config", parseVmConfig(text, file) as unknown as Json);
+    },
+    "validate-vm-request": (ctx) => {
+      const validated = validateRequest(config(ctx), host(ctx), source(ctx));
+      for (const warning of validated.warnings) ctx.ui.warn(warning);
+      ctx.set("qemu_setup.validated", validated);
+    },
+    "define-cpu-ram": (ctx) => {
+      const { accel } = ctx.get<{ accel: "kvm" | "tcg" }>("qemu_setup.validated")!;
+      ctx.set("qemu_setup.cpu_ram", defineCpuRam(config(ctx), accel) as unknown as Json);
+    },
+    "define-storage": async (ctx) => {
+      const c = config(ctx);
+      const storage = await defineStorage(
+        c,
+        host(ctx),
+        source(ctx),
+        vmDir(ctx, c.name),
+        probeWith(ctx),
+      );
+      ctx.set("qemu_setup.storage", storage as unknown as Json);
+    },
+    "define-networking": async (ctx) => {
+      ctx.set(
+        "qemu_setup.network",
+        await defineNetworking(config(ctx), host(ctx), source(ctx)) as unknown as Json,
+      );
+    },
+    "configure-vfio": (ctx) => {
+      ctx.set(
+        "qemu_setup.vfio",
+        configureVfio(config(ctx), host(ctx), source(ctx)) as unknown as Json,
+      );
+    },
+    "finalize-vm-definition": async (ctx) => {
+      const c = config(ctx);
+      const dir = vmDir(ctx, c.name);
+      const cpuRam = ctx.get("qemu_setup.cpu_ram") as unknown as ReturnType<typeof defineCpuRam>;
+      const storage = ctx.get("qemu_setup.storage") as unknown as Pick<
+        VmDefinition,
+        "disks" | "firmware" | "kernelBoot"
+      >;
+      const vfio = ctx.get("qemu_setup.vfio") as unknown as Pick<
+        VmDefinition,
+        "usb" | "passthrough"
+      >;
+      const validated = ctx.get<{ warnings: string[] }>("qemu_setup.validated")!;
+      const definition: Omit<VmDefinition, "argv"> = {
+        name: c.name,
+        uuid: await vmUuid(c.name),
+        guest: c.guest,
+        configFile: source(ctx).file,
+        accel: cpuRam.accel,
+        machine: c.machine,
+        cpu: cpuRam.cpu,
+        memory: cpuRam.memory,
+        disks: storage.disks,
+        nics: ctx.get("qemu_setup.network") as unknown as VmDefinition["nics"],
+        display: { type: c.display.type, port: c.display.port ?? null },
+        firmware: storage.firmware,
+        tpm: c.tpm.enabled
+          ? { enabled: true, socket: join(dir, "swtpm.sock"), stateDir: join(dir, "tpm") }
+          : { enabled: false, socket: null, stateDir: null },
+        usb: vfio.usb,
+        passthrough: vfio.passthrough,
+        kernelBoot: storage.kernelBoot,
+        extraArgs: c.qemu.extra_args,
+        backend: c.qemu.backend,
+        libvirtUri: c.qemu.libvirt_uri,
+        paths: {
+          dir,
+          startScript: join(dir, "start.sh"),
+          domainXml: join(dir, "vm.xml"),
+          definition: join(dir, "vm.json"),
+          qmpSocket: join(dir, "qmp.sock"),
+          serialLog: join(dir, "serial.log"),
+          pidFile: join(dir, "qemu.pid"),
+        },
+        emulator: "qemu-system-x86_64",
+        warnings: validated.warnings,
+      };
+      ctx.set(
+        "session.vm_definition",
+        { ...definition, argv: qemuArgv(definition) } as unknown as Json,
+      );
+    },
+    "generate-libvirt-xml": (ctx) => {
+      ctx.set(
+        "session.libvirt_xml",
+        libvirtXml(ctx.get("session.vm_definition") as unknown as VmDefinition),
+      );
+    },
+  },
+});

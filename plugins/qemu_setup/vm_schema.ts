@@ -1,0 +1,149 @@
+/**
+ * The VM file (`vm.toml`): its zod schema (exported as JSON Schema by
+ * `gini schema vm`), and parsing with errors that name the file, line, column and
+ * key, with "did you mean" for unknown keys.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ConfigError } from "../../kernel/errors.ts";
+import { parseTomlFile, schemaKeysAt } from "../../kernel/toml.ts";
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?$/i;
+const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** Bytes of a size like "8G", "512M", "1.5T" (binary units). */
+export function parseSize(text: string): number | undefined {
+  const match = text.trim().match(SIZE);
+  if (!match) return undefined;
+  return Math.round(Number(match[1]) * UNITS[match[2]!.toUpperCase()]!);
+}
+
+const size = z.string().refine((v) => parseSize(v) !== undefined, {
+  message: 'expected a size like "512M", "8G" or "1T"',
+});
+const name = z.string().regex(
+  /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
+  "expected a name of letters, digits, '.', '_' and '-'",
+);
+const pci = z.string().regex(
+  /^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/,
+  'expected a PCI address like "0000:01:00.0"',
+);
+const mac = z.string().regex(
+  /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i,
+  'expected a MAC address like "52:54:00:12:34:56"',
+);
+const absolutePath = z.string().min(1);
+
+export const DiskSchema = z.strictObject({
+  name: name.default("disk"),
+  size: size.optional(),
+  format: z.enum(["qcow2", "raw"]).default("qcow2"),
+  backend: z.enum(["file", "lvm"]).default("file"),
+  /** LVM volume group (backend = "lvm"). */
+  volume_group: z.string().optional(),
+  bus: z.enum(["virtio", "nvme", "sata", "ide"]).default("virtio"),
+  /** An image the new disk is an overlay of (qcow2 only), or copied from. */
+  backing: absolutePath.optional(),
+  /** An existing disk image to use as is. */
+  path: absolutePath.optional(),
+  boot_order: z.number().int().positive().optional(),
+  readonly: z.boolean().default(false),
+  cdrom: z.boolean().default(false),
+});
+
+export const ForwardSchema = z.strictObject({
+  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+  host: z.number().int().min(1).max(65535),
+  guest: z.number().int().min(1).max(65535),
+  address: z.string().default("127.0.0.1"),
+});
+
+export const NetworkSchema = z.strictObject({
+  type: z.enum(["user", "bridge", "tap", "macvtap", "none"]).default("user"),
+  model: z.enum(["virtio", "e1000e", "e1000", "vmxnet3", "rtl8139"]).default("virtio"),
+  mac: mac.optional(),
+  bridge: z.string().optional(),
+  /** Host interface for tap/macvtap. */
+  interface: z.string().optional(),
+  forwards: z.array(ForwardSchema).default([]),
+});
+
+/** The schema of a VM file. */
+export const VmConfigSchema = z.strictObject({
+  name,
+  description: z.string().optional(),
+  guest: z.enum(["linux", "macos", "windows", "other"]).default("linux"),
+  accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
+  machine: z.enum(["q35", "pc"]).default("q35"),
+  cpu: z.strictObject({
+    cores: z.number().int().min(1).max(1024).default(2),
+    threads: z.number().int().min(1).max(8).default(1),
+    sockets: z.number().int().min(1).max(16).default(1),
+    model: z.string().default("host"),
+    features: z.array(z.string().regex(/^[+-][\w.-]+$/, 'expected "+feature" or "-feature"'))
+      .default([]),
+  }).default({ cores: 2, threads: 1, sockets: 1, model: "host", features: [] }),
+  memory: z.strictObject({
+    size: size.default("2G"),
+    hugepages: z.boolean().default(false),
+  }).default({ size: "2G", hugepages: false }),
+  disks: z.array(DiskSchema).default([]),
+  network: z.array(NetworkSchema).default([{ type: "user", model: "virtio", forwards: [] }]),
+  display: z.strictObject({
+    type: z.enum(["none", "vnc", "spice", "gtk"]).default("none"),
+    /** VNC display number or SPICE port. */
+    port: z.number().int().min(0).max(65535).optional(),
+  }).default({ type: "none" }),
+  firmware: z.strictObject({
+    type: z.enum(["bios", "uefi"]).default("bios"),
+    secure_boot: z.boolean().default(false),
+    /** OVMF code and vars template; auto-discovered from the host report when absent. */
+    code: absolutePath.optional(),
+    vars: absolutePath.optional(),
+  }).default({ type: "bios", secure_boot: false }),
+  tpm: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
+  usb: z.array(
+    z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{4}$/i, 'expected "vendor:product" like "046d:c52b"'),
+  ).default([]),
+  passthrough: z.array(pci).default([]),
+  /** Allow passing through the boot display (you need another way into the host). */
+  passthrough_force: z.boolean().default(false),
+  /** Direct kernel boot. */
+  boot: z.strictObject({
+    kernel: absolutePath.optional(),
+    initrd: absolutePath.optional(),
+    cmdline: z.string().optional(),
+  }).optional(),
+  qemu: z.strictObject({
+    extra_args: z.array(z.string()).default([]),
+    backend: z.enum(["qemu", "libvirt"]).default("qemu"),
+    libvirt_uri: z.string().default("qemu:///session"),
+  }).default({ extra_args: [], backend: "qemu", libvirt_uri: "qemu:///session" }),
+});
+
+/** A VM file as written (defaults applied). */
+export type VmConfig = z.output<typeof VmConfigSchema>;
+
+/** Parses a VM file's text, or throws the first problem as a {@linkcode ConfigError}. */
+export function parseVmConfig(text: string, file: string): VmConfig {
+  const result = parseTomlFile(
+    text,
+    file,
+    VmConfigSchema,
+    (message, options) => new ConfigError(message, options),
+    (path) => schemaKeysAt(VmConfigSchema, path),
+  );
+  if (!result.ok) throw result.errors[0]!;
+  return result.value;
+}
+
+/** The VM file's JSON Schema, for editors. */
+export function vmJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    title: "Gini VM",
+    ...z.toJSONSchema(VmConfigSchema, { io: "input" }),
+  };
+}

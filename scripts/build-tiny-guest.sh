@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds (once, cached outside the repo) a tiny guest for direct kernel boot: Debian's kernel and a
+# busybox initramfs whose init prints a marker on the serial console and then waits.
+# Prints the directory holding vmlinuz and initrd.img.
+#
+#   dir="$(bash scripts/build-tiny-guest.sh)"
+set -euo pipefail
+cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/tiny-guest"
+kernel_pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+if [ -z "$kernel_pkg" ]; then
+  echo "build-tiny-guest: cannot find the kernel package behind linux-image-amd64 (run apt-get update)" >&2
+  exit 1
+fi
+out="$cache/$kernel_pkg"
+if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+  echo "$out"
+  exit 0
+fi
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+apt-get download -qq "$kernel_pkg" busybox-static >&2
+dpkg-deb -x linux-image-*.deb kernel
+dpkg-deb -x busybox-static_*.deb busybox
+
+mkdir -p root/bin root/dev root/proc root/sys
+cp busybox/bin/busybox root/bin/busybox
+for applet in sh echo cat mount sleep poweroff uname; do ln -s busybox "root/bin/$applet"; done
+cat >root/init <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sys sysfs /sys 2>/dev/null || mount -t sysfs sysfs /sys
+echo "GINI-TINY-GUEST-BOOTED kernel=$(uname -r)"
+while true; do sleep 3600; done
+INIT
+chmod +x root/init
+(cd root && find . | cpio -o -H newc --quiet | gzip -9) >initrd.img
+
+mkdir -p "$out"
+cp kernel/boot/vmlinuz-* "$out/vmlinuz"
+cp initrd.img "$out/initrd.img"
+echo "$out"
