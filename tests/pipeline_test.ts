@@ -13,10 +13,11 @@ Deno.test("runPipeline() orders stages by the keys they read, runs hooks around 
     seeds: { "greeter.mode": "normal" },
   });
   assert(result.ok, result.error?.message);
-  assertEquals(result.stages.map((s) => [s.id, s.status]), [["greeter:second", "done"], [
-    "greeter:first",
-    "done",
-  ]]);
+  // Reported in the order they ran: "second" reads what "first" writes.
+  assertEquals(result.stages.map((s) => [s.id, s.status]), [
+    ["greeter:first", "done"],
+    ["greeter:second", "done"],
+  ]);
   assertEquals(result.context["greeter.replies"], [{ echoed: { n: 2 } }]);
   assertEquals(
     await Deno.readTextFile(join(env.dirs.data, "observer/log.txt")),
