@@ -142,6 +142,10 @@ export default definePlugin({
         `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
       );
       await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
+      // "quit" answers before QEMU has exited; wait until its monitor is gone.
+      for (let i = 0; i < 40 && !ctx.dryRun && await isRunning(ctx, def); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
       ctx.set("deploy.stopped", { name: def.name, how: "quit" });
     },
     remove: async (ctx) => {

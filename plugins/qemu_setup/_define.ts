@@ -434,8 +434,7 @@ export function configureVfio(config: VmConfig, host: EnvironmentData, source: S
         source,
         ["passthrough", i],
         `Cannot pass through "${address}": no such PCI device on the host`,
-        didYouMean(address, host.pci.map((d) => d.address)) ??
-          'List devices with "gini check --iommu"',
+        'List the host\'s devices with "gini check --iommu"',
       );
     }
     if (device.iommuGroup === null) {
@@ -471,10 +470,12 @@ export function configureVfio(config: VmConfig, host: EnvironmentData, source: S
       address,
       vendor: device.vendor,
       device: device.device,
-      multifunction: host.pci.some((d) =>
-        d.address !== address && d.address.slice(0, -2) === address.slice(0, -2) &&
-        wanted.includes(d.address)
-      ),
+      // The card's first function carries multifunction=on when its other functions come along.
+      multifunction: address.endsWith(".0") &&
+        host.pci.some((d) =>
+          d.address !== address && d.address.slice(0, -2) === address.slice(0, -2) &&
+          wanted.includes(d.address)
+        ),
     });
   }
   return { usb, passthrough };

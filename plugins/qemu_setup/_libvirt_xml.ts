@@ -82,7 +82,7 @@ export function libvirtXml(def: VmDefinition): string {
     "  <on_crash>destroy</on_crash>",
   );
   x.push("  <devices>");
-  x.push(`    <emulator>${esc(def.emulator)}</emulator>`);
+  // No <emulator>: libvirt wants an absolute path and picks the right one from its capabilities.
   const counters: Record<string, number> = {};
   for (const disk of def.disks) {
     const target = disk.cdrom ? { bus: "sata", prefix: "sd" } : BUS_TARGET[disk.bus]!;

@@ -1,0 +1,336 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import { join } from "node:path";
+import { runStages } from "../kernel/mod.ts";
+import { loadPlugins } from "../kernel/mod.ts";
+import { startScript } from "../plugins/qemu_setup/_qemu_args.ts";
+import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
+import { giniRunFlags } from "../scripts/compile.ts";
+import { recordingUi, REPO, snapshotTree, tempEnv } from "./_helpers.ts";
+
+const HOSTS = join(REPO, "tests/fixtures/hosts");
+const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
+const DENO_DIR = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
+
+async function gini(root: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
+    env: { HOME: root, NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR },
+    clearEnv: true,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+async function sh(...argv: string[]): Promise<string> {
+  const out = await new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, `${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+async function tinyGuest(): Promise<string> {
+  return (await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"))).trim();
+}
+
+async function waitFor(file: string, marker: string, seconds: number): Promise<string> {
+  const deadline = Date.now() + seconds * 1000;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await Deno.readTextFile(file).catch(() => "");
+    if (text.includes(marker)) return text;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `"${marker}" did not appear in ${file} within ${seconds} s:\n${text.slice(-2000)}`,
+  );
+}
+
+Deno.test("gini up boots a direct-kernel guest under TCG with disks made by qemu-img; down and rm undo it", async () => {
+  const guest = await tinyGuest();
+  const { root } = await tempEnv();
+  await sh("qemu-img", "create", "-q", "-f", "qcow2", join(root, "base.qcow2"), "64M");
+  await Deno.writeTextFile(
+    join(root, "tiny.toml"),
+    `name = "tiny"
+[memory]
+size = "256M"
+[boot]
+kernel = "${guest}/vmlinuz"
+initrd = "${guest}/initrd.img"
+cmdline = "console=ttyS0 panic=-1"
+[[disks]]
+name = "root"
+backing = "base.qcow2"
+size = "128M"
+[[disks]]
+name = "data"
+size = "32M"
+format = "raw"
+bus = "sata"
+[[network]]
+type = "user"
+`,
+  );
+  const up = await gini(root, "up", "tiny.toml");
+  assertEquals(up.code, 0, up.stderr);
+  assertStringIncludes(up.stdout, 'VM "tiny" started (pid ');
+  const dir = join(root, ".local/share/gini/vms/tiny");
+  const rootInfo = JSON.parse(
+    await sh("qemu-img", "info", "-U", "--output=json", join(dir, "root.qcow2")),
+  );
+  assertEquals([rootInfo.format, rootInfo["virtual-size"], rootInfo["backing-filename"]], [
+    "qcow2",
+    128 * 1024 * 1024,
+    join(root, "base.qcow2"),
+  ]);
+  const dataInfo = JSON.parse(
+    await sh("qemu-img", "info", "-U", "--output=json", join(dir, "data.img")),
+  );
+  assertEquals([dataInfo.format, dataInfo["virtual-size"]], ["raw", 32 * 1024 * 1024]);
+  assertMatch(
+    await waitFor(join(dir, "serial.log"), "GINI-TINY-GUEST-BOOTED", 120),
+    /GINI-TINY-GUEST-BOOTED kernel=\d/,
+  );
+  const script = await Deno.readTextFile(join(dir, "start.sh"));
+  assertStringIncludes(script, "exec qemu-system-x86_64 \\\n  -name tiny,process=gini-tiny \\\n");
+  assertEquals((await Deno.stat(join(dir, "start.sh"))).mode! & 0o777, 0o755);
+
+  const listed = JSON.parse((await gini(root, "ls", "--json")).stdout);
+  assertEquals(listed.map((v: { name: string; state: string }) => [v.name, v.state]), [[
+    "tiny",
+    "running",
+  ]]);
+  const pid = listed[0].pid as number;
+
+  const down = await gini(root, "down", "tiny", "--timeout", "3");
+  assertEquals(down.code, 0, down.stderr);
+  assertMatch(down.stdout, /VM "tiny" stopped/);
+  // Gone, or a zombie waiting for whichever process reaps orphans here.
+  const state = await Deno.readTextFile(`/proc/${pid}/stat`).then(
+    (t) => t.split(") ")[1]![0],
+    () => "gone",
+  );
+  assert(state === "gone" || state === "Z", `QEMU is still running (state ${state})`);
+
+  const refused = await gini(root, "rm", "tiny");
+  assertEquals(refused.code, 2);
+  assertStringIncludes(refused.stderr, 'Cannot remove VM "tiny" without confirmation');
+  const rm = await gini(root, "rm", "tiny", "--yes");
+  assertEquals(rm.code, 0, rm.stderr);
+  assertEquals(await Deno.stat(dir).then(() => true, () => false), false);
+  assertEquals(
+    (await Deno.stat(join(root, "base.qcow2"))).isFile,
+    true,
+    "the backing image is the user's and stays",
+  );
+});
+
+Deno.test("gini plan --json lists image.create and the writes of start.sh and vm.xml, and changes nothing", async () => {
+  const { root } = await tempEnv();
+  await Deno.writeTextFile(join(root, "vm.toml"), 'name = "planned"\n[[disks]]\nsize = "1G"\n');
+  const before = await snapshotTree(root);
+  const plan = await gini(root, "plan", "vm.toml", "--json");
+  assertEquals(plan.code, 0, plan.stderr);
+  const report = JSON.parse(plan.stdout);
+  const ops = report.stages.flatMap((s: { ops: { kind: string; args: { path?: string } }[] }) =>
+    s.ops
+  )
+    .filter((op: { readOnly: boolean }) => !op.readOnly)
+    .map((op: { kind: string; args: { path?: string; name?: string } }) =>
+      `${op.kind} ${op.args.path ?? op.args.name}`
+    );
+  const dir = join(root, ".local/share/gini/vms/planned");
+  assertEquals(ops, [
+    `fs.mkdir ${dir}`,
+    `image.create ${dir}/disk.qcow2`,
+    `fs.write ${dir}/start.sh`,
+    `fs.write ${dir}/vm.xml`,
+    `fs.write ${dir}/vm.json`,
+    "qemu.launch planned",
+  ]);
+  assertEquals(report.vmDefinition.argv[0], "qemu-system-x86_64");
+  assertStringIncludes(report.libvirtXml, "<name>planned</name>");
+  assertEquals(await snapshotTree(root), before);
+  const text = await gini(root, "plan", "vm.toml");
+  assertStringIncludes(text.stdout, `  Would create qcow2 disk "${dir}/disk.qcow2" (1.0 GiB)`);
+  assertStringIncludes(text.stdout, "QEMU command line (start.sh):\n#!/bin/sh");
+  assertStringIncludes(text.stdout, "Domain XML (vm.xml):\n<domain type=");
+});
+
+Deno.test("bad VM files are refused with file, line, key and hint, and leave nothing on disk", async (t) => {
+  const cases: [string, string, string, RegExp, string][] = [
+    [
+      "wrong type",
+      'name = "x"\n[cpu]\ncores = "two"\n',
+      "intel-nvidia",
+      /vm\.toml:3:1: Cannot use "cpu\.cores": expected number, found string/,
+      'Fix "cpu.cores"',
+    ],
+    [
+      "unknown key",
+      'name = "x"\n[memroy]\nsize = "2G"\n',
+      "intel-nvidia",
+      /vm\.toml:2:1: Cannot use unknown key "memroy"/,
+      'Did you mean "memory"?',
+    ],
+    [
+      "bad size",
+      'name = "x"\n[memory]\nsize = "lots"\n',
+      "intel-nvidia",
+      /vm\.toml:3:1: Cannot use "memory\.size": expected a size like/,
+      "memory.size",
+    ],
+    [
+      "too many cores",
+      'name = "x"\n[cpu]\ncores = 64\n[[disks]]\nsize = "1G"\n',
+      "intel-nvidia",
+      /vm\.toml:3:1: Cannot give "x" 64 vCPUs: the host has 20 threads/,
+      "at most 20",
+    ],
+    [
+      "too much memory",
+      'name = "x"\n[memory]\nsize = "1T"\n[[disks]]\nsize = "1G"\n',
+      "intel-nvidia",
+      /vm\.toml:3:1: Cannot give "x" 1T of memory/,
+      "Lower memory.size",
+    ],
+    [
+      "missing backing image",
+      'name = "x"\n[[disks]]\nbacking = "nope.qcow2"\n',
+      "intel-nvidia",
+      /vm\.toml:3:1: Cannot use backing image ".*\/nope\.qcow2": it does not exist/,
+      "relative paths start at the VM file's folder",
+    ],
+    [
+      "passthrough device not on the host",
+      'name = "x"\npassthrough = ["0000:09:00.0"]\n[[disks]]\nsize = "1G"\n',
+      "intel-nvidia",
+      /vm\.toml:2:1: Cannot pass through "0000:09:00.0": no such PCI device/,
+      "gini check --iommu",
+    ],
+    [
+      "half an IOMMU group",
+      'name = "x"\npassthrough = ["0000:01:00.0"]\npassthrough_force = true\n[[disks]]\nsize = "1G"\n',
+      "intel-nvidia",
+      /Cannot pass through "0000:01:00\.0": its IOMMU group 1 also holds "0000:01:00\.1"/,
+      'Add "0000:01:00.1" to passthrough',
+    ],
+    [
+      "the boot GPU without force",
+      'name = "x"\npassthrough = ["0000:01:00.0", "0000:01:00.1"]\n[[disks]]\nsize = "1G"\n',
+      "intel-nvidia",
+      /Cannot pass through "0000:01:00\.0": it is the boot display/,
+      "passthrough_force",
+    ],
+    [
+      "a bridge the host lacks",
+      'name = "x"\n[[disks]]\nsize = "1G"\n[[network]]\ntype = "bridge"\nbridge = "br1"\n',
+      "intel-nvidia",
+      /vm\.toml:6:1: Cannot find bridge "br1" on the host/,
+      'Did you mean "br0"?',
+    ],
+    [
+      "no disk and no kernel",
+      'name = "x"\n',
+      "intel-nvidia",
+      /Cannot boot "x": it has no disk and no kernel/,
+      "[[disks]]",
+    ],
+    [
+      "KVM asked for on a host without it",
+      'name = "x"\naccel = "kvm"\n[[disks]]\nsize = "1G"\n',
+      "iommu-off-no-kvm",
+      /vm\.toml:2:1: Cannot use KVM/,
+      'accel = "auto"',
+    ],
+  ];
+  const noKvm = await Deno.makeTempDir({ prefix: "gini-nokvm-" });
+  await sh("cp", "-a", `${join(HOSTS, "iommu-off")}/.`, noKvm);
+  await Deno.remove(join(noKvm, "dev/kvm"));
+  for (const [name, toml, host, message, hint] of cases) {
+    await t.step(name, async () => {
+      const { root } = await tempEnv();
+      await Deno.writeTextFile(join(root, "vm.toml"), toml);
+      const before = await snapshotTree(root);
+      const hostRoot = host === "iommu-off-no-kvm" ? noKvm : join(HOSTS, host);
+      const result = await gini(root, "--host-root", hostRoot, "up", "vm.toml");
+      assertEquals(result.code, 2, result.stderr);
+      assertMatch(result.stderr, message);
+      assertStringIncludes(result.stderr, hint);
+      assertEquals(await snapshotTree(root), before);
+    });
+  }
+});
+
+const EXAMPLES = ["headless-linux", "desktop-spice", "lvm", "passthrough"];
+
+Deno.test("example VM files give domain XML that virt-xml-validate accepts and that matches the golden files", async (t) => {
+  const work = await Deno.makeTempDir({ prefix: "gini-examples-" });
+  await sh(
+    "qemu-img",
+    "create",
+    "-q",
+    "-f",
+    "qcow2",
+    join(work, "debian-12-genericcloud-amd64.qcow2"),
+    "2G",
+  );
+  await sh(
+    "qemu-img",
+    "create",
+    "-q",
+    "-f",
+    "raw",
+    join(work, "debian-12-amd64-netinst.iso"),
+    "1M",
+  );
+  for (const example of EXAMPLES) {
+    await t.step(example, async () => {
+      const file = join(work, `${example}.toml`);
+      await Deno.copyFile(join(REPO, "examples", `${example}.toml`), file);
+      const env = await tempEnv(join(HOSTS, "intel-nvidia"));
+      const { result } = await runStages({
+        env,
+        loaded: await loadPlugins(env, []),
+        ui: recordingUi(),
+        dryRun: true,
+        targets: ["qemu-setup:generate-libvirt-xml"],
+        seeds: { "session.user_vm_request": { file, text: await Deno.readTextFile(file) } },
+      });
+      assert(result.ok, result.error?.message);
+      const xml = result.context["session.libvirt_xml"] as string;
+      const xmlFile = join(work, `${example}.xml`);
+      await Deno.writeTextFile(xmlFile, xml);
+      const check = await new Deno.Command("virt-xml-validate", {
+        args: [xmlFile, "domain"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(
+        check.code,
+        0,
+        new TextDecoder().decode(check.stderr) + new TextDecoder().decode(check.stdout),
+      );
+      const normal = (text: string) =>
+        text.replaceAll(env.dirs.data, "{data}").replaceAll(work, "{examples}").replaceAll(
+          join(HOSTS, "intel-nvidia"),
+          "{host}",
+        );
+      const def = result.context["session.vm_definition"] as unknown as VmDefinition;
+      const actual = `${normal(startScript(def))}\n${normal(xml)}`;
+      const golden = join(REPO, "tests/fixtures/vms", `${example}.expected`);
+      if (UPDATE) await Deno.writeTextFile(golden, actual);
+      assertEquals(
+        actual,
+        await Deno.readTextFile(golden),
+        "regenerate with GINI_UPDATE_GOLDEN=1 after checking the difference",
+      );
+    });
+  }
+});
