@@ -6,7 +6,12 @@
 #   dir="$(bash scripts/build-tiny-guest.sh)"
 set -euo pipefail
 cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/tiny-guest"
-kernel_pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+find_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kernel_pkg="$(find_kernel)"
+if [ -z "$kernel_pkg" ]; then
+  apt-get update -qq >&2 || true
+  kernel_pkg="$(find_kernel)"
+fi
 if [ -z "$kernel_pkg" ]; then
   echo "build-tiny-guest: cannot find the kernel package behind linux-image-amd64 (run apt-get update)" >&2
   exit 1
