@@ -80,7 +80,8 @@ Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL li
       );
       await golden(
         "intel-nvidia",
-        JSON.stringify(stable(report), null, 2) + "\n\n" + renderChecks(report) + "\n",
+        JSON.stringify(stable(report), null, 2) + "\n\n" +
+          renderChecks({ ...report, hostRoot: "{host}" }) + "\n",
       );
     },
   );
@@ -104,7 +105,8 @@ Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL li
       assertEquals(status(report, "devices.vhost-net"), "WARN");
       await golden(
         "amd-amd",
-        JSON.stringify(stable(report), null, 2) + "\n\n" + renderChecks(report) + "\n",
+        JSON.stringify(stable(report), null, 2) + "\n\n" +
+          renderChecks({ ...report, hostRoot: "{host}" }) + "\n",
       );
     },
   );
@@ -119,7 +121,8 @@ Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL li
       assertEquals(status(report, "kvm.nested"), "WARN");
       await golden(
         "laptop-hybrid",
-        JSON.stringify(stable(report), null, 2) + "\n\n" + renderChecks(report) + "\n",
+        JSON.stringify(stable(report), null, 2) + "\n\n" +
+          renderChecks({ ...report, hostRoot: "{host}" }) + "\n",
       );
     },
   );
@@ -141,7 +144,8 @@ Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL li
       assertEquals(gpu(report, "0000:01:00.0").iommuGroup, null);
       await golden(
         "iommu-off",
-        JSON.stringify(stable(report), null, 2) + "\n\n" + renderChecks(report) + "\n",
+        JSON.stringify(stable(report), null, 2) + "\n\n" +
+          renderChecks({ ...report, hostRoot: "{host}" }) + "\n",
       );
     },
   );
@@ -159,7 +163,8 @@ Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL li
       assertEquals(status(report, "iommu.interrupt-remapping"), "WARN");
       await golden(
         "shared-group",
-        JSON.stringify(stable(report), null, 2) + "\n\n" + renderChecks(report) + "\n",
+        JSON.stringify(stable(report), null, 2) + "\n\n" +
+          renderChecks({ ...report, hostRoot: "{host}" }) + "\n",
       );
     },
   );
