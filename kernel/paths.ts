@@ -26,6 +26,8 @@ export interface StartupEnv {
   home: string;
   /** `PATH` at start-up, used only to resolve program names to absolute paths. */
   path: string;
+  /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
+  lvmNoDeviceMapper: boolean;
 }
 
 /** Directory overrides from the command line. */
@@ -77,6 +79,7 @@ export function resolveStartupEnv(
     cwd,
     home,
     path: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    lvmNoDeviceMapper: env.GINI_LVM_NO_DM === "1",
   };
 }
 

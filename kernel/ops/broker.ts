@@ -16,6 +16,7 @@ export interface Grants {
   write: string[];
   read: string[];
   run: Set<string>;
+  lvm: boolean;
 }
 
 /**
@@ -69,6 +70,7 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     write: expand(manifest.ops.write),
     read: expand([...manifest.permissions.read, ...manifest.ops.write]),
     run: new Set(manifest.ops.run),
+    lvm: manifest.ops.lvm,
   };
 }
 
@@ -118,6 +120,19 @@ export function checkProgram(grants: Grants, op: string, program: string): void 
         ? "programs are named without a path"
         : "the program is not in the plugin's run grant",
       `Add "${basename(program)}" to [ops].run in the plugin's manifest`,
+    );
+  }
+}
+
+/** Checks that the plugin may manage logical volumes. */
+export function checkLvm(grants: Grants, op: string, target: string): void {
+  if (!grants.lvm) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      target,
+      "the plugin has no LVM grant",
+      "Set [ops].lvm = true in the plugin's manifest",
     );
   }
 }

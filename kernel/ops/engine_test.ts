@@ -13,7 +13,13 @@ async function setup(mode: "dry" | "live") {
     HOME: root,
     PATH: Deno.env.get("PATH"),
   }, root);
-  const grants: Grants = { plugin: "t", write: [root], read: [root], run: new Set(["qemu-img"]) };
+  const grants: Grants = {
+    plugin: "t",
+    write: [root],
+    read: [root],
+    run: new Set(["qemu-img"]),
+    lvm: false,
+  };
   return {
     root,
     grants,

@@ -12,6 +12,7 @@ import { runOp } from "./run.ts";
 import { imageCreate } from "./image_create.ts";
 import { qemuLaunch } from "./qemu_launch.ts";
 import { qmpOp } from "./qmp.ts";
+import { lvmCreate, lvmRemove } from "./lvm.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -26,6 +27,8 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     imageCreate,
     qemuLaunch,
     qmpOp,
+    lvmCreate,
+    lvmRemove,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

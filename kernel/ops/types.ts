@@ -20,7 +20,8 @@ export interface OpEstimate {
 export type PermissionNeed =
   | { grant: "write"; path: string }
   | { grant: "read"; path: string }
-  | { grant: "run"; program: string };
+  | { grant: "run"; program: string }
+  | { grant: "lvm"; target: string };
 
 /** What an op kind's functions receive besides their arguments. */
 export interface OpEnv {

@@ -47,15 +47,12 @@ export default definePlugin({
       for (const disk of def.disks) {
         if (!disk.create) continue;
         if (disk.backend === "lvm") {
-          throw Object.assign(
-            new Error(
-              `Cannot create disk "${disk.name}" on LVM yet: this build creates file disks only`,
-            ),
-            {
-              code: "USAGE",
-              hint: 'Use backend = "file" for now',
-            },
-          );
+          await ctx.op("lvm.create", {
+            volumeGroup: disk.volumeGroup!,
+            name: disk.logicalVolume!,
+            sizeBytes: disk.sizeBytes,
+          });
+          continue;
         }
         await ctx.op("image.create", {
           path: disk.path,
@@ -163,7 +160,9 @@ export default definePlugin({
         });
       }
       for (const disk of def.disks) {
-        if (disk.create && disk.backend === "file" && !disk.path.startsWith(def.paths.dir)) {
+        if (disk.create && disk.backend === "lvm") {
+          await ctx.op("lvm.remove", { volumeGroup: disk.volumeGroup!, name: disk.logicalVolume! });
+        } else if (disk.create && disk.backend === "file" && !disk.path.startsWith(def.paths.dir)) {
           await ctx.op("fs.remove", { path: disk.path, missingOk: true });
         }
       }
