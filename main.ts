@@ -234,7 +234,9 @@ function buildProgram(
             started?.pid ? ` (pid ${started.pid})` : ""
           } under ${def.accel.toUpperCase()}`,
           `  serial log: ${def.paths.serialLog}`,
-          `  QMP:        ${def.paths.qmpSocket}`,
+          def.backend === "libvirt"
+            ? `  libvirt:    virsh -c ${def.libvirtUri} dominfo ${def.name} (or virt-manager)`
+            : `  QMP:        ${def.paths.qmpSocket}`,
           ...(forwards.length ? [`  forwards:   ${forwards.join(", ")}`] : []),
           `  stop it:    gini down ${def.name}`,
         );

@@ -9,6 +9,7 @@ PACKAGES=(
   qemu-system-x86 # booting test guests under TCG
   ovmf       # UEFI firmware for VM definition tests
   libvirt-clients # virt-xml-validate for the generated domain XML
+  libvirt-daemon-system # libvirtd and virtlogd for the libvirt backend test
 )
 
 missing=()

@@ -334,3 +334,67 @@ Deno.test("example VM files give domain XML that virt-xml-validate accepts and t
     });
   }
 });
+
+async function ensureLibvirtd(): Promise<void> {
+  const ok = await new Deno.Command("virsh", {
+    args: ["-c", "qemu:///system", "version"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (ok.success) return;
+  // No init system starts them here (containers, CI): start the daemons the backend needs.
+  await sh("libvirtd", "-d");
+  await sh("virtlogd", "-d");
+  for (let i = 0; i < 40; i++) {
+    const up = await new Deno.Command("virsh", {
+      args: ["-c", "qemu:///system", "version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (up.success) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("libvirtd did not start");
+}
+
+Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain on a real libvirtd", async () => {
+  await ensureLibvirtd();
+  const guest = await tinyGuest();
+  // libvirt runs QEMU as its own user: everything it opens must be reachable by that user.
+  const root = await Deno.makeTempDir({ prefix: "gini-libvirt-" });
+  await Deno.chmod(root, 0o755);
+  await Deno.copyFile(join(guest, "vmlinuz"), join(root, "vmlinuz"));
+  await Deno.copyFile(join(guest, "initrd.img"), join(root, "initrd.img"));
+  const name = `gini-test-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(
+    join(root, "vm.toml"),
+    `name = "${name}"\n[memory]\nsize = "256M"\n[boot]\nkernel = "vmlinuz"\ninitrd = "initrd.img"\ncmdline = "console=ttyS0 panic=-1"\n[qemu]\nbackend = "libvirt"\nlibvirt_uri = "qemu:///system"\n`,
+  );
+  const virsh = (...args: string[]) =>
+    new Deno.Command("virsh", {
+      args: ["-c", "qemu:///system", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  try {
+    const up = await gini(root, "--data-dir", join(root, "data"), "up", "vm.toml");
+    assertEquals(up.code, 0, up.stderr);
+    assertEquals(
+      new TextDecoder().decode((await virsh("domstate", name)).stdout).trim(),
+      "running",
+    );
+    await waitFor(join(root, "data/vms", name, "serial.log"), "GINI-TINY-GUEST-BOOTED", 120);
+    const down = await gini(root, "--data-dir", join(root, "data"), "down", name, "--timeout", "3");
+    assertEquals(down.code, 0, down.stderr);
+    assertEquals(
+      new TextDecoder().decode((await virsh("domstate", name)).stdout).trim(),
+      "shut off",
+    );
+    const rm = await gini(root, "--data-dir", join(root, "data"), "rm", name, "--yes");
+    assertEquals(rm.code, 0, rm.stderr);
+    assertEquals((await virsh("dominfo", name)).code, 1, "the domain is undefined");
+  } finally {
+    await virsh("destroy", name);
+    await virsh("undefine", name);
+  }
+});

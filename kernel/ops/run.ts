@@ -40,6 +40,11 @@ const READ_ONLY: Record<string, (args: string[]) => boolean> = {
   "genisoimage": (a) => a.length === 1 && VERSION_FLAGS.has(a[0]!),
   "swtpm": (a) => a.length === 1 && VERSION_FLAGS.has(a[0]!),
   "lspci": () => true,
+  // virsh's read-only queries: "virsh -c URI domstate NAME" and the like.
+  "virsh": (a) =>
+    ["domstate", "dominfo", "list", "version", "capabilities"].includes(
+      a.find((x, i) => !x.startsWith("-") && a[i - 1] !== "-c") ?? "",
+    ),
   "mdir": () => true,
   "isoinfo": () => true,
 };

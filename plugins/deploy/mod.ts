@@ -115,11 +115,30 @@ export default definePlugin({
       const def = await savedDefinition(ctx);
       const { timeoutMs } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
       if (def.backend === "libvirt") {
-        await ctx.op("run", {
-          argv: ["virsh", "-c", def.libvirtUri, "shutdown", def.name],
-          allowFailure: true,
-        });
-        ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
+        const virsh = (...args: string[]) => ["virsh", "-c", def.libvirtUri, ...args];
+        const state = async () =>
+          (await ctx.op<{ stdout: string }>("run", {
+            argv: virsh("domstate", def.name),
+            allowFailure: true,
+          })).stdout.trim();
+        if ((await state()) !== "running") {
+          ctx.set("deploy.stopped", { name: def.name, how: "not-running" });
+          return;
+        }
+        await ctx.op("run", { argv: virsh("shutdown", def.name), allowFailure: true });
+        const deadline = Date.now() + (timeoutMs ?? 60_000);
+        while (Date.now() < deadline && !ctx.dryRun) {
+          if ((await state()) !== "running") {
+            ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        ctx.ui.warn(
+          `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
+        );
+        await ctx.op("run", { argv: virsh("destroy", def.name) });
+        ctx.set("deploy.stopped", { name: def.name, how: "quit" });
         return;
       }
       if (!(await isRunning(ctx, def))) {
