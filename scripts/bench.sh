@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 DENO="$(bash scripts/deno.sh)"
 "$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench.ts "$@"
 "$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench_check.ts
+"$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench_plan.ts

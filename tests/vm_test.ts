@@ -398,3 +398,24 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
     await virsh("undefine", name);
   }
 });
+
+Deno.test("gini new writes a commented VM file sized for the host that gini plan accepts; gini schema vm prints JSON Schema", async () => {
+  const { root } = await tempEnv();
+  const made = await gini(root, "--host-root", join(HOSTS, "amd-amd"), "new", "box");
+  assertEquals(made.code, 0, made.stderr);
+  const text = await Deno.readTextFile(join(root, "box.toml"));
+  assertStringIncludes(text, "# Sizes were chosen from this host: 32 threads, 62.7 GiB RAM, KVM.");
+  assertStringIncludes(text, "cores = 8\n");
+  assertStringIncludes(text, 'size = "8G"\n');
+  const again = await gini(root, "new", "box");
+  assertEquals(again.code, 2);
+  assertStringIncludes(again.stderr, 'box.toml": it exists');
+  const plan = await gini(root, "--host-root", join(HOSTS, "amd-amd"), "plan", "box.toml");
+  assertEquals(plan.code, 0, plan.stderr);
+
+  const schema = JSON.parse((await gini(root, "schema", "vm")).stdout);
+  assertEquals(schema.title, "Gini VM");
+  assertEquals(schema.properties.guest.enum, ["linux", "macos", "windows", "other"]);
+  assertEquals(schema.required, ["name"]);
+  assertEquals(schema.additionalProperties, false);
+});

@@ -336,6 +336,8 @@ export class Pipeline {
       [...this.#manifests.values()].filter((m) => participants.has(m.plugin.name)),
     );
 
+    // Start every participating worker at once (they load in parallel), then preflight in order.
+    await Promise.all([...participants].map((name) => this.host(name)));
     for (const name of this.#byPriority(participants)) {
       const manifest = this.#manifests.get(name)!;
       const host = await this.host(name);

@@ -48,7 +48,7 @@ const group = (r: EnvironmentData, id: number) =>
   r.iommu.groups.find((g) => g.id === id)!.devices.map((d) => d.address);
 const status = (r: EnvironmentData, id: string) => r.checks.find((c) => c.id === id)?.status;
 
-Deno.test("env-check reports each fixture host fully, with its PASS/WARN/FAIL lines", async (t) => {
+Deno.test("env-check reports each fixture host fully against golden files, with its PASS/WARN/FAIL lines", async (t) => {
   await t.step(
     "intel-nvidia: the GPU and its HDMI audio share group 1 with their root port only",
     async () => {
