@@ -76,3 +76,56 @@ export async function snapshotTree(dir: string): Promise<Record<string, string>>
   await walk(dir, "");
   return result;
 }
+
+// The child gets its own HOME; it keeps Deno's module cache so it need not download again.
+const DENO_DIR = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
+
+/** What a finished command printed. */
+export interface CommandOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real entry point with exactly the flags of the `gini` task (and of the compiled
+ * binary), with HOME at `home`, a clean environment plus `env`, in `home` as working directory.
+ */
+export async function runGini(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandOutput> {
+  const { giniRunFlags } = await import("../scripts/compile.ts");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
+    cwd: home,
+    env: {
+      HOME: home,
+      NO_COLOR: "1",
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR,
+      ...env,
+    },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+/** Runs a program that must succeed; returns its trimmed stdout. */
+export async function sh(...argv: string[]): Promise<string> {
+  const out = await new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) {
+    throw new Error(
+      `${argv.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout).trim();
+}

@@ -1,24 +1,12 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join, relative } from "node:path";
 import { compileArgs, giniRunFlags, INCLUDE } from "../scripts/compile.ts";
-import { REPO, tempEnv } from "./_helpers.ts";
+import { REPO, runGini, tempEnv } from "./_helpers.ts";
 
-// The child gets a fresh HOME; it keeps Deno's module cache so it need not download again.
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
-
-/** Runs the real entry point with exactly the flags of the `gini` task (and of the binary). */
+/** Runs the real entry point in a fresh home (or `home`). */
 async function gini(args: string[], home?: string) {
   const root = home ?? (await tempEnv()).root;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
-    cwd: root,
-    env: { HOME: root, NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr), root };
+  return { ...await runGini(root, args), root };
 }
 
 const EXAMPLES = ["--plugin-dir", join(REPO, "plugins/examples")];

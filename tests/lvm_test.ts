@@ -1,18 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { loadPlugins, resolveStartupEnv, runStages } from "../kernel/mod.ts";
-import { giniRunFlags } from "../scripts/compile.ts";
-import { recordingUi, REPO } from "./_helpers.ts";
-
-async function sh(...argv: string[]): Promise<string> {
-  const out = await new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, `${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).trim();
-}
+import { recordingUi, runGini, sh } from "./_helpers.ts";
 
 async function lvs(vg: string): Promise<{ name: string; size: number }[]> {
   const out = await sh(
@@ -69,16 +58,7 @@ Deno.test("an LVM-backed VM disk is created with lvcreate and removed with lvrem
       join(root, "big.toml"),
       tooBig.replace('name = "lvm-vm"', 'name = "big"'),
     );
-    const cli = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
-        env: { ...processEnv, NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
-        cwd: root,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-    };
+    const cli = (...args: string[]) => runGini(root, args, { GINI_LVM_NO_DM: "1" });
     const refused = await cli("plan", "big.toml");
     assertEquals(refused.code, 2);
     assertStringIncludes(refused.stderr, `Cannot create 1G in "${vg}": it has 0.2 GiB free`);

@@ -4,38 +4,14 @@ import { runStages } from "../kernel/mod.ts";
 import { loadPlugins } from "../kernel/mod.ts";
 import { startScript } from "../plugins/qemu_setup/_qemu_args.ts";
 import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
-import { giniRunFlags } from "../scripts/compile.ts";
-import { recordingUi, REPO, snapshotTree, tempEnv } from "./_helpers.ts";
+import { recordingUi, REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
 
 const HOSTS = join(REPO, "tests/fixtures/hosts");
 const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
-
-async function gini(root: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
-    env: { HOME: root, NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR },
-    clearEnv: true,
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
-async function sh(...argv: string[]): Promise<string> {
-  const out = await new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, `${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout);
-}
+const gini = (root: string, ...args: string[]) => runGini(root, args);
 
 async function tinyGuest(): Promise<string> {
-  return (await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"))).trim();
+  return await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
 }
 
 async function waitFor(file: string, marker: string, seconds: number): Promise<string> {

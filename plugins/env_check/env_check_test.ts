@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../tests/_assert.ts";
 import { join } from "node:path";
 import { loadPlugins, runStages } from "../../kernel/mod.ts";
-import { recordingUi, REPO, tempEnv } from "../../tests/_helpers.ts";
+import { recordingUi, REPO, runGini, tempEnv } from "../../tests/_helpers.ts";
 import type { EnvironmentData } from "./contracts.ts";
 import { renderChecks } from "./render.ts";
 
@@ -238,26 +238,7 @@ Deno.test("gini check exits 1 when a check fails and prints the documented JSON 
   );
   await Deno.chmod(join(root, "dev/kvm"), 0o660);
   const env = await tempEnv();
-  const run = async (...args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-all",
-        "--no-prompt",
-        "--unstable-worker-options",
-        join(REPO, "main.ts"),
-        "check",
-        "--host-root",
-        root,
-        ...args,
-      ],
-      env: { HOME: env.root, NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
-  };
+  const run = (...args: string[]) => runGini(env.root, ["check", "--host-root", root, ...args]);
   const text = await run();
   assertEquals(text.code, 1);
   assertStringIncludes(
