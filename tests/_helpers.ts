@@ -11,6 +11,7 @@ import type { Resolution } from "../kernel/plugins/resolve.ts";
 import { createUi, type Ui, type UiSink } from "../kernel/ui.ts";
 import { resolveStartupEnv, type StartupEnv } from "../kernel/paths.ts";
 import { fromFileUrl } from "../kernel/url.ts";
+import { giniRunFlags } from "../scripts/compile.ts";
 
 export const REPO = fromFileUrl(new URL("../", import.meta.url));
 export const FIXTURE_PLUGINS = join(REPO, "tests/fixtures/plugins");
@@ -96,7 +97,6 @@ export async function runGini(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<CommandOutput> {
-  const { giniRunFlags } = await import("../scripts/compile.ts");
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
     cwd: home,
