@@ -59,7 +59,11 @@ export interface RunOutcome {
 export async function runStages(options: RunStagesOptions): Promise<RunOutcome> {
   const engine = new OpEngine(
     options.dryRun ? "dry" : "live",
-    { startup: options.env, host: new HostRunner(options.env.path) },
+    {
+      startup: options.env,
+      host: new HostRunner(options.env.path),
+      report: (m) => options.ui.message(m),
+    },
     options.observer,
   );
   const pipeline = new Pipeline({

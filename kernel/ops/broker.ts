@@ -17,6 +17,8 @@ export interface Grants {
   read: string[];
   run: Set<string>;
   lvm: boolean;
+  /** Hosts the plugin may download from; "file" allows local files (file:// URLs). */
+  download: string[];
 }
 
 /**
@@ -71,6 +73,7 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     read: expand([...manifest.permissions.read, ...manifest.ops.write]),
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,
+    download: manifest.ops.download,
   };
 }
 
@@ -133,6 +136,31 @@ export function checkLvm(grants: Grants, op: string, target: string): void {
       target,
       "the plugin has no LVM grant",
       "Set [ops].lvm = true in the plugin's manifest",
+    );
+  }
+}
+
+/** Checks a download's URL against the plugin's hosts (`*.example.org` matches subdomains). */
+export function checkDownload(grants: Grants, op: string, url: string): void {
+  const parsed = new URL(url);
+  const allowed = parsed.protocol === "file:"
+    ? grants.download.includes("file")
+    : (parsed.protocol === "https:" || parsed.protocol === "http:") &&
+      grants.download.some((host) =>
+        host === parsed.hostname ||
+        (host.startsWith("*.") && parsed.hostname.endsWith(host.slice(1)))
+      );
+  if (!allowed) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      url,
+      parsed.protocol === "file:"
+        ? "the plugin may not read local files"
+        : `"${parsed.hostname}" is not in the plugin's download grant`,
+      `Add "${
+        parsed.protocol === "file:" ? "file" : parsed.hostname
+      }" to [ops].download in the plugin's manifest`,
     );
   }
 }

@@ -8,7 +8,7 @@
  */
 import { didYouMean, GiniError } from "../errors.ts";
 import type { Json, OpRequest } from "../../workers/protocol.ts";
-import { checkLvm, checkPath, checkProgram, type Grants } from "./broker.ts";
+import { checkDownload, checkLvm, checkPath, checkProgram, type Grants } from "./broker.ts";
 import { OP_KINDS } from "./registry.ts";
 import type { OpEnv, OpEstimate, OpKind } from "./types.ts";
 
@@ -100,6 +100,7 @@ export class OpEngine {
     for (const need of op.permission(args)) {
       if (need.grant === "run") checkProgram(grants, op.kind, need.program);
       else if (need.grant === "lvm") checkLvm(grants, op.kind, need.target);
+      else if (need.grant === "download") checkDownload(grants, op.kind, need.url);
       else {
         const canonical = checkPath(grants, op.kind, need.path, need.grant);
         for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;

@@ -19,6 +19,7 @@ async function setup(mode: "dry" | "live") {
     read: [root],
     run: new Set(["qemu-img"]),
     lvm: false,
+    download: [],
   };
   return {
     root,

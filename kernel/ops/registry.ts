@@ -13,6 +13,7 @@ import { imageCreate } from "./image_create.ts";
 import { qemuLaunch } from "./qemu_launch.ts";
 import { qmpOp } from "./qmp.ts";
 import { lvmCreate, lvmRemove } from "./lvm.ts";
+import { downloadOp } from "./download.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -29,6 +30,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     qmpOp,
     lvmCreate,
     lvmRemove,
+    downloadOp,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

@@ -6,7 +6,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { Json, OpRequest } from "../../workers/protocol.ts";
+import type { Json, OpRequest, UiMessage } from "../../workers/protocol.ts";
 import type { StartupEnv } from "../paths.ts";
 import type { HostRunner } from "../host/run.ts";
 
@@ -21,12 +21,15 @@ export type PermissionNeed =
   | { grant: "write"; path: string }
   | { grant: "read"; path: string }
   | { grant: "run"; program: string }
-  | { grant: "lvm"; target: string };
+  | { grant: "lvm"; target: string }
+  | { grant: "download"; url: string };
 
 /** What an op kind's functions receive besides their arguments. */
 export interface OpEnv {
   startup: StartupEnv;
   host: HostRunner;
+  /** Progress of long ops (downloads), shown by the UI. */
+  report?: (message: UiMessage) => void;
 }
 
 /** One kind of operation. `A` is its checked argument type. */

@@ -1,0 +1,204 @@
+/**
+ * `download`: fetches a URL into Gini's content-addressed cache
+ * (`<cache-dir>/downloads/sha256-<hex>`), streamed to a partial file, resumed with
+ * HTTP Range after an interruption, hashed while it streams, retried with backoff,
+ * fsync'd and renamed into place only when the hash matches. A mismatch leaves
+ * nothing in the cache. `file://` URLs are copied through the same path.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { z } from "zod";
+import { GiniError } from "../errors.ts";
+import { defineOp, formatBytes, type OpEnv } from "./types.ts";
+
+const DownloadArgs = z.strictObject({
+  url: z.string().url(),
+  /** Expected sha256 (hex). Without it the file is cached under the hash it turns out to have. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Expected size, for the plan and the progress bar. */
+  sizeBytes: z.number().int().nonnegative().optional(),
+  label: z.string().max(200).optional(),
+});
+type DownloadArgs = z.infer<typeof DownloadArgs>;
+
+/** A download that failed for good: the URL, and what was expected and found. */
+export class DownloadError extends GiniError {
+  constructor(message: string, hint: string) {
+    super("DOWNLOAD_FAILED", message, 1, { hint });
+  }
+}
+
+const ATTEMPTS = 4;
+const CHUNK_PROGRESS = 4 * 1024 * 1024;
+
+function downloadsDir(env: OpEnv): string {
+  return join(env.startup.dirs.cache, "downloads");
+}
+
+/** Where a file with this hash lives in the cache. */
+export function cachePath(env: OpEnv, sha256: string): string {
+  return join(downloadsDir(env), `sha256-${sha256}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** Hashes what a partial file already holds, so a resumed download verifies the whole file. */
+async function hashExisting(path: string, hash: ReturnType<typeof createHash>): Promise<number> {
+  let size = 0;
+  try {
+    const file = await Deno.open(path);
+    for await (const chunk of file.readable) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return size;
+}
+
+async function transfer(
+  a: DownloadArgs,
+  env: OpEnv,
+  partial: string,
+): Promise<{ sha256: string; bytes: number }> {
+  const url = new URL(a.url);
+  const id = `download:${a.url}`;
+  const label = a.label ?? `Downloading ${url.pathname.split("/").at(-1) || url.host}`;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const hash = createHash("sha256");
+    let have = await hashExisting(partial, hash);
+    try {
+      let body: ReadableStream<Uint8Array>;
+      let total = a.sizeBytes;
+      if (url.protocol === "file:") {
+        const file = await Deno.open(url);
+        if (have > 0) await file.seek(have, Deno.SeekMode.Start);
+        total ??= (await file.stat()).size;
+        body = file.readable;
+      } else {
+        const response = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {} });
+        if (response.status === 404 || response.status === 410) {
+          await response.body?.cancel();
+          throw new DownloadError(
+            `Cannot download "${a.url}": the server says ${response.status} (not found)`,
+            "Check the URL, or the image catalogue entry that gave it",
+          );
+        }
+        if (response.status === 416 && have > 0) {
+          // The partial file is already complete (or longer than the file): start over.
+          await response.body?.cancel();
+          await Deno.remove(partial).catch(() => {});
+          continue;
+        }
+        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        if (have > 0 && response.status !== 206) {
+          // The server ignored Range: discard what we had and take the whole body.
+          await Deno.remove(partial).catch(() => {});
+          have = 0;
+        }
+        const length = Number(response.headers.get("content-length") ?? NaN);
+        if (Number.isFinite(length)) total ??= (response.status === 206 ? have : 0) + length;
+        body = response.body;
+      }
+      const fresh = have === 0 ? createHash("sha256") : hash;
+      const out = await Deno.open(partial, {
+        write: true,
+        create: true,
+        append: have > 0,
+        truncate: have === 0,
+      });
+      env.report?.({
+        type: "progress",
+        phase: "start",
+        id,
+        label,
+        ...(total === undefined ? {} : { total }),
+      });
+      let written = have;
+      let reported = written;
+      try {
+        for await (const chunk of body) {
+          fresh.update(chunk);
+          let offset = 0;
+          while (offset < chunk.byteLength) offset += await out.write(chunk.subarray(offset));
+          written += chunk.byteLength;
+          if (written - reported >= CHUNK_PROGRESS) {
+            env.report?.({ type: "progress", phase: "update", id, current: written });
+            reported = written;
+          }
+        }
+        await out.sync();
+      } finally {
+        out.close();
+      }
+      env.report?.({
+        type: "progress",
+        phase: "complete",
+        id,
+        label: `${label}: ${formatBytes(written)}`,
+      });
+      return { sha256: fresh.digest("hex"), bytes: written };
+    } catch (error) {
+      if (error instanceof DownloadError) throw error;
+      lastError = error;
+      if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
+  }
+  throw new DownloadError(
+    `Cannot download "${a.url}": ${
+      lastError instanceof Error ? lastError.message : lastError
+    } (after ${ATTEMPTS} attempts)`,
+    "Check the network and the URL; running the command again resumes where it stopped",
+  );
+}
+
+export const downloadOp = defineOp<DownloadArgs>({
+  kind: "download",
+  schema: DownloadArgs,
+  pathArgs: [],
+  describe: (a) =>
+    `Download "${a.url}"${a.sizeBytes ? ` (${formatBytes(a.sizeBytes)})` : ""} into the cache${
+      a.sha256 ? `, verified by sha256 ${a.sha256.slice(0, 12)}…` : ""
+    }`,
+  estimate: (a) => ({ bytes: a.sizeBytes ?? 0, seconds: (a.sizeBytes ?? 0) / (20 * 1024 * 1024) }),
+  permission: (a) => [{ grant: "download", url: a.url }],
+  capture: async (a, env) => ({
+    cached: a.sha256 ? await exists(cachePath(env, a.sha256)) : false,
+  }),
+  conflicts: () => [],
+  async execute(a, env, before) {
+    if (a.sha256 && (before as { cached: boolean }).cached) {
+      return { path: cachePath(env, a.sha256), sha256: a.sha256, cached: true };
+    }
+    await Deno.mkdir(join(downloadsDir(env), "partial"), { recursive: true });
+    const partial = join(
+      downloadsDir(env),
+      "partial",
+      `${createHash("sha256").update(a.url).digest("hex")}.part`,
+    );
+    const got = await transfer(a, env, partial);
+    if (a.sha256 && got.sha256 !== a.sha256) {
+      await Deno.remove(partial).catch(() => {});
+      throw new DownloadError(
+        `Cannot use "${a.url}": its sha256 is ${got.sha256}, expected ${a.sha256}`,
+        "The file changed on the server or was corrupted on the way; nothing was cached. Check the published checksum",
+      );
+    }
+    const path = cachePath(env, got.sha256);
+    await Deno.rename(partial, path);
+    return { path, sha256: got.sha256, bytes: got.bytes, cached: false };
+  },
+  simulate: (a) => ({
+    path: a.sha256 ? `sha256-${a.sha256}` : "",
+    sha256: a.sha256 ?? "",
+    simulated: true,
+  }),
+  // The cache is Gini's own; a cached image is reused, not undone.
+  inverse: () => [],
+});
