@@ -32,6 +32,12 @@ export class DownloadError extends GiniError {
 
 const ATTEMPTS = 4;
 const CHUNK_PROGRESS = 4 * 1024 * 1024;
+const WRITE_BUFFER = 4 * 1024 * 1024;
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) offset += await file.write(data.subarray(offset));
+}
 
 function downloadsDir(env: OpEnv): string {
   return join(env.startup.dirs.cache, "downloads");
@@ -122,19 +128,42 @@ async function transfer(
       });
       let written = have;
       let reported = written;
+      // Chunks are gathered into 4 MiB buffers, hashed a buffer at a time, and each buffer is
+      // written while the next one fills, so the disk and the hash overlap instead of taking turns.
+      let buffer = new Uint8Array(WRITE_BUFFER);
+      let filled = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const flush = async () => {
+        const full = buffer.subarray(0, filled);
+        fresh.update(full);
+        await writing;
+        writing = writeAll(out, full);
+        buffer = new Uint8Array(WRITE_BUFFER);
+        filled = 0;
+      };
       try {
         for await (const chunk of body) {
-          fresh.update(chunk);
           let offset = 0;
-          while (offset < chunk.byteLength) offset += await out.write(chunk.subarray(offset));
+          while (offset < chunk.byteLength) {
+            const take = Math.min(chunk.byteLength - offset, WRITE_BUFFER - filled);
+            buffer.set(chunk.subarray(offset, offset + take), filled);
+            filled += take;
+            offset += take;
+            if (filled === WRITE_BUFFER) await flush();
+          }
           written += chunk.byteLength;
           if (written - reported >= CHUNK_PROGRESS) {
             env.report?.({ type: "progress", phase: "update", id, current: written });
             reported = written;
           }
         }
+        if (filled) await flush();
+        await writing;
         await out.sync();
       } finally {
+        // On a cut connection, keep what arrived so the next attempt resumes after it.
+        if (filled) await flush().catch(() => {});
+        await writing.catch(() => {});
         out.close();
       }
       env.report?.({
