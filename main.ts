@@ -60,6 +60,19 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** What a VM request takes from the user's session: the login name and ~/.ssh/*.pub keys. */
+async function requestDefaults(env: StartupEnv): Promise<{ user?: string; sshKeys: string[] }> {
+  const sshKeys: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(`${env.home}/.ssh`)) {
+      if (!entry.name.endsWith(".pub")) continue;
+      const key = (await Deno.readTextFile(`${env.home}/.ssh/${entry.name}`)).trim();
+      if (/^(ssh-|ecdsa-|sk-)/.test(key)) sshKeys.push(key);
+    }
+  } catch { /* no ~/.ssh */ }
+  return { ...(env.user ? { user: env.user } : {}), sshKeys: sshKeys.sort() };
+}
+
 /** Builds the command tree. `run` wraps every action with start-up and error handling. */
 function buildProgram(
   sink: UiSink | undefined,
@@ -215,7 +228,9 @@ function buildProgram(
       ui: c.ui,
       dryRun,
       targets: ["deploy:start"],
-      seeds: { "session.user_vm_request": { file: path, text } },
+      seeds: {
+        "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
+      },
     });
     if (!result.ok) throw result.error;
     const def = result.context["session.vm_definition"] as unknown as VmDefinition;

@@ -24,6 +24,8 @@ export interface StartupEnv {
   /** The directory the user ran Gini from, for resolving relative paths in arguments. */
   cwd: string;
   home: string;
+  /** The login name, for defaults such as the user cloud-init creates. */
+  user: string | undefined;
   /** `PATH` at start-up, used only to resolve program names to absolute paths. */
   path: string;
   /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
@@ -78,6 +80,7 @@ export function resolveStartupEnv(
     hostRoot: hostRoot ? resolve(cwd, hostRoot) : "/",
     cwd,
     home,
+    user: env.USER ?? env.LOGNAME,
     path: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     lvmNoDeviceMapper: env.GINI_LVM_NO_DM === "1",
   };

@@ -17,6 +17,11 @@ const DownloadArgs = z.strictObject({
   url: z.string().url(),
   /** Expected sha256 (hex). Without it the file is cached under the hash it turns out to have. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** A published checksum in another algorithm (Debian publishes SHA512SUMS). */
+  checksum: z.strictObject({
+    algorithm: z.enum(["sha256", "sha512"]),
+    value: z.string().regex(/^[0-9a-f]{64,128}$/),
+  }).optional(),
   /** Expected size, for the plan and the progress bar. */
   sizeBytes: z.number().int().nonnegative().optional(),
   label: z.string().max(200).optional(),
@@ -53,7 +58,23 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Hashes what a partial file already holds, so a resumed download verifies the whole file. */
-async function hashExisting(path: string, hash: ReturnType<typeof createHash>): Promise<number> {
+/** sha256 (the cache address) plus, when asked, the algorithm of a published checksum. */
+class Hashes {
+  readonly sha256 = createHash("sha256");
+  readonly extra: ReturnType<typeof createHash> | undefined;
+  constructor(algorithm?: "sha256" | "sha512") {
+    this.extra = algorithm === "sha512" ? createHash("sha512") : undefined;
+  }
+  update(data: Uint8Array): void {
+    this.sha256.update(data);
+    this.extra?.update(data);
+  }
+  digest(): { sha256: string; extra: string | undefined } {
+    return { sha256: this.sha256.digest("hex"), extra: this.extra?.digest("hex") };
+  }
+}
+
+async function hashExisting(path: string, hash: Hashes): Promise<number> {
   let size = 0;
   try {
     const file = await Deno.open(path);
@@ -71,13 +92,13 @@ async function transfer(
   a: DownloadArgs,
   env: OpEnv,
   partial: string,
-): Promise<{ sha256: string; bytes: number }> {
+): Promise<{ sha256: string; extra: string | undefined; bytes: number }> {
   const url = new URL(a.url);
   const id = `download:${a.url}`;
   const label = a.label ?? `Downloading ${url.pathname.split("/").at(-1) || url.host}`;
   let lastError: unknown;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const hash = createHash("sha256");
+    const hash = new Hashes(a.checksum?.algorithm);
     let have = await hashExisting(partial, hash);
     try {
       let body: ReadableStream<Uint8Array>;
@@ -112,7 +133,7 @@ async function transfer(
         if (Number.isFinite(length)) total ??= (response.status === 206 ? have : 0) + length;
         body = response.body;
       }
-      const fresh = have === 0 ? createHash("sha256") : hash;
+      const fresh = have === 0 ? new Hashes(a.checksum?.algorithm) : hash;
       const out = await Deno.open(partial, {
         write: true,
         create: true,
@@ -172,7 +193,7 @@ async function transfer(
         id,
         label: `${label}: ${formatBytes(written)}`,
       });
-      return { sha256: fresh.digest("hex"), bytes: written };
+      return { ...fresh.digest(), bytes: written };
     } catch (error) {
       if (error instanceof DownloadError) throw error;
       lastError = error;
@@ -212,6 +233,16 @@ export const downloadOp = defineOp<DownloadArgs>({
       `${createHash("sha256").update(a.url).digest("hex")}.part`,
     );
     const got = await transfer(a, env, partial);
+    if (a.checksum) {
+      const actual = a.checksum.algorithm === "sha256" ? got.sha256 : got.extra!;
+      if (actual !== a.checksum.value) {
+        await Deno.remove(partial).catch(() => {});
+        throw new DownloadError(
+          `Cannot use "${a.url}": its ${a.checksum.algorithm} is ${actual}, expected ${a.checksum.value}`,
+          "The file changed on the server or was corrupted on the way; nothing was cached. Check the published checksum",
+        );
+      }
+    }
     if (a.sha256 && got.sha256 !== a.sha256) {
       await Deno.remove(partial).catch(() => {});
       throw new DownloadError(

@@ -22,6 +22,8 @@ const RunArgs = z.strictObject({
   /** Estimated disk bytes the command will use. */
   estimateBytes: z.number().nonnegative().optional(),
   allowFailure: z.boolean().optional(),
+  /** Files the command creates: they must be in the write grant, and undoing the run removes them. */
+  creates: z.array(z.string().min(1)).optional(),
 });
 type RunArgs = z.infer<typeof RunArgs>;
 
@@ -63,7 +65,10 @@ export const runOp = defineOp<RunArgs>({
   describe: (a) =>
     `Run ${a.argv.map((x) => /^[\w@%+=:,./-]+$/.test(x) ? x : JSON.stringify(x)).join(" ")}`,
   estimate: (a) => ({ bytes: a.estimateBytes ?? 0, seconds: a.estimateSeconds ?? 1 }),
-  permission: (a) => [{ grant: "run", program: a.argv[0]! }],
+  permission: (a) => [
+    { grant: "run", program: a.argv[0]! },
+    ...(a.creates ?? []).map((path) => ({ grant: "write" as const, path })),
+  ],
   readOnly: (a) => isReadOnlyInvocation(a.argv),
   capture: () => Promise.resolve(null),
   conflicts: () => [],
@@ -77,10 +82,12 @@ export const runOp = defineOp<RunArgs>({
     return { code: result.code, stdout: result.stdout, stderr: result.stderr };
   },
   simulate: () => ({ code: 0, stdout: "", stderr: "", simulated: true }),
-  inverse: (a): OpRequest[] | null =>
-    a.undo
-      ? a.undo.map((argv) => ({ kind: "run", args: { argv } }))
-      : isReadOnlyInvocation(a.argv)
-      ? []
-      : null,
+  inverse: (a): OpRequest[] | null => {
+    if (isReadOnlyInvocation(a.argv)) return [];
+    if (!a.undo && !a.creates) return null;
+    return [
+      ...(a.undo ?? []).map((argv) => ({ kind: "run", args: { argv } })),
+      ...(a.creates ?? []).map((path) => ({ kind: "fs.remove", args: { path, missingOk: true } })),
+    ];
+  },
 });

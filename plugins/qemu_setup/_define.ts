@@ -9,7 +9,7 @@ import { ConfigError, didYouMean } from "../../kernel/errors.ts";
 import { locateKey } from "../../kernel/toml.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import { parseSize, type VmConfig } from "./vm_schema.ts";
+import { DiskSchema, parseSize, type VmConfig } from "./vm_schema.ts";
 import { vmMac } from "./_names.ts";
 
 /** The VM file: where it is and what it says. */
@@ -138,6 +138,14 @@ export function defineCpuRam(config: VmConfig, accel: "kvm" | "tcg") {
   };
 }
 
+/** A guest plugin's base image (linux-setup's `session.guest_base_image`). */
+export interface BaseImage {
+  path: string;
+  format: string;
+  /** Null in a dry run before the image is downloaded. */
+  virtualSize: number | null;
+}
+
 /** What `qemu-img info` said of an image, or null when it could not read it. */
 export type Probe = (path: string) => Promise<{ format: string; virtualSize: number } | null>;
 
@@ -148,10 +156,15 @@ export async function defineStorage(
   source: Source,
   dir: string,
   probe: Probe,
+  base: BaseImage | null = null,
 ): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
   const disks: VmDisk[] = [];
   const names = new Set<string>();
-  for (const [i, d] of config.disks.entries()) {
+  // A cloud image with no disk listed gets a 20 GiB root disk over it.
+  const requested = base && config.disks.length === 0
+    ? [DiskSchema.parse({ name: "root", size: "20G" })]
+    : config.disks;
+  for (const [i, d] of requested.entries()) {
     const key = ["disks", i];
     if (names.has(d.name)) {
       throw configError(
@@ -164,7 +177,10 @@ export async function defineStorage(
     names.add(d.name);
     let backing: VmDisk["backing"] = null;
     let size = d.size ? parseSize(d.size)! : 0;
-    if (d.backing) {
+    if (base && i === 0 && !d.backing && !d.path && d.backend === "file") {
+      backing = { path: base.path, format: base.format };
+      size = Math.max(size, base.virtualSize ?? 0);
+    } else if (d.backing) {
       const path = fromFile(source, d.backing);
       const info = await probe(path);
       if (!info) {
@@ -259,6 +275,25 @@ export async function defineStorage(
       cdrom: d.cdrom,
     });
   }
+  if (config.linux) {
+    // The cloud-init seed linux-setup writes beside the VM, kept so that restarts work.
+    disks.push({
+      id: `disk${disks.length}`,
+      name: "cidata",
+      backend: "file",
+      path: join(dir, "seed.iso"),
+      format: "raw",
+      sizeBytes: 0,
+      bus: "sata",
+      backing: null,
+      create: false,
+      volumeGroup: null,
+      logicalVolume: null,
+      bootIndex: null,
+      readonly: true,
+      cdrom: true,
+    });
+  }
   let firmware: VmDefinition["firmware"] = {
     type: "bios",
     secureBoot: false,
@@ -322,7 +357,7 @@ export async function defineStorage(
       "Add boot.kernel",
     );
   }
-  if (disks.length === 0 && !kernelBoot) {
+  if (!disks.some((d) => d.name !== "cidata" || !d.cdrom) && !kernelBoot) {
     throw configError(
       source,
       ["disks"],

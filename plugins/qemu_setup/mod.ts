@@ -12,6 +12,7 @@ import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { VmDefinition } from "./contracts.ts";
 import { parseVmConfig, type VmConfig } from "./vm_schema.ts";
 import {
+  type BaseImage,
   configureVfio,
   defineCpuRam,
   defineNetworking,
@@ -61,12 +62,14 @@ export default definePlugin({
     },
     "define-storage": async (ctx) => {
       const c = config(ctx);
+      const base = ctx.get("session.guest_base_image") as unknown as BaseImage | null;
       const storage = await defineStorage(
         c,
         host(ctx),
         source(ctx),
         vmDir(ctx, c.name),
         probeWith(ctx),
+        base,
       );
       ctx.set("qemu_setup.storage", storage as unknown as Json);
     },

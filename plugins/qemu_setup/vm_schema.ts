@@ -70,6 +70,45 @@ export const NetworkSchema = z.strictObject({
   forwards: z.array(ForwardSchema).default([]),
 });
 
+const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+
+/** `[linux]`: a cloud image and the cloud-init seed Gini writes for it. */
+export const LinuxSchema = z.strictObject({
+  /** A catalogue name ("debian-12"), a local image path, or a file:// or https:// URL. */
+  image: z.string().optional(),
+  hostname: z.string().regex(HOSTNAME, "expected a host name of letters, digits and '-'")
+    .optional(),
+  /** The user cloud-init creates; default: your login name. */
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Linux user name").optional(),
+  /** Public keys for that user; default: your ~/.ssh/*.pub. */
+  ssh_authorized_keys: z.array(z.string().min(1)).optional(),
+  /** A crypt(3) hash (mkpasswd -m sha-512); no password login without it. */
+  password_hash: z.string().regex(/^\$[0-9a-z]+\$/, "expected a crypt hash such as $6$…")
+    .optional(),
+  sudo: z.boolean().default(true),
+  timezone: z.string().optional(),
+  locale: z.string().optional(),
+  packages: z.array(z.string().min(1)).default([]),
+  package_update: z.boolean().default(false),
+  runcmd: z.array(z.union([z.string(), z.array(z.string())])).default([]),
+  write_files: z.array(z.strictObject({
+    path: z.string().startsWith("/"),
+    content: z.string(),
+    permissions: z.string().regex(/^0[0-7]{3,4}$/).optional(),
+    owner: z.string().optional(),
+  })).default([]),
+  /** Change it to make cloud-init run again on the next boot. */
+  instance_id: z.string().optional(),
+  network: z.strictObject({
+    dhcp: z.boolean().default(true),
+    addresses: z.array(z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, 'expected "192.168.1.10/24"'))
+      .default([]),
+    gateway: z.string().optional(),
+    nameservers: z.array(z.string()).default([]),
+  }).optional(),
+});
+export type LinuxConfig = z.output<typeof LinuxSchema>;
+
 /** The schema of a VM file. */
 export const VmConfigSchema = z.strictObject({
   name,
@@ -116,6 +155,7 @@ export const VmConfigSchema = z.strictObject({
     initrd: absolutePath.optional(),
     cmdline: z.string().optional(),
   }).optional(),
+  linux: LinuxSchema.optional(),
   qemu: z.strictObject({
     extra_args: z.array(z.string()).default([]),
     backend: z.enum(["qemu", "libvirt"]).default("qemu"),

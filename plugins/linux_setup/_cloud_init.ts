@@ -1,0 +1,77 @@
+/**
+ * The three files of a NoCloud seed: meta-data, user-data (#cloud-config) and
+ * network-config (version 2), as YAML.
+ *
+ * @module
+ */
+import { stringify } from "yaml";
+import type { LinuxConfig } from "../qemu_setup/vm_schema.ts";
+
+/** What the kernel adds to a request from the user's session. */
+export interface RequestDefaults {
+  user?: string;
+  sshKeys?: string[];
+}
+
+/** A stable instance-id: cloud-init runs again only when it changes (on purpose). */
+export function instanceId(name: string, uuid: string, linux: LinuxConfig): string {
+  return linux.instance_id ?? `iid-${name}-${uuid.slice(0, 8)}`;
+}
+
+export function metaData(name: string, id: string, linux: LinuxConfig): string {
+  return stringify({ "instance-id": id, "local-hostname": linux.hostname ?? name });
+}
+
+export function userData(name: string, linux: LinuxConfig, defaults: RequestDefaults): string {
+  const user = linux.user ?? defaults.user ?? "gini";
+  const keys = linux.ssh_authorized_keys ?? defaults.sshKeys ?? [];
+  const config: Record<string, unknown> = {
+    hostname: linux.hostname ?? name,
+    fqdn: linux.hostname ?? name,
+    preserve_hostname: false,
+    users: [{
+      name: user,
+      shell: "/bin/bash",
+      groups: ["adm", "sudo"],
+      ...(linux.sudo ? { sudo: "ALL=(ALL) NOPASSWD:ALL" } : {}),
+      ...(keys.length ? { ssh_authorized_keys: keys } : {}),
+      ...(linux.password_hash
+        ? { passwd: linux.password_hash, lock_passwd: false }
+        : { lock_passwd: true }),
+    }],
+    ssh_pwauth: Boolean(linux.password_hash),
+    ...(linux.timezone ? { timezone: linux.timezone } : {}),
+    ...(linux.locale ? { locale: linux.locale } : {}),
+    ...(linux.package_update || linux.packages.length
+      ? { package_update: linux.package_update }
+      : {}),
+    ...(linux.packages.length ? { packages: linux.packages } : {}),
+    ...(linux.write_files.length
+      ? {
+        write_files: linux.write_files.map((f) => ({
+          path: f.path,
+          content: f.content,
+          ...(f.permissions ? { permissions: f.permissions } : {}),
+          ...(f.owner ? { owner: f.owner } : {}),
+        })),
+      }
+      : {}),
+    ...(linux.runcmd.length ? { runcmd: linux.runcmd } : {}),
+  };
+  return `#cloud-config\n${stringify(config, { lineWidth: 0 })}`;
+}
+
+export function networkConfig(linux: LinuxConfig): string {
+  const net = linux.network ?? { dhcp: true, addresses: [], nameservers: [] };
+  const match = { match: { name: "e*" } };
+  const ethernet = net.addresses.length
+    ? {
+      ...match,
+      dhcp4: false,
+      addresses: net.addresses,
+      ...(net.gateway ? { routes: [{ to: "default", via: net.gateway }] } : {}),
+      ...(net.nameservers.length ? { nameservers: { addresses: net.nameservers } } : {}),
+    }
+    : { ...match, dhcp4: net.dhcp };
+  return stringify({ version: 2, ethernets: { primary: ethernet } });
+}

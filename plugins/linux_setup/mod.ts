@@ -1,0 +1,223 @@
+/**
+ * linux-setup: for VM files with a `[linux]` table, writes the cloud-init NoCloud
+ * seed (meta-data, user-data, network-config) into a `cidata` ISO kept beside the
+ * VM, and resolves the base image: a catalogue name (downloaded and verified into
+ * the cache), a local file, or a URL. For other VMs its stages do nothing.
+ *
+ * @module
+ */
+import { basename, isAbsolute, join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import { type LinuxConfig, parseVmConfig } from "../qemu_setup/vm_schema.ts";
+import { vmUuid } from "../qemu_setup/_names.ts";
+import type { EnvironmentData } from "../env_check/contracts.ts";
+import {
+  instanceId,
+  metaData,
+  networkConfig,
+  type RequestDefaults,
+  userData,
+} from "./_cloud_init.ts";
+import { CATALOGUE, findChecksum } from "./_catalogue.ts";
+
+interface SetupConfig {
+  name: string;
+  uuid: string;
+  dir: string;
+  file: string;
+  linux: LinuxConfig | null;
+  defaults: RequestDefaults;
+}
+
+const config = (ctx: StageContext) => ctx.get("linux_setup.config") as unknown as SetupConfig;
+
+/** The seed's three files, checked to be YAML cloud-init will read. */
+function checkYaml(name: string, text: string): void {
+  try {
+    parseYaml(text);
+  } catch (error) {
+    throw new Error(
+      `Generated ${name} is not valid YAML: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+}
+
+async function resolveImage(ctx: StageContext, c: SetupConfig, image: string) {
+  const entry = CATALOGUE[image];
+  if (entry) {
+    const sums = await ctx.op<{ path: string }>("download", {
+      url: entry.checksumUrl,
+      label: `Checksums for ${image}`,
+    });
+    const text = ctx.dryRun ? "" : await Deno.readTextFile(sums.path);
+    const expected = findChecksum(text, basename(new URL(entry.url).pathname));
+    if (!ctx.dryRun && !expected) {
+      throw Object.assign(
+        new Error(
+          `Cannot verify "${image}": ${entry.checksumUrl} lists no checksum for ${
+            basename(entry.url)
+          }`,
+        ),
+        {
+          hint:
+            'The catalogue entry may be outdated; use a local image with [linux] image = "/path/to.qcow2"',
+        },
+      );
+    }
+    const got = await ctx.op<{ path: string }>("download", {
+      url: entry.url,
+      label: `Downloading ${image}`,
+      ...(expected ? { checksum: { algorithm: entry.algorithm, value: expected } } : {}),
+    });
+    return {
+      path: ctx.dryRun ? `${ctx.dirs.cache}/downloads/${image}` : got.path,
+      format: entry.format,
+      source: entry.url,
+    };
+  }
+  if (/^https?:\/\//.test(image)) {
+    const got = await ctx.op<{ path: string }>("download", { url: image });
+    return {
+      path: ctx.dryRun ? `${ctx.dirs.cache}/downloads/${basename(image)}` : got.path,
+      format: "qcow2",
+      source: image,
+    };
+  }
+  const path = image.startsWith("file://")
+    ? new URL(image).pathname
+    : isAbsolute(image)
+    ? image
+    : resolve(c.file, "..", image);
+  return { path, format: null, source: path };
+}
+
+export default definePlugin({
+  stages: {
+    "load-config-toml": async (ctx) => {
+      const request = ctx.get<{ file: string; text: string; defaults?: RequestDefaults } & Json>(
+        "session.user_vm_request",
+      )!;
+      const vm = parseVmConfig(request.text, request.file);
+      const setup: SetupConfig = {
+        name: vm.name,
+        uuid: await vmUuid(vm.name),
+        dir: join(ctx.dirs.data, "vms", vm.name),
+        file: request.file,
+        linux: vm.linux ?? null,
+        defaults: request.defaults ?? {},
+      };
+      ctx.set("linux_setup.config", setup as unknown as Json);
+    },
+    "generate-cloud-init-meta": (ctx) => {
+      const c = config(ctx);
+      if (!c.linux) return ctx.set("linux_setup.meta_data", null);
+      const text = metaData(c.name, instanceId(c.name, c.uuid, c.linux), c.linux);
+      checkYaml("meta-data", text);
+      ctx.set("linux_setup.meta_data", text);
+    },
+    "generate-cloud-init-user": (ctx) => {
+      const c = config(ctx);
+      if (!c.linux) return ctx.set("linux_setup.user_data", null);
+      const text = userData(c.name, c.linux, c.defaults);
+      checkYaml("user-data", text);
+      if (
+        !(c.linux.ssh_authorized_keys ?? c.defaults.sshKeys ?? []).length && !c.linux.password_hash
+      ) {
+        ctx.ui.warn(
+          `"${c.name}" gets no SSH key and no password: you can log in only on the console. Add ssh_authorized_keys or password_hash to [linux]`,
+        );
+      }
+      ctx.set("linux_setup.user_data", text);
+    },
+    "generate-network-config": (ctx) => {
+      const c = config(ctx);
+      if (!c.linux) return ctx.set("linux_setup.network_config", null);
+      const text = networkConfig(c.linux);
+      checkYaml("network-config", text);
+      ctx.set("linux_setup.network_config", text);
+    },
+    "assemble-cloud-init-iso": async (ctx) => {
+      const c = config(ctx);
+      if (!c.linux) return ctx.set("session.guest_seed", null);
+      const host = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      const seedDir = join(c.dir, "cidata");
+      await ctx.op("fs.mkdir", { path: seedDir });
+      const files: [string, string][] = [
+        ["meta-data", ctx.get<string>("linux_setup.meta_data")!],
+        ["user-data", ctx.get<string>("linux_setup.user_data")!],
+        ["network-config", ctx.get<string>("linux_setup.network_config")!],
+      ];
+      for (const [name, content] of files) {
+        await ctx.op("fs.write", { path: join(seedDir, name), content, overwrite: true });
+      }
+      const iso = join(c.dir, "seed.iso");
+      const useGenisoimage = !host.programs.xorriso && host.programs.genisoimage;
+      const paths = files.map(([name]) => join(seedDir, name));
+      const argv = useGenisoimage
+        ? [
+          "genisoimage",
+          "-quiet",
+          "-output",
+          iso,
+          "-volid",
+          "cidata",
+          "-joliet",
+          "-rock",
+          ...paths,
+        ]
+        : [
+          "xorriso",
+          "-as",
+          "mkisofs",
+          "-quiet",
+          "-output",
+          iso,
+          "-volid",
+          "cidata",
+          "-joliet",
+          "-rock",
+          ...paths,
+        ];
+      await ctx.op("fs.remove", { path: iso, missingOk: true });
+      await ctx.op("run", { argv, creates: [iso], timeoutMs: 60_000 });
+      ctx.set("session.guest_seed", { path: iso });
+    },
+    "prepare-base-disk": async (ctx) => {
+      const c = config(ctx);
+      if (!c.linux?.image) return ctx.set("session.guest_base_image", null);
+      const image = await resolveImage(ctx, c, c.linux.image);
+      let format = image.format;
+      let virtualSize: number | null = null;
+      if (!ctx.dryRun || image.format === null) {
+        const info = await ctx.op<{ code: number; stdout: string }>("run", {
+          argv: ["qemu-img", "info", "--output=json", "-U", image.path],
+          allowFailure: true,
+        });
+        if (info.code !== 0) {
+          throw Object.assign(
+            new Error(
+              `Cannot use image "${c.linux.image}": "${image.path}" does not exist or is not a disk image`,
+            ),
+            {
+              code: "CONFIG_INVALID",
+              hint: `Use a catalogue name (${
+                Object.keys(CATALOGUE).join(", ")
+              }), or check the path`,
+              location: { file: c.file, key: "linux.image" },
+            },
+          );
+        }
+        const parsed = JSON.parse(info.stdout) as { format: string; "virtual-size": number };
+        format = parsed.format as "qcow2" | "raw";
+        virtualSize = parsed["virtual-size"];
+      }
+      ctx.set("session.guest_base_image", {
+        path: image.path,
+        format: format ?? "qcow2",
+        virtualSize,
+        source: image.source,
+      });
+    },
+  },
+});
