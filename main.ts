@@ -31,6 +31,7 @@ import { vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
 import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
+import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
 import { isAbsolute, resolve } from "node:path";
 
 /** Gini's version. */
@@ -381,6 +382,44 @@ function buildProgram(
       c.ui.result(
         { file: out },
         () => `Wrote ${out}: edit it, then run "gini plan ${options.output ?? `${name}.toml`}"`,
+      );
+    }));
+
+  const images = program.command("images").description(
+    "the cloud image catalogue and the download cache",
+  );
+  images.command("list")
+    .description("list the catalogue's cloud images")
+    .action(run(({ ui }) => {
+      const list = Object.entries(CATALOGUE).map(([name, e]) => ({ name, ...e }));
+      ui.result(
+        list,
+        () =>
+          list.map((e) =>
+            `${e.name.padEnd(14)} ${e.description}\n${
+              "".padEnd(14)
+            } ${e.url} (${e.format}, ${e.algorithm})`
+          ).join("\n"),
+      );
+    }));
+  images.command("pull")
+    .description("download a catalogue image (or a URL) into the cache, verified")
+    .argument("<name>", "a catalogue name, a URL, or a local file")
+    .action(run(async (c, name: string) => {
+      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+      const { result, report } = await runStages({
+        env: c.env,
+        loaded,
+        ui: c.ui,
+        dryRun: c.flags.dryRun ?? false,
+        targets: ["linux-setup:pull-image"],
+        seeds: { "session.image_request": { name, cwd: c.env.cwd } },
+      });
+      if (!result.ok) throw result.error;
+      const pulled = result.context["linux_setup.pulled"] as { path: string };
+      c.ui.result(
+        { ...report, image: pulled },
+        () => c.flags.dryRun ? renderReport(report) : `${name}: ${pulled.path}`,
       );
     }));
 

@@ -43,7 +43,7 @@ function checkYaml(name: string, text: string): void {
   }
 }
 
-async function resolveImage(ctx: StageContext, c: SetupConfig, image: string) {
+async function resolveImage(ctx: StageContext, c: Pick<SetupConfig, "file">, image: string) {
   const entry = CATALOGUE[image];
   if (entry) {
     const sums = await ctx.op<{ path: string }>("download", {
@@ -182,6 +182,11 @@ export default definePlugin({
       await ctx.op("fs.remove", { path: iso, missingOk: true });
       await ctx.op("run", { argv, creates: [iso], timeoutMs: 60_000 });
       ctx.set("session.guest_seed", { path: iso });
+    },
+    "pull-image": async (ctx) => {
+      const { name, cwd } = ctx.get<{ name: string; cwd: string }>("session.image_request")!;
+      const image = await resolveImage(ctx, { file: join(cwd, "request") } as SetupConfig, name);
+      ctx.set("linux_setup.pulled", { name, path: image.path, source: image.source });
     },
     "prepare-base-disk": async (ctx) => {
       const c = config(ctx);
