@@ -10,6 +10,10 @@ PACKAGES=(
   ovmf       # UEFI firmware for VM definition tests
   libvirt-clients # virt-xml-validate for the generated domain XML
   libvirt-daemon-system # libvirtd and virtlogd for the libvirt backend test
+  xorriso    # the cloud-init seed ISO
+  debootstrap # the Debian cloud guest of the end-to-end test (scripts/build-test-guest.sh)
+  e2fsprogs  # mke2fs -d builds that guest's disk without mounting
+  openssh-client # ssh into the guest through its port forward
 )
 
 missing=()

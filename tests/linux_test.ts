@@ -73,7 +73,8 @@ nameservers = ["192.168.50.1"]
       version: 2,
       ethernets: {
         primary: {
-          match: { name: "e*" },
+          match: { macaddress: plan.vmDefinition.nics[0].mac },
+          "set-name": "eth0",
           dhcp4: false,
           addresses: ["192.168.50.10/24"],
           routes: [{ to: "default", via: "192.168.50.1" }],

@@ -61,9 +61,14 @@ export function userData(name: string, linux: LinuxConfig, defaults: RequestDefa
   return `#cloud-config\n${stringify(config, { lineWidth: 0 })}`;
 }
 
-export function networkConfig(linux: LinuxConfig): string {
+/**
+ * Network config v2 for the VM's first NIC, matched by its MAC: every renderer cloud-init
+ * has (ifupdown, networkd, netplan, NetworkManager) can match a MAC, not all can match a name glob.
+ */
+export function networkConfig(linux: LinuxConfig, mac: string | null): string {
+  if (!mac) return stringify({ version: 2, ethernets: {} });
   const net = linux.network ?? { dhcp: true, addresses: [], nameservers: [] };
-  const match = { match: { name: "e*" } };
+  const match = { match: { macaddress: mac }, "set-name": "eth0" };
   const ethernet = net.addresses.length
     ? {
       ...match,

@@ -10,7 +10,7 @@ import { basename, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import { type LinuxConfig, parseVmConfig } from "../qemu_setup/vm_schema.ts";
-import { vmUuid } from "../qemu_setup/_names.ts";
+import { vmMac, vmUuid } from "../qemu_setup/_names.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import {
   instanceId,
@@ -23,6 +23,8 @@ import { CATALOGUE, findChecksum } from "./_catalogue.ts";
 
 interface SetupConfig {
   name: string;
+  /** The first NIC's MAC (as qemu-setup derives it), or null without networking. */
+  mac: string | null;
   uuid: string;
   dir: string;
   file: string;
@@ -101,6 +103,9 @@ export default definePlugin({
       const vm = parseVmConfig(request.text, request.file);
       const setup: SetupConfig = {
         name: vm.name,
+        mac: vm.network[0] && vm.network[0].type !== "none"
+          ? vm.network[0].mac?.toLowerCase() ?? await vmMac(vm.name, 0)
+          : null,
         uuid: await vmUuid(vm.name),
         dir: join(ctx.dirs.data, "vms", vm.name),
         file: request.file,
@@ -133,7 +138,7 @@ export default definePlugin({
     "generate-network-config": (ctx) => {
       const c = config(ctx);
       if (!c.linux) return ctx.set("linux_setup.network_config", null);
-      const text = networkConfig(c.linux);
+      const text = networkConfig(c.linux, c.mac);
       checkYaml("network-config", text);
       ctx.set("linux_setup.network_config", text);
     },
