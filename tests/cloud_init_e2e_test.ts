@@ -2,7 +2,7 @@ import { assertEquals, assertMatch } from "./_assert.ts";
 import { join } from "node:path";
 import { REPO, runGini, sh, tempEnv } from "./_helpers.ts";
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -32,7 +32,7 @@ Deno.test({
     const guest = await sh("bash", join(REPO, "scripts/build-test-guest.sh"));
     const { root } = await tempEnv();
     await sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", join(root, "key"));
-    const port = await freePort();
+    const port = freePort();
     const publicKey = (await Deno.readTextFile(join(root, "key.pub"))).trim();
     await Deno.writeTextFile(
       join(root, "e2e.toml"),
