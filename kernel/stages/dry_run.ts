@@ -11,7 +11,13 @@ import type { StageReport } from "./pipeline.ts";
 /** A report as data, for `--json`. */
 export interface PlanReport {
   dryRun: boolean;
-  stages: { id: string; status: StageReport["status"]; error?: string; ops: OpRecord[] }[];
+  stages: {
+    id: string;
+    status: StageReport["status"];
+    durationMs: number;
+    error?: string;
+    ops: OpRecord[];
+  }[];
   summary: OpSummary;
 }
 
@@ -32,6 +38,7 @@ export function buildReport(engine: OpEngine, stages: StageReport[]): PlanReport
       return {
         id,
         status: report?.status ?? "done",
+        durationMs: report?.durationMs ?? 0,
         ...(report?.error ? { error: report.error } : {}),
         ops: byStage.get(id) ?? [],
       };
