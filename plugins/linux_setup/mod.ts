@@ -159,31 +159,19 @@ export default definePlugin({
       const iso = join(c.dir, "seed.iso");
       const useGenisoimage = !host.programs.xorriso && host.programs.genisoimage;
       const paths = files.map(([name]) => join(seedDir, name));
-      const argv = useGenisoimage
-        ? [
-          "genisoimage",
-          "-quiet",
-          "-output",
-          iso,
-          "-volid",
-          "cidata",
-          "-joliet",
-          "-rock",
-          ...paths,
-        ]
-        : [
-          "xorriso",
-          "-as",
-          "mkisofs",
-          "-quiet",
-          "-output",
-          iso,
-          "-volid",
-          "cidata",
-          "-joliet",
-          "-rock",
-          ...paths,
-        ];
+      // xorriso's mkisofs emulation takes genisoimage's arguments.
+      const mkisofs = useGenisoimage ? ["genisoimage"] : ["xorriso", "-as", "mkisofs"];
+      const argv = [
+        ...mkisofs,
+        "-quiet",
+        "-output",
+        iso,
+        "-volid",
+        "cidata",
+        "-joliet",
+        "-rock",
+        ...paths,
+      ];
       await ctx.op("fs.remove", { path: iso, missingOk: true });
       await ctx.op("run", { argv, creates: [iso], timeoutMs: 60_000 });
       ctx.set("session.guest_seed", { path: iso });
