@@ -32,7 +32,7 @@ import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
 import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 
 /** Gini's version. */
 export const VERSION = denoJson.version;
@@ -232,6 +232,7 @@ function buildProgram(
       seeds: {
         "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
       },
+      requestDir: dirname(path),
     });
     if (!result.ok) throw result.error;
     const def = result.context["session.vm_definition"] as unknown as VmDefinition;

@@ -47,6 +47,8 @@ export interface RunStagesOptions {
   seeds?: Record<string, Json>;
   stageTimeoutMs?: number;
   observer?: OpObserver;
+  /** The folder of the user's request file (a VM file), for `file.read`. */
+  requestDir?: string;
 }
 
 /** What a run produced. */
@@ -63,6 +65,7 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
       startup: options.env,
       host: new HostRunner(options.env.path),
       report: (m) => options.ui.message(m),
+      ...(options.requestDir ? { requestDir: options.requestDir } : {}),
     },
     options.observer,
   );

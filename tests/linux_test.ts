@@ -123,3 +123,50 @@ Deno.test("an image that does not exist is refused with the file and key", async
   assertStringIncludes(result.stderr, `${join(root, "vm.toml")}: Cannot use image "nope.qcow2"`);
   assertStringIncludes(result.stderr, "Use a catalogue name (debian-12, debian-13");
 });
+
+Deno.test("a user-supplied cloud-config is used as is when valid, and refused with file and key when not", async (t) => {
+  const cases: [string, string, number, string][] = [
+    ["valid", "#cloud-config\nhostname: mine\nruncmd:\n  - [touch, /tmp/x]\n", 0, ""],
+    ["no header", "hostname: mine\n", 2, "its first line is not #cloud-config"],
+    ["not YAML", "#cloud-config\nhostname: [unclosed\n", 2, "it is not valid YAML"],
+    ["a list, not a mapping", "#cloud-config\n- a\n- b\n", 2, "it is not a YAML mapping"],
+  ];
+  for (const [name, content, code, message] of cases) {
+    await t.step(name, async () => {
+      const { root } = await tempEnv();
+      await sh("qemu-img", "create", "-q", "-f", "qcow2", join(root, "base.qcow2"), "1G");
+      await Deno.writeTextFile(join(root, "mine.yaml"), content);
+      await Deno.writeTextFile(
+        join(root, "vm.toml"),
+        'name = "own"\n[linux]\nimage = "base.qcow2"\nuser_data = "mine.yaml"\n',
+      );
+      const plan = await runGini(root, ["plan", "vm.toml", "--json"]);
+      assertEquals(plan.code, code, plan.stderr);
+      if (code === 0) {
+        const ops = JSON.parse(plan.stdout).stages.flatMap((
+          s: { ops: { args: { path?: string; content?: string } }[] },
+        ) => s.ops);
+        assertEquals(
+          ops.find((op: { args: { path?: string } }) => op.args.path?.endsWith("cidata/user-data"))
+            .args.content,
+          content,
+        );
+      } else {
+        const error = JSON.parse(plan.stdout).error;
+        assertStringIncludes(error.message, `Cannot use user_data "mine.yaml": ${message}`);
+        assertEquals(error.location, { file: join(root, "vm.toml"), key: "linux.user_data" });
+      }
+    });
+  }
+  await t.step("a file outside the VM file's folder", async () => {
+    const { root } = await tempEnv();
+    await sh("qemu-img", "create", "-q", "-f", "qcow2", join(root, "base.qcow2"), "1G");
+    await Deno.writeTextFile(
+      join(root, "vm.toml"),
+      'name = "own"\n[linux]\nimage = "base.qcow2"\nuser_data = "/etc/hostname"\n',
+    );
+    const plan = await runGini(root, ["plan", "vm.toml"]);
+    assertEquals(plan.code, 2, plan.stderr);
+    assertStringIncludes(plan.stderr, "it is outside the folder of the request");
+  });
+});

@@ -19,6 +19,8 @@ export interface Grants {
   lvm: boolean;
   /** Hosts the plugin may download from; "file" allows local files (file:// URLs). */
   download: string[];
+  /** Whether the plugin may read files in the folder of the user's request. */
+  requestFiles?: boolean;
 }
 
 /**
@@ -74,6 +76,7 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,
+    requestFiles: manifest.ops.request_files,
   };
 }
 
@@ -163,4 +166,35 @@ export function checkDownload(grants: Grants, op: string, url: string): void {
       }" to [ops].download in the plugin's manifest`,
     );
   }
+}
+
+/** Checks a read of a file named by the user's request: inside the request's folder, for a plugin allowed to. */
+export function checkRequestFile(
+  grants: Grants,
+  op: string,
+  path: string,
+  requestDir: string | undefined,
+): string {
+  if (!grants.requestFiles) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      path,
+      "the plugin may not read the request's files",
+      "Set [ops].request_files = true in the plugin's manifest",
+    );
+  }
+  const canonical = isAbsolute(path) ? canonicalize(path) : path;
+  if (!requestDir || !isAbsolute(path) || !isWithin(canonical, canonicalize(requestDir))) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      path,
+      requestDir
+        ? `it is outside the folder of the request, "${requestDir}"`
+        : "this command has no request file",
+      "Keep files the VM file names next to it (or in a folder below it)",
+    );
+  }
+  return canonical;
 }

@@ -8,7 +8,14 @@
  */
 import { didYouMean, GiniError } from "../errors.ts";
 import type { Json, OpRequest } from "../../workers/protocol.ts";
-import { checkDownload, checkLvm, checkPath, checkProgram, type Grants } from "./broker.ts";
+import {
+  checkDownload,
+  checkLvm,
+  checkPath,
+  checkProgram,
+  checkRequestFile,
+  type Grants,
+} from "./broker.ts";
 import { OP_KINDS } from "./registry.ts";
 import type { OpEnv, OpEstimate, OpKind } from "./types.ts";
 
@@ -101,7 +108,10 @@ export class OpEngine {
       if (need.grant === "run") checkProgram(grants, op.kind, need.program);
       else if (need.grant === "lvm") checkLvm(grants, op.kind, need.target);
       else if (need.grant === "download") checkDownload(grants, op.kind, need.url);
-      else {
+      else if (need.grant === "request-file") {
+        const canonical = checkRequestFile(grants, op.kind, need.path, this.#env.requestDir);
+        for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;
+      } else {
         const canonical = checkPath(grants, op.kind, need.path, need.grant);
         for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;
       }

@@ -14,6 +14,7 @@ import { qemuLaunch } from "./qemu_launch.ts";
 import { qmpOp } from "./qmp.ts";
 import { lvmCreate, lvmRemove } from "./lvm.ts";
 import { downloadOp } from "./download.ts";
+import { fileRead } from "./file_read.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -31,6 +32,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     lvmCreate,
     lvmRemove,
     downloadOp,
+    fileRead,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

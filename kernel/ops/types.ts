@@ -22,12 +22,15 @@ export type PermissionNeed =
   | { grant: "read"; path: string }
   | { grant: "run"; program: string }
   | { grant: "lvm"; target: string }
-  | { grant: "download"; url: string };
+  | { grant: "download"; url: string }
+  | { grant: "request-file"; path: string };
 
 /** What an op kind's functions receive besides their arguments. */
 export interface OpEnv {
   startup: StartupEnv;
   host: HostRunner;
+  /** The folder of the file the user's request came from (a VM file), if any. */
+  requestDir?: string;
   /** Progress of long ops (downloads), shown by the UI. */
   report?: (message: UiMessage) => void;
 }

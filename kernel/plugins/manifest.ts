@@ -96,7 +96,9 @@ export const ManifestSchema = z.strictObject({
     download: stringList,
     sysfs: stringList,
     lvm: z.boolean().default(false),
-  }).default({ write: [], run: [], download: [], sysfs: [], lvm: false }),
+    /** Read small files in the folder of the user's request (file.read). */
+    request_files: z.boolean().default(false),
+  }).default({ write: [], run: [], download: [], sysfs: [], lvm: false, request_files: false }),
   context: z.strictObject({
     /** A module (core plugins) exporting `contracts`, zod schemas by context key. */
     schemas: z.string().optional(),

@@ -94,6 +94,52 @@ async function resolveImage(ctx: StageContext, c: Pick<SetupConfig, "file">, ima
   return { path, format: null, source: path };
 }
 
+/** The user's own cloud-config, checked: the #cloud-config header and a YAML mapping. */
+async function readUserCloudConfig(
+  ctx: StageContext,
+  c: SetupConfig,
+  file: string,
+): Promise<string> {
+  const path = isAbsolute(file) ? file : resolve(c.file, "..", file);
+  const bad = (why: string, hint: string) =>
+    Object.assign(new Error(`Cannot use user_data "${file}": ${why}`), {
+      code: "CONFIG_INVALID",
+      hint,
+      location: { file: c.file, key: "linux.user_data" },
+    });
+  let text: string;
+  try {
+    text = (await ctx.op<{ text: string }>("file.read", { path })).text;
+  } catch (error) {
+    throw bad(
+      error instanceof Error ? error.message : String(error),
+      "Put the file next to the VM file and check its name",
+    );
+  }
+  if (!text.startsWith("#cloud-config")) {
+    throw bad(
+      "its first line is not #cloud-config",
+      "cloud-init ignores user-data without that header: add it as the first line",
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw bad(
+      `it is not valid YAML: ${error instanceof Error ? error.message.split("\n")[0] : error}`,
+      "Fix the YAML (yamllint shows where)",
+    );
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw bad(
+      "it is not a YAML mapping of cloud-config keys",
+      "Start it with keys such as users:, packages:, runcmd:",
+    );
+  }
+  return text;
+}
+
 export default definePlugin({
   stages: {
     "load-config-toml": async (ctx) => {
@@ -121,9 +167,13 @@ export default definePlugin({
       checkYaml("meta-data", text);
       ctx.set("linux_setup.meta_data", text);
     },
-    "generate-cloud-init-user": (ctx) => {
+    "generate-cloud-init-user": async (ctx) => {
       const c = config(ctx);
       if (!c.linux) return ctx.set("linux_setup.user_data", null);
+      if (c.linux.user_data) {
+        ctx.set("linux_setup.user_data", await readUserCloudConfig(ctx, c, c.linux.user_data));
+        return;
+      }
       const text = userData(c.name, c.linux, c.defaults);
       checkYaml("user-data", text);
       if (

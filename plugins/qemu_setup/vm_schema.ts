@@ -97,6 +97,8 @@ export const LinuxSchema = z.strictObject({
     permissions: z.string().regex(/^0[0-7]{3,4}$/).optional(),
     owner: z.string().optional(),
   })).default([]),
+  /** Your own #cloud-config file (relative to the VM file), used instead of the generated user-data. */
+  user_data: z.string().min(1).optional(),
   /** Change it to make cloud-init run again on the next boot. */
   instance_id: z.string().optional(),
   network: z.strictObject({
