@@ -8,6 +8,7 @@
  */
 import type { UiMessage } from "../workers/protocol.ts";
 import { formatError, GiniError } from "./errors.ts";
+import { formatBytes } from "./ops/types.ts";
 import { preloadProgress, type ProgressBar, startProgressBar } from "./host/progress.ts";
 
 export type { UiMessage };
@@ -54,6 +55,29 @@ export interface UiOptions {
   sink?: UiSink;
 }
 
+/** "120.0 MiB of 512.0 MiB, 85.3 MiB/s, 5 s left" */
+export function byteProgress(
+  current: number,
+  total: number | undefined,
+  elapsedMs: number,
+): string {
+  const rate = elapsedMs > 0 ? current / (elapsedMs / 1000) : 0;
+  const left = total !== undefined && rate > 0 ? Math.max(0, (total - current) / rate) : undefined;
+  return [
+    `${formatBytes(current)}${total !== undefined ? ` of ${formatBytes(total)}` : ""}`,
+    `${formatBytes(rate)}/s`,
+    ...(left !== undefined
+      ? [
+        `${
+          left < 60
+            ? `${Math.ceil(left)} s`
+            : `${Math.floor(left / 60)} min ${Math.ceil(left % 60)} s`
+        } left`,
+      ]
+      : []),
+  ].join(", ");
+}
+
 /** Makes the UI for one command run. */
 export function createUi(options: UiOptions = {}): Ui {
   const sink = options.sink ?? processSink();
@@ -61,7 +85,13 @@ export function createUi(options: UiOptions = {}): Ui {
   const verbose = options.verbose ?? false;
   const bars = new Map<
     string,
-    { bar: ProgressBar | undefined; label: string; total: number | undefined }
+    {
+      bar: ProgressBar | undefined;
+      label: string;
+      total: number | undefined;
+      bytes: boolean;
+      started: number;
+    }
   >();
   const paint = (colour: keyof typeof COLOURS, text: string) =>
     sink.isTerminal ? `\x1b[${COLOURS[colour]}m${text}\x1b[0m` : text;
@@ -99,11 +129,18 @@ export function createUi(options: UiOptions = {}): Ui {
               bar: sink.isTerminal ? startProgressBar(label, message.total) : undefined,
               label,
               total: message.total,
+              bytes: message.unit === "bytes",
+              started: performance.now(),
             });
             if (!bars.get(message.id)!.bar) line(`${source}${label}…`);
           } else if (message.phase === "update" && state) {
             if (message.current !== undefined) state.bar?.position(message.current);
             if (message.label) state.bar?.message(message.label);
+            else if (state.bytes && message.current !== undefined) {
+              state.bar?.message(
+                byteProgress(message.current, state.total, performance.now() - state.started),
+              );
+            }
           } else if (message.phase === "complete" && state) {
             state.bar?.finish();
             bars.delete(message.id);

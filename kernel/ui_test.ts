@@ -1,6 +1,6 @@
 import { assertEquals } from "../tests/_assert.ts";
 import { ConfigError } from "./errors.ts";
-import { createUi, type UiSink } from "./ui.ts";
+import { byteProgress, createUi, type UiSink } from "./ui.ts";
 
 function sink(): UiSink & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -60,4 +60,12 @@ Deno.test("createUi() JSON renderer: one object per line on stderr, results and 
   assertEquals(JSON.parse(s.stdout[1]!), {
     error: { name: "ConfigError", code: "CONFIG_INVALID", message: "bad", hint: "fix" },
   });
+});
+
+Deno.test("byteProgress() shows sizes, rate and time left", () => {
+  assertEquals(
+    byteProgress(64 * 1024 ** 2, 512 * 1024 ** 2, 2000),
+    "64.0 MiB of 512.0 MiB, 32.0 MiB/s, 14 s left",
+  );
+  assertEquals(byteProgress(1024, undefined, 1000), "1.0 KiB, 1.0 KiB/s");
 });

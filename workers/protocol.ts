@@ -71,6 +71,8 @@ export const UiMessageSchema = z.discriminatedUnion("type", [
     label: z.string().max(1000).optional(),
     total: z.number().nonnegative().optional(),
     current: z.number().nonnegative().optional(),
+    /** "bytes": the renderer shows sizes, rate and ETA. */
+    unit: z.literal("bytes").optional(),
     source: z.string().optional(),
   }),
 ]);

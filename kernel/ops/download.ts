@@ -145,6 +145,7 @@ async function transfer(
         phase: "start",
         id,
         label,
+        unit: "bytes",
         ...(total === undefined ? {} : { total }),
       });
       let written = have;
