@@ -19,6 +19,9 @@ import type { StartupEnv } from "./paths.ts";
 import { OpEngine, type OpObserver } from "./ops/engine.ts";
 import { HostRunner } from "./host/run.ts";
 import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
+import { Journal, loadTransaction } from "./journal/journal.ts";
+import { journalObserver, rollback } from "./journal/recovery.ts";
+import type { OpEnv } from "./ops/types.ts";
 import { buildReport, type PlanReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
 import type { Json } from "../workers/protocol.ts";
@@ -49,6 +52,8 @@ export interface RunStagesOptions {
   observer?: OpObserver;
   /** The folder of the user's request file (a VM file), for `file.read`. */
   requestDir?: string;
+  /** The command, recorded in the journal of a live run. */
+  command?: string;
 }
 
 /** What a run produced. */
@@ -59,16 +64,19 @@ export interface RunOutcome {
 
 /** Runs stages (all, or targets and what they need) in dry-run or live mode. */
 export async function runStages(options: RunStagesOptions): Promise<RunOutcome> {
-  const engine = new OpEngine(
-    options.dryRun ? "dry" : "live",
-    {
-      startup: options.env,
-      host: new HostRunner(options.env.path),
-      report: (m) => options.ui.message(m),
-      ...(options.requestDir ? { requestDir: options.requestDir } : {}),
-    },
-    options.observer,
-  );
+  // A live run is one transaction: every change is journaled before it happens, and a failure
+  // rolls back what the run changed.
+  const journal = options.dryRun
+    ? undefined
+    : await Journal.begin(options.env.dirs.state, options.command ?? "run");
+  const opEnv: OpEnv = {
+    startup: options.env,
+    host: new HostRunner(options.env.path),
+    report: (m) => options.ui.message(m),
+    ...(options.requestDir ? { requestDir: options.requestDir } : {}),
+  };
+  const observer = journal ? journalObserver(journal, options.env.crash) : options.observer;
+  const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv, observer);
   const pipeline = new Pipeline({
     resolution: options.loaded,
     env: options.env,
@@ -78,10 +86,32 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
     ...(options.seeds ? { seeds: options.seeds } : {}),
     ...(options.stageTimeoutMs ? { stageTimeoutMs: options.stageTimeoutMs } : {}),
   });
+  let result: PipelineResult | undefined;
   try {
-    const result = await pipeline.run();
+    result = await pipeline.run();
     return { result, report: buildReport(engine, result.stages) };
   } finally {
     await pipeline.close();
+    if (journal) {
+      if (result?.ok) await journal.append({ type: "commit" });
+      else {
+        const tx = await loadTransaction(journal.file);
+        if (tx.applied.length) {
+          options.ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
+        }
+        const undo = await rollback(tx, opEnv, { dryRun: false, journal });
+        for (const f of undo.failed) {
+          options.ui.warn(`Could not undo "${f.description}": ${f.error}`);
+        }
+        for (const i of undo.irreversible) {
+          options.ui.warn(`Cannot undo "${i.description}" automatically`);
+        }
+        await journal.append({
+          type: "abort",
+          reason: result?.error?.message ?? "the run stopped",
+        });
+      }
+      journal.close();
+    }
   }
 }

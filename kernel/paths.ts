@@ -30,6 +30,8 @@ export interface StartupEnv {
   path: string;
   /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
   lvmNoDeviceMapper: boolean;
+  /** Crash injection for the recovery tests: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`. */
+  crash: { afterOp?: number; beforeDone?: number };
 }
 
 /** Directory overrides from the command line. */
@@ -83,6 +85,10 @@ export function resolveStartupEnv(
     user: env.USER ?? env.LOGNAME,
     path: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     lvmNoDeviceMapper: env.GINI_LVM_NO_DM === "1",
+    crash: {
+      ...(env.GINI_CRASH_AFTER_OP ? { afterOp: Number(env.GINI_CRASH_AFTER_OP) } : {}),
+      ...(env.GINI_CRASH_BEFORE_DONE ? { beforeDone: Number(env.GINI_CRASH_BEFORE_DONE) } : {}),
+    },
   };
 }
 

@@ -53,7 +53,11 @@ export function recordingUi(json = false): Ui & { out: string[]; err: string[] }
   return Object.assign(createUi({ json, sink }), { out, err });
 }
 
-/** Every file under `dir` with its content, for before/after comparisons. */
+/**
+ * Every file under `dir` with its content, for before/after comparisons. Gini's state directory
+ * (`state` in a test home, or `.local/state`) is left out: the journal recording a run is not a
+ * change to what the run manages.
+ */
 export async function snapshotTree(dir: string): Promise<Record<string, string>> {
   const result: Record<string, string> = {};
   const walk = async (current: string, prefix: string) => {
@@ -68,9 +72,17 @@ export async function snapshotTree(dir: string): Promise<Record<string, string>>
       const path = join(current, entry.name);
       const key = `${prefix}${entry.name}`;
       if (entry.isSymlink) result[key] = `-> ${await Deno.readLink(path)}`;
+      else if (entry.isDirectory && (key === "state" || key === ".local/state")) continue;
       else if (entry.isDirectory) {
         result[`${key}/`] = "dir";
         await walk(path, `${key}/`);
+        // ".local" made only to hold the state directory is not a change either.
+        if (
+          key === ".local" &&
+          !Object.keys(result).some((k) => k.startsWith(".local/") && k !== ".local/")
+        ) {
+          delete result[".local/"];
+        }
       } else result[key] = await Deno.readTextFile(path);
     }
   };

@@ -1,0 +1,184 @@
+/**
+ * The recovery journal: one write-ahead log per transaction in
+ * `<state-dir>/journal/<id>.wal`, one JSON record per line with its own sha256,
+ * fsync'd before the op it describes runs. A torn last line (a power cut mid-write)
+ * is detected and ignored; a bad checksum before the end is refused.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { GiniError } from "../errors.ts";
+import type { Json, OpRequest } from "../../workers/protocol.ts";
+
+/** One journal record. */
+export type JournalRecord =
+  | { type: "begin"; id: string; command: string; at: string }
+  | {
+    type: "intent";
+    seq: number;
+    stage: string;
+    plugin: string;
+    kind: string;
+    args: Json;
+    description: string;
+    inverse: OpRequest[] | null;
+  }
+  | { type: "done"; seq: number; ok: boolean; error?: string }
+  | { type: "undone"; seq: number }
+  | { type: "commit" }
+  | { type: "abort"; reason: string };
+
+/** A journal that cannot be trusted past a point. */
+export class JournalCorruptError extends GiniError {
+  constructor(file: string, line: number) {
+    super(
+      "JOURNAL_CORRUPT",
+      `Cannot trust journal "${file}": the checksum of record ${line} does not match`,
+      1,
+      {
+        hint:
+          "A record in the middle was damaged; recover by hand from the records before it (gini journal show)",
+      },
+    );
+  }
+}
+
+function checksum(body: string): string {
+  return createHash("sha256").update(body).digest("hex").slice(0, 16);
+}
+
+/** Appends records to one transaction's log. */
+export class Journal {
+  readonly id: string;
+  readonly file: string;
+  #handle: Deno.FsFile;
+
+  private constructor(id: string, file: string, handle: Deno.FsFile) {
+    this.id = id;
+    this.file = file;
+    this.#handle = handle;
+  }
+
+  /** Starts a transaction. */
+  static async begin(stateDir: string, command: string): Promise<Journal> {
+    const dir = join(stateDir, "journal");
+    await Deno.mkdir(dir, { recursive: true });
+    const id = `${new Date().toISOString().replace(/[:.]/g, "-")}-${
+      crypto.randomUUID().slice(0, 8)
+    }`;
+    const file = join(dir, `${id}.wal`);
+    const journal = new Journal(id, file, await Deno.open(file, { write: true, createNew: true }));
+    await journal.append({ type: "begin", id, command, at: new Date().toISOString() });
+    return journal;
+  }
+
+  /** Reopens a transaction's log to append (recovery). */
+  static async reopen(file: string): Promise<Journal> {
+    const id = file.split("/").at(-1)!.replace(/\.wal$/, "");
+    return new Journal(id, file, await Deno.open(file, { append: true }));
+  }
+
+  /** Appends one record and makes it durable before returning. */
+  async append(record: JournalRecord): Promise<void> {
+    const body = JSON.stringify(record);
+    const data = new TextEncoder().encode(`${checksum(body)} ${body}\n`);
+    let written = 0;
+    while (written < data.byteLength) written += await this.#handle.write(data.subarray(written));
+    await this.#handle.sync();
+  }
+
+  close(): void {
+    this.#handle.close();
+  }
+}
+
+/** The records of a log; a torn last line is dropped, a bad line before it is an error. */
+export async function readJournal(
+  file: string,
+): Promise<{ records: JournalRecord[]; torn: boolean }> {
+  const text = await Deno.readTextFile(file);
+  const lines = text.split("\n");
+  const complete = text.endsWith("\n");
+  const records: JournalRecord[] = [];
+  let torn = false;
+  for (const [i, line] of lines.entries()) {
+    if (line === "") continue;
+    const last = i === lines.length - 1 || (i === lines.length - 2 && lines.at(-1) === "");
+    const space = line.indexOf(" ");
+    const body = line.slice(space + 1);
+    const ok = space === 16 && checksum(body) === line.slice(0, 16);
+    if (!ok) {
+      if (last && (!complete || i === lines.length - 1)) {
+        torn = true;
+        break;
+      }
+      throw new JournalCorruptError(file, i + 1);
+    }
+    records.push(JSON.parse(body) as JournalRecord);
+  }
+  return { records, torn };
+}
+
+/** A transaction as read back. */
+export interface Transaction {
+  id: string;
+  file: string;
+  command: string;
+  at: string;
+  state: "committed" | "aborted" | "incomplete";
+  /** Ops that ran (done and ok) and are not undone yet, in order. */
+  applied: Extract<JournalRecord, { type: "intent" }>[];
+  /** An op that started but did not report: it may or may not have happened. */
+  inFlight: Extract<JournalRecord, { type: "intent" }> | undefined;
+  torn: boolean;
+}
+
+/** Reads one transaction. */
+export async function loadTransaction(file: string): Promise<Transaction> {
+  const { records, torn } = await readJournal(file);
+  const begin = records.find((r) => r.type === "begin") as
+    | Extract<JournalRecord, { type: "begin" }>
+    | undefined;
+  const intents = new Map<number, Extract<JournalRecord, { type: "intent" }>>();
+  const done = new Map<number, boolean>();
+  const undone = new Set<number>();
+  let state: Transaction["state"] = "incomplete";
+  for (const r of records) {
+    if (r.type === "intent") intents.set(r.seq, r);
+    else if (r.type === "done") done.set(r.seq, r.ok);
+    else if (r.type === "undone") undone.add(r.seq);
+    else if (r.type === "commit") state = "committed";
+    else if (r.type === "abort") state = "aborted";
+  }
+  const applied = [...intents.values()].filter((i) =>
+    done.get(i.seq) === true && !undone.has(i.seq)
+  );
+  const inFlight = [...intents.values()].find((i) => !done.has(i.seq) && !undone.has(i.seq));
+  return {
+    id: begin?.id ?? file.split("/").at(-1)!.replace(/\.wal$/, ""),
+    file,
+    command: begin?.command ?? "unknown",
+    at: begin?.at ?? "",
+    state,
+    applied,
+    inFlight,
+    torn,
+  };
+}
+
+/** Every transaction in the state directory, newest first. */
+export async function listTransactions(stateDir: string): Promise<Transaction[]> {
+  const dir = join(stateDir, "journal");
+  const files: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.name.endsWith(".wal")) files.push(join(dir, entry.name));
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const result: Transaction[] = [];
+  for (const file of files.sort().reverse()) result.push(await loadTransaction(file));
+  return result;
+}

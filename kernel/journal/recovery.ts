@@ -1,0 +1,149 @@
+/**
+ * Journaling a live run (an {@linkcode OpObserver}), rolling back what a failed or
+ * interrupted transaction applied, and the crash injection the recovery tests use.
+ *
+ * @module
+ */
+import type { Json, OpRequest } from "../../workers/protocol.ts";
+import type { Grants } from "../ops/broker.ts";
+import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
+import type { OpEnv } from "../ops/types.ts";
+import { Journal, loadTransaction, type Transaction } from "./journal.ts";
+
+/** Crash points read at start-up: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`. */
+export interface CrashPoints {
+  afterOp?: number;
+  beforeDone?: number;
+}
+
+function die(): never {
+  // No cleanup on purpose: this is what a power cut or `kill -9` does.
+  Deno.kill(Deno.pid, "SIGKILL");
+  throw new Error("unreachable");
+}
+
+/** Results worth keeping for `gini journal verify`: hashes of what fs ops produced. */
+function keep(record: OpRecord): Json | undefined {
+  if (record.kind === "run" || record.kind === "qmp") return undefined;
+  return record.result ?? undefined;
+}
+
+/** Journals every changing op of a live run. */
+export function journalObserver(journal: Journal, crash: CrashPoints): OpObserver {
+  return {
+    async beforeExecute(record) {
+      if (record.readOnly) return;
+      await journal.append({
+        type: "intent",
+        seq: record.seq,
+        stage: record.stage,
+        plugin: record.plugin,
+        kind: record.kind,
+        args: record.args,
+        description: record.description,
+        inverse: record.inverse,
+      });
+    },
+    async afterExecute(record) {
+      if (record.readOnly) return;
+      if (crash.beforeDone === record.seq) die();
+      const result = keep(record);
+      await journal.append({
+        type: "done",
+        seq: record.seq,
+        ok: record.status === "done",
+        ...(record.error ? { error: record.error } : {}),
+        ...(result === undefined ? {} : { result }),
+      } as never);
+      if (crash.afterOp === record.seq) die();
+    },
+  };
+}
+
+/** Inverses made safe to run twice (an interrupted recovery is simply run again). */
+function idempotent(op: OpRequest): OpRequest {
+  if (op.kind === "fs.remove") {
+    return { kind: op.kind, args: { ...(op.args as Record<string, Json>), missingOk: true } };
+  }
+  return op;
+}
+
+/** The kernel's own grants for undoing what plugins did. */
+function recoveryGrants(ops: OpRequest[]): Grants {
+  const programs = ops.flatMap((op) =>
+    op.kind === "run" ? [String((op.args as { argv: string[] }).argv[0])] : []
+  );
+  return {
+    plugin: "kernel:recovery",
+    write: ["/"],
+    read: ["/"],
+    run: new Set(programs),
+    lvm: true,
+    download: [],
+    requestFiles: false,
+  };
+}
+
+/** What a rollback did. */
+export interface RollbackReport {
+  undone: { seq: number; description: string; inverse: string[] }[];
+  irreversible: { seq: number; description: string }[];
+  failed: { seq: number; description: string; error: string }[];
+}
+
+/**
+ * Undoes, newest first, the ops a transaction applied (and the one in flight, whose inverse is
+ * computed from the state before it and is safe whether or not it happened). Each undone op is
+ * journaled, so an interrupted rollback continues where it stopped.
+ */
+export async function rollback(
+  tx: Transaction,
+  opEnv: OpEnv,
+  options: { dryRun: boolean; journal?: Journal },
+): Promise<RollbackReport> {
+  const report: RollbackReport = { undone: [], irreversible: [], failed: [] };
+  const steps = [...tx.applied, ...(tx.inFlight && tx.inFlight.kind !== "run" ? [tx.inFlight] : [])]
+    .sort((a, b) => b.seq - a.seq);
+  const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv);
+  for (const step of steps) {
+    if (step.inverse === null) {
+      report.irreversible.push({ seq: step.seq, description: step.description });
+      continue;
+    }
+    const ops = step.inverse.map(idempotent);
+    try {
+      for (const op of ops) await engine.request(recoveryGrants(ops), `rollback:${step.seq}`, op);
+      if (!options.dryRun) await options.journal?.append({ type: "undone", seq: step.seq });
+      report.undone.push({
+        seq: step.seq,
+        description: step.description,
+        inverse: engine.records.slice(-ops.length).map((r) => r.description),
+      });
+    } catch (error) {
+      report.failed.push({
+        seq: step.seq,
+        description: step.description,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  return report;
+}
+
+/** Rolls back a transaction's log by file, journaling into it; closes it with abort when clean. */
+export async function rollbackFile(
+  file: string,
+  opEnv: OpEnv,
+  dryRun: boolean,
+): Promise<RollbackReport> {
+  const tx = await loadTransaction(file);
+  if (dryRun) return await rollback(tx, opEnv, { dryRun: true });
+  const journal = await Journal.reopen(file);
+  try {
+    const report = await rollback(tx, opEnv, { dryRun: false, journal });
+    if (report.failed.length === 0) await journal.append({ type: "abort", reason: "rolled back" });
+    return report;
+  } finally {
+    journal.close();
+  }
+}
