@@ -19,6 +19,7 @@ import {
   runStages,
   type StartupEnv,
   type Ui,
+  type UiMessage,
   type UiSink,
   UsageError,
 } from "./kernel/mod.ts";
@@ -32,6 +33,10 @@ import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
 import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
+import { listTransactions, readJournal } from "./kernel/journal/journal.ts";
+import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
+import { HostRunner } from "./kernel/host/run.ts";
+import { sha256Hex } from "./kernel/ops/_fs.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 
 /** Gini's version. */
@@ -118,6 +123,17 @@ function buildProgram(
     });
     return { ui, flags, env: resolveStartupEnv(flags, processEnv, cwd) };
   };
+  const warnIncomplete = async (c: CommandEnv, name: string) => {
+    if (["recover", "journal", "version"].includes(name)) return;
+    const incomplete = (await listTransactions(c.env.dirs.state).catch(() => [])).filter((t) =>
+      t.state === "incomplete"
+    );
+    for (const t of incomplete) {
+      c.ui.warn(
+        `An operation was interrupted: ${t.command} (${t.id}, ${t.applied.length} change(s) applied). Undo it with "gini recover --rollback" (see first with --dry-run)`,
+      );
+    }
+  };
   const run = <A extends unknown[]>(
     action: (c: CommandEnv, ...args: A) => Promise<number | void> | number | void,
   ) =>
@@ -125,6 +141,8 @@ function buildProgram(
     let c: CommandEnv | undefined;
     try {
       c = context();
+      const command = args.at(-1) instanceof Command ? (args.at(-1) as Command).name() : "";
+      await warnIncomplete(c, command);
       exitCode = (await action(c, ...args)) ?? 0;
     } catch (error) {
       (c?.ui ??
@@ -233,6 +251,7 @@ function buildProgram(
         "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
       },
       requestDir: dirname(path),
+      command: `${dryRun ? "plan" : "up"} ${file}`,
     });
     if (!result.ok) throw result.error;
     const def = result.context["session.vm_definition"] as unknown as VmDefinition;
@@ -287,6 +306,7 @@ function buildProgram(
         ui: c.ui,
         dryRun: c.flags.dryRun ?? false,
         targets: ["deploy:power-down"],
+        command: `down ${name}`,
         seeds: { "session.target_vm": { name, timeoutMs: seconds * 1000 } },
       });
       if (!result.ok) throw result.error;
@@ -311,6 +331,7 @@ function buildProgram(
         ui: c.ui,
         targets: ["deploy:remove"],
         seeds: { "session.target_vm": { name } },
+        command: `rm ${name}`,
       };
       const plan = await runStages({ ...options, dryRun: true });
       if (!plan.result.ok) throw plan.result.error;
@@ -414,6 +435,7 @@ function buildProgram(
         ui: c.ui,
         dryRun: c.flags.dryRun ?? false,
         targets: ["linux-setup:pull-image"],
+        command: `images pull ${name}`,
         seeds: { "session.image_request": { name, cwd: c.env.cwd } },
       });
       if (!result.ok) throw result.error;
@@ -422,6 +444,131 @@ function buildProgram(
         { ...report, image: pulled },
         () => c.flags.dryRun ? renderReport(report) : `${name}: ${pulled.path}`,
       );
+    }));
+
+  program.command("recover")
+    .description(
+      "finish an interrupted operation: undo what it changed (default), with --dry-run to see how",
+    )
+    .option("--rollback", "undo the changes the interrupted operation made (the default)")
+    .option("--resume", "carry the operation forward instead (not yet: roll back and run it again)")
+    .action(run(async ({ ui, env, flags }, options: { rollback?: boolean; resume?: boolean }) => {
+      if (options.resume) {
+        throw new UsageError("Cannot resume yet: this Gini rolls back only", {
+          hint: "Run gini recover --rollback, then the command again",
+        });
+      }
+      const incomplete = (await listTransactions(env.dirs.state)).filter((t) =>
+        t.state === "incomplete"
+      );
+      const opEnv = {
+        startup: env,
+        host: new HostRunner(env.path),
+        report: (m: UiMessage) => ui.message(m),
+      };
+      const reports: ({ id: string; command: string } & RollbackReport)[] = [];
+      for (const tx of incomplete) {
+        const report = await rollbackFile(tx.file, opEnv, flags.dryRun ?? false);
+        reports.push({ id: tx.id, command: tx.command, ...report });
+      }
+      ui.result(reports, () =>
+        reports.length === 0 ? "Nothing to recover" : reports.map((r) =>
+          [
+            `${flags.dryRun ? "Would roll back" : "Rolled back"} ${r.id} (${r.command}):`,
+            ...r.undone.map((u) =>
+              `  ${flags.dryRun ? "would undo" : "undid"} #${u.seq} ${u.description}`
+            ),
+            ...r.irreversible.map((u) => `  ! cannot undo #${u.seq} ${u.description}`),
+            ...r.failed.map((u) => `  ✗ #${u.seq} ${u.description}: ${u.error}`),
+          ].join("\n")
+        ).join("\n"));
+      return reports.some((r) => r.failed.length) ? 1 : 0;
+    }));
+
+  const journal = program.command("journal").description(
+    "the history of operations that changed this host",
+  );
+  journal.command("list")
+    .description("list transactions, newest first")
+    .action(run(async ({ ui, env }) => {
+      const list = (await listTransactions(env.dirs.state)).map((t) => ({
+        id: t.id,
+        command: t.command,
+        at: t.at,
+        state: t.state,
+        changes: t.applied.length,
+      }));
+      ui.result(
+        list,
+        () =>
+          list.length === 0
+            ? "No transactions yet"
+            : list.map((t) =>
+              `${t.id}  ${t.state.padEnd(10)} ${
+                String(t.changes).padStart(3)
+              } change(s)  ${t.command}`
+            ).join("\n"),
+      );
+    }));
+  journal.command("show")
+    .description("show one transaction's records")
+    .argument("<id>", "a transaction id from gini journal list")
+    .action(run(async ({ ui, env }, id: string) => {
+      const tx = (await listTransactions(env.dirs.state)).find((t) =>
+        t.id === id || t.id.startsWith(id)
+      );
+      if (!tx) {
+        throw new UsageError(`Cannot find transaction "${id}"`, {
+          hint: "List them with gini journal list",
+        });
+      }
+      const { records, torn } = await readJournal(tx.file);
+      ui.result(
+        { ...tx, records, torn },
+        () =>
+          [
+            `${tx.id} (${tx.state}) ${tx.command}`,
+            ...records.map((r) => `  ${JSON.stringify(r)}`),
+            ...(torn ? ["  (the last record was torn and is ignored)"] : []),
+          ].join("\n"),
+      );
+    }));
+  journal.command("verify")
+    .description(
+      "check that files committed transactions produced still have their recorded hashes",
+    )
+    .action(run(async ({ ui, env }) => {
+      const changed: { id: string; path: string; expected: string; actual: string }[] = [];
+      let checked = 0;
+      for (const tx of await listTransactions(env.dirs.state)) {
+        if (tx.state !== "committed") continue;
+        const { records } = await readJournal(tx.file);
+        for (const r of records) {
+          const result =
+            (r as { type: string; result?: { path?: string; sha256?: string } }).result;
+          if (r.type !== "done" || !result?.path || !result.sha256) continue;
+          checked++;
+          const actual = await Deno.readFile(result.path).then(
+            (d) => sha256Hex(d),
+            () => "missing",
+          );
+          if (actual !== result.sha256) {
+            changed.push({ id: tx.id, path: result.path, expected: result.sha256, actual });
+          }
+        }
+      }
+      ui.result(
+        { checked, changed },
+        () =>
+          changed.length === 0
+            ? `${checked} file(s) checked: all as Gini left them`
+            : changed.map((c) =>
+              `changed: ${c.path} (${c.id}): expected ${c.expected.slice(0, 12)}…, found ${
+                c.actual.slice(0, 12)
+              }…`
+            ).join("\n"),
+      );
+      return changed.length ? 1 : 0;
     }));
 
   program.command("schema")

@@ -60,5 +60,12 @@ export const qemuLaunch = defineOp<QemuLaunchArgs>({
     return { name: a.name, pid: started };
   },
   simulate: (a) => ({ name: a.name, pid: null, simulated: true }),
-  inverse: (a) => [{ kind: "qmp", args: { socket: a.qmpSocket, command: "quit" } }],
+  // Stop the VM, then remove what QEMU created beside it.
+  inverse: (a) => [
+    { kind: "qmp", args: { socket: a.qmpSocket, command: "quit", ifRunning: true } },
+    ...[a.pidFile, a.qmpSocket, a.serialLog].map((path) => ({
+      kind: "fs.remove",
+      args: { path, missingOk: true },
+    })),
+  ],
 });

@@ -14,6 +14,8 @@ const QmpArgs = z.strictObject({
   command: z.string().regex(/^[a-z][a-z0-9_-]*$/),
   arguments: z.record(z.string(), z.json()).optional(),
   timeoutMs: z.number().int().positive().max(600_000).optional(),
+  /** Succeed when the VM is not running (its socket refuses): used when undoing a launch. */
+  ifRunning: z.boolean().optional(),
 });
 type QmpArgs = z.infer<typeof QmpArgs>;
 
@@ -28,7 +30,14 @@ export const qmpOp = defineOp<QmpArgs>({
   capture: () => Promise.resolve(null),
   conflicts: () => [],
   async execute(a) {
-    return await qmpCommand(a.socket, a.command, a.arguments, a.timeoutMs) as Json ?? null;
+    try {
+      return await qmpCommand(a.socket, a.command, a.arguments, a.timeoutMs) as Json ?? null;
+    } catch (error) {
+      const gone = error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.ConnectionRefused;
+      if (a.ifRunning && gone) return { notRunning: true };
+      throw error;
+    }
   },
   simulate: () => ({ simulated: true }),
   inverse: (a) => a.command.startsWith("query-") ? [] : null,
