@@ -11,6 +11,7 @@
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import denoJson from "./deno.json" with { type: "json" };
 import {
+  createOpEnv,
   createUi,
   GiniError,
   loadPlugins,
@@ -19,7 +20,6 @@ import {
   runStages,
   type StartupEnv,
   type Ui,
-  type UiMessage,
   type UiSink,
   UsageError,
 } from "./kernel/mod.ts";
@@ -35,7 +35,6 @@ import { listVms, newVmToml } from "./kernel/vms.ts";
 import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
 import { listTransactions, readJournal } from "./kernel/journal/journal.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
-import { HostRunner } from "./kernel/host/run.ts";
 import { sha256Hex } from "./kernel/ops/_fs.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 
@@ -461,11 +460,7 @@ function buildProgram(
       const incomplete = (await listTransactions(env.dirs.state)).filter((t) =>
         t.state === "incomplete"
       );
-      const opEnv = {
-        startup: env,
-        host: new HostRunner(env.path),
-        report: (m: UiMessage) => ui.message(m),
-      };
+      const opEnv = createOpEnv(env, ui);
       const reports: ({ id: string; command: string } & RollbackReport)[] = [];
       for (const tx of incomplete) {
         const report = await rollbackFile(tx.file, opEnv, flags.dryRun ?? false);

@@ -16,7 +16,7 @@
 import { defaultSources, discoverPlugins } from "./plugins/discover.ts";
 import { type Resolution, resolvePlugins } from "./plugins/resolve.ts";
 import type { StartupEnv } from "./paths.ts";
-import { OpEngine, type OpObserver } from "./ops/engine.ts";
+import { OpEngine } from "./ops/engine.ts";
 import { HostRunner } from "./host/run.ts";
 import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
 import { Journal, loadTransaction } from "./journal/journal.ts";
@@ -40,6 +40,16 @@ export async function loadPlugins(env: StartupEnv, extraDirs: string[]): Promise
   return resolvePlugins(discovery.manifests, discovery.errors);
 }
 
+/** What op kinds need from the kernel: its start-up environment, the program runner, the UI. */
+export function createOpEnv(env: StartupEnv, ui: Ui, requestDir?: string): OpEnv {
+  return {
+    startup: env,
+    host: new HostRunner(env.path),
+    report: (m) => ui.message(m),
+    ...(requestDir ? { requestDir } : {}),
+  };
+}
+
 /** Options of {@linkcode runStages}. */
 export interface RunStagesOptions {
   env: StartupEnv;
@@ -49,7 +59,6 @@ export interface RunStagesOptions {
   targets?: string[];
   seeds?: Record<string, Json>;
   stageTimeoutMs?: number;
-  observer?: OpObserver;
   /** The folder of the user's request file (a VM file), for `file.read`. */
   requestDir?: string;
   /** The command, recorded in the journal of a live run. */
@@ -69,14 +78,13 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
   const journal = options.dryRun
     ? undefined
     : await Journal.begin(options.env.dirs.state, options.command ?? "run");
-  const opEnv: OpEnv = {
-    startup: options.env,
-    host: new HostRunner(options.env.path),
-    report: (m) => options.ui.message(m),
-    ...(options.requestDir ? { requestDir: options.requestDir } : {}),
-  };
-  const observer = journal ? journalObserver(journal, options.env.crash) : options.observer;
-  const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv, observer);
+  const opEnv = createOpEnv(options.env, options.ui, options.requestDir);
+  // Observers see only executed ops, so a dry run (which executes none that change anything) has none.
+  const engine = new OpEngine(
+    options.dryRun ? "dry" : "live",
+    opEnv,
+    journal ? journalObserver(journal, options.env.crash) : {},
+  );
   const pipeline = new Pipeline({
     resolution: options.loaded,
     env: options.env,

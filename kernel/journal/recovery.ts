@@ -8,13 +8,8 @@ import type { Json, OpRequest } from "../../workers/protocol.ts";
 import type { Grants } from "../ops/broker.ts";
 import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
 import type { OpEnv } from "../ops/types.ts";
+import type { StartupEnv } from "../paths.ts";
 import { Journal, loadTransaction, type Transaction } from "./journal.ts";
-
-/** Crash points read at start-up: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`. */
-export interface CrashPoints {
-  afterOp?: number;
-  beforeDone?: number;
-}
 
 function die(): never {
   // No cleanup on purpose: this is what a power cut or `kill -9` does.
@@ -29,7 +24,7 @@ function keep(record: OpRecord): Json | undefined {
 }
 
 /** Journals every changing op of a live run. */
-export function journalObserver(journal: Journal, crash: CrashPoints): OpObserver {
+export function journalObserver(journal: Journal, crash: StartupEnv["crash"]): OpObserver {
   return {
     async beforeExecute(record) {
       if (record.readOnly) return;
