@@ -190,6 +190,8 @@ export async function writeHost(root: string, host: FixtureHost): Promise<void> 
       await write(root, `${dir}/boot_vga`, d.bootVga ? "1\n" : "0\n");
     }
     await link(root, `sys/bus/pci/devices/${d.address}`, dir);
+    // Empty until an override is set; the kernel shows it as "(null)".
+    await write(root, `${dir}/driver_override`, "(null)\n");
     if (d.driver) {
       await link(root, `${dir}/driver`, `sys/bus/pci/drivers/${d.driver}`);
       await link(root, `sys/bus/pci/drivers/${d.driver}/${d.address}`, dir);
@@ -199,6 +201,15 @@ export async function writeHost(root: string, host: FixtureHost): Promise<void> 
       await link(root, `sys/kernel/iommu_groups/${d.group}/devices/${d.address}`, dir);
     }
   }
+  // Every driver directory has the kernel's action files; vfio-pci's exists once its module is loaded.
+  const drivers = new Set(host.devices.flatMap((d) => d.driver ? [d.driver] : []));
+  if (host.modules.includes("vfio_pci")) drivers.add("vfio-pci");
+  for (const driver of drivers) {
+    for (const action of ["bind", "unbind", "new_id", "remove_id"]) {
+      await write(root, `sys/bus/pci/drivers/${driver}/${action}`, "");
+    }
+  }
+  await write(root, "sys/bus/pci/drivers_probe", "");
   for (const node of host.dev ?? []) await write(root, `dev/${node}`, "");
   for (const n of host.net ?? []) {
     await write(root, `sys/devices/virtual/net/${n.name}/address`, `${n.mac}\n`);

@@ -199,9 +199,9 @@ Deno.test("bad VM files are refused with file, line, key and hint, and leave not
     ],
     [
       "the boot GPU without force",
-      'name = "x"\npassthrough = ["0000:01:00.0", "0000:01:00.1"]\n[[disks]]\nsize = "1G"\n',
+      'name = "x"\npassthrough = ["0000:00:02.0"]\n[[disks]]\nsize = "1G"\n',
       "intel-nvidia",
-      /Cannot pass through "0000:01:00\.0": it is the boot display/,
+      /Cannot pass through "0000:00:02\.0": it is the boot display/,
       "passthrough_force",
     ],
     [

@@ -76,6 +76,8 @@ function recoveryGrants(ops: OpRequest[]): Grants {
     lvm: true,
     download: [],
     requestFiles: false,
+    sysfs: ["/**"],
+    sysfsRoot: null,
   };
 }
 

@@ -21,6 +21,10 @@ export interface Grants {
   download: string[];
   /** Whether the plugin may read files in the folder of the user's request. */
   requestFiles?: boolean;
+  /** sysfs files the plugin may write, as globs (`*` matches within one path segment). */
+  sysfs?: string[];
+  /** The canonical `/sys` a sysfs write must land in; null for the kernel's own recovery. */
+  sysfsRoot?: string | null;
 }
 
 /**
@@ -77,7 +81,41 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,
     requestFiles: manifest.ops.request_files,
+    sysfs: manifest.ops.sysfs.map((g) => expandGrant(g, env)),
+    sysfsRoot: canonicalize(expandGrant("/sys", env)),
   };
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(
+    "[^/]*",
+  );
+  return new RegExp(`^${body}$`);
+}
+
+/** Checks a sysfs write against the plugin's `[ops].sysfs` globs and the host's `/sys`. */
+export function checkSysfs(grants: Grants, op: string, path: string): void {
+  const deny = (reason: string, hint: string): never => {
+    throw new PermissionDeniedError(grants.plugin, op, path, reason, hint);
+  };
+  if (!isAbsolute(path) || normalize(path) !== path) {
+    deny("the path is not absolute and normal", "Pass an absolute path without . or ..");
+  }
+  const patterns = grants.sysfs ?? [];
+  if (!patterns.some((p) => p === "/**" || globToRegExp(p).test(path))) {
+    deny(
+      "it is not in the plugin's sysfs grant",
+      patterns.length
+        ? `The plugin may write: ${patterns.join(", ")}`
+        : "Add the file (globs allowed) to [ops].sysfs in the plugin's manifest",
+    );
+  }
+  if (grants.sysfsRoot && !isWithin(canonicalize(path), grants.sysfsRoot)) {
+    deny(
+      `it resolves outside ${grants.sysfsRoot}`,
+      "sysfs writes must stay in the host's /sys",
+    );
+  }
 }
 
 /** Checks a path against roots; returns its canonical form or throws. */

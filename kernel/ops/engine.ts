@@ -14,6 +14,7 @@ import {
   checkPath,
   checkProgram,
   checkRequestFile,
+  checkSysfs,
   type Grants,
 } from "./broker.ts";
 import { OP_KINDS } from "./registry.ts";
@@ -108,6 +109,7 @@ export class OpEngine {
       if (need.grant === "run") checkProgram(grants, op.kind, need.program);
       else if (need.grant === "lvm") checkLvm(grants, op.kind, need.target);
       else if (need.grant === "download") checkDownload(grants, op.kind, need.url);
+      else if (need.grant === "sysfs") checkSysfs(grants, op.kind, need.path);
       else if (need.grant === "request-file") {
         const canonical = checkRequestFile(grants, op.kind, need.path, this.#env.requestDir);
         for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;

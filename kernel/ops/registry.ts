@@ -15,6 +15,7 @@ import { qmpOp } from "./qmp.ts";
 import { lvmCreate, lvmRemove } from "./lvm.ts";
 import { downloadOp } from "./download.ts";
 import { fileRead } from "./file_read.ts";
+import { sysfsWrite } from "./sysfs_write.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -33,6 +34,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     lvmRemove,
     downloadOp,
     fileRead,
+    sysfsWrite,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

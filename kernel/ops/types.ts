@@ -23,6 +23,7 @@ export type PermissionNeed =
   | { grant: "run"; program: string }
   | { grant: "lvm"; target: string }
   | { grant: "download"; url: string }
+  | { grant: "sysfs"; path: string }
   | { grant: "request-file"; path: string };
 
 /** What an op kind's functions receive besides their arguments. */

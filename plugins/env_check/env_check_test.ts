@@ -50,7 +50,7 @@ const status = (r: EnvironmentData, id: string) => r.checks.find((c) => c.id ===
 
 Deno.test("env-check reports each fixture host fully against golden files, with its PASS/WARN/FAIL lines", async (t) => {
   await t.step(
-    "intel-nvidia: the GPU and its HDMI audio share group 1 with their root port only",
+    "intel-nvidia: the GPU and its HDMI audio share group 1 with their root port only; the iGPU boots",
     async () => {
       const { report } = await hostReport(join(HOSTS, "intel-nvidia"));
       assertEquals([report.kvm.present, report.kvm.usable, report.accel, report.cpu.vendor], [
@@ -66,13 +66,14 @@ Deno.test("env-check reports each fixture host fully against golden files, with 
         vendor: "10de",
         device: "2484",
         class: "0300",
-        bootVga: true,
+        bootVga: false,
         driver: "nvidia",
         iommuGroup: 1,
         name: "NVIDIA Corporation GA104 [GeForce RTX 3070]",
         companions: ["0000:01:00.1"],
       });
       assertEquals(status(report, "gpu.0000:01:00.0"), "PASS");
+      assertEquals(gpu(report, "0000:00:02.0").bootVga, true);
       assertEquals(report.memory.totalBytes, 32_736_512 * 1024);
       assert(
         report.cpu.flags.includes("vmx") && report.cpu.flags.includes("avx2") &&
