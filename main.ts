@@ -36,6 +36,8 @@ import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
 import { listTransactions, readJournal } from "./kernel/journal/journal.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
 import { sha256Hex } from "./kernel/ops/_fs.ts";
+import type { PlanReport } from "./kernel/stages/dry_run.ts";
+import type { VfioPlan, VfioStatus } from "./plugins/vfio/contracts.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 
 /** Gini's version. */
@@ -564,6 +566,149 @@ function buildProgram(
             ).join("\n"),
       );
       return changed.length ? 1 : 0;
+    }));
+
+  const vfio = program.command("vfio").description(
+    "prepare this host (or --host-root) for PCI passthrough, and undo it",
+  );
+  interface VfioOptions {
+    device?: string[];
+    force?: boolean;
+    bindNow?: boolean;
+    initramfs?: string;
+    bootloader?: string;
+  }
+  const vfioFlags = (command: Command) =>
+    command
+      .option("-d, --device <address>", "a PCI device to pass through (repeatable)", collect)
+      .option("--force", "allow the boot display, or the host's only display device")
+      .option("--bind-now", "also move the devices to vfio-pci now, without a reboot")
+      .option("--initramfs <name>", "initramfs-tools, dracut, mkinitcpio or booster")
+      .option(
+        "--bootloader <name>",
+        "grub, grub-bls, systemd-boot, kernel-cmdline, kernelstub, refind or limine",
+      );
+  const vfioRun = async (c: CommandEnv, options: VfioOptions, dryRun: boolean) => {
+    const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+    const request = {
+      devices: options.device ?? [],
+      force: options.force ?? false,
+      bindNow: options.bindNow ?? false,
+      ...(options.initramfs ? { initramfs: options.initramfs } : {}),
+      ...(options.bootloader ? { bootloader: options.bootloader } : {}),
+    };
+    const { result, report } = await runStages({
+      env: c.env,
+      loaded,
+      ui: c.ui,
+      dryRun,
+      targets: ["vfio:configure"],
+      seeds: { "session.vfio_request": request },
+      command: `vfio ${dryRun ? "plan" : "apply"} ${request.devices.join(" ")}`.trim(),
+    });
+    if (!result.ok) throw result.error;
+    return { plan: result.context["vfio.plan"] as unknown as VfioPlan, report };
+  };
+  const renderVfio = (plan: VfioPlan, report: PlanReport, dryRun: boolean) => {
+    const lines = [
+      "Devices (whole IOMMU groups):",
+      ...plan.devices.map((d) =>
+        `  ${d.address}  [${d.vendor}:${d.device}]  ${d.name}  (group ${d.iommuGroup ?? "?"}, ${
+          d.driver ?? "no driver"
+        }${d.reason === "listed" ? "" : `, ${d.reason}`})`
+      ),
+      `vfio-pci.ids: ${plan.ids.join(",")}`,
+      `Kernel arguments: ${plan.kernelArgs.join(" ")}`,
+      `Initramfs: ${plan.initramfs}; boot loader: ${plan.bootloader}`,
+      "",
+    ];
+    if (plan.files.length === 0 && plan.bindNow.length === 0) {
+      lines.push("Nothing to change: the host is already configured for these devices");
+      return lines.join("\n");
+    }
+    lines.push(renderReport(report));
+    if (dryRun) lines.push("", "Apply it with: gini vfio apply (the same flags)");
+    else lines.push("", "Reboot to load vfio-pci at boot. Undo it with: gini vfio undo");
+    return lines.join("\n");
+  };
+  vfioFlags(
+    vfio.command("plan").description("show the devices, file diffs and commands, changing nothing"),
+  ).action(run(async (c, options: VfioOptions) => {
+    const { plan, report } = await vfioRun(c, options, true);
+    c.ui.result({ ...report, vfio: plan }, () => renderVfio(plan, report, true));
+  }));
+  vfioFlags(
+    vfio.command("apply").description("make the changes vfio plan shows (asks first; --yes skips)"),
+  ).action(run(async (c, options: VfioOptions) => {
+    const planned = await vfioRun(c, options, true);
+    if (c.flags.dryRun || (planned.plan.files.length === 0 && planned.plan.bindNow.length === 0)) {
+      c.ui.result(
+        { ...planned.report, vfio: planned.plan },
+        () => renderVfio(planned.plan, planned.report, true),
+      );
+      return;
+    }
+    if (!c.flags.yes) {
+      if (!Deno.stdin.isTerminal()) {
+        throw new UsageError("Cannot change the host's boot configuration without confirmation", {
+          hint: "Pass --yes, or run it on a terminal",
+        });
+      }
+      c.ui.info(renderVfio(planned.plan, planned.report, true));
+      if (!confirm("Apply these changes?")) return 1;
+    }
+    const { plan, report } = await vfioRun(c, options, false);
+    c.ui.result({ ...report, vfio: plan }, () => renderVfio(plan, report, false));
+  }));
+  vfio.command("undo")
+    .description("restore every file the last gini vfio apply changed, byte for byte, and rebuild")
+    .action(run(async ({ ui, env, flags }) => {
+      const tx = (await listTransactions(env.dirs.state)).find((t) =>
+        t.state === "committed" && t.command.startsWith("vfio apply") && t.applied.length > 0
+      );
+      if (!tx) {
+        ui.result({ undone: null }, () => "Nothing to undo: no applied VFIO configuration");
+        return;
+      }
+      const report = await rollbackFile(tx.file, createOpEnv(env, ui), flags.dryRun ?? false);
+      ui.result({ id: tx.id, ...report }, () =>
+        [
+          `${flags.dryRun ? "Would undo" : "Undid"} ${tx.id} (${tx.command}):`,
+          ...report.undone.map((u) =>
+            `  ${flags.dryRun ? "would undo" : "undid"} ${u.description}`
+          ),
+          ...report.irreversible.map((u) => `  ! cannot undo ${u.description}`),
+          ...report.failed.map((u) => `  ✗ ${u.description}: ${u.error}`),
+        ].join("\n"));
+      return report.failed.length ? 1 : 0;
+    }));
+  vfio.command("status")
+    .description("what is bound to vfio-pci, what is configured, and whether a reboot is pending")
+    .action(run(async ({ ui, env, flags }) => {
+      const loaded = await loadPlugins(env, flags.pluginDir ?? []);
+      const { result } = await runStages({
+        env,
+        loaded,
+        ui,
+        dryRun: true,
+        targets: ["vfio:status"],
+      });
+      if (!result.ok) throw result.error;
+      const s = result.context["vfio.status"] as unknown as VfioStatus;
+      ui.result(s, () =>
+        [
+          `Bound to vfio-pci now: ${
+            s.bound.length ? s.bound.map((b) => `${b.address} ${b.name}`).join(", ") : "none"
+          }`,
+          `Configured: ids ${s.configured.ids.join(",") || "none"}; kernel arguments ${
+            s.configured.kernelArgs.join(" ") || "none"
+          } (${s.configured.initramfs ?? "?"}, ${s.configured.bootloader ?? "?"})`,
+          `Running kernel arguments: ${s.running.kernelArgs.join(" ") || "none"}`,
+          s.rebootPending
+            ? "A reboot is pending: the running kernel lacks the configuration"
+            : "No reboot pending",
+          ...s.notes.map((n) => `note: ${n}`),
+        ].join("\n"));
     }));
 
   program.command("schema")

@@ -14,6 +14,7 @@ PACKAGES=(
   debootstrap # the Debian cloud guest of the end-to-end test (scripts/build-test-guest.sh)
   e2fsprogs  # mke2fs -d builds that guest's disk without mounting
   openssh-client # ssh into the guest through its port forward
+  busybox-static # a shell inside fixture roots, where the VFIO tests chroot to run rebuild commands
 )
 
 missing=()

@@ -99,8 +99,17 @@ export async function rollback(
   options: { dryRun: boolean; journal?: Journal },
 ): Promise<RollbackReport> {
   const report: RollbackReport = { undone: [], irreversible: [], failed: [] };
-  const steps = [...tx.applied, ...(tx.inFlight && tx.inFlight.kind !== "run" ? [tx.inFlight] : [])]
-    .sort((a, b) => b.seq - a.seq);
+  const all = [...tx.applied, ...(tx.inFlight && tx.inFlight.kind !== "run" ? [tx.inFlight] : [])];
+  const isRebuild = (step: (typeof all)[number]) =>
+    step.kind === "run" && (step.args as { rebuild?: boolean }).rebuild === true;
+  // Newest first; rebuilds last, in their original order and once each, so they see the
+  // restored files.
+  const seen = new Set<string>();
+  const rebuilds = all.filter(isRebuild).sort((a, b) => a.seq - b.seq).filter((step) => {
+    const key = JSON.stringify((step.args as { argv: string[] }).argv);
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+  const steps = [...all.filter((s) => !isRebuild(s)).sort((a, b) => b.seq - a.seq), ...rebuilds];
   const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv);
   for (const step of steps) {
     if (step.inverse === null) {

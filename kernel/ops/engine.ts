@@ -31,6 +31,8 @@ export interface OpRecord {
   estimate: OpEstimate;
   conflicts: string[];
   readOnly: boolean;
+  /** A unified diff of a file edit, shown in the plan. */
+  preview?: string;
   /** Ops that undo this one; null when it cannot be undone. */
   inverse: OpRequest[] | null;
   status: "planned" | "done" | "failed";
@@ -133,6 +135,8 @@ export class OpEngine {
       inverse: op.inverse(args, before),
       status: "planned",
     };
+    const preview = op.preview?.(args, before);
+    if (preview) record.preview = preview;
     this.#records.push(record);
     if (this.mode === "dry" && !readOnly) return op.simulate(args, before);
     const started = performance.now();

@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { createTwoFilesPatch } from "diff";
 import { z } from "zod";
+import { decodeBase64 } from "../encoding.ts";
 import { ConflictError } from "../errors.ts";
 import { atomicWrite, capturePath, type PathState, sha256Hex } from "./_fs.ts";
 import { restorePath, writeBytes } from "./fs_write.ts";
@@ -63,6 +65,23 @@ export const fsEdit = defineOp<FsEditArgs>({
     return { path: a.path, sha256: await sha256Hex(data), bytes: data.byteLength };
   },
   simulate: (a) => ({ path: a.path, sha256: "", bytes: writeBytes(a).byteLength, simulated: true }),
+  preview(a, before) {
+    const state = before as PathState;
+    const old = state.exists && state.type === "file" && state.contentBase64 !== null
+      ? new TextDecoder().decode(decodeBase64(state.contentBase64))
+      : "";
+    const next = new TextDecoder().decode(writeBytes(a));
+    if (old.includes("\0") || next.includes("\0")) return undefined;
+    return createTwoFilesPatch(
+      state.exists ? `a${a.path}` : "/dev/null",
+      `b${a.path}`,
+      old,
+      next,
+      undefined,
+      undefined,
+      { context: 3 },
+    ).split("\n").slice(1).join("\n").trimEnd();
+  },
   inverse(a, before) {
     const state = before as PathState;
     if (!state.exists) return [{ kind: "fs.remove", args: { path: a.path } }];

@@ -22,6 +22,11 @@ const RunArgs = z.strictObject({
   /** Estimated disk bytes the command will use. */
   estimateBytes: z.number().nonnegative().optional(),
   allowFailure: z.boolean().optional(),
+  /**
+   * A rebuild (initramfs, grub.cfg): it has no inverse of its own, it is run again once the
+   * files it reads are restored, so a rollback runs it after every other undo.
+   */
+  rebuild: z.boolean().optional(),
   /** Files the command creates: they must be in the write grant, and undoing the run removes them. */
   creates: z.array(z.string().min(1)).optional(),
 });
@@ -84,6 +89,7 @@ export const runOp = defineOp<RunArgs>({
   simulate: () => ({ code: 0, stdout: "", stderr: "", simulated: true }),
   inverse: (a): OpRequest[] | null => {
     if (isReadOnlyInvocation(a.argv)) return [];
+    if (a.rebuild) return [{ kind: "run", args: { argv: a.argv, rebuild: true } }];
     if (!a.undo && !a.creates) return null;
     return [
       ...(a.undo ?? []).map((argv) => ({ kind: "run", args: { argv } })),

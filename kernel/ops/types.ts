@@ -55,6 +55,8 @@ export interface OpKind<A extends object = Record<string, Json>> {
   execute(args: A, env: OpEnv, before: Json): Promise<Json>;
   /** The result a dry run returns so that later stages still run. */
   simulate(args: A, before: Json): Json;
+  /** What the user should see before it happens, beyond `describe()`: a unified diff of a file edit. */
+  preview?(args: A, before: Json): string | undefined;
   /** The ops that undo this one, from the state captured before it; null when it cannot be undone. */
   inverse(args: A, before: Json): OpRequest[] | null;
 }

@@ -80,6 +80,9 @@ export function renderReport(report: PlanReport): string {
             : `${op.status === "done" ? "✓" : "✗"} ${op.description}`
         }`,
       );
+      if (op.preview && report.dryRun) {
+        lines.push(...op.preview.split("\n").map((line) => `    ${line}`));
+      }
       for (const conflict of op.conflicts) lines.push(`    ! conflict: ${conflict}`);
       if (op.inverse === null) lines.push("    ! cannot be undone automatically");
     }

@@ -1,0 +1,183 @@
+/**
+ * `gini vfio` against the distribution fixture roots: the golden plan (devices,
+ * diffs, commands), apply then undo restoring every file byte for byte, apply
+ * twice equal to apply once, rebuild commands really run through chroot into the
+ * root (a busybox shell and stand-ins for the distribution's programs, which log
+ * what they saw), the sysfs binding writes, and the refusals.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import { REPO, runGini, sh } from "./_helpers.ts";
+
+const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
+const DISTROS = join(REPO, "tests/fixtures/distros");
+const LOG = "var/log/gini-rebuild.log";
+const PROGRAMS = [
+  "update-initramfs",
+  "dracut",
+  "mkinitcpio",
+  "booster",
+  "grub-mkconfig",
+  "grub2-mkconfig",
+  "kernel-install",
+  "kernelstub",
+];
+
+/** The distribution roots, the device passed through on each, and the commands expected. */
+const CASES: Record<string, { device: string; commands: string[]; force?: boolean }> = {
+  "debian-grub": {
+    device: "0000:01:00.0",
+    commands: ["update-initramfs -u -k all", "grub-mkconfig -o /boot/grub/grub.cfg"],
+  },
+  "fedora-dracut-bls": {
+    // The host's only GPU: a headless server reached over ssh.
+    device: "0000:0b:00.0",
+    force: true,
+    commands: ["dracut --force --regenerate-all", "grub2-mkconfig -o /boot/grub2/grub.cfg"],
+  },
+  "arch-systemd-boot": { device: "0000:01:00.0", commands: ["mkinitcpio -P"] },
+  "arch-booster-limine": {
+    device: "0000:01:00.0",
+    commands: ["booster build --force --kernel-version 6.7.4-arch1-1 /boot/booster-linux.img"],
+  },
+  "popos-kernelstub": {
+    device: "0000:01:00.0",
+    commands: ["update-initramfs -u -k all", "kernelstub"],
+  },
+  "arch-uki": { device: "0000:01:00.0", commands: ["mkinitcpio -P"] },
+  "arch-refind": { device: "0000:01:00.0", commands: ["mkinitcpio -P"] },
+};
+
+/**
+ * A copy of a fixture root that can be chrooted into: busybox as /bin/sh and, for each rebuild
+ * program, a script that logs its arguments and whether Gini's modprobe.d file existed then.
+ */
+async function chrootableRoot(source: string): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "gini-vfio-root-" });
+  await sh("cp", "-a", `${source}/.`, root);
+  await Deno.mkdir(join(root, "bin"), { recursive: true });
+  await Deno.mkdir(join(root, "usr/sbin"), { recursive: true });
+  await Deno.mkdir(join(root, "var/log"), { recursive: true });
+  await Deno.copyFile("/bin/busybox", join(root, "bin/busybox"));
+  await Deno.chmod(join(root, "bin/busybox"), 0o755);
+  await Deno.symlink("busybox", join(root, "bin/sh"));
+  for (const program of PROGRAMS) {
+    const path = join(root, "usr/sbin", program);
+    await Deno.writeTextFile(
+      path,
+      `#!/bin/sh\nif [ -e /etc/modprobe.d/gini-vfio.conf ]; then state=configured; else state=clean; fi\nargs="$*"; [ -n "$args" ] && args=" $args"\necho "${program}$args ($state)" >> /${LOG}\n`,
+    );
+    await Deno.chmod(path, 0o755);
+  }
+  return root;
+}
+
+/** Every path under `root` with its mode and content hash; the rebuild log is left out. */
+async function snapshot(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (dir: string, prefix: string) => {
+    for (const entry of [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name))) {
+      const key = `${prefix}${entry.name}`;
+      const path = join(dir, entry.name);
+      if (key === LOG) continue;
+      if (entry.isSymlink) out[key] = `-> ${await Deno.readLink(path)}`;
+      else if (entry.isDirectory) {
+        out[`${key}/`] = (await Deno.stat(path)).mode!.toString(8);
+        await walk(path, `${key}/`);
+      } else {
+        const data = await Deno.readFile(path);
+        const digest = await crypto.subtle.digest("SHA-256", data);
+        out[key] = `${(await Deno.stat(path)).mode!.toString(8)} ${
+          Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
+        }`;
+      }
+    }
+  };
+  await walk(root, "");
+  return out;
+}
+
+async function home(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "gini-vfio-home-" });
+}
+
+const readLog = (root: string) => Deno.readTextFile(join(root, LOG)).catch(() => "");
+
+function changedPaths(a: Record<string, string>, b: Record<string, string>): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).sort();
+}
+
+Deno.test("gini vfio on every distribution root: golden plan, apply, apply again, undo", async (t) => {
+  for (const [name, c] of Object.entries(CASES)) {
+    await t.step(name, async () => {
+      const root = await chrootableRoot(join(DISTROS, name));
+      const h = await home();
+      const flags = ["--host-root", root, "--device", c.device, ...(c.force ? ["--force"] : [])];
+      const original = await snapshot(root);
+
+      const plan = await runGini(h, ["vfio", "plan", ...flags]);
+      assertEquals(plan.code, 0, plan.stderr);
+      const text = plan.stdout.replaceAll(root, "{root}");
+      const golden = join(DISTROS, `${name}.plan.expected`);
+      if (UPDATE) await Deno.writeTextFile(golden, text);
+      assertEquals(
+        text,
+        await Deno.readTextFile(golden),
+        `${name}: the plan differs from ${golden}`,
+      );
+      assertEquals(await snapshot(root), original, "a plan changes nothing");
+
+      const apply = await runGini(h, ["--yes", "--json", "vfio", "apply", ...flags]);
+      assertEquals(apply.code, 0, apply.stderr);
+      const applied = await snapshot(root);
+      const changed = changedPaths(original, applied);
+      assert(changed.length >= 2, `${name}: apply changed ${changed.join(", ")}`);
+      assert(changed.includes("etc/modprobe.d/gini-vfio.conf"), changed.join(", "));
+      const modprobe = await Deno.readTextFile(join(root, "etc/modprobe.d/gini-vfio.conf"));
+      assertMatch(
+        modprobe,
+        /^options vfio-pci ids=[0-9a-f]{4}:[0-9a-f]{4},[0-9a-f]{4}:[0-9a-f]{4}$/m,
+      );
+      assertStringIncludes(modprobe, "softdep snd_hda_intel pre: vfio-pci");
+      assertEquals(
+        (await readLog(root)).trim().split("\n"),
+        c.commands.map((cmd) => `${cmd} (configured)`),
+        `${name}: the rebuilds run after the files are written`,
+      );
+
+      const again = await runGini(h, ["--yes", "vfio", "apply", ...flags]);
+      assertEquals(again.code, 0, again.stderr);
+      assertStringIncludes(again.stdout, "Nothing to change");
+      assertEquals(await snapshot(root), applied, "applying twice equals applying once");
+      assertEquals((await readLog(root)).trim().split("\n").length, c.commands.length);
+
+      const status = await runGini(h, ["--json", "--host-root", root, "vfio", "status"]);
+      assertEquals(status.code, 0, status.stderr);
+      const s = JSON.parse(status.stdout);
+      assertEquals(s.rebootPending, true);
+      assert(
+        s.configured.kernelArgs.some((a: string) => a.startsWith("vfio-pci.ids=")),
+        status.stdout,
+      );
+
+      const undo = await runGini(h, ["vfio", "undo"]);
+      assertEquals(undo.code, 0, undo.stderr);
+      assertEquals(
+        changedPaths(original, await snapshot(root)),
+        [],
+        `${name}: undo restores every byte`,
+      );
+      assertEquals(
+        (await readLog(root)).trim().split("\n").slice(c.commands.length),
+        c.commands.map((cmd) => `${cmd} (clean)`),
+        `${name}: undo reruns the rebuilds once the files are restored`,
+      );
+      const nothing = await runGini(h, ["vfio", "undo"]);
+      assertStringIncludes(nothing.stdout, "Nothing to undo");
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(h, { recursive: true });
+    });
+  }
+});
