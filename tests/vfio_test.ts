@@ -181,3 +181,144 @@ Deno.test("gini vfio on every distribution root: golden plan, apply, apply again
     });
   }
 });
+
+Deno.test("gini vfio --bind-now moves devices to vfio-pci through sysfs, and undo writes the previous drivers back", async () => {
+  const root = await chrootableRoot(join(DISTROS, "fedora-dracut-bls"));
+  const h = await home();
+  const flags = ["--host-root", root, "--device", "0b:00.0", "--force", "--bind-now"];
+  const apply = await runGini(h, ["--yes", "vfio", "apply", ...flags]);
+  assertEquals(apply.code, 0, apply.stderr);
+  const list = JSON.parse((await runGini(h, ["--json", "journal", "list"])).stdout);
+  const show = JSON.parse((await runGini(h, ["--json", "journal", "show", list[0].id])).stdout);
+  const sys = (p: string) => join(root, p);
+  const writes = show.records.filter((r: { type: string; kind?: string }) =>
+    r.type === "intent" && r.kind === "sysfs.write"
+  ).map((r: { args: { path: string; value: string } }) => [r.args.path, r.args.value]);
+  assertEquals(writes, [
+    [sys("sys/bus/pci/drivers/amdgpu/unbind"), "0000:0b:00.0"],
+    [sys("sys/bus/pci/devices/0000:0b:00.0/driver_override"), "vfio-pci"],
+    [sys("sys/bus/pci/drivers_probe"), "0000:0b:00.0"],
+    [sys("sys/bus/pci/drivers/snd_hda_intel/unbind"), "0000:0b:00.1"],
+    [sys("sys/bus/pci/devices/0000:0b:00.1/driver_override"), "vfio-pci"],
+    [sys("sys/bus/pci/drivers_probe"), "0000:0b:00.1"],
+  ]);
+  const read = (p: string) => Deno.readTextFile(sys(p));
+  assertEquals(await read("sys/bus/pci/devices/0000:0b:00.0/driver_override"), "vfio-pci");
+
+  const undo = await runGini(h, ["vfio", "undo"]);
+  assertEquals(undo.code, 0, undo.stderr);
+  // Newest first: off vfio-pci, override cleared, back to the driver it had.
+  assertEquals(await read("sys/bus/pci/drivers/vfio-pci/unbind"), "0000:0b:00.0");
+  assertEquals(await read("sys/bus/pci/devices/0000:0b:00.0/driver_override"), "\n");
+  assertEquals(await read("sys/bus/pci/drivers/amdgpu/bind"), "0000:0b:00.0");
+  assertEquals(await read("sys/bus/pci/drivers/snd_hda_intel/bind"), "0000:0b:00.1");
+  const order = JSON.parse((await runGini(h, ["--json", "journal", "show", list[0].id])).stdout)
+    .records.filter((r: { type: string }) => r.type === "undone").map((r: { seq: number }) =>
+      r.seq
+    );
+  const seqOf = (path: string, value: string) =>
+    show.records.find((r: { type: string; args?: { path: string; value: string } }) =>
+      r.type === "intent" && r.args?.path === sys(path) && r.args.value === value
+    ).seq;
+  assert(
+    order.indexOf(seqOf("sys/bus/pci/drivers_probe", "0000:0b:00.0")) <
+        order.indexOf(seqOf("sys/bus/pci/devices/0000:0b:00.0/driver_override", "vfio-pci")) &&
+      order.indexOf(seqOf("sys/bus/pci/devices/0000:0b:00.0/driver_override", "vfio-pci")) <
+        order.indexOf(seqOf("sys/bus/pci/drivers/amdgpu/unbind", "0000:0b:00.0")),
+    `undo order: ${order}`,
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("gini vfio refuses what would hurt the host, with the reason and the next step", async (t) => {
+  const h = await home();
+  const debian = join(DISTROS, "debian-grub");
+  const cases: [string, string[], RegExp, RegExp][] = [
+    [
+      "the boot display without --force",
+      ["--host-root", debian, "--device", "0000:00:02.0"],
+      /"0000:00:02\.0" is the boot display/,
+      /--force/,
+    ],
+    [
+      "a group shared with unrelated devices",
+      ["--host-root", join(REPO, "tests/fixtures/hosts/shared-group"), "--device", "0000:07:00.0"],
+      /its IOMMU group 15 also holds/,
+      /ACS/,
+    ],
+    [
+      "a device that does not exist",
+      ["--host-root", debian, "--device", "0000:42:00.0"],
+      /Cannot find PCI device "0000:42:00\.0"/,
+      /gini check --iommu/,
+    ],
+    [
+      "an unknown boot loader name",
+      ["--host-root", debian, "--device", "01:00.0", "--bootloader", "lilo"],
+      /unknown boot loader/,
+      /grub, grub-bls/,
+    ],
+  ];
+  for (const [name, args, message, hint] of cases) {
+    await t.step(name, async () => {
+      const out = await runGini(h, ["vfio", "plan", ...args]);
+      assertEquals(out.code, 2, out.stderr);
+      assertMatch(out.stderr, message);
+      assertMatch(out.stderr, hint);
+    });
+  }
+
+  await t.step("two boot loaders: asks for --bootloader, then plans with it", async () => {
+    const root = await chrootableRoot(debian);
+    await Deno.mkdir(join(root, "boot/loader/entries"), { recursive: true });
+    await Deno.writeTextFile(join(root, "boot/loader/loader.conf"), "default debian.conf\n");
+    await Deno.writeTextFile(
+      join(root, "boot/loader/entries/debian.conf"),
+      "title Debian\nlinux /vmlinuz\noptions root=/dev/sda1 ro quiet\n",
+    );
+    const out = await runGini(h, ["vfio", "plan", "--host-root", root, "--device", "01:00.0"]);
+    assertEquals(out.code, 2, out.stderr);
+    assertMatch(
+      out.stderr,
+      /Cannot tell which boot loader the host uses: found grub and systemd-boot/,
+    );
+    assertMatch(out.stderr, /--bootloader grub/);
+    const chosen = await runGini(h, [
+      "vfio",
+      "plan",
+      "--host-root",
+      root,
+      "--device",
+      "01:00.0",
+      "--bootloader",
+      "systemd-boot",
+    ]);
+    assertEquals(chosen.code, 0, chosen.stderr);
+    assertStringIncludes(chosen.stdout, "+options root=/dev/sda1 ro quiet intel_iommu=on");
+    await Deno.remove(root, { recursive: true });
+  });
+
+  await t.step(
+    "a file changed between plan and edit: refused, and everything rolled back",
+    async () => {
+      const root = await chrootableRoot(debian);
+      const before = await snapshot(root);
+      const out = await runGini(h, [
+        "--plugin-dir",
+        join(REPO, "tests/fixtures/plugins/vfio-meddler"),
+        "--yes",
+        "vfio",
+        "apply",
+        "--host-root",
+        root,
+        "--device",
+        "01:00.0",
+      ]);
+      assertEquals(out.code, 1, out.stderr);
+      assertMatch(out.stderr, /default\/grub": it changed since the plan was made/);
+      assertEquals(changedPaths(before, await snapshot(root)), []);
+      assertEquals(await readLog(root), "", "no rebuild ran");
+      await Deno.remove(root, { recursive: true });
+    },
+  );
+});
