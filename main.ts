@@ -757,7 +757,86 @@ function buildProgram(
       }),
     );
 
-  return { program, exitCode: () => exitCode };
+  /** `register_commands`: adds the `[[commands]]` of the loaded plugins as subcommands. */
+  const registerPluginCommands = async (flags: GlobalOptions) => {
+    const env = resolveStartupEnv(flags, processEnv, cwd);
+    const loaded = await loadPlugins(env, flags.pluginDir ?? []);
+    const taken = new Set(program.commands.map((c) => c.name()));
+    for (const manifest of loaded.plugins) {
+      for (const spec of manifest.commands) {
+        if (taken.has(spec.name)) continue;
+        taken.add(spec.name);
+        const command = program.command(spec.name).description(
+          `${spec.description} (plugin ${manifest.plugin.name})`,
+        );
+        for (const arg of spec.arguments) {
+          command.argument(arg.endsWith("?") ? `[${arg.slice(0, -1)}]` : `<${arg}>`);
+        }
+        command.action(run(async (c, ...args: unknown[]) => {
+          const values = args.slice(0, spec.arguments.length) as (string | undefined)[];
+          const loadedNow = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+          const { result, report } = await runStages({
+            env: c.env,
+            loaded: loadedNow,
+            ui: c.ui,
+            dryRun: !spec.live || (c.flags.dryRun ?? false),
+            targets: [`${manifest.plugin.name}:${spec.stage}`],
+            seeds: {
+              "session.command": {
+                name: spec.name,
+                arguments: Object.fromEntries(
+                  spec.arguments.map((a, i) => [a.replace(/\?$/, ""), values[i] ?? null]),
+                ),
+              },
+            },
+            command: [spec.name, ...values.filter((v) => v !== undefined)].join(" "),
+          });
+          if (!result.ok) throw result.error;
+          const value = result.context[spec.result] ?? null;
+          c.ui.result(
+            value,
+            () =>
+              spec.live && !c.flags.dryRun
+                ? renderReport(report)
+                : typeof value === "string"
+                ? value
+                : JSON.stringify(value, null, 2),
+          );
+        }));
+      }
+    }
+  };
+
+  return { program, exitCode: () => exitCode, registerPluginCommands };
+}
+
+const VALUE_FLAGS = new Set([
+  "--host-root",
+  "--config-dir",
+  "--data-dir",
+  "--state-dir",
+  "--cache-dir",
+  "--plugin-dir",
+]);
+
+/** The global flags before the subcommand, and the subcommand's name. */
+function preScan(args: string[]): { command?: string; flags: GlobalOptions } {
+  const flags: GlobalOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const [name, inline] = arg.includes("=") ? arg.split(/=(.*)/s) as [string, string] : [arg];
+    if (VALUE_FLAGS.has(name)) {
+      const value = inline ?? args[++i];
+      if (value === undefined) break;
+      if (name === "--plugin-dir") flags.pluginDir = [...(flags.pluginDir ?? []), value];
+      if (name === "--data-dir") flags.dataDir = value;
+      if (name === "--config-dir") flags.configDir = value;
+      continue;
+    }
+    if (arg.startsWith("-")) continue;
+    return { command: arg, flags };
+  }
+  return { flags };
 }
 
 /** Runs the CLI with `args`; returns the exit code. */
@@ -765,11 +844,22 @@ export async function main(
   args: string[],
   options: { sink?: UiSink; env?: Record<string, string | undefined>; cwd?: string } = {},
 ): Promise<number> {
-  const { program, exitCode } = buildProgram(
+  const { program, exitCode, registerPluginCommands } = buildProgram(
     options.sink,
     options.env ?? Deno.env.toObject(),
     options.cwd ?? Deno.cwd(),
   );
+  const scan = preScan(args);
+  // Plugins' commands are looked up only when the command is not built in (or for help), so the
+  // built-in commands never pay for plugin discovery.
+  if (
+    !scan.command || scan.command === "help" ||
+    !program.commands.some((c) => c.name() === scan.command)
+  ) {
+    try {
+      await registerPluginCommands(scan.flags);
+    } catch { /* a broken plugin is reported by the command that loads it */ }
+  }
   if (args.length === 0) {
     program.outputHelp({ error: true });
     return 2;

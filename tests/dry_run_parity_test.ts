@@ -7,7 +7,7 @@ import { recordingUi, REPO, snapshotTree, tempEnv } from "./_helpers.ts";
 
 async function loadExample() {
   const discovery = await discoverPlugins([{
-    dir: join(REPO, "plugins/examples"),
+    dir: join(REPO, "plugins/examples/compat_check"),
     origin: "extra",
   }]);
   return resolvePlugins(discovery.manifests, discovery.errors);

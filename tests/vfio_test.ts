@@ -322,3 +322,56 @@ Deno.test("gini vfio refuses what would hurt the host, with the reason and the n
     },
   );
 });
+
+Deno.test("lifecycle hooks: nvidia-code43 changes the VM definition in on_pre_vm_start, and registers a command", async (t) => {
+  const h = await home();
+  const host = join(REPO, "tests/fixtures/hosts/intel-nvidia");
+  const work = await Deno.makeTempDir({ prefix: "gini-code43-" });
+  const vm = join(work, "gpu.toml");
+  await Deno.writeTextFile(
+    vm,
+    'name = "gpu"\nguest = "windows"\npassthrough = ["0000:01:00.0", "0000:01:00.1"]\n[firmware]\ntype = "bios"\n[[disks]]\nsize = "1G"\n',
+  );
+  const plan = (plugins: string[]) =>
+    runGini(h, [...plugins, "--json", "--host-root", host, "plan", vm]);
+
+  await t.step("without the plugin, KVM stays visible", async () => {
+    const out = await plan([]);
+    assertEquals(out.code, 0, out.stderr);
+    const result = JSON.parse(out.stdout);
+    assertEquals(result.vmDefinition.hypervisor, { kvmHidden: false, hypervVendorId: null });
+    assert(!result.libvirtXml.includes("<hidden"));
+  });
+  await t.step("with it, the definition, argv and domain XML hide KVM", async () => {
+    const out = await plan(["--plugin-dir", join(REPO, "plugins/examples")]);
+    assertEquals(out.code, 0, out.stderr);
+    const result = JSON.parse(out.stdout);
+    assertEquals(result.vmDefinition.hypervisor, {
+      kvmHidden: true,
+      hypervVendorId: "GiniVfio0001",
+    });
+    const cpu = result.vmDefinition.argv[result.vmDefinition.argv.indexOf("-cpu") + 1];
+    assertMatch(cpu, /,kvm=off,hv-vendor-id=GiniVfio0001$/);
+    assertStringIncludes(result.libvirtXml, '<hidden state="on"/>');
+    assertStringIncludes(result.libvirtXml, '<vendor_id state="on" value="GiniVfio0001"/>');
+    const xml = join(work, "gpu.xml");
+    await Deno.writeTextFile(xml, result.libvirtXml);
+    await sh("virt-xml-validate", xml, "domain");
+  });
+  await t.step("register_commands: gini code43 comes from the plugin's manifest", async () => {
+    const out = await runGini(h, [
+      "--plugin-dir",
+      join(REPO, "plugins/examples"),
+      "--host-root",
+      host,
+      "code43",
+    ]);
+    assertEquals(out.code, 0, out.stderr);
+    assertStringIncludes(out.stdout, "0000:01:00.0 NVIDIA Corporation GA104 [GeForce RTX 3070]");
+    const help = await runGini(h, ["--plugin-dir", join(REPO, "plugins/examples"), "--help"]);
+    assertMatch(help.stdout, /code43\s[^\n]*\n?[^\n]*\(plugin\s+nvidia-code43\)/);
+    const without = await runGini(h, ["code43"]);
+    assertEquals(without.code, 2);
+  });
+  await Deno.remove(work, { recursive: true });
+});

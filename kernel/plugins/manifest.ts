@@ -112,6 +112,21 @@ export const ManifestSchema = z.strictObject({
     subscribe: z.array(z.string().regex(/^[a-z0-9_]+([:.-][a-z0-9_]+)*$/)).default([]),
   }).default({ subscribe: [] }),
   stages: z.array(StageManifestSchema).default([]),
+  /**
+   * `register_commands`: `gini` subcommands the plugin adds. Each runs one of the plugin's
+   * stages (and what it needs) with `session.command` seeded with the command's arguments,
+   * then prints the context key `result`.
+   */
+  commands: z.array(z.strictObject({
+    name: kebab,
+    description: z.string().min(1),
+    stage: kebab,
+    arguments: z.array(z.string().regex(/^[a-z][a-z0-9-]*\??$/, 'expected "name" or "name?"'))
+      .default([]),
+    result: contextKey,
+    /** Run live (changes the host through ops, journaled) rather than as a dry run. */
+    live: z.boolean().default(false),
+  })).default([]),
 });
 
 type RawManifest = z.output<typeof ManifestSchema>;
@@ -170,6 +185,24 @@ export function parseManifest(
       );
     }
     names.add(stage.name);
+  }
+  for (const [i, command] of value.commands.entries()) {
+    const stage = value.stages.find((st) => st.name === command.stage);
+    if (!stage || !stage.writes.includes(command.result)) {
+      errors.push(
+        new ManifestError(
+          `Cannot register command "${command.name}": ${
+            stage
+              ? `stage "${command.stage}" does not write "${command.result}"`
+              : `the plugin has no stage "${command.stage}"`
+          }`,
+          {
+            location: { file, key: `commands.${i}.${stage ? "result" : "stage"}` },
+            hint: "A command runs one of the plugin's own [[stages]] and prints a key it writes",
+          },
+        ),
+      );
+    }
   }
   if (errors.length) return { ok: false, errors };
   const dir = dirname(resolve(file));

@@ -39,6 +39,58 @@ async function isRunning(ctx: StageContext, def: VmDefinition): Promise<boolean>
   }
 }
 
+/** Powers a VM off (ACPI, then forced after the timeout); says how it ended. */
+async function powerDown(
+  ctx: StageContext,
+  def: VmDefinition,
+): Promise<"not-running" | "acpi" | "quit"> {
+  const { timeoutMs } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
+  if (def.backend === "libvirt") {
+    const virsh = (...args: string[]) => ["virsh", "-c", def.libvirtUri, ...args];
+    const state = async () =>
+      (await ctx.op<{ stdout: string }>("run", {
+        argv: virsh("domstate", def.name),
+        allowFailure: true,
+      })).stdout.trim();
+    if ((await state()) !== "running") {
+      return "not-running";
+    }
+    await ctx.op("run", { argv: virsh("shutdown", def.name), allowFailure: true });
+    const deadline = Date.now() + (timeoutMs ?? 60_000);
+    while (Date.now() < deadline && !ctx.dryRun) {
+      if ((await state()) !== "running") {
+        return "acpi";
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    ctx.ui.warn(
+      `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
+    );
+    await ctx.op("run", { argv: virsh("destroy", def.name) });
+    return "quit";
+  }
+  if (!(await isRunning(ctx, def))) {
+    return "not-running";
+  }
+  await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "system_powerdown" });
+  const deadline = Date.now() + (timeoutMs ?? 60_000);
+  while (Date.now() < deadline && !ctx.dryRun) {
+    if (!(await isRunning(ctx, def))) {
+      return "acpi";
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  ctx.ui.warn(
+    `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
+  );
+  await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
+  // "quit" answers before QEMU has exited; wait until its monitor is gone.
+  for (let i = 0; i < 40 && !ctx.dryRun && await isRunning(ctx, def); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return "quit";
+}
+
 export default definePlugin({
   stages: {
     "create-disks": async (ctx) => {
@@ -113,56 +165,14 @@ export default definePlugin({
     },
     "power-down": async (ctx) => {
       const def = await savedDefinition(ctx);
-      const { timeoutMs } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
-      if (def.backend === "libvirt") {
-        const virsh = (...args: string[]) => ["virsh", "-c", def.libvirtUri, ...args];
-        const state = async () =>
-          (await ctx.op<{ stdout: string }>("run", {
-            argv: virsh("domstate", def.name),
-            allowFailure: true,
-          })).stdout.trim();
-        if ((await state()) !== "running") {
-          ctx.set("deploy.stopped", { name: def.name, how: "not-running" });
-          return;
-        }
-        await ctx.op("run", { argv: virsh("shutdown", def.name), allowFailure: true });
-        const deadline = Date.now() + (timeoutMs ?? 60_000);
-        while (Date.now() < deadline && !ctx.dryRun) {
-          if ((await state()) !== "running") {
-            ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-        ctx.ui.warn(
-          `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
+      const how = await powerDown(ctx, def);
+      ctx.set("deploy.stopped", { name: def.name, how });
+      if (how !== "not-running") {
+        await ctx.emit(
+          "on_post_vm_shutdown",
+          { name: def.name, how, passthrough: def.passthrough } as unknown as Json,
         );
-        await ctx.op("run", { argv: virsh("destroy", def.name) });
-        ctx.set("deploy.stopped", { name: def.name, how: "quit" });
-        return;
       }
-      if (!(await isRunning(ctx, def))) {
-        ctx.set("deploy.stopped", { name: def.name, how: "not-running" });
-        return;
-      }
-      await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "system_powerdown" });
-      const deadline = Date.now() + (timeoutMs ?? 60_000);
-      while (Date.now() < deadline && !ctx.dryRun) {
-        if (!(await isRunning(ctx, def))) {
-          ctx.set("deploy.stopped", { name: def.name, how: "acpi" });
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-      ctx.ui.warn(
-        `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
-      );
-      await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
-      // "quit" answers before QEMU has exited; wait until its monitor is gone.
-      for (let i = 0; i < 40 && !ctx.dryRun && await isRunning(ctx, def); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-      ctx.set("deploy.stopped", { name: def.name, how: "quit" });
     },
     remove: async (ctx) => {
       const def = await savedDefinition(ctx);
@@ -187,6 +197,10 @@ export default definePlugin({
       }
       await ctx.op("fs.remove", { path: def.paths.dir, recursive: true });
       ctx.set("deploy.removed", { name: def.name } as Json);
+      await ctx.emit(
+        "on_cleanup",
+        { name: def.name, passthrough: def.passthrough } as unknown as Json,
+      );
     },
   },
 });

@@ -128,7 +128,7 @@ export default definePlugin({
         ms: performance.now() - started,
       } as unknown as Json);
     },
-    "finalize-host-report": (ctx) => {
+    "finalize-host-report": async (ctx) => {
       type Part = { warnings: string[]; ms: number } & Record<string, unknown>;
       const take = (key: string) => {
         const { warnings, ms, ...rest } = ctx.get<Part & Json>(key)! as Part;
@@ -157,6 +157,16 @@ export default definePlugin({
         "session.environment_data",
         { ...report, checks: computeChecks(report) } as unknown as Json,
       );
+      // Lifecycle events for plugins that act on the host as found (nothing runs without subscribers).
+      await ctx.emit("on_system_detected", {
+        os: report.os,
+        cpu: { vendor: report.cpu.vendor, model: report.cpu.model },
+        accel: report.accel,
+      } as unknown as Json);
+      await ctx.emit("on_device_enumeration", { devices: report.pci } as unknown as Json);
+      for (const gpu of report.gpus) {
+        await ctx.emit("on_gpu_detected", { gpu } as unknown as Json);
+      }
     },
   },
 });

@@ -53,6 +53,14 @@ export function libvirtXml(def: VmDefinition): string {
   }
   x.push("  </os>");
   x.push("  <features>", "    <acpi/>", "    <apic/>");
+  if (def.hypervisor?.hypervVendorId) {
+    x.push(
+      '    <hyperv mode="custom">',
+      `      <vendor_id state="on" value="${esc(def.hypervisor.hypervVendorId)}"/>`,
+      "    </hyperv>",
+    );
+  }
+  if (def.hypervisor?.kvmHidden) x.push("    <kvm>", '      <hidden state="on"/>', "    </kvm>");
   if (firmware.secureBoot) x.push('    <smm state="on"/>');
   x.push("  </features>");
   const topology =

@@ -11,7 +11,13 @@ type Definition = Omit<VmDefinition, "argv">;
 function cpuArg(def: Definition): string {
   // "host" is only meaningful with KVM; under TCG "max" gives every feature TCG can emulate.
   const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
-  return [model, ...def.cpu.features].join(",");
+  const hv = def.hypervisor;
+  return [
+    model,
+    ...def.cpu.features,
+    ...(hv?.kvmHidden ? ["kvm=off"] : []),
+    ...(hv?.hypervVendorId ? [`hv-vendor-id=${hv.hypervVendorId}`] : []),
+  ].join(",");
 }
 
 function diskArgs(disk: VmDisk, index: number): string[] {

@@ -62,6 +62,12 @@ export const VmDefinitionSchema = z.object({
     vcpus: z.number().int(),
   }),
   memory: z.object({ bytes: z.number().int().positive(), hugepages: z.boolean() }),
+  /** What the guest is told about its hypervisor (NVIDIA's drivers refuse a visible KVM: code 43). */
+  hypervisor: z.object({
+    kvmHidden: z.boolean(),
+    /** Hyper-V vendor ID, at most 12 characters. */
+    hypervVendorId: z.string().regex(/^[A-Za-z0-9]{1,12}$/).nullable(),
+  }).default({ kvmHidden: false, hypervVendorId: null }),
   disks: z.array(VmDiskSchema),
   nics: z.array(VmNicSchema),
   display: z.object({

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
-import type { VmDefinition } from "./contracts.ts";
+import { type VmDefinition, VmDefinitionSchema } from "./contracts.ts";
 import { parseVmConfig, type VmConfig } from "./vm_schema.ts";
 import {
   type BaseImage,
@@ -43,6 +43,52 @@ function probeWith(ctx: StageContext): Probe {
     const info = JSON.parse(out.stdout) as { format: string; "virtual-size": number };
     return { format: info.format, virtualSize: info["virtual-size"] };
   };
+}
+
+/** RFC 7386 JSON merge patch: objects merge, null removes, anything else replaces. */
+export function mergePatch(target: Json, patch: Json): Json {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const base = target !== null && typeof target === "object" && !Array.isArray(target)
+    ? { ...target }
+    : {} as Record<string, Json>;
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete base[key];
+    else base[key] = mergePatch(base[key] ?? null, value);
+  }
+  return base;
+}
+
+/**
+ * The `on_pre_vm_start` lifecycle event: subscribers, in priority order, may reply
+ * `{ patch }` (a JSON merge patch of the definition). The result is validated again, and
+ * what identifies the VM (name, uuid, paths) may not change.
+ */
+async function preVmStart(
+  ctx: StageContext,
+  definition: Omit<VmDefinition, "argv">,
+): Promise<Omit<VmDefinition, "argv">> {
+  const replies = await ctx.emit("on_pre_vm_start", { definition } as unknown as Json);
+  let current = definition as unknown as Json;
+  for (const reply of replies) {
+    const patch = (reply as { patch?: Json } | null)?.patch;
+    if (patch !== undefined) current = mergePatch(current, patch);
+  }
+  if (current === (definition as unknown as Json)) return definition;
+  const parsed = VmDefinitionSchema.omit({ argv: true }).safeParse(current);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(
+      `A plugin's on_pre_vm_start patch made the VM definition invalid: ${
+        issue.path.join(".")
+      }: ${issue.message}`,
+    );
+  }
+  for (const key of ["name", "uuid", "paths", "configFile"] as const) {
+    if (JSON.stringify(parsed.data[key]) !== JSON.stringify(definition[key])) {
+      throw new Error(`A plugin's on_pre_vm_start patch may not change "${key}"`);
+    }
+  }
+  return parsed.data;
 }
 
 export default definePlugin({
@@ -129,12 +175,14 @@ export default definePlugin({
           serialLog: join(dir, "serial.log"),
           pidFile: join(dir, "qemu.pid"),
         },
+        hypervisor: { kvmHidden: false, hypervVendorId: null },
         emulator: "qemu-system-x86_64",
         warnings: validated.warnings,
       };
+      const final = await preVmStart(ctx, definition);
       ctx.set(
         "session.vm_definition",
-        { ...definition, argv: qemuArgv(definition) } as unknown as Json,
+        { ...final, argv: qemuArgv(final) } as unknown as Json,
       );
     },
     "generate-libvirt-xml": (ctx) => {
