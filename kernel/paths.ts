@@ -30,8 +30,11 @@ export interface StartupEnv {
   path: string;
   /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
   lvmNoDeviceMapper: boolean;
-  /** Crash injection for the recovery tests: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`. */
-  crash: { afterOp?: number; beforeDone?: number };
+  /**
+   * Crash injection for the recovery tests: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`,
+   * and `GINI_CRASH_AFTER_UNDO=N` (a rollback dies after undoing its N-th step).
+   */
+  crash: { afterOp?: number; beforeDone?: number; afterUndo?: number };
 }
 
 /** Directory overrides from the command line. */
@@ -88,6 +91,7 @@ export function resolveStartupEnv(
     crash: {
       ...(env.GINI_CRASH_AFTER_OP ? { afterOp: Number(env.GINI_CRASH_AFTER_OP) } : {}),
       ...(env.GINI_CRASH_BEFORE_DONE ? { beforeDone: Number(env.GINI_CRASH_BEFORE_DONE) } : {}),
+      ...(env.GINI_CRASH_AFTER_UNDO ? { afterUndo: Number(env.GINI_CRASH_AFTER_UNDO) } : {}),
     },
   };
 }

@@ -375,3 +375,125 @@ Deno.test("lifecycle hooks: nvidia-code43 changes the VM definition in on_pre_vm
   });
   await Deno.remove(work, { recursive: true });
 });
+
+Deno.test("a real Debian root: apply runs update-initramfs and grub-mkconfig through chroot, undo restores", async () => {
+  const tar = await sh("bash", join(REPO, "scripts/build-vfio-root.sh"));
+  const root = await Deno.makeTempDir({ prefix: "gini-vfio-debian-" });
+  await sh("tar", "-C", root, "--numeric-owner", "-xf", tar);
+  // The hardware is the intel-nvidia fixture's (this machine has no GPU and no IOMMU).
+  const fixture = join(REPO, "tests/fixtures/hosts/intel-nvidia");
+  await sh("cp", "-a", `${fixture}/sys/.`, `${root}/sys/`);
+  await sh("cp", "-a", `${fixture}/proc/.`, `${root}/proc/`);
+  await Deno.mkdir(join(root, "usr/share/misc"), { recursive: true });
+  await Deno.copyFile(`${fixture}/usr/share/misc/pci.ids`, join(root, "usr/share/misc/pci.ids"));
+  // grub-probe finds the device of "/" in /proc/self/mountinfo: give it this machine's root line,
+  // and the block device node it names.
+  const line = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n").find((l) =>
+    l.split(" ")[4] === "/"
+  )!;
+  await Deno.writeTextFile(join(root, "proc/self/mountinfo"), `${line}\n`);
+  const device = line.split(" - ")[1]!.split(" ")[1]!;
+  await sh("cp", "-a", device, join(root, device));
+  const chroot = (...argv: string[]) => sh("chroot", root, ...argv);
+  // What grub-install leaves: /boot/grub, then the first grub.cfg.
+  await Deno.mkdir(join(root, "boot/grub"), { recursive: true });
+  await chroot("grub-mkconfig", "-o", "/boot/grub/grub.cfg");
+  const kernel = (await chroot("linux-version", "list")).split("\n")[0]!;
+  const initrd = `/boot/initrd.img-${kernel}`;
+  const etc = await snapshot(join(root, "etc"));
+  const grubBefore = await Deno.readTextFile(join(root, "boot/grub/grub.cfg"));
+  assert(!grubBefore.includes("vfio-pci.ids"));
+
+  const h = await home();
+  const apply = await runGini(h, [
+    "--yes",
+    "vfio",
+    "apply",
+    "--host-root",
+    root,
+    "--device",
+    "01:00.0",
+  ]);
+  assertEquals(apply.code, 0, apply.stderr + apply.stdout);
+  const grub = await Deno.readTextFile(join(root, "boot/grub/grub.cfg"));
+  assertMatch(
+    grub,
+    /linux\s+\/boot\/vmlinuz-\S+ .*intel_iommu=on iommu=pt vfio-pci\.ids=10de:2484,10de:228b/,
+  );
+  const listing = await chroot("lsinitramfs", initrd);
+  assertMatch(listing, /vfio[-_]pci\.ko/);
+  assertMatch(listing, /vfio_iommu_type1\.ko/);
+  assertMatch(listing, /etc\/modprobe\.d\/gini-vfio\.conf/);
+
+  const undo = await runGini(h, ["vfio", "undo"]);
+  assertEquals(undo.code, 0, undo.stderr + undo.stdout);
+  assertEquals(
+    changedPaths(etc, await snapshot(join(root, "etc"))),
+    [],
+    "every file under /etc restored",
+  );
+  assert(!(await Deno.readTextFile(join(root, "boot/grub/grub.cfg"))).includes("vfio-pci.ids"));
+  assert(!(await chroot("lsinitramfs", initrd)).includes("gini-vfio.conf"), "initramfs rebuilt");
+  await Deno.remove(root, { recursive: true });
+});
+
+/** The root without sysfs, whose action files keep what was last written to them. */
+const withoutSys = (tree: Record<string, string>) =>
+  Object.fromEntries(Object.entries(tree).filter(([k]) => !k.startsWith("sys/")));
+
+Deno.test("a VFIO apply killed after any op, or between an op and its journal record, rolls back to the exact tree", async (t) => {
+  const source = join(DISTROS, "fedora-dracut-bls");
+  const flags = ["--host-root", "", "--device", "0b:00.0", "--force", "--bind-now"];
+  const withRoot = (root: string) => flags.map((f) => f === "" ? root : f);
+  const probe = await chrootableRoot(source);
+  const h0 = await home();
+  const plan = JSON.parse(
+    (await runGini(h0, ["--json", "vfio", "plan", ...withRoot(probe)])).stdout,
+  );
+  const ops: { seq: number; kind: string }[] = plan.stages.flatMap((s: { ops: unknown[] }) => s.ops)
+    .filter((op: { readOnly: boolean }) => !op.readOnly);
+  assert(ops.length >= 12, `ops: ${ops.map((o) => o.kind).join(", ")}`);
+  const original = withoutSys(await snapshot(probe));
+  for (const variable of ["GINI_CRASH_AFTER_OP", "GINI_CRASH_BEFORE_DONE"]) {
+    for (const op of ops) {
+      await t.step(`${variable}=${op.seq} (${op.kind})`, async () => {
+        const root = await chrootableRoot(source);
+        const h = await home();
+        const crashed = await runGini(h, ["--yes", "vfio", "apply", ...withRoot(root)], {
+          [variable]: String(op.seq),
+        });
+        assertEquals(crashed.code, 137, crashed.stderr);
+        const recovered = await runGini(h, ["recover", "--rollback"]);
+        assertEquals(recovered.code, 0, recovered.stderr + recovered.stdout);
+        assertEquals(changedPaths(original, withoutSys(await snapshot(root))), []);
+        for (const address of ["0000:0b:00.0", "0000:0b:00.1"]) {
+          const override = await Deno.readTextFile(
+            join(root, `sys/bus/pci/devices/${address}/driver_override`),
+          );
+          assert(override === "(null)\n" || override === "\n", `${address}: ${override}`);
+        }
+        await Deno.remove(root, { recursive: true });
+      });
+    }
+  }
+  await t.step("a recovery killed at any step, then run again, ends in the same tree", async () => {
+    const last = ops.at(-1)!.seq;
+    for (let step = 1; step <= ops.length; step++) {
+      const root = await chrootableRoot(source);
+      const h = await home();
+      const crashed = await runGini(h, ["--yes", "vfio", "apply", ...withRoot(root)], {
+        GINI_CRASH_AFTER_OP: String(last),
+      });
+      assertEquals(crashed.code, 137, crashed.stderr);
+      const interrupted = await runGini(h, ["recover", "--rollback"], {
+        GINI_CRASH_AFTER_UNDO: String(step),
+      });
+      assertEquals(interrupted.code, 137, `recovery step ${step}: ${interrupted.stderr}`);
+      const again = await runGini(h, ["recover", "--rollback"]);
+      assertEquals(again.code, 0, again.stderr);
+      assertEquals(changedPaths(original, withoutSys(await snapshot(root))), [], `step ${step}`);
+      assertEquals((await runGini(h, ["recover"])).stdout.trim(), "Nothing to recover");
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+});

@@ -120,6 +120,7 @@ export async function rollback(
     try {
       for (const op of ops) await engine.request(recoveryGrants(ops), `rollback:${step.seq}`, op);
       if (!options.dryRun) await options.journal?.append({ type: "undone", seq: step.seq });
+      if (!options.dryRun && opEnv.startup.crash.afterUndo === report.undone.length + 1) die();
       report.undone.push({
         seq: step.seq,
         description: step.description,
