@@ -156,6 +156,20 @@ function buildProgram(
     }
   };
 
+  /** Runs stages as a dry run (only read-only queries execute) and returns one context key. */
+  const query = async <T>(c: CommandEnv, target: string, key: string): Promise<T> => {
+    const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+    const { result } = await runStages({
+      env: c.env,
+      loaded,
+      ui: c.ui,
+      dryRun: true,
+      targets: [target],
+    });
+    if (!result.ok) throw result.error;
+    return result.context[key] as unknown as T;
+  };
+
   program.command("version")
     .description("print versions of Gini, its kernel API and Deno")
     .action(run(({ ui }) => {
@@ -210,18 +224,14 @@ function buildProgram(
   program.command("check")
     .description("check what this host (or --host-root) can run: KVM, IOMMU, GPUs, firmware, tools")
     .option("--iommu", "list IOMMU groups and their devices, like ls-iommu")
-    .action(run(async ({ ui, env, flags }, options: { iommu?: boolean }) => {
-      const loaded = await loadPlugins(env, flags.pluginDir ?? []);
+    .action(run(async (c, options: { iommu?: boolean }) => {
+      const ui = c.ui;
       // A check changes nothing: it runs as a dry run, where only read-only queries execute.
-      const { result } = await runStages({
-        env,
-        loaded,
-        ui,
-        dryRun: true,
-        targets: ["env-check:finalize-host-report"],
-      });
-      if (!result.ok) throw result.error;
-      const report = result.context["session.environment_data"] as unknown as EnvironmentData;
+      const report = await query<EnvironmentData>(
+        c,
+        "env-check:finalize-host-report",
+        "session.environment_data",
+      );
       if (options.iommu) ui.result(report.iommu, () => renderIommu(report, ui.paint));
       else ui.result(report, () => renderChecks(report, ui.paint));
       return report.checks.some((c) => c.status === "FAIL") ? 1 : 0;
@@ -377,19 +387,14 @@ function buildProgram(
     .option("--guest <guest>", "linux, windows, macos or other", "linux")
     .option("-o, --output <file>", "where to write it (default NAME.toml)")
     .action(run(async (c, name: string, options: { guest: string; output?: string }) => {
-      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
-      const { result } = await runStages({
-        env: c.env,
-        loaded,
-        ui: c.ui,
-        dryRun: true,
-        targets: ["env-check:finalize-host-report"],
-      });
-      if (!result.ok) throw result.error;
       const text = newVmToml(
         name,
         options.guest,
-        result.context["session.environment_data"] as unknown as EnvironmentData,
+        await query<EnvironmentData>(
+          c,
+          "env-check:finalize-host-report",
+          "session.environment_data",
+        ),
       );
       const out = resolve(c.env.cwd, options.output ?? `${name}.toml`);
       try {
@@ -684,17 +689,9 @@ function buildProgram(
     }));
   vfio.command("status")
     .description("what is bound to vfio-pci, what is configured, and whether a reboot is pending")
-    .action(run(async ({ ui, env, flags }) => {
-      const loaded = await loadPlugins(env, flags.pluginDir ?? []);
-      const { result } = await runStages({
-        env,
-        loaded,
-        ui,
-        dryRun: true,
-        targets: ["vfio:status"],
-      });
-      if (!result.ok) throw result.error;
-      const s = result.context["vfio.status"] as unknown as VfioStatus;
+    .action(run(async (c) => {
+      const ui = c.ui;
+      const s = await query<VfioStatus>(c, "vfio:status", "vfio.status");
       ui.result(s, () =>
         [
           `Bound to vfio-pci now: ${
