@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { REPO, runGini, sh } from "./_helpers.ts";
+import { sha256Hex } from "../kernel/ops/_fs.ts";
 
 const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
 const DISTROS = join(REPO, "tests/fixtures/distros");
@@ -87,11 +88,9 @@ async function snapshot(root: string): Promise<Record<string, string>> {
         out[`${key}/`] = (await Deno.stat(path)).mode!.toString(8);
         await walk(path, `${key}/`);
       } else {
-        const data = await Deno.readFile(path);
-        const digest = await crypto.subtle.digest("SHA-256", data);
-        out[key] = `${(await Deno.stat(path)).mode!.toString(8)} ${
-          Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
-        }`;
+        out[key] = `${(await Deno.stat(path)).mode!.toString(8)} ${await sha256Hex(
+          await Deno.readFile(path),
+        )}`;
       }
     }
   };

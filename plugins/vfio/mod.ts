@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../../kernel/ops/_fs.ts";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { type BootPlan, type FileEdit, type Files, MARK, planBoot, vfioModules } from "./_boot.ts";
@@ -28,11 +29,6 @@ function hostFiles(ctx: StageContext): Files {
     read: (path) => ctx.host.readText(path).catch(() => null),
     list: (dir) => ctx.host.readDir(dir).catch(() => null),
   };
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function modprobeConf(devices: SetDevice[], ids: string[]): string {
@@ -81,7 +77,7 @@ export default definePlugin({
         if (e.mkdir) await ctx.op("fs.mkdir", { path: real(e.mkdir) });
         await ctx.op("fs.edit", {
           path: real(e.path),
-          expectSha256: e.before === null ? "absent" : await sha256(e.before),
+          expectSha256: e.before === null ? "absent" : await sha256Hex(e.before),
           content: e.after,
         });
       };
