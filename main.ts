@@ -17,6 +17,7 @@ import {
   loadPlugins,
   renderReport,
   resolveStartupEnv,
+  resumeTransaction,
   runStages,
   type StartupEnv,
   type Ui,
@@ -80,6 +81,15 @@ async function requestDefaults(env: StartupEnv): Promise<{ user?: string; sshKey
   return { ...(env.user ? { user: env.user } : {}), sshKeys: sshKeys.sort() };
 }
 
+/** The lines of a rollback report. */
+function renderUndo(r: RollbackReport, dryRun: boolean): string[] {
+  return [
+    ...r.undone.map((u) => `  ${dryRun ? "would undo" : "undid"} #${u.seq} ${u.description}`),
+    ...r.irreversible.map((u) => `  ! cannot undo #${u.seq} ${u.description}`),
+    ...r.failed.map((u) => `  ✗ #${u.seq} ${u.description}: ${u.error}`),
+  ];
+}
+
 /** Builds the command tree. `run` wraps every action with start-up and error handling. */
 function buildProgram(
   sink: UiSink | undefined,
@@ -130,8 +140,13 @@ function buildProgram(
       t.state === "incomplete"
     );
     for (const t of incomplete) {
+      const how = t.replay?.recoverBy ?? "rollback";
       c.ui.warn(
-        `An operation was interrupted: ${t.command} (${t.id}, ${t.applied.length} change(s) applied). Undo it with "gini recover --rollback" (see first with --dry-run)`,
+        `An operation was interrupted: ${t.command} (${t.id}, ${t.applied.length} change(s) applied, ${t.checkpoints.size} stage(s) complete). Run "gini recover" to ${
+          how === "resume" ? "finish it (--resume)" : "undo it (--rollback)"
+        }, or choose "gini recover --${
+          how === "resume" ? "rollback" : "resume"
+        }"; add --dry-run to see how`,
       );
     }
   };
@@ -238,7 +253,7 @@ function buildProgram(
     }));
 
   /** Runs `gini up` for a VM file, dry or live; shared by plan and up. */
-  const deploy = async (c: CommandEnv, file: string, dryRun: boolean) => {
+  const deploy = async (c: CommandEnv, file: string, dryRun: boolean, start = true) => {
     const path = isAbsolute(file) ? file : resolve(c.env.cwd, file);
     let text: string;
     try {
@@ -257,12 +272,16 @@ function buildProgram(
       loaded,
       ui: c.ui,
       dryRun,
-      targets: ["deploy:start"],
+      targets: start
+        ? ["deploy:start"]
+        : ["deploy:write-files", "linux-setup:assemble-cloud-init-iso"],
       seeds: {
         "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
       },
       requestDir: dirname(path),
-      command: `${dryRun ? "plan" : "up"} ${file}`,
+      command: `${dryRun ? "plan" : "up"} ${file}${start ? "" : " --no-start"}`,
+      pluginDirs: c.flags.pluginDir ?? [],
+      recoverBy: "resume",
     });
     if (!result.ok) throw result.error;
     const def = result.context["session.vm_definition"] as unknown as VmDefinition;
@@ -272,6 +291,14 @@ function buildProgram(
       const lines = [renderReport(report), ""];
       if (dryRun) {
         lines.push("QEMU command line (start.sh):", startScript(def), "Domain XML (vm.xml):", xml);
+      } else if (!start) {
+        lines.push(
+          `VM "${def.name}" created, not started`,
+          `  files: ${def.paths.dir}`,
+          def.backend === "libvirt"
+            ? `  start it: virsh -c ${def.libvirtUri} start ${def.name}`
+            : `  start it: ${def.paths.startScript}`,
+        );
       } else {
         const forwards = def.nics.flatMap((n) =>
           n.forwards.map((f) => `${f.protocol} ${f.address}:${f.host} → guest ${f.guest}`)
@@ -299,7 +326,12 @@ function buildProgram(
   program.command("up")
     .description("create and start the VM a file describes (--dry-run: the same as plan)")
     .argument("<vm.toml>", "the VM file")
-    .action(run((c, file: string) => deploy(c, file, c.flags.dryRun ?? false)));
+    .option("--no-start", "create the disks and files, but do not start the VM")
+    .action(
+      run((c, file: string, options: { start: boolean }) =>
+        deploy(c, file, c.flags.dryRun ?? false, options.start)
+      ),
+    );
 
   program.command("down")
     .description("power a VM off over QMP (ACPI), then stop it after a timeout")
@@ -318,6 +350,8 @@ function buildProgram(
         dryRun: c.flags.dryRun ?? false,
         targets: ["deploy:power-down"],
         command: `down ${name}`,
+        pluginDirs: c.flags.pluginDir ?? [],
+        recoverBy: "resume",
         seeds: { "session.target_vm": { name, timeoutMs: seconds * 1000 } },
       });
       if (!result.ok) throw result.error;
@@ -343,6 +377,8 @@ function buildProgram(
         targets: ["deploy:remove"],
         seeds: { "session.target_vm": { name } },
         command: `rm ${name}`,
+        pluginDirs: c.flags.pluginDir ?? [],
+        recoverBy: "resume" as const,
       };
       const plan = await runStages({ ...options, dryRun: true });
       if (!plan.result.ok) throw plan.result.error;
@@ -442,6 +478,8 @@ function buildProgram(
         dryRun: c.flags.dryRun ?? false,
         targets: ["linux-setup:pull-image"],
         command: `images pull ${name}`,
+        pluginDirs: c.flags.pluginDir ?? [],
+        recoverBy: "resume",
         seeds: { "session.image_request": { name, cwd: c.env.cwd } },
       });
       if (!result.ok) throw result.error;
@@ -454,37 +492,85 @@ function buildProgram(
 
   program.command("recover")
     .description(
-      "finish an interrupted operation: undo what it changed (default), with --dry-run to see how",
+      "finish an interrupted operation: resume a deployment, undo a host change (--dry-run shows how)",
     )
-    .option("--rollback", "undo the changes the interrupted operation made (the default)")
-    .option("--resume", "carry the operation forward instead (not yet: roll back and run it again)")
-    .action(run(async ({ ui, env, flags }, options: { rollback?: boolean; resume?: boolean }) => {
-      if (options.resume) {
-        throw new UsageError("Cannot resume yet: this Gini rolls back only", {
-          hint: "Run gini recover --rollback, then the command again",
+    .option("--rollback", "undo every change the interrupted operation made")
+    .option("--resume", "carry it forward: redo unfinished stages from the last checkpoints")
+    .action(run(async (c, options: { rollback?: boolean; resume?: boolean }) => {
+      const { ui, flags } = c;
+      if (options.rollback && options.resume) {
+        throw new UsageError("Cannot both roll back and resume", {
+          hint: "Choose --rollback or --resume",
         });
       }
-      const incomplete = (await listTransactions(env.dirs.state)).filter((t) =>
+      const dryRun = flags.dryRun ?? false;
+      const incomplete = (await listTransactions(c.env.dirs.state)).filter((t) =>
         t.state === "incomplete"
       );
-      const opEnv = createOpEnv(env, ui);
-      const reports: ({ id: string; command: string } & RollbackReport)[] = [];
+      const lines: string[] = [];
+      const results: Record<string, unknown>[] = [];
+      let failed = false;
       for (const tx of incomplete) {
-        const report = await rollbackFile(tx.file, opEnv, flags.dryRun ?? false);
-        reports.push({ id: tx.id, command: tx.command, ...report });
+        const how = options.resume
+          ? "resume"
+          : options.rollback
+          ? "rollback"
+          : tx.replay?.recoverBy ?? "rollback";
+        if (how === "rollback") {
+          const r = await rollbackFile(tx.file, createOpEnv(c.env, ui), dryRun);
+          failed ||= r.failed.length > 0;
+          results.push({ id: tx.id, command: tx.command, action: "rollback", ...r });
+          lines.push(
+            `${dryRun ? "Would roll back" : "Rolled back"} ${tx.id} (${tx.command}):`,
+            ...renderUndo(r, dryRun),
+          );
+          continue;
+        }
+        const replay = tx.replay;
+        const env = replay
+          ? resolveStartupEnv(
+            {
+              ...flags,
+              hostRoot: replay.hostRoot,
+              configDir: replay.dirs.config,
+              dataDir: replay.dirs.data,
+              cacheDir: replay.dirs.cache,
+            },
+            processEnv,
+            cwd,
+          )
+          : c.env;
+        const loaded = await loadPlugins(env, replay?.pluginDirs ?? []);
+        const r = await resumeTransaction(tx, { env, loaded, ui, dryRun });
+        const { result, report } = r.outcome;
+        failed ||= !result.ok;
+        results.push({
+          id: tx.id,
+          command: tx.command,
+          action: "resume",
+          undone: r.undone,
+          restored: r.restored,
+          ok: result.ok,
+          ...report,
+          ...(result.error ? { error: result.error.toJSON() } : {}),
+        });
+        lines.push(
+          `${dryRun ? "Would resume" : "Resumed"} ${tx.id} (${tx.command}):`,
+          `  complete before the interruption: ${
+            r.restored.length === 0
+              ? "no stage"
+              : flags.verbose
+              ? r.restored.join(", ")
+              : `${r.restored.length} stage(s), the last ${r.restored.at(-1)}`
+          }`,
+          ...renderUndo(r.undone, dryRun),
+          dryRun ? "  then would run:" : result.ok ? "  then ran:" : "  then failed:",
+          ...renderReport(report).split("\n").map((l) => `  ${l}`),
+        );
+        if (result.error && !ui.json) ui.failure(result.error);
       }
-      ui.result(reports, () =>
-        reports.length === 0 ? "Nothing to recover" : reports.map((r) =>
-          [
-            `${flags.dryRun ? "Would roll back" : "Rolled back"} ${r.id} (${r.command}):`,
-            ...r.undone.map((u) =>
-              `  ${flags.dryRun ? "would undo" : "undid"} #${u.seq} ${u.description}`
-            ),
-            ...r.irreversible.map((u) => `  ! cannot undo #${u.seq} ${u.description}`),
-            ...r.failed.map((u) => `  ✗ #${u.seq} ${u.description}: ${u.error}`),
-          ].join("\n")
-        ).join("\n"));
-      return reports.some((r) => r.failed.length) ? 1 : 0;
+      ui.result(results, () => lines.length === 0 ? "Nothing to recover" : lines.join("\n"));
+      return failed ? 1 : 0;
     }));
 
   const journal = program.command("journal").description(
@@ -610,6 +696,8 @@ function buildProgram(
       targets: ["vfio:configure"],
       seeds: { "session.vfio_request": request },
       command: `vfio ${dryRun ? "plan" : "apply"} ${request.devices.join(" ")}`.trim(),
+      pluginDirs: c.flags.pluginDir ?? [],
+      recoverBy: "rollback",
     });
     if (!result.ok) throw result.error;
     return { plan: result.context["vfio.plan"] as unknown as VfioPlan, report };
@@ -743,6 +831,8 @@ function buildProgram(
           dryRun: flags.dryRun ?? false,
           ...(stages.length ? { targets: stages } : {}),
           ...(options.stageTimeout ? { stageTimeoutMs: options.stageTimeout } : {}),
+          command: ["run", ...stages].join(" "),
+          pluginDirs: flags.pluginDir ?? [],
         });
         ui.result({
           ok: result.ok,
@@ -787,6 +877,8 @@ function buildProgram(
               },
             },
             command: [spec.name, ...values.filter((v) => v !== undefined)].join(" "),
+            pluginDirs: c.flags.pluginDir ?? [],
+            recoverBy: "rollback",
           });
           if (!result.ok) throw result.error;
           const value = result.context[spec.result] ?? null;

@@ -26,9 +26,14 @@ export class GiniError extends Error {
   readonly hint: string | undefined;
   readonly location: SourceLocation | undefined;
   /** 2 for bad input, 1 for failures. */
-  readonly exitCode: 1 | 2;
+  readonly exitCode: 1 | 2 | 130;
 
-  constructor(code: string, message: string, exitCode: 1 | 2, options: GiniErrorOptions = {}) {
+  constructor(
+    code: string,
+    message: string,
+    exitCode: 1 | 2 | 130,
+    options: GiniErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -153,6 +158,13 @@ export class HostCommandError extends GiniError {
 export class ConflictError extends GiniError {
   constructor(message: string, options: GiniErrorOptions = {}) {
     super("CONFLICT", message, 1, options);
+  }
+}
+
+/** The user pressed Ctrl-C: the run stopped between two operations, journaled. */
+export class InterruptedError extends GiniError {
+  constructor(message: string, options: GiniErrorOptions = {}) {
+    super("INTERRUPTED", message, 130, options);
   }
 }
 

@@ -19,12 +19,13 @@ import type { StartupEnv } from "./paths.ts";
 import { OpEngine } from "./ops/engine.ts";
 import { HostRunner } from "./host/run.ts";
 import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
-import { Journal, loadTransaction } from "./journal/journal.ts";
-import { journalObserver, rollback } from "./journal/recovery.ts";
+import { Journal, loadTransaction, type Replay, type Transaction } from "./journal/journal.ts";
+import { journalObserver, rollback, type RollbackReport } from "./journal/recovery.ts";
 import type { OpEnv } from "./ops/types.ts";
 import { buildReport, type PlanReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
 import type { Json } from "../workers/protocol.ts";
+import { GiniError, InterruptedError, UsageError } from "./errors.ts";
 
 export * from "./errors.ts";
 export * from "./paths.ts";
@@ -63,6 +64,12 @@ export interface RunStagesOptions {
   requestDir?: string;
   /** The command, recorded in the journal of a live run. */
   command?: string;
+  /** Extra plugin folders the run loaded, recorded so that `gini recover --resume` loads them. */
+  pluginDirs?: string[];
+  /** What `gini recover` does by default if this run is interrupted (rollback unless told). */
+  recoverBy?: Replay["recoverBy"];
+  /** Continue an interrupted transaction instead of starting one (`gini recover --resume`). */
+  resume?: { file: string; completed: string[]; context: Record<string, Json>; lastSeq: number };
 }
 
 /** What a run produced. */
@@ -71,29 +78,85 @@ export interface RunOutcome {
   report: PlanReport;
 }
 
+/** Test hook: raise a real SIGINT after op N (GINI_INTERRUPT_AFTER_OP), as Ctrl-C would. */
+async function interruptAfter(engine: OpEngine, seq: number, wanted: number | undefined) {
+  if (wanted !== seq) return;
+  Deno.kill(Deno.pid, "SIGINT");
+  for (let i = 0; i < 1000 && !engine.interrupted; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 /** Runs stages (all, or targets and what they need) in dry-run or live mode. */
 export async function runStages(options: RunStagesOptions): Promise<RunOutcome> {
   // A live run is one transaction: every change is journaled before it happens, and a failure
-  // rolls back what the run changed.
+  // rolls back what the run changed. Ctrl-C stops it between two ops, to be resumed.
+  const { env } = options;
+  const replay: Replay = {
+    targets: options.targets ?? null,
+    seeds: options.seeds ?? {},
+    requestDir: options.requestDir ?? null,
+    hostRoot: env.hostRoot,
+    dirs: { config: env.dirs.config, data: env.dirs.data, cache: env.dirs.cache },
+    pluginDirs: options.pluginDirs ?? [],
+    recoverBy: options.recoverBy ?? "rollback",
+  };
   const journal = options.dryRun
     ? undefined
-    : await Journal.begin(options.env.dirs.state, options.command ?? "run");
-  const opEnv = createOpEnv(options.env, options.ui, options.requestDir);
+    : options.resume
+    ? await Journal.reopen(options.resume.file)
+    : await Journal.begin(env.dirs.state, options.command ?? "run", replay);
+  if (journal && options.resume) {
+    await journal.append({ type: "resume", at: new Date().toISOString() });
+  }
+  let pipeline: Pipeline | undefined;
+  const opEnv: OpEnv = {
+    ...createOpEnv(env, options.ui, options.requestDir),
+    ...(journal
+      ? {
+        checkpoint: async (stage: string) => {
+          const keys = pipeline!.stageWrites(stage);
+          await journal.append({ type: "checkpoint", stage, keys });
+          return { stage, saved: true, keys: Object.keys(keys) };
+        },
+      }
+      : {}),
+  };
   // Observers see only executed ops, so a dry run (which executes none that change anything) has none.
-  const engine = new OpEngine(
+  const observer = journal ? journalObserver(journal, env) : {};
+  const engine: OpEngine = new OpEngine(
     options.dryRun ? "dry" : "live",
     opEnv,
-    journal ? journalObserver(journal, options.env.crash) : {},
+    {
+      ...observer,
+      afterExecute: async (record) => {
+        await observer.afterExecute?.(record);
+        if (journal && !record.readOnly) {
+          await interruptAfter(engine, record.seq, env.crash.interruptAfter);
+        }
+      },
+    },
+    options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
   );
-  const pipeline = new Pipeline({
+  pipeline = new Pipeline({
     resolution: options.loaded,
-    env: options.env,
+    env,
     engine,
     ui: options.ui,
     ...(options.targets ? { targets: options.targets } : {}),
-    ...(options.seeds ? { seeds: options.seeds } : {}),
+    seeds: { ...options.seeds, ...options.resume?.context },
     ...(options.stageTimeoutMs ? { stageTimeoutMs: options.stageTimeoutMs } : {}),
+    ...(options.resume ? { completed: options.resume.completed } : {}),
   });
+  const onInterrupt = () => {
+    if (engine.interrupted) {
+      options.ui.warn("Still finishing the operation in progress; it is journaled either way");
+      return;
+    }
+    engine.interrupt("interrupted by Ctrl-C");
+    options.ui.warn("Interrupted: finishing the operation in progress, then stopping");
+  };
+  if (journal) Deno.addSignalListener("SIGINT", onInterrupt);
   let result: PipelineResult | undefined;
   try {
     result = await pipeline.run();
@@ -101,25 +164,110 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
   } finally {
     await pipeline.close();
     if (journal) {
-      if (result?.ok) await journal.append({ type: "commit" });
-      else {
-        const tx = await loadTransaction(journal.file);
-        if (tx.applied.length) {
-          options.ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
+      Deno.removeSignalListener("SIGINT", onInterrupt);
+      try {
+        if (result?.ok && !engine.interrupted) await journal.append({ type: "commit" });
+        else if (engine.interrupted) {
+          // Left incomplete on purpose: everything that ran is journaled, nothing is half-done.
+          const tx = await loadTransaction(journal.file);
+          // deno-lint-ignore no-unsafe-finally
+          throw new InterruptedError(
+            `Interrupted after ${tx.applied.length} change(s) (${tx.checkpoints.size} stage(s) complete): ${
+              options.command ?? "run"
+            } (${journal.id})`,
+            {
+              hint:
+                "Continue it with: gini recover --resume; or undo it with: gini recover --rollback (add --dry-run to see how)",
+            },
+          );
+        } else {
+          const tx = await loadTransaction(journal.file);
+          if (tx.applied.length) {
+            options.ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
+          }
+          const undo = await rollback(tx, opEnv, { dryRun: false, journal });
+          for (const f of undo.failed) {
+            options.ui.warn(`Could not undo "${f.description}": ${f.error}`);
+          }
+          for (const i of undo.irreversible) {
+            options.ui.warn(`Cannot undo "${i.description}" automatically`);
+          }
+          await journal.append({
+            type: "abort",
+            reason: result?.error?.message ?? "the run stopped",
+          });
         }
-        const undo = await rollback(tx, opEnv, { dryRun: false, journal });
-        for (const f of undo.failed) {
-          options.ui.warn(`Could not undo "${f.description}": ${f.error}`);
-        }
-        for (const i of undo.irreversible) {
-          options.ui.warn(`Cannot undo "${i.description}" automatically`);
-        }
-        await journal.append({
-          type: "abort",
-          reason: result?.error?.message ?? "the run stopped",
-        });
+      } finally {
+        journal.close();
       }
-      journal.close();
     }
   }
+}
+
+/** What resuming a transaction did (or, in a dry run, would do). */
+export interface ResumeOutcome {
+  id: string;
+  command: string;
+  /** Changes of stages that had not completed, undone first so that those stages start clean. */
+  undone: RollbackReport;
+  /** Stages completed before the interruption, not run again. */
+  restored: string[];
+  outcome: RunOutcome;
+}
+
+/**
+ * Carries an interrupted transaction forward: undoes the changes of stages that did not
+ * complete (newest first; an op in flight included), then runs the pipeline again from the
+ * checkpoints with the context they saved, in the same journal.
+ */
+export async function resumeTransaction(
+  tx: Transaction,
+  options: { env: StartupEnv; loaded: Resolution; ui: Ui; dryRun: boolean },
+): Promise<ResumeOutcome> {
+  const replay = tx.replay;
+  if (!replay) {
+    throw new UsageError(`Cannot resume ${tx.id} (${tx.command}): it did not record how`, {
+      hint: "Undo it with: gini recover --rollback, then run the command again",
+    });
+  }
+  const completed = [...tx.checkpoints.keys()];
+  const partial: Transaction = {
+    ...tx,
+    applied: tx.applied.filter((op) => !tx.checkpoints.has(op.stage)),
+    inFlight: tx.inFlight && !tx.checkpoints.has(tx.inFlight.stage) ? tx.inFlight : undefined,
+  };
+  const opEnv = createOpEnv(options.env, options.ui, replay.requestDir ?? undefined);
+  let undone: RollbackReport;
+  if (options.dryRun) undone = await rollback(partial, opEnv, { dryRun: true });
+  else {
+    const journal = await Journal.reopen(tx.file);
+    try {
+      undone = await rollback(partial, opEnv, { dryRun: false, journal });
+    } finally {
+      journal.close();
+    }
+    if (undone.failed.length) {
+      throw new GiniError(
+        "RESUME_FAILED",
+        `Cannot resume ${tx.id}: ${undone.failed.length} change(s) of an unfinished stage could not be undone (${
+          undone.failed.map((f) => `${f.description}: ${f.error}`).join("; ")
+        })`,
+        1,
+        { hint: "Fix what is named, then run gini recover --resume again" },
+      );
+    }
+  }
+  const context = Object.assign({}, ...tx.checkpoints.values()) as Record<string, Json>;
+  const outcome = await runStages({
+    env: options.env,
+    loaded: options.loaded,
+    ui: options.ui,
+    dryRun: options.dryRun,
+    ...(replay.targets ? { targets: replay.targets } : {}),
+    seeds: replay.seeds,
+    ...(replay.requestDir ? { requestDir: replay.requestDir } : {}),
+    command: tx.command,
+    resume: { file: tx.file, completed, context, lastSeq: tx.lastSeq },
+  });
+  return { id: tx.id, command: tx.command, undone, restored: completed, outcome };
 }

@@ -32,9 +32,10 @@ export interface StartupEnv {
   lvmNoDeviceMapper: boolean;
   /**
    * Crash injection for the recovery tests: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`,
-   * and `GINI_CRASH_AFTER_UNDO=N` (a rollback dies after undoing its N-th step).
+   * and `GINI_CRASH_AFTER_UNDO=N` (a rollback dies after undoing its N-th step);
+   * `GINI_INTERRUPT_AFTER_OP=N` sends the process a real SIGINT (Ctrl-C) after op N.
    */
-  crash: { afterOp?: number; beforeDone?: number; afterUndo?: number };
+  crash: { afterOp?: number; beforeDone?: number; afterUndo?: number; interruptAfter?: number };
 }
 
 /** Directory overrides from the command line. */
@@ -92,6 +93,9 @@ export function resolveStartupEnv(
       ...(env.GINI_CRASH_AFTER_OP ? { afterOp: Number(env.GINI_CRASH_AFTER_OP) } : {}),
       ...(env.GINI_CRASH_BEFORE_DONE ? { beforeDone: Number(env.GINI_CRASH_BEFORE_DONE) } : {}),
       ...(env.GINI_CRASH_AFTER_UNDO ? { afterUndo: Number(env.GINI_CRASH_AFTER_UNDO) } : {}),
+      ...(env.GINI_INTERRUPT_AFTER_OP
+        ? { interruptAfter: Number(env.GINI_INTERRUPT_AFTER_OP) }
+        : {}),
     },
   };
 }

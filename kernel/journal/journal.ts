@@ -11,9 +11,24 @@ import { join } from "node:path";
 import { GiniError } from "../errors.ts";
 import type { Json, OpRequest } from "../../workers/protocol.ts";
 
+/**
+ * What it takes to run a transaction's pipeline again (`gini recover --resume`): the stages it
+ * targeted, the context it was seeded with, and the directories and plugins it ran with.
+ */
+export interface Replay {
+  targets: string[] | null;
+  seeds: Record<string, Json>;
+  requestDir: string | null;
+  hostRoot: string;
+  dirs: { config: string; data: string; cache: string };
+  pluginDirs: string[];
+  /** What `gini recover` does without a flag: finish a deployment, undo a host change. */
+  recoverBy: "resume" | "rollback";
+}
+
 /** One journal record. */
 export type JournalRecord =
-  | { type: "begin"; id: string; command: string; at: string }
+  | { type: "begin"; id: string; command: string; at: string; replay?: Replay }
   | {
     type: "intent";
     seq: number;
@@ -26,6 +41,10 @@ export type JournalRecord =
   }
   | { type: "done"; seq: number; ok: boolean; error?: string }
   | { type: "undone"; seq: number }
+  /** A stage completed; `keys` are the context keys it wrote, restored on resume. */
+  | { type: "checkpoint"; stage: string; keys: Record<string, Json> }
+  /** `gini recover --resume` took the transaction over from here. */
+  | { type: "resume"; at: string }
   | { type: "commit" }
   | { type: "abort"; reason: string };
 
@@ -61,7 +80,7 @@ export class Journal {
   }
 
   /** Starts a transaction. */
-  static async begin(stateDir: string, command: string): Promise<Journal> {
+  static async begin(stateDir: string, command: string, replay?: Replay): Promise<Journal> {
     const dir = join(stateDir, "journal");
     await Deno.mkdir(dir, { recursive: true });
     const id = `${new Date().toISOString().replace(/[:.]/g, "-")}-${
@@ -69,7 +88,13 @@ export class Journal {
     }`;
     const file = join(dir, `${id}.wal`);
     const journal = new Journal(id, file, await Deno.open(file, { write: true, createNew: true }));
-    await journal.append({ type: "begin", id, command, at: new Date().toISOString() });
+    await journal.append({
+      type: "begin",
+      id,
+      command,
+      at: new Date().toISOString(),
+      ...(replay ? { replay } : {}),
+    });
     return journal;
   }
 
@@ -131,6 +156,12 @@ export interface Transaction {
   applied: Extract<JournalRecord, { type: "intent" }>[];
   /** An op that started but did not report: it may or may not have happened. */
   inFlight: Extract<JournalRecord, { type: "intent" }> | undefined;
+  /** Completed stages and the context keys they wrote, in order. */
+  checkpoints: Map<string, Record<string, Json>>;
+  /** How to run it again; absent in logs of commands that cannot be resumed. */
+  replay: Replay | undefined;
+  /** The highest op sequence number used so far. */
+  lastSeq: number;
   torn: boolean;
 }
 
@@ -143,9 +174,11 @@ export async function loadTransaction(file: string): Promise<Transaction> {
   const intents = new Map<number, Extract<JournalRecord, { type: "intent" }>>();
   const done = new Map<number, boolean>();
   const undone = new Set<number>();
+  const checkpoints = new Map<string, Record<string, Json>>();
   let state: Transaction["state"] = "incomplete";
   for (const r of records) {
-    if (r.type === "intent") intents.set(r.seq, r);
+    if (r.type === "checkpoint") checkpoints.set(r.stage, r.keys);
+    else if (r.type === "intent") intents.set(r.seq, r);
     else if (r.type === "done") done.set(r.seq, r.ok);
     else if (r.type === "undone") undone.add(r.seq);
     else if (r.type === "commit") state = "committed";
@@ -163,6 +196,9 @@ export async function loadTransaction(file: string): Promise<Transaction> {
     state,
     applied,
     inFlight,
+    checkpoints,
+    replay: begin?.replay,
+    lastSeq: Math.max(0, ...intents.keys()),
     torn,
   };
 }

@@ -10,6 +10,9 @@ import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
 import type { OpEnv } from "../ops/types.ts";
 import type { StartupEnv } from "../paths.ts";
 import { Journal, loadTransaction, type Transaction } from "./journal.ts";
+import { atomicCopy, blobPath } from "../ops/_fs.ts";
+import { ConflictError } from "../errors.ts";
+import { dirname } from "node:path";
 
 function die(): never {
   // No cleanup on purpose: this is what a power cut or `kill -9` does.
@@ -23,11 +26,41 @@ function keep(record: OpRecord): Json | undefined {
   return record.result ?? undefined;
 }
 
+/**
+ * Saves, streamed, the content each `fs.restore` in an inverse will need, as a blob named by its
+ * sha256. A file that changed since it was captured is refused before the op runs.
+ */
+async function saveBackups(stateDir: string, inverse: OpRequest[] | null): Promise<void> {
+  for (const op of inverse ?? []) {
+    if (op.kind !== "fs.restore") continue;
+    const { path, sha256 } = op.args as { path: string; sha256: string };
+    const blob = blobPath(stateDir, sha256);
+    try {
+      await Deno.lstat(blob);
+      continue;
+    } catch { /* not saved yet */ }
+    await Deno.mkdir(dirname(blob), { recursive: true });
+    const copied = await atomicCopy(path, blob, 0o600);
+    if (copied.sha256 !== sha256) {
+      await Deno.remove(blob).catch(() => {});
+      throw new ConflictError(
+        `Cannot change "${path}": it changed while Gini was planning (expected sha256 ${sha256}, found ${copied.sha256})`,
+        { hint: "Run the command again" },
+      );
+    }
+  }
+}
+
 /** Journals every changing op of a live run. */
-export function journalObserver(journal: Journal, crash: StartupEnv["crash"]): OpObserver {
+export function journalObserver(
+  journal: Journal,
+  startup: Pick<StartupEnv, "crash" | "dirs">,
+): OpObserver {
+  const crash = startup.crash;
   return {
     async beforeExecute(record) {
       if (record.readOnly) return;
+      await saveBackups(startup.dirs.state, record.inverse);
       await journal.append({
         type: "intent",
         seq: record.seq,

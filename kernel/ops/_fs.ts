@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { dirname } from "node:path";
-import { encodeBase64 } from "../encoding.ts";
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
 
 /** What a path was just before an op touched it. */
 export type PathState =
@@ -15,18 +15,67 @@ export type PathState =
     sha256: string;
     size: number;
     mode: number | null;
-    contentBase64: string | null;
   }
   | { exists: true; type: "dir" | "other"; mode: number | null };
-
-/** Files larger than this are captured by hash only (the recovery journal streams them). */
-export const INLINE_CAPTURE_LIMIT = 16 * 1024 * 1024;
 
 /** The sha256 of bytes, as lowercase hex. */
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The sha256 and size of a file, read in chunks (never the whole file in memory). */
+export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  // The stream closes the file when it ends or is cancelled.
+  const file = await Deno.open(path, { read: true });
+  for await (const chunk of file.readable) {
+    hash.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha256: hash.digest("hex"), size };
+}
+
+/** Where the recovery journal keeps the content a change replaced, by sha256. */
+export function blobPath(stateDir: string, sha256: string): string {
+  return join(stateDir, "journal", "blobs", sha256);
+}
+
+/**
+ * Copies a file to `to` so that readers see the old or the new content, never half: streamed
+ * into a temporary file beside it, fsync'd, then renamed. Returns the sha256 of what was copied.
+ */
+export async function atomicCopy(
+  from: string,
+  to: string,
+  mode?: number | null,
+): Promise<{ sha256: string; size: number }> {
+  const tmp = `${dirname(to)}/.${crypto.randomUUID()}.gini-tmp`;
+  const hash = createHash("sha256");
+  let size = 0;
+  try {
+    const source = await Deno.open(from, { read: true });
+    const target = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
+    try {
+      for await (const chunk of source.readable) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        let written = 0;
+        while (written < chunk.byteLength) written += await target.write(chunk.subarray(written));
+      }
+      await target.sync();
+    } finally {
+      target.close();
+    }
+    if (mode != null) await Deno.chmod(tmp, mode & 0o7777);
+    await Deno.rename(tmp, to);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  return { sha256: hash.digest("hex"), size };
 }
 
 /** Reads the state of a path without following a final symlink. */
@@ -39,15 +88,8 @@ export async function capturePath(path: string): Promise<PathState> {
     throw error;
   }
   if (info.isFile) {
-    const data = await Deno.readFile(path);
-    return {
-      exists: true,
-      type: "file",
-      sha256: await sha256Hex(data),
-      size: data.byteLength,
-      mode: info.mode,
-      contentBase64: data.byteLength <= INLINE_CAPTURE_LIMIT ? encodeBase64(data) : null,
-    };
+    const { sha256, size } = await hashFile(path);
+    return { exists: true, type: "file", sha256, size, mode: info.mode };
   }
   return { exists: true, type: info.isDirectory ? "dir" : "other", mode: info.mode };
 }

@@ -21,6 +21,8 @@ export interface Grants {
   download: string[];
   /** Whether the plugin may read files in the folder of the user's request. */
   requestFiles?: boolean;
+  /** Whether the plugin may record journal checkpoints (the core recovery plugin). */
+  checkpoint?: boolean;
   /** sysfs files the plugin may write, as globs (`*` matches within one path segment). */
   sysfs?: string[];
   /** The canonical `/sys` a sysfs write must land in; null for the kernel's own recovery. */
@@ -81,6 +83,7 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,
     requestFiles: manifest.ops.request_files,
+    checkpoint: manifest.ops.checkpoint,
     sysfs: manifest.ops.sysfs.map((g) => expandGrant(g, env)),
     sysfsRoot: canonicalize(expandGrant("/sys", env)),
   };
@@ -177,6 +180,19 @@ export function checkLvm(grants: Grants, op: string, target: string): void {
       target,
       "the plugin has no LVM grant",
       "Set [ops].lvm = true in the plugin's manifest",
+    );
+  }
+}
+
+/** Checks that a plugin may record journal checkpoints. */
+export function checkCheckpoint(grants: Grants, op: string): void {
+  if (!grants.checkpoint) {
+    throw new PermissionDeniedError(
+      grants.plugin,
+      op,
+      "the journal",
+      "the plugin has no checkpoint grant",
+      "Set [ops].checkpoint = true in the plugin's manifest",
     );
   }
 }

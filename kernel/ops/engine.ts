@@ -6,9 +6,10 @@
  *
  * @module
  */
-import { didYouMean, GiniError } from "../errors.ts";
+import { didYouMean, GiniError, InterruptedError } from "../errors.ts";
 import type { Json, OpRequest } from "../../workers/protocol.ts";
 import {
+  checkCheckpoint,
   checkDownload,
   checkLvm,
   checkPath,
@@ -70,11 +71,30 @@ export class OpEngine {
   readonly #env: OpEnv;
   readonly #observer: OpObserver;
   readonly #records: OpRecord[] = [];
+  readonly #firstSeq: number;
+  #interrupted: string | undefined;
 
-  constructor(mode: "dry" | "live", env: OpEnv, observer: OpObserver = {}) {
+  /** `firstSeq` continues a journal's numbering when a transaction is resumed. */
+  constructor(
+    mode: "dry" | "live",
+    env: OpEnv,
+    observer: OpObserver = {},
+    options: { firstSeq?: number } = {},
+  ) {
     this.mode = mode;
     this.#env = env;
     this.#observer = observer;
+    this.#firstSeq = options.firstSeq ?? 1;
+  }
+
+  /** Refuses every later change (Ctrl-C): the op running now finishes, no other starts. */
+  interrupt(reason: string): void {
+    this.#interrupted ??= reason;
+  }
+
+  /** Why the run was interrupted, if it was. */
+  get interrupted(): string | undefined {
+    return this.#interrupted;
   }
 
   /** Everything requested so far, in order. */
@@ -112,6 +132,7 @@ export class OpEngine {
       else if (need.grant === "lvm") checkLvm(grants, op.kind, need.target);
       else if (need.grant === "download") checkDownload(grants, op.kind, need.url);
       else if (need.grant === "sysfs") checkSysfs(grants, op.kind, need.path);
+      else if (need.grant === "checkpoint") checkCheckpoint(grants, op.kind);
       else if (need.grant === "request-file") {
         const canonical = checkRequestFile(grants, op.kind, need.path, this.#env.requestDir);
         for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;
@@ -120,10 +141,11 @@ export class OpEngine {
         for (const key of op.pathArgs) if (args[key] === need.path) args[key] = canonical;
       }
     }
+    if (op.bookkeeping) return await op.execute(args, this.#env, null);
     const before = await op.capture(args, this.#env);
     const readOnly = op.readOnly?.(args, this.#env) ?? false;
     const record: OpRecord = {
-      seq: this.#records.length + 1,
+      seq: this.#records.length + this.#firstSeq,
       stage,
       plugin: grants.plugin,
       kind: op.kind,
@@ -139,6 +161,11 @@ export class OpEngine {
     if (preview) record.preview = preview;
     this.#records.push(record);
     if (this.mode === "dry" && !readOnly) return op.simulate(args, before);
+    if (this.#interrupted && !readOnly) {
+      record.status = "failed";
+      record.error = this.#interrupted;
+      throw new InterruptedError(`Not started: ${record.description} (${this.#interrupted})`);
+    }
     const started = performance.now();
     try {
       await this.#observer.beforeExecute?.(record, before);

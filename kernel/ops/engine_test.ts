@@ -77,9 +77,11 @@ Deno.test("OpEngine: fs.edit refuses a file changed since the plan and records a
   });
   assertEquals(await Deno.readTextFile(path), "new\n");
   const record = engine.records.at(-1)!;
+  // The inverse names the old content by hash (the journal keeps it as a blob) and checks that
+  // the file still has what the edit wrote before putting it back.
   assertEquals(record.inverse, [{
-    kind: "fs.write",
-    args: { path, contentBase64: btoa("changed behind our back\n"), overwrite: true, mode: 0o644 },
+    kind: "fs.restore",
+    args: { path, sha256: current, mode: 0o644, expect: await sha256Hex("new\n") },
   }]);
 });
 

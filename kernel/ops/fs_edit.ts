@@ -6,11 +6,11 @@
  */
 import { createTwoFilesPatch } from "diff";
 import { z } from "zod";
-import { decodeBase64 } from "../encoding.ts";
 import { ConflictError } from "../errors.ts";
 import { atomicWrite, capturePath, type PathState, sha256Hex } from "./_fs.ts";
 import { restorePath, writeBytes } from "./fs_write.ts";
 import { defineOp } from "./types.ts";
+import type { Json } from "../../workers/protocol.ts";
 
 /** `expectSha256` value meaning "the file must not exist yet". */
 export const ABSENT = "absent";
@@ -27,6 +27,12 @@ const FsEditArgs = z.strictObject({
 });
 type FsEditArgs = z.infer<typeof FsEditArgs>;
 
+/** Files up to this size are also read as text, for the plan's diff. */
+const PREVIEW_LIMIT = 1024 * 1024;
+
+/** The path's state, plus its text when it is small enough to show a diff of. */
+type EditCapture = PathState & { text?: string };
+
 function mismatch(a: FsEditArgs, before: PathState): string | undefined {
   const actual = !before.exists ? ABSENT : before.type === "file" ? before.sha256 : before.type;
   return actual === a.expectSha256 ? undefined : actual;
@@ -42,7 +48,13 @@ export const fsEdit = defineOp<FsEditArgs>({
       : `Edit file "${a.path}" (was sha256 ${a.expectSha256.slice(0, 12)}…)`,
   estimate: (a) => ({ bytes: writeBytes(a).byteLength, seconds: 0.001 }),
   permission: (a) => [{ grant: "write", path: a.path }],
-  capture: async (a) => await capturePath(a.path),
+  async capture(a) {
+    const state: EditCapture = await capturePath(a.path);
+    if (state.exists && state.type === "file" && state.size <= PREVIEW_LIMIT) {
+      state.text = await Deno.readTextFile(a.path);
+    }
+    return state as Json;
+  },
   conflicts(a, before) {
     const actual = mismatch(a, before as PathState);
     return actual === undefined ? [] : [
@@ -66,10 +78,9 @@ export const fsEdit = defineOp<FsEditArgs>({
   },
   simulate: (a) => ({ path: a.path, sha256: "", bytes: writeBytes(a).byteLength, simulated: true }),
   preview(a, before) {
-    const state = before as PathState;
-    const old = state.exists && state.type === "file" && state.contentBase64 !== null
-      ? new TextDecoder().decode(decodeBase64(state.contentBase64))
-      : "";
+    const state = before as EditCapture;
+    if (state.exists && state.text === undefined) return undefined;
+    const old = state.text ?? "";
     const next = new TextDecoder().decode(writeBytes(a));
     if (old.includes("\0") || next.includes("\0")) return undefined;
     return createTwoFilesPatch(
@@ -85,6 +96,6 @@ export const fsEdit = defineOp<FsEditArgs>({
   inverse(a, before) {
     const state = before as PathState;
     if (!state.exists) return [{ kind: "fs.remove", args: { path: a.path } }];
-    return restorePath(a.path, state);
+    return restorePath(a.path, state, writeBytes(a));
   },
 });

@@ -53,6 +53,6 @@ export const fsRemove = defineOp<FsRemoveArgs>({
     if (state.type === "dir") {
       return a.recursive ? null : [{ kind: "fs.mkdir", args: { path: a.path } }];
     }
-    return restorePath(a.path, state);
+    return restorePath(a.path, state, "absent");
   },
 });

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
 import { decodeBase64 } from "../encoding.ts";
@@ -31,16 +32,27 @@ export function writeBytes(
     : decodeBase64(args.contentBase64 ?? "");
 }
 
-/** The op that puts a path back as it was captured; shared by the kinds that replace files. */
-export function restorePath(path: string, before: PathState): OpRequest[] | null {
+/**
+ * The op that puts a path back as it was captured; shared by the kinds that replace files. The
+ * old content comes back from the journal's backup blob, saved (streamed) before the op runs.
+ */
+export function restorePath(
+  path: string,
+  before: PathState,
+  produced?: Uint8Array | "absent",
+): OpRequest[] | null {
   if (!before.exists) return [{ kind: "fs.remove", args: { path } }];
-  if (before.type !== "file" || before.contentBase64 === null) return null;
+  if (before.type !== "file") return null;
   return [{
-    kind: "fs.write",
+    kind: "fs.restore",
     args: {
       path,
-      contentBase64: before.contentBase64,
-      overwrite: true,
+      sha256: before.sha256,
+      ...(produced === undefined ? {} : {
+        expect: produced === "absent"
+          ? "absent"
+          : createHash("sha256").update(produced).digest("hex"),
+      }),
       ...(before.mode === null ? {} : { mode: before.mode & 0o7777 }),
     },
   }];
@@ -78,5 +90,5 @@ export const fsWrite = defineOp<FsWriteArgs>({
     return { path: a.path, bytes: data.byteLength, sha256: await sha256Hex(data) };
   },
   simulate: (a) => ({ path: a.path, bytes: writeBytes(a).byteLength, sha256: "", simulated: true }),
-  inverse: (a, before) => restorePath(a.path, before as PathState),
+  inverse: (a, before) => restorePath(a.path, before as PathState, writeBytes(a)),
 });

@@ -8,6 +8,7 @@ import { fsEdit } from "./fs_edit.ts";
 import { fsMkdir } from "./fs_mkdir.ts";
 import { fsRemove } from "./fs_remove.ts";
 import { fsWrite } from "./fs_write.ts";
+import { fsRestore } from "./fs_restore.ts";
 import { runOp } from "./run.ts";
 import { imageCreate } from "./image_create.ts";
 import { qemuLaunch } from "./qemu_launch.ts";
@@ -16,6 +17,7 @@ import { lvmCreate, lvmRemove } from "./lvm.ts";
 import { downloadOp } from "./download.ts";
 import { fileRead } from "./file_read.ts";
 import { sysfsWrite } from "./sysfs_write.ts";
+import { journalCheckpoint } from "./journal_checkpoint.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -26,6 +28,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     fsRemove,
     fsCopy,
     fsEdit,
+    fsRestore,
     runOp,
     imageCreate,
     qemuLaunch,
@@ -35,6 +38,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     downloadOp,
     fileRead,
     sysfsWrite,
+    journalCheckpoint,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

@@ -24,7 +24,8 @@ export type PermissionNeed =
   | { grant: "lvm"; target: string }
   | { grant: "download"; url: string }
   | { grant: "sysfs"; path: string }
-  | { grant: "request-file"; path: string };
+  | { grant: "request-file"; path: string }
+  | { grant: "checkpoint" };
 
 /** What an op kind's functions receive besides their arguments. */
 export interface OpEnv {
@@ -34,6 +35,8 @@ export interface OpEnv {
   requestDir?: string;
   /** Progress of long ops (downloads), shown by the UI. */
   report?: (message: UiMessage) => void;
+  /** Journals a checkpoint of a completed stage (live runs only). */
+  checkpoint?: (stage: string) => Promise<Json>;
 }
 
 /** One kind of operation. `A` is its checked argument type. */
@@ -46,6 +49,11 @@ export interface OpKind<A extends object = Record<string, Json>> {
   describe(args: A): string;
   estimate(args: A): OpEstimate;
   permission(args: A): PermissionNeed[];
+  /**
+   * Bookkeeping: changes nothing on the host and is not a query either (a journal checkpoint).
+   * Runs in both modes and is never recorded or shown in a plan.
+   */
+  bookkeeping?: boolean;
   /** True when the op changes nothing and so also runs in a dry run. */
   readOnly?(args: A, env: OpEnv): boolean;
   /** The state the op will change, read just before it runs (and in a dry run). */

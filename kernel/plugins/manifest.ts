@@ -98,7 +98,17 @@ export const ManifestSchema = z.strictObject({
     lvm: z.boolean().default(false),
     /** Read small files in the folder of the user's request (file.read). */
     request_files: z.boolean().default(false),
-  }).default({ write: [], run: [], download: [], sysfs: [], lvm: false, request_files: false }),
+    /** Record journal checkpoints (journal.checkpoint), which `gini recover --resume` uses. */
+    checkpoint: z.boolean().default(false),
+  }).default({
+    write: [],
+    run: [],
+    download: [],
+    sysfs: [],
+    lvm: false,
+    request_files: false,
+    checkpoint: false,
+  }),
   context: z.strictObject({
     /** A module (core plugins) exporting `contracts`, zod schemas by context key. */
     schemas: z.string().optional(),
@@ -106,7 +116,9 @@ export const ManifestSchema = z.strictObject({
   hooks: z.strictObject({
     pre_stage: z.boolean().default(false),
     post_stage: z.boolean().default(false),
-  }).default({ pre_stage: false, post_stage: false }),
+    /** Also call the hooks in dry runs; false keeps the plugin's worker out of plans. */
+    dry_run: z.boolean().default(true),
+  }).default({ pre_stage: false, post_stage: false, dry_run: true }),
   events: z.strictObject({
     /** Events the plugin handles (`stage:completed`, `on_pre_vm_start`…). */
     subscribe: z.array(z.string().regex(/^[a-z0-9_]+([:.-][a-z0-9_]+)*$/)).default([]),

@@ -25,6 +25,8 @@ export interface StageReport {
   status: "done" | "failed" | "skipped";
   durationMs: number;
   error?: string;
+  /** Completed by an earlier, interrupted run of the same transaction (resume). */
+  restored?: boolean;
 }
 
 /** Options of one pipeline run. */
@@ -39,6 +41,8 @@ export interface PipelineOptions {
   targets?: string[];
   /** Overrides every stage's timeout. */
   stageTimeoutMs?: number;
+  /** Stages an interrupted run completed (resume): not run again; their keys are in `seeds`. */
+  completed?: string[];
 }
 
 /** The outcome of a run. */
@@ -132,6 +136,8 @@ export class Pipeline {
   readonly #hosts = new Map<string, Promise<PluginHost>>();
   readonly #grants = new Map<string, Grants>();
   readonly #dynamicSubscribers = new Map<string, Set<string>>();
+  /** What each stage that completed in this run wrote, for checkpoints. */
+  readonly #written = new Map<string, Record<string, Json>>();
   #contracts: Contracts = new Map();
 
   constructor(options: PipelineOptions) {
@@ -206,6 +212,27 @@ export class Pipeline {
     };
   }
 
+  /** The context keys a stage that completed in this run wrote; refused for any other. */
+  stageWrites(stage: string): Record<string, Json> {
+    const writes = this.#written.get(stage);
+    if (!writes) {
+      throw new GiniError(
+        "CHECKPOINT_INVALID",
+        `Cannot checkpoint stage "${stage}": it has not completed in this run`,
+        1,
+        { hint: "Checkpoint from a post-stage hook, and only for a stage that did not fail" },
+      );
+    }
+    return writes;
+  }
+
+  #hookPlugins(kind: "pre-stage" | "post-stage"): Manifest[] {
+    const dry = this.#o.engine.mode === "dry";
+    return [...this.#manifests.values()].filter((m) =>
+      (kind === "pre-stage" ? m.hooks.pre_stage : m.hooks.post_stage) && (!dry || m.hooks.dry_run)
+    );
+  }
+
   #timeout(manifest: Manifest, stage?: ResolvedStage): number {
     return this.#o.stageTimeoutMs ?? stage?.timeoutMs ?? manifest.plugin.timeout_ms;
   }
@@ -250,11 +277,7 @@ export class Pipeline {
     stage: ResolvedStage,
     error?: string,
   ): Promise<void> {
-    const names = this.#byPriority(
-      [...this.#manifests.values()]
-        .filter((m) => kind === "pre-stage" ? m.hooks.pre_stage : m.hooks.post_stage)
-        .map((m) => m.plugin.name),
-    );
+    const names = this.#byPriority(this.#hookPlugins(kind).map((m) => m.plugin.name));
     for (const name of names) {
       const manifest = this.#manifests.get(name)!;
       const host = await this.host(name);
@@ -272,6 +295,7 @@ export class Pipeline {
     const host = await this.host(stage.plugin);
     const input: Record<string, Json> = {};
     for (const key of stage.reads) if (context.has(key)) input[key] = context.get(key)!;
+    const written: Record<string, Json> = {};
     const result = await host.call(
       { type: "run-stage", stage: stage.name, context: input },
       stage.id,
@@ -304,7 +328,9 @@ export class Pipeline {
         }
         context.set(key, checked.data as Json);
       } else context.set(key, value);
+      written[key] = context.get(key)!;
     }
+    this.#written.set(stage.id, written);
   }
 
   /** Runs preflight for every participating plugin, then the stages. */
@@ -328,9 +354,10 @@ export class Pipeline {
         }
       }
     }
-    const participants = new Set(stages.map((s) => s.plugin));
-    for (const m of this.#manifests.values()) {
-      if (m.hooks.pre_stage || m.hooks.post_stage) participants.add(m.plugin.name);
+    const completed = new Set(this.#o.completed ?? []);
+    const participants = new Set(stages.filter((s) => !completed.has(s.id)).map((s) => s.plugin));
+    for (const m of [...this.#hookPlugins("pre-stage"), ...this.#hookPlugins("post-stage")]) {
+      participants.add(m.plugin.name);
     }
     this.#contracts = await loadContracts(
       [...this.#manifests.values()].filter((m) => participants.has(m.plugin.name)),
@@ -352,7 +379,16 @@ export class Pipeline {
     }
 
     const reports = new Map<string, StageReport>();
-    const pending = new Map(stages.map((s) => [s.id, s]));
+    for (const s of stages.filter((s) => completed.has(s.id))) {
+      reports.set(s.id, {
+        id: s.id,
+        plugin: s.plugin,
+        status: "done",
+        durationMs: 0,
+        restored: true,
+      });
+    }
+    const pending = new Map(stages.filter((s) => !completed.has(s.id)).map((s) => [s.id, s]));
     const running = new Map<string, Promise<void>>();
     let failure: GiniError | undefined;
     const optional = (s: ResolvedStage) => this.#manifests.get(s.plugin)!.plugin.optional;
@@ -462,11 +498,16 @@ export class Pipeline {
         error: "the run stopped before it",
       });
     }
+    const restored = stages.map((s) => s.id).filter((id) => completed.has(id));
     return {
       ok: failure === undefined,
       context: Object.fromEntries(context),
-      // In the order stages started; those that never started come last.
-      stages: [...launchOrder, ...stages.map((s) => s.id).filter((id) => !launchOrder.includes(id))]
+      // Restored stages first, then in the order stages started; those that never started last.
+      stages: [
+        ...restored,
+        ...launchOrder,
+        ...stages.map((s) => s.id).filter((id) => !launchOrder.includes(id) && !completed.has(id)),
+      ]
         .map((id) => reports.get(id)!),
       ...(failure ? { error: failure } : {}),
     };

@@ -1,0 +1,32 @@
+/**
+ * `journal.checkpoint`: records that a stage completed, with the context keys it wrote, in the
+ * transaction's journal; `gini recover --resume` restarts the pipeline after the checkpointed
+ * stages with their keys restored. Bookkeeping: it changes nothing on the host, is never shown
+ * in a plan, and does nothing in a dry run.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { defineOp } from "./types.ts";
+
+const CheckpointArgs = z.strictObject({
+  /** A stage id (`plugin:stage`) that completed in this run. */
+  stage: z.string().regex(/^[a-z0-9-]+:[a-z0-9-]+$/),
+});
+type CheckpointArgs = z.infer<typeof CheckpointArgs>;
+
+export const journalCheckpoint = defineOp<CheckpointArgs>({
+  kind: "journal.checkpoint",
+  schema: CheckpointArgs,
+  pathArgs: [],
+  bookkeeping: true,
+  describe: (a) => `Checkpoint stage "${a.stage}"`,
+  estimate: () => ({ bytes: 0, seconds: 0 }),
+  permission: () => [{ grant: "checkpoint" }],
+  capture: () => Promise.resolve(null),
+  conflicts: () => [],
+  execute: async (a, env) =>
+    env.checkpoint ? await env.checkpoint(a.stage) : { stage: a.stage, saved: false },
+  simulate: (a) => ({ stage: a.stage, saved: false }),
+  inverse: () => [],
+});
