@@ -78,9 +78,9 @@ export interface RunOutcome {
   report: PlanReport;
 }
 
-/** Test hook: raise a real SIGINT after op N (GINI_INTERRUPT_AFTER_OP), as Ctrl-C would. */
-async function interruptAfter(engine: OpEngine, seq: number, wanted: number | undefined) {
-  if (wanted !== seq) return;
+/** Test hook: raise a real SIGINT after change N (GINI_INTERRUPT_AFTER_OP), as Ctrl-C would. */
+async function interruptAfter(engine: OpEngine, index: number, wanted: number | undefined) {
+  if (wanted !== index) return;
   Deno.kill(Deno.pid, "SIGINT");
   for (let i = 0; i < 1000 && !engine.interrupted; i++) {
     await new Promise((r) => setTimeout(r, 1));
@@ -123,19 +123,16 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
       : {}),
   };
   // Observers see only executed ops, so a dry run (which executes none that change anything) has none.
-  const observer = journal ? journalObserver(journal, env) : {};
   const engine: OpEngine = new OpEngine(
     options.dryRun ? "dry" : "live",
     opEnv,
-    {
-      ...observer,
-      afterExecute: async (record) => {
-        await observer.afterExecute?.(record);
-        if (journal && !record.readOnly) {
-          await interruptAfter(engine, record.seq, env.crash.interruptAfter);
-        }
-      },
-    },
+    journal
+      ? journalObserver(
+        journal,
+        env,
+        (index) => interruptAfter(engine, index, env.crash.interruptAfter),
+      )
+      : {},
     options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
   );
   pipeline = new Pipeline({
@@ -234,7 +231,7 @@ export async function resumeTransaction(
   const partial: Transaction = {
     ...tx,
     applied: tx.applied.filter((op) => !tx.checkpoints.has(op.stage)),
-    inFlight: tx.inFlight && !tx.checkpoints.has(tx.inFlight.stage) ? tx.inFlight : undefined,
+    inFlight: tx.inFlight.filter((op) => !tx.checkpoints.has(op.stage)),
   };
   const opEnv = createOpEnv(options.env, options.ui, replay.requestDir ?? undefined);
   let undone: RollbackReport;

@@ -31,9 +31,10 @@ export interface StartupEnv {
   /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
   lvmNoDeviceMapper: boolean;
   /**
-   * Crash injection for the recovery tests: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`,
+   * Crash injection for the recovery tests, N counting the run's changes (ops that are not
+   * read-only) from 1: `GINI_CRASH_AFTER_OP=N`, `GINI_CRASH_BEFORE_DONE=N`,
    * and `GINI_CRASH_AFTER_UNDO=N` (a rollback dies after undoing its N-th step);
-   * `GINI_INTERRUPT_AFTER_OP=N` sends the process a real SIGINT (Ctrl-C) after op N.
+   * `GINI_INTERRUPT_AFTER_OP=N` sends the process a real SIGINT (Ctrl-C) after change N.
    */
   crash: { afterOp?: number; beforeDone?: number; afterUndo?: number; interruptAfter?: number };
 }

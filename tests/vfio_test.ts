@@ -440,7 +440,7 @@ Deno.test("a real Debian root: apply runs update-initramfs and grub-mkconfig thr
 const withoutSys = (tree: Record<string, string>) =>
   Object.fromEntries(Object.entries(tree).filter(([k]) => !k.startsWith("sys/")));
 
-Deno.test("a VFIO apply killed after any op, or between an op and its journal record, rolls back to the exact tree", async (t) => {
+Deno.test("a VFIO apply killed after any op, or between an op and its journal record, rolls back to the exact tree, or resumes to the tree of an uninterrupted apply", async (t) => {
   const source = join(DISTROS, "fedora-dracut-bls");
   const flags = ["--host-root", "", "--device", "0b:00.0", "--force", "--bind-now"];
   const withRoot = (root: string) => flags.map((f) => f === "" ? root : f);
@@ -454,12 +454,12 @@ Deno.test("a VFIO apply killed after any op, or between an op and its journal re
   assert(ops.length >= 12, `ops: ${ops.map((o) => o.kind).join(", ")}`);
   const original = withoutSys(await snapshot(probe));
   for (const variable of ["GINI_CRASH_AFTER_OP", "GINI_CRASH_BEFORE_DONE"]) {
-    for (const op of ops) {
-      await t.step(`${variable}=${op.seq} (${op.kind})`, async () => {
+    for (const [i, op] of ops.entries()) {
+      await t.step(`${variable}=${i + 1} (${op.kind})`, async () => {
         const root = await chrootableRoot(source);
         const h = await home();
         const crashed = await runGini(h, ["--yes", "vfio", "apply", ...withRoot(root)], {
-          [variable]: String(op.seq),
+          [variable]: String(i + 1),
         });
         assertEquals(crashed.code, 137, crashed.stderr);
         const recovered = await runGini(h, ["recover", "--rollback"]);
@@ -475,8 +475,44 @@ Deno.test("a VFIO apply killed after any op, or between an op and its journal re
       });
     }
   }
+  // The tree an uninterrupted apply leaves, for resume to match.
+  const reference = await chrootableRoot(source);
+  const applied = await runGini(await home(), ["--yes", "vfio", "apply", ...withRoot(reference)]);
+  assertEquals(applied.code, 0, applied.stderr);
+  const expected = withoutSys(await snapshot(reference));
+  const overrides = async (root: string) =>
+    await Promise.all(
+      ["0000:0b:00.0", "0000:0b:00.1"].map((a) =>
+        Deno.readTextFile(join(root, `sys/bus/pci/devices/${a}/driver_override`))
+      ),
+    );
+  const expectedOverrides = await overrides(reference);
+  assertEquals(expectedOverrides, ["vfio-pci", "vfio-pci"]);
+  for (const [i, op] of ops.entries()) {
+    await t.step(`GINI_CRASH_AFTER_OP=${i + 1} (${op.kind}), then recover --resume`, async () => {
+      const root = await chrootableRoot(source);
+      const h = await home();
+      const crashed = await runGini(h, ["--yes", "vfio", "apply", ...withRoot(root)], {
+        GINI_CRASH_AFTER_OP: String(i + 1),
+      });
+      assertEquals(crashed.code, 137, crashed.stderr);
+      const dry = await runGini(h, ["recover", "--resume", "--dry-run"]);
+      assertEquals(dry.code, 0, dry.stderr + dry.stdout);
+      assertStringIncludes(dry.stdout, "Would resume");
+      const resumed = await runGini(h, ["recover", "--resume"]);
+      assertEquals(resumed.code, 0, resumed.stderr + resumed.stdout);
+      assertEquals(changedPaths(expected, withoutSys(await snapshot(root))), []);
+      assertEquals(await overrides(root), expectedOverrides);
+      // The last rebuild saw the configuration in place.
+      const log = (await Deno.readTextFile(join(root, LOG))).trim().split("\n");
+      assertStringIncludes(log.at(-1)!, "(configured)");
+      assertEquals((await runGini(h, ["recover"])).stdout.trim(), "Nothing to recover");
+      await Deno.remove(root, { recursive: true });
+    });
+  }
+  await Deno.remove(reference, { recursive: true });
   await t.step("a recovery killed at any step, then run again, ends in the same tree", async () => {
-    const last = ops.at(-1)!.seq;
+    const last = ops.length;
     for (let step = 1; step <= ops.length; step++) {
       const root = await chrootableRoot(source);
       const h = await home();

@@ -154,8 +154,11 @@ export interface Transaction {
   state: "committed" | "aborted" | "incomplete";
   /** Ops that ran (done and ok) and are not undone yet, in order. */
   applied: Extract<JournalRecord, { type: "intent" }>[];
-  /** An op that started but did not report: it may or may not have happened. */
-  inFlight: Extract<JournalRecord, { type: "intent" }> | undefined;
+  /**
+   * Ops that started but did not report: each may or may not have happened. Concurrent stages
+   * can have several in flight at once.
+   */
+  inFlight: Extract<JournalRecord, { type: "intent" }>[];
   /** Completed stages and the context keys they wrote, in order. */
   checkpoints: Map<string, Record<string, Json>>;
   /** How to run it again; absent in logs of commands that cannot be resumed. */
@@ -187,7 +190,7 @@ export async function loadTransaction(file: string): Promise<Transaction> {
   const applied = [...intents.values()].filter((i) =>
     done.get(i.seq) === true && !undone.has(i.seq)
   );
-  const inFlight = [...intents.values()].find((i) => !done.has(i.seq) && !undone.has(i.seq));
+  const inFlight = [...intents.values()].filter((i) => !done.has(i.seq) && !undone.has(i.seq));
   return {
     id: begin?.id ?? file.split("/").at(-1)!.replace(/\.wal$/, ""),
     file,

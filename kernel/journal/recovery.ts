@@ -51,15 +51,22 @@ async function saveBackups(stateDir: string, inverse: OpRequest[] | null): Promi
   }
 }
 
-/** Journals every changing op of a live run. */
+/**
+ * Journals every changing op of a live run. Crash injection counts changes, not op numbers
+ * (read-only queries of concurrent stages may interleave differently from one run to the next):
+ * `GINI_CRASH_AFTER_OP=N` kills the process after the N-th change.
+ */
 export function journalObserver(
   journal: Journal,
   startup: Pick<StartupEnv, "crash" | "dirs">,
+  afterChange?: (index: number) => Promise<void>,
 ): OpObserver {
   const crash = startup.crash;
+  const indexOf = new Map<number, number>();
   return {
     async beforeExecute(record) {
       if (record.readOnly) return;
+      indexOf.set(record.seq, indexOf.size + 1);
       await saveBackups(startup.dirs.state, record.inverse);
       await journal.append({
         type: "intent",
@@ -74,7 +81,8 @@ export function journalObserver(
     },
     async afterExecute(record) {
       if (record.readOnly) return;
-      if (crash.beforeDone === record.seq) die();
+      const index = indexOf.get(record.seq);
+      if (crash.beforeDone === index) die();
       const result = keep(record);
       await journal.append({
         type: "done",
@@ -83,7 +91,8 @@ export function journalObserver(
         ...(record.error ? { error: record.error } : {}),
         ...(result === undefined ? {} : { result }),
       } as never);
-      if (crash.afterOp === record.seq) die();
+      if (crash.afterOp === index) die();
+      if (index !== undefined) await afterChange?.(index);
     },
   };
 }
@@ -122,7 +131,7 @@ export interface RollbackReport {
 }
 
 /**
- * Undoes, newest first, the ops a transaction applied (and the one in flight, whose inverse is
+ * Undoes, newest first, the ops a transaction applied (and those in flight, whose inverses are
  * computed from the state before it and is safe whether or not it happened). Each undone op is
  * journaled, so an interrupted rollback continues where it stopped.
  */
@@ -132,7 +141,9 @@ export async function rollback(
   options: { dryRun: boolean; journal?: Journal },
 ): Promise<RollbackReport> {
   const report: RollbackReport = { undone: [], irreversible: [], failed: [] };
-  const all = [...tx.applied, ...(tx.inFlight && tx.inFlight.kind !== "run" ? [tx.inFlight] : [])];
+  // An op in flight is undone too: its inverse is computed from the state before it and is safe
+  // whether or not it happened (a rebuild is rerun, a created path removed if it is there).
+  const all = [...tx.applied, ...tx.inFlight];
   const isRebuild = (step: (typeof all)[number]) =>
     step.kind === "run" && (step.args as { rebuild?: boolean }).rebuild === true;
   // Newest first; rebuilds last, in their original order and once each, so they see the

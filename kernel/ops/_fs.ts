@@ -88,8 +88,14 @@ export async function capturePath(path: string): Promise<PathState> {
     throw error;
   }
   if (info.isFile) {
-    const { sha256, size } = await hashFile(path);
-    return { exists: true, type: "file", sha256, size, mode: info.mode };
+    try {
+      const { sha256, size } = await hashFile(path);
+      return { exists: true, type: "file", sha256, size, mode: info.mode };
+    } catch (error) {
+      // Removed in between (QEMU deletes its pid file as it exits).
+      if (error instanceof Deno.errors.NotFound) return { exists: false };
+      throw error;
+    }
   }
   return { exists: true, type: info.isDirectory ? "dir" : "other", mode: info.mode };
 }

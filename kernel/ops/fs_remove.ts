@@ -39,7 +39,14 @@ export const fsRemove = defineOp<FsRemoveArgs>({
     if (a.onlyIfEmpty && state.type === "dir") {
       for await (const _ of Deno.readDir(a.path)) return { path: a.path, removed: false };
     }
-    await Deno.remove(a.path, { recursive: a.recursive ?? false });
+    try {
+      await Deno.remove(a.path, { recursive: a.recursive ?? false });
+    } catch (error) {
+      if (a.missingOk && error instanceof Deno.errors.NotFound) {
+        return { path: a.path, removed: false };
+      }
+      throw error;
+    }
     return { path: a.path, removed: true };
   },
   simulate: (a, before) => ({

@@ -140,6 +140,9 @@ async function readUserCloudConfig(
   return text;
 }
 
+/** The timestamp of every date in a seed ISO made with xorriso (2000-01-01T00:00:00Z). */
+const SEED_EPOCH = 946684800;
+
 export default definePlugin({
   stages: {
     "load-config-toml": async (ctx) => {
@@ -220,10 +223,17 @@ export default definePlugin({
         "cidata",
         "-joliet",
         "-rock",
+        // Reproducible: the same VM file gives the same bytes (a resumed deploy, journal verify).
+        ...(useGenisoimage ? [] : ["--set_all_file_dates", `=${SEED_EPOCH}`]),
         ...paths,
       ];
       await ctx.op("fs.remove", { path: iso, missingOk: true });
-      await ctx.op("run", { argv, creates: [iso], timeoutMs: 60_000 });
+      await ctx.op("run", {
+        argv,
+        creates: [iso],
+        timeoutMs: 60_000,
+        ...(useGenisoimage ? {} : { env: { SOURCE_DATE_EPOCH: String(SEED_EPOCH) } }),
+      });
       ctx.set("session.guest_seed", { path: iso });
     },
     "pull-image": async (ctx) => {
