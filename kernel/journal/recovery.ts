@@ -7,7 +7,8 @@
 import type { Json, OpRequest } from "../../workers/protocol.ts";
 import type { Grants } from "../ops/broker.ts";
 import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
-import type { OpEnv } from "../ops/types.ts";
+import type { OpEnv, OpKind } from "../ops/types.ts";
+import { OP_KINDS } from "../ops/registry.ts";
 import type { StartupEnv } from "../paths.ts";
 import { Journal, loadTransaction, type Transaction } from "./journal.ts";
 import { atomicCopy, blobPath } from "../ops/_fs.ts";
@@ -107,9 +108,15 @@ function idempotent(op: OpRequest): OpRequest {
 
 /** The kernel's own grants for undoing what plugins did. */
 function recoveryGrants(ops: OpRequest[]): Grants {
-  const programs = ops.flatMap((op) =>
-    op.kind === "run" ? [String((op.args as { argv: string[] }).argv[0])] : []
-  );
+  // Whatever programs the inverses themselves need (lvremove for lvm.remove, argv[0] for run).
+  const programs = ops.flatMap((op) => {
+    const kind = OP_KINDS.get(op.kind) as OpKind<Record<string, Json>> | undefined;
+    const parsed = kind?.schema.safeParse(op.args);
+    if (!kind || !parsed?.success) return [];
+    return kind.permission(parsed.data).flatMap((need) =>
+      need.grant === "run" ? [need.program] : []
+    );
+  });
   return {
     plugin: "kernel:recovery",
     write: ["/"],
