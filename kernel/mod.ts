@@ -109,13 +109,14 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
   if (journal && options.resume) {
     await journal.append({ type: "resume", at: new Date().toISOString() });
   }
-  let pipeline: Pipeline | undefined;
+  // The checkpoint callback needs the pipeline, which needs the engine, which needs opEnv.
+  const pipelineRef: { current?: Pipeline } = {};
   const opEnv: OpEnv = {
     ...createOpEnv(env, options.ui, options.requestDir),
     ...(journal
       ? {
         checkpoint: async (stage: string) => {
-          const keys = pipeline!.stageWrites(stage);
+          const keys = pipelineRef.current!.stageWrites(stage);
           await journal.append({ type: "checkpoint", stage, keys });
           return { stage, saved: true, keys: Object.keys(keys) };
         },
@@ -135,7 +136,7 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
       : {},
     options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
   );
-  pipeline = new Pipeline({
+  const pipeline = new Pipeline({
     resolution: options.loaded,
     env,
     engine,
@@ -145,6 +146,7 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
     ...(options.stageTimeoutMs ? { stageTimeoutMs: options.stageTimeoutMs } : {}),
     ...(options.resume ? { completed: options.resume.completed } : {}),
   });
+  pipelineRef.current = pipeline;
   const onInterrupt = () => {
     if (engine.interrupted) {
       options.ui.warn("Still finishing the operation in progress; it is journaled either way");

@@ -8,3 +8,4 @@ DENO="$(bash scripts/deno.sh)"
 "$DENO" run --allow-all --no-prompt --unstable-worker-options scripts/bench_plan.ts
 "$DENO" run --allow-all --no-prompt scripts/bench_download.ts
 "$DENO" run --allow-all --no-prompt scripts/bench_seed.ts
+"$DENO" run --allow-all --no-prompt scripts/bench_journal.ts

@@ -41,6 +41,7 @@ Deno.test("gini plugins list --json prints each plugin's name, version, core, pr
     sysfs: [],
     lvm: false,
     request_files: false,
+    checkpoint: false,
   });
   assertEquals((compat.stages as { id: string }[]).map((s) => s.id), ["compat-check:write-report"]);
   for (const plugin of list) {

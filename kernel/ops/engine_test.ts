@@ -141,3 +141,34 @@ Deno.test("OpEngine: unknown op kinds and bad arguments are refused with a hint"
   );
   assert(engine.records.length === 0);
 });
+
+Deno.test("OpEngine: fs.restore puts a backup blob back, is idempotent, and refuses a file changed since", async () => {
+  const { root, grants, engine } = await setup("live");
+  const path = join(root, "conf");
+  const old = "old content\n";
+  const sha = await sha256Hex(old);
+  const blob = join(root, ".local/state/gini/journal/blobs", sha);
+  await Deno.mkdir(join(root, ".local/state/gini/journal/blobs"), { recursive: true });
+  await Deno.writeTextFile(blob, old);
+  await Deno.writeTextFile(path, "gini's\n");
+  const restore = {
+    kind: "fs.restore",
+    args: { path, sha256: sha, expect: await sha256Hex("gini's\n") },
+  };
+  await engine.request(grants, "s", restore);
+  assertEquals(await Deno.readTextFile(path), old);
+  assertEquals(
+    (await engine.request(grants, "s", restore) as { restored: boolean }).restored,
+    false,
+  );
+  await Deno.writeTextFile(path, "the user's edit\n");
+  await assertRejects(
+    () => engine.request(grants, "s", restore),
+    ConflictError,
+    "changed since Gini wrote it",
+  );
+  assertEquals(await Deno.readTextFile(path), "the user's edit\n");
+  await Deno.remove(blob);
+  await Deno.writeTextFile(path, "gini's\n");
+  await assertRejects(() => engine.request(grants, "s", restore), Error, "backup");
+});

@@ -93,7 +93,7 @@ export async function describePlugin(
     `    run: ${list(summary.ops.run)}`,
     `    download from: ${list(summary.ops.download)}; sysfs: ${list(summary.ops.sysfs)}; lvm: ${
       summary.ops.lvm ? "yes" : "no"
-    }`,
+    }${summary.ops.checkpoint ? "; journal checkpoints: yes" : ""}`,
     "  stages:",
     ...summary.stages.map((s) =>
       `    ${s.id}${s.after.length ? ` after ${s.after.join(", ")}` : ""}${
