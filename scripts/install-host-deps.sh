@@ -15,6 +15,10 @@ PACKAGES=(
   e2fsprogs  # mke2fs -d builds that guest's disk without mounting
   openssh-client # ssh into the guest through its port forward
   busybox-static # a shell inside fixture roots, where the VFIO tests chroot to run rebuild commands
+  gdisk      # sgdisk: the OpenCore image's GPT, made without mounting
+  dosfstools # mkfs.fat --offset: the FAT32 EFI system partition inside that image
+  mtools     # mcopy/mmd/mdir/mtype: the ESP's files, without mounting
+  grub-efi-amd64-bin # grub-mkstandalone: a real EFI program the macOS image test boots under OVMF
 )
 
 missing=()

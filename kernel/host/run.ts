@@ -40,7 +40,12 @@ export class HostRunner {
 
   /** @param searchPath the PATH captured at start-up */
   constructor(searchPath: string) {
-    this.#path = searchPath.split(":").filter((p) => isAbsolute(p));
+    // System tools (mkfs.fat, sgdisk, lvcreate) live in sbin, which users' PATH often lacks.
+    const dirs = searchPath.split(":").filter((p) => isAbsolute(p));
+    for (const sbin of ["/usr/local/sbin", "/usr/sbin", "/sbin"]) {
+      if (!dirs.includes(sbin)) dirs.push(sbin);
+    }
+    this.#path = dirs;
   }
 
   /** The absolute path of a program, or null when it is not installed. */

@@ -25,6 +25,8 @@ const DownloadArgs = z.strictObject({
   /** Expected size, for the plan and the progress bar. */
   sizeBytes: z.number().int().nonnegative().optional(),
   label: z.string().max(200).optional(),
+  /** A Cookie header (the macOS recovery protocol's AssetToken). */
+  cookie: z.string().max(4096).optional(),
 });
 type DownloadArgs = z.infer<typeof DownloadArgs>;
 
@@ -109,7 +111,12 @@ async function transfer(
         total ??= (await file.stat()).size;
         body = file.readable;
       } else {
-        const response = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {} });
+        const response = await fetch(url, {
+          headers: {
+            ...(have > 0 ? { Range: `bytes=${have}-` } : {}),
+            ...(a.cookie ? { Cookie: a.cookie } : {}),
+          },
+        });
         if (response.status === 404 || response.status === 410) {
           await response.body?.cancel();
           throw new DownloadError(

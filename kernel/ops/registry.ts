@@ -18,6 +18,8 @@ import { downloadOp } from "./download.ts";
 import { fileRead } from "./file_read.ts";
 import { sysfsWrite } from "./sysfs_write.ts";
 import { journalCheckpoint } from "./journal_checkpoint.ts";
+import { httpRequest } from "./http_request.ts";
+import { chunklistVerify } from "./chunklist_verify.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -39,6 +41,8 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     fileRead,
     sysfsWrite,
     journalCheckpoint,
+    httpRequest,
+    chunklistVerify,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

@@ -11,6 +11,13 @@ import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
 import { DiskSchema, parseSize, type VmConfig } from "./vm_schema.ts";
 import { vmMac } from "./_names.ts";
+import {
+  macosDisks,
+  type MacosPlan,
+  macosVarsTemplate,
+  planMacos,
+  type RecoveryImage,
+} from "./_macos.ts";
 
 /** The VM file: where it is and what it says. */
 export interface Source {
@@ -37,6 +44,8 @@ export function fromFile(source: Source, path: string): string {
 }
 
 const GIB = 1024 ** 3;
+
+export type { MacosPlan, RecoveryImage };
 
 /** Checks the request against the host; returns the accelerator and warnings. */
 export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
@@ -125,12 +134,27 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
       "Install swtpm",
     );
   }
-  return { accel, warnings };
+  if (config.guest !== "macos") return { accel, warnings, macos: null };
+  if (!config.firmware.code && host.firmware.ovmf.length === 0) {
+    throw configError(
+      source,
+      ["guest"],
+      "Cannot boot macOS: no OVMF firmware found on the host",
+      'Install OVMF (see "gini check"), or set firmware.code',
+    );
+  }
+  const macos = planMacos(config, host, source, accel);
+  return { accel, warnings: [...warnings, ...macos.warnings], macos: macos.plan };
 }
 
 /** The CPU and memory part. */
-export function defineCpuRam(config: VmConfig, accel: "kvm" | "tcg") {
-  const { cores, threads, sockets, model, features } = config.cpu;
+export function defineCpuRam(
+  config: VmConfig,
+  accel: "kvm" | "tcg",
+  macos: MacosPlan | null = null,
+) {
+  const { cores, threads, sockets } = config.cpu;
+  const { model, features } = macos?.cpu ?? config.cpu;
   return {
     cpu: { model, features, sockets, cores, threads, vcpus: cores * threads * sockets },
     memory: { bytes: parseSize(config.memory.size)!, hugepages: config.memory.hugepages },
@@ -157,8 +181,11 @@ export async function defineStorage(
   dir: string,
   probe: Probe,
   base: BaseImage | null = null,
+  macos: { plan: MacosPlan; recovery: RecoveryImage | null } | null = null,
 ): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
-  const disks: VmDisk[] = [];
+  // A macOS guest boots OpenCore from its own disk, with the recovery image next to it.
+  const disks: VmDisk[] = macos ? macosDisks(dir, macos.recovery) : [];
+  const first = disks.length;
   const names = new Set<string>();
   // A cloud image with no disk listed gets a 20 GiB root disk over it.
   const requested = base && config.disks.length === 0
@@ -265,12 +292,13 @@ export async function defineStorage(
       path,
       format: d.format,
       sizeBytes: size,
-      bus: d.bus,
+      // Releases before Big Sur have no virtio-blk driver.
+      bus: macos?.plan.release.disk === "sata" && d.bus === "virtio" ? "sata" : d.bus,
       backing,
       create,
       volumeGroup: d.volume_group ?? null,
       logicalVolume,
-      bootIndex: d.boot_order ?? (i === 0 && !config.boot?.kernel ? 1 : null),
+      bootIndex: d.boot_order ?? (i === 0 && first === 0 && !config.boot?.kernel ? 1 : null),
       readonly: d.readonly,
       cdrom: d.cdrom,
     });
@@ -301,7 +329,7 @@ export async function defineStorage(
     varsTemplate: null,
     vars: null,
   };
-  if (config.firmware.type === "uefi") {
+  if (config.firmware.type === "uefi" || macos) {
     const found = host.firmware.ovmf.find((f) =>
       f.secureBoot === config.firmware.secure_boot && f.vars
     ) ??
@@ -309,7 +337,10 @@ export async function defineStorage(
     const code = config.firmware.code
       ? fromFile(source, config.firmware.code)
       : found?.code ?? null;
-    const varsTemplate = config.firmware.vars
+    const varsTemplate = macos
+      // Written by opencore:compile from the host's template, with the resolution set.
+      ? macosVarsTemplate(dir, macos.plan.resolution)
+      : config.firmware.vars
       ? fromFile(source, config.firmware.vars)
       : found?.vars ?? null;
     if (!code || !varsTemplate) {
@@ -357,7 +388,7 @@ export async function defineStorage(
       "Add boot.kernel",
     );
   }
-  if (!disks.some((d) => d.name !== "cidata" || !d.cdrom) && !kernelBoot) {
+  if (!disks.slice(first).some((d) => d.name !== "cidata" || !d.cdrom) && !kernelBoot) {
     throw configError(
       source,
       ["disks"],

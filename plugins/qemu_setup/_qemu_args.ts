@@ -69,7 +69,13 @@ export function qemuArgv(def: Definition): string[] {
   push("-uuid", def.uuid);
   push(
     "-machine",
-    [def.machine, `accel=${def.accel}`, ...(def.firmware.secureBoot ? ["smm=on"] : [])].join(","),
+    [
+      def.machine,
+      `accel=${def.accel}`,
+      ...(def.firmware.secureBoot ? ["smm=on"] : []),
+      // macOS misbehaves with an HPET.
+      ...(def.guest === "macos" ? ["hpet=off"] : []),
+    ].join(","),
   );
   if (def.firmware.secureBoot) push("-global", "driver=cfi.pflash01,property=secure,value=on");
   push("-cpu", cpuArg(def));

@@ -24,6 +24,7 @@ import {
 import { vmUuid } from "./_names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
+import { macosArgs, type MacosPlan, type RecoveryImage } from "./_macos.ts";
 
 const source = (ctx: StageContext) =>
   ctx.get<{ file: string; text: string }>("session.user_vm_request")! as Source;
@@ -31,6 +32,21 @@ const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as
 const host = (ctx: StageContext) =>
   ctx.get("session.environment_data") as unknown as EnvironmentData;
 const vmDir = (ctx: StageContext, name: string) => join(ctx.dirs.data, "vms", name);
+const validated = (ctx: StageContext) =>
+  ctx.get("qemu_setup.validated") as unknown as {
+    accel: "kvm" | "tcg";
+    warnings: string[];
+    macos: MacosPlan | null;
+  };
+/** The macOS plan and the recovery image macos-recovery prepared, for a macOS guest. */
+const macosStorage = (ctx: StageContext) => {
+  const plan = validated(ctx).macos;
+  if (!plan) return null;
+  return {
+    plan,
+    recovery: (ctx.get("session.macos_recovery") ?? null) as unknown as RecoveryImage | null,
+  };
+};
 
 function probeWith(ctx: StageContext): Probe {
   return async (path) => {
@@ -98,13 +114,13 @@ export default definePlugin({
       ctx.set("qemu_setup.config", parseVmConfig(text, file) as unknown as Json);
     },
     "validate-vm-request": (ctx) => {
-      const validated = validateRequest(config(ctx), host(ctx), source(ctx));
-      for (const warning of validated.warnings) ctx.ui.warn(warning);
-      ctx.set("qemu_setup.validated", validated);
+      const checked = validateRequest(config(ctx), host(ctx), source(ctx));
+      for (const warning of checked.warnings) ctx.ui.warn(warning);
+      ctx.set("qemu_setup.validated", checked as unknown as Json);
     },
     "define-cpu-ram": (ctx) => {
-      const { accel } = ctx.get<{ accel: "kvm" | "tcg" }>("qemu_setup.validated")!;
-      ctx.set("qemu_setup.cpu_ram", defineCpuRam(config(ctx), accel) as unknown as Json);
+      const { accel, macos } = validated(ctx);
+      ctx.set("qemu_setup.cpu_ram", defineCpuRam(config(ctx), accel, macos) as unknown as Json);
     },
     "define-storage": async (ctx) => {
       const c = config(ctx);
@@ -116,6 +132,7 @@ export default definePlugin({
         vmDir(ctx, c.name),
         probeWith(ctx),
         base,
+        macosStorage(ctx),
       );
       ctx.set("qemu_setup.storage", storage as unknown as Json);
     },
@@ -143,7 +160,8 @@ export default definePlugin({
         VmDefinition,
         "usb" | "passthrough"
       >;
-      const validated = ctx.get<{ warnings: string[] }>("qemu_setup.validated")!;
+      const checked = validated(ctx);
+      const nics = ctx.get("qemu_setup.network") as unknown as VmDefinition["nics"];
       const definition: Omit<VmDefinition, "argv"> = {
         name: c.name,
         uuid: await vmUuid(c.name),
@@ -154,7 +172,12 @@ export default definePlugin({
         cpu: cpuRam.cpu,
         memory: cpuRam.memory,
         disks: storage.disks,
-        nics: ctx.get("qemu_setup.network") as unknown as VmDefinition["nics"],
+        // Releases before Big Sur have no virtio-net driver.
+        nics: checked.macos?.release.nic === "vmxnet3"
+          ? nics.map((n) =>
+            n.model === "virtio" ? { ...n, model: "vmxnet3", device: "vmxnet3" } : n
+          )
+          : nics,
         display: { type: c.display.type, port: c.display.port ?? null },
         firmware: storage.firmware,
         tpm: c.tpm.enabled
@@ -163,7 +186,7 @@ export default definePlugin({
         usb: vfio.usb,
         passthrough: vfio.passthrough,
         kernelBoot: storage.kernelBoot,
-        extraArgs: c.qemu.extra_args,
+        extraArgs: [...(checked.macos ? macosArgs() : []), ...c.qemu.extra_args],
         backend: c.qemu.backend,
         libvirtUri: c.qemu.libvirt_uri,
         paths: {
@@ -177,7 +200,7 @@ export default definePlugin({
         },
         hypervisor: { kvmHidden: false, hypervVendorId: null },
         emulator: "qemu-system-x86_64",
-        warnings: validated.warnings,
+        warnings: checked.warnings,
       };
       const final = await preVmStart(ctx, definition);
       ctx.set(

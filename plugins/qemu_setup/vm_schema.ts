@@ -111,6 +111,25 @@ export const LinuxSchema = z.strictObject({
 });
 export type LinuxConfig = z.output<typeof LinuxSchema>;
 
+/** `[macos]`: the release, and what OpenCore is built with. */
+export const MacosSchema = z.strictObject({
+  /** A release name or number: "monterey", "sonoma", "14" (gini macos versions lists them). */
+  version: z.string().min(1),
+  /** The screen size, for OpenCore and the OVMF variables. */
+  resolution: z.string().regex(/^\d{3,5}x\d{3,5}$/, 'expected "WIDTHxHEIGHT" like "1920x1080"')
+    .default("1920x1080"),
+  /** macOS boot arguments. */
+  boot_args: z.string().default("-v keepsyms=1"),
+  /** OpenCore's Misc.Security.SecureBootModel. */
+  secure_boot_model: z.enum(["Disabled", "Default"]).default("Disabled"),
+  /** Show OpenCore's boot picker, and for how many seconds (0: wait). */
+  show_picker: z.boolean().default(true),
+  timeout: z.number().int().min(0).max(60).default(5),
+  /** A folder of your own .kext bundles (relative to the VM file), added and enabled. */
+  kexts: z.string().min(1).optional(),
+});
+export type MacosConfig = z.output<typeof MacosSchema>;
+
 /** The schema of a VM file. */
 export const VmConfigSchema = z.strictObject({
   name,
@@ -158,6 +177,7 @@ export const VmConfigSchema = z.strictObject({
     cmdline: z.string().optional(),
   }).optional(),
   linux: LinuxSchema.optional(),
+  macos: MacosSchema.optional(),
   qemu: z.strictObject({
     extra_args: z.array(z.string()).default([]),
     backend: z.enum(["qemu", "libvirt"]).default("qemu"),

@@ -1,0 +1,60 @@
+/**
+ * custom-kexts: `add-kexts` lists the kext bundles in `<config-dir>/kexts/NAME`, checks each has
+ * a `Contents/Info.plist`, finds its executable, and hands opencore:assemble the files to copy
+ * and the Kernel.Add entries to enable (after the built-in kexts, in name order).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { type BaseContext, definePlugin } from "../../workers/sdk.ts";
+import type { VmConfig } from "../qemu_setup/vm_schema.ts";
+
+async function files(ctx: BaseContext, dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await ctx.host.readDir(dir)).sort()) {
+    const path = join(dir, name);
+    if ((await ctx.host.stat(path)).isDirectory) {
+      out.push(...await files(ctx, path, `${prefix}${name}/`));
+    } else out.push(`${prefix}${name}`);
+  }
+  return out;
+}
+
+export default definePlugin({
+  stages: {
+    async "add-kexts"(ctx) {
+      const c = ctx.get("qemu_setup.config") as unknown as VmConfig;
+      if (!ctx.get("opencore.config") || !c.macos?.kexts) {
+        return ctx.set("opencore.custom_kexts", { kexts: [], copies: [] });
+      }
+      const dir = join(ctx.dirs.config, "kexts", c.macos.kexts);
+      let names: string[];
+      try {
+        names = (await ctx.host.readDir(dir)).filter((n) => n.endsWith(".kext")).sort();
+      } catch {
+        throw Object.assign(new Error(`Cannot read the kexts folder "${dir}"`), {
+          code: "CONFIG_INVALID",
+          hint: `Create it and put your .kext bundles in it, or remove [macos] kexts`,
+        });
+      }
+      const kexts = [];
+      const copies = [];
+      for (const bundle of names) {
+        const all = await files(ctx, join(dir, bundle));
+        if (!all.includes("Contents/Info.plist")) {
+          throw Object.assign(new Error(`Cannot add "${bundle}": it has no Contents/Info.plist`), {
+            code: "CONFIG_INVALID",
+            hint: `Is ${join(dir, bundle)} a complete kext bundle?`,
+          });
+        }
+        const executable = all.find((f) => f.startsWith("Contents/MacOS/")) ?? "";
+        kexts.push({ bundle, executable, comment: `${bundle} (yours)` });
+        for (const f of all) {
+          copies.push({ from: join(dir, bundle, f), to: `EFI/OC/Kexts/${bundle}/${f}` });
+        }
+        ctx.ui.info(`Adding your kext ${bundle}`);
+      }
+      ctx.set("opencore.custom_kexts", { kexts, copies });
+    },
+  },
+});

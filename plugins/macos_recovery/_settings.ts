@@ -1,0 +1,49 @@
+/**
+ * `<config-dir>/macos.toml`: where macOS downloads come from (mirrors on this machine, for
+ * offline installs and tests) and extra chunklist keys. Read by macos-recovery and opencore.
+ *
+ * ```toml
+ * [recovery]
+ * server = "http://127.0.0.1:8080"   # speaks Apple's recovery protocol
+ * keys = ["C3E7…"]                   # more RSA moduli (hex) chunklists may be signed with
+ * [opencore]
+ * catalogue = "/srv/mirror/opencore.json"  # pinned releases and URLs instead of the built-in ones
+ * ```
+ *
+ * @module
+ */
+import { parse } from "smol-toml";
+import type { BaseContext } from "../../workers/sdk.ts";
+
+export interface MacosSettings {
+  recovery: { server: string; keys: string[] };
+  opencore: { catalogue: string | null };
+}
+
+/** The settings, with defaults for what the file does not say (or when there is no file). */
+export async function macosSettings(ctx: BaseContext): Promise<MacosSettings> {
+  const file = `${ctx.dirs.config}/macos.toml`;
+  let raw: Record<string, Record<string, unknown>> = {};
+  try {
+    raw = parse(await ctx.host.readText(file)) as typeof raw;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw Object.assign(
+        new Error(`Cannot read ${file}: ${error instanceof Error ? error.message : error}`),
+        { code: "CONFIG_INVALID", hint: "Fix the file or remove it" },
+      );
+    }
+  }
+  const server = raw.recovery?.server;
+  const keys = raw.recovery?.keys;
+  const catalogue = raw.opencore?.catalogue;
+  return {
+    recovery: {
+      server: typeof server === "string"
+        ? server.replace(/\/$/, "")
+        : "http://osrecovery.apple.com",
+      keys: Array.isArray(keys) ? keys.map(String) : [],
+    },
+    opencore: { catalogue: typeof catalogue === "string" ? catalogue : null },
+  };
+}

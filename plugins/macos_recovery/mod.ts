@@ -1,0 +1,157 @@
+/**
+ * macos-recovery: `prepare` fetches and verifies the recovery image of a macOS VM's release.
+ *
+ * The protocol (as OpenCorePkg's macrecovery documents it): GET the server's root for a
+ * `session` cookie; POST `InstallationPayload/RecoveryImage` with `cid`, `sn` (MLB), `bid`
+ * (board-id), `k`, `fg` and `os`; the answer's `AU`/`AT` are the image URL and its AssetToken,
+ * `CU`/`CT` those of the chunklist. Both are downloaded (resumable, with progress) with the
+ * token as a cookie, the chunklist's signature and every chunk are verified, and the image is
+ * converted to raw once per release under `<cache-dir>/macos/<release>/`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { definePlugin, type StageContext } from "../../workers/sdk.ts";
+import type { VmConfig } from "../qemu_setup/vm_schema.ts";
+import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/_releases.ts";
+import { macosSettings } from "./_settings.ts";
+import keys from "./keys.json" with { type: "json" };
+
+const HEX = "0123456789ABCDEF";
+const randomHex = (n: number) =>
+  Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => HEX[b % 16]).join("");
+
+function fail(message: string, hint: string, code = "RECOVERY_FAILED"): never {
+  throw Object.assign(new Error(message), { code, hint });
+}
+
+/** The answer of the RecoveryImage request, as "KEY: value" lines. */
+export function parseImageInfo(text: string): Record<string, string> {
+  const info: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const at = line.indexOf(": ");
+    if (at > 0) info[line.slice(0, at).trim()] = line.slice(at + 2).trim();
+  }
+  return info;
+}
+
+async function exists(ctx: StageContext, path: string): Promise<boolean> {
+  try {
+    await ctx.host.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function prepare(ctx: StageContext, release: MacRelease) {
+  const settings = await macosSettings(ctx);
+  const server = settings.recovery.server;
+  const dir = join(ctx.dirs.cache, "macos", release.name);
+  const raw = join(dir, "BaseSystem.img");
+  if (await exists(ctx, raw)) {
+    const { size } = await ctx.host.stat(raw);
+    ctx.ui.info(`${release.title}: using the verified recovery image in ${raw}`);
+    return { path: raw, sizeBytes: size, release: release.name, cached: true };
+  }
+  const session = await ctx.op<{ status: number; cookies: string[] }>("http.request", {
+    url: `${server}/`,
+    headers: { "User-Agent": "InternetRecovery/1.0" },
+    label: `Open a recovery session with ${server}`,
+  });
+  const cookie = ctx.dryRun
+    ? "session=…"
+    : session.cookies.map((c) => c.split(";")[0]!).find((c) => c.startsWith("session="));
+  if (!cookie) {
+    fail(
+      `Cannot start a recovery session: ${server} answered ${session.status} without a session cookie`,
+      "Try again later; Apple's recovery server may be busy",
+    );
+  }
+  const body = [
+    `cid=${randomHex(16)}`,
+    `sn=${release.mlb}`,
+    `bid=${release.boardId}`,
+    `k=${randomHex(64)}`,
+    `fg=${randomHex(64)}`,
+    `os=${release.os}`,
+  ].join("\n");
+  const answer = await ctx.op<{ status: number; text: string }>("http.request", {
+    url: `${server}/InstallationPayload/RecoveryImage`,
+    method: "POST",
+    headers: {
+      "User-Agent": "InternetRecovery/1.0",
+      "Cookie": cookie,
+      "Content-Type": "text/plain",
+    },
+    body,
+    label: `Ask ${server} for the ${release.title} recovery image (board-id ${release.boardId})`,
+  });
+  let info: Record<string, string> = {
+    AP: release.title,
+    AU: `${server}/recovery/${release.name}/BaseSystem.dmg`,
+    AT: "",
+    CU: `${server}/recovery/${release.name}/BaseSystem.chunklist`,
+    CT: "",
+  };
+  if (!ctx.dryRun) {
+    if (answer.status !== 200) {
+      fail(
+        `Cannot get the ${release.title} recovery image: ${server} answered ${answer.status} for board-id ${release.boardId}`,
+        "The server does not offer this release for that board; check gini macos versions",
+      );
+    }
+    info = parseImageInfo(answer.text);
+    const missing = ["AP", "AU", "AT", "CU", "CT"].filter((k) => !info[k]);
+    if (missing.length) {
+      fail(
+        `Cannot use the recovery server's answer: it lacks ${missing.join(", ")}`,
+        "The protocol may have changed; report it with the answer from gini -v",
+      );
+    }
+  }
+  ctx.ui.info(`${release.title}: recovery product ${info.AP}`);
+  const image = await ctx.op<{ path: string }>("download", {
+    url: info.AU!,
+    cookie: `AssetToken=${info.AT}`,
+    label: `Downloading the ${release.title} recovery image`,
+  });
+  const chunklist = await ctx.op<{ path: string }>("download", {
+    url: info.CU!,
+    cookie: `AssetToken=${info.CT}`,
+    label: `Downloading its chunklist`,
+  });
+  await ctx.op("chunklist.verify", {
+    image: image.path || info.AU!,
+    chunklist: chunklist.path || info.CU!,
+    keys: [...keys.keys, ...settings.recovery.keys],
+  });
+  await ctx.op("fs.mkdir", { path: dir });
+  await ctx.op("run", {
+    argv: ["qemu-img", "convert", "-O", "raw", image.path || info.AU!, raw],
+    creates: [raw],
+    timeoutMs: 3_600_000,
+  });
+  const sizeBytes = ctx.dryRun ? null : (await ctx.host.stat(raw)).size;
+  return { path: raw, sizeBytes, release: release.name, cached: false };
+}
+
+export default definePlugin({
+  stages: {
+    async prepare(ctx) {
+      const config = ctx.get("qemu_setup.config") as unknown as VmConfig;
+      if (config.guest !== "macos" || !config.macos) {
+        return ctx.set("session.macos_recovery", null);
+      }
+      const release = findRelease(config.macos.version);
+      if (!release) {
+        fail(
+          `Cannot download macOS "${config.macos.version}": not a release Gini knows`,
+          `Known: ${MAC_RELEASES.map((r) => r.name).join(", ")}`,
+          "CONFIG_INVALID",
+        );
+      }
+      ctx.set("session.macos_recovery", await prepare(ctx, release));
+    },
+  },
+});

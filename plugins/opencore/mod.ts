@@ -1,0 +1,350 @@
+/**
+ * opencore: a macOS VM's OpenCore boot disk, built locally from pinned components.
+ *
+ * gather → edit → (custom-kexts:add-kexts) → branding → assemble → compile. Every file and
+ * program goes through kernel ops, so `gini plan` shows the whole build and a failure is
+ * rolled back.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { unzipSync } from "fflate";
+import { type BaseContext, definePlugin, type StageContext } from "../../workers/sdk.ts";
+import type { VmConfig } from "../qemu_setup/vm_schema.ts";
+import type { EnvironmentData } from "../env_check/contracts.ts";
+import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
+import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
+import { buildConfig, configXml, type KextEntry, type PlistValue } from "./_config.ts";
+import { setOvmfResolution } from "./_ovmf.ts";
+import { macosSettings } from "../macos_recovery/_settings.ts";
+import builtin from "./catalogue.json" with { type: "json" };
+
+/** Pinned components (`catalogue.json`, or the one `<config-dir>/macos.toml` names). */
+export interface Catalogue {
+  opencore: { version: string; url: string; sha256: string; files: Record<string, string> };
+  kexts: {
+    name: string;
+    version: string;
+    url: string;
+    sha256: string;
+    bundles: Record<string, string>;
+  }[];
+}
+
+interface Sources {
+  release: string;
+  catalogue: Catalogue;
+  /** Cached zips by component name; null in a dry run before they are downloaded. */
+  zips: Record<string, string | null>;
+  ovmfVars: string;
+}
+
+interface Edited {
+  plist: Record<string, PlistValue>;
+  identity: MacIdentity;
+  kexts: KextEntry[];
+}
+
+const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as VmConfig;
+const vmDir = (ctx: BaseContext, name: string) => join(ctx.dirs.data, "vms", name);
+
+function fail(message: string, hint: string, code = "OPENCORE_FAILED"): never {
+  throw Object.assign(new Error(message), { code, hint });
+}
+
+function macRelease(c: VmConfig): MacRelease | null {
+  if (c.guest !== "macos" || !c.macos) return null;
+  return findRelease(c.macos.version) ?? null;
+}
+
+async function readCatalogue(ctx: BaseContext): Promise<Catalogue> {
+  const settings = await macosSettings(ctx);
+  if (!settings.opencore.catalogue) return builtin as Catalogue;
+  try {
+    return JSON.parse(await Deno.readTextFile(settings.opencore.catalogue)) as Catalogue;
+  } catch (error) {
+    fail(
+      `Cannot read the OpenCore catalogue "${settings.opencore.catalogue}": ${
+        error instanceof Error ? error.message : error
+      }`,
+      "Fix opencore.catalogue in <config-dir>/macos.toml",
+      "CONFIG_INVALID",
+    );
+  }
+}
+
+async function readZip(path: string | null, what: string): Promise<Record<string, Uint8Array>> {
+  if (!path) return {};
+  try {
+    return unzipSync(await Deno.readFile(path));
+  } catch (error) {
+    fail(
+      `Cannot open the ${what} zip "${path}": ${error instanceof Error ? error.message : error}`,
+      "Remove it from the cache and run the command again",
+    );
+  }
+}
+
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
+
+/** The FAT volume label for a VM name: 11 characters, upper case, letters, digits and '-'. */
+export function volumeLabel(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9-]+/g, "").slice(0, 11) || "OPENCORE";
+}
+
+export default definePlugin({
+  stages: {
+    async gather(ctx) {
+      const c = config(ctx);
+      const release = macRelease(c);
+      if (!release) return ctx.set("opencore.sources", null);
+      const catalogue = await readCatalogue(ctx);
+      const zips: Record<string, string | null> = {};
+      const components = [
+        { name: "OpenCorePkg", ...catalogue.opencore },
+        ...catalogue.kexts,
+      ];
+      for (const part of components) {
+        const got = await ctx.op<{ path: string }>("download", {
+          url: part.url,
+          sha256: part.sha256,
+          label: `Downloading ${part.name} ${part.version}`,
+        });
+        zips[part.name] = ctx.dryRun ? null : got.path;
+      }
+      const host = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      const ovmf = host.firmware.ovmf.find((f) => !f.secureBoot && f.vars) ??
+        host.firmware.ovmf.find((f) => f.vars);
+      if (!ovmf?.vars) {
+        fail("Cannot find an OVMF variables template", "Install OVMF (see gini check)");
+      }
+      ctx.set("opencore.sources", {
+        release: release.name,
+        catalogue,
+        zips,
+        ovmfVars: ovmf.vars,
+      } as unknown as Sources as never);
+    },
+
+    async edit(ctx) {
+      const c = config(ctx);
+      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
+      const release = macRelease(c);
+      if (!sources || !release || !c.macos) return ctx.set("opencore.config", null);
+      // The VM's Mac identity is drawn once and kept outside the VM's folder, so that gini rm
+      // and a rebuild keep the same Mac (Apple's services see one machine).
+      const idDir = join(ctx.dirs.data, "macos", "identities");
+      const idFile = join(idDir, `${c.name}.json`);
+      let identity: MacIdentity;
+      try {
+        identity = JSON.parse(await ctx.host.readText(idFile)) as MacIdentity;
+        const problems = identityProblems(identity);
+        if (problems.length) {
+          fail(
+            `Cannot use the Mac identity in ${idFile}: ${problems.join(", ")} malformed`,
+            "Fix it, or remove the file to draw a new identity",
+            "CONFIG_INVALID",
+          );
+        }
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        identity = newIdentity(release.smbios);
+        await ctx.op("fs.mkdir", { path: idDir });
+        await ctx.op("fs.write", {
+          path: idFile,
+          content: `${JSON.stringify(identity, null, 2)}\n`,
+          mode: 0o600,
+        });
+        ctx.ui.info(
+          `New Mac identity for "${c.name}": ${identity.model}, serial ${identity.serial}`,
+        );
+      }
+      const files = Object.values(sources.catalogue.opencore.files);
+      const kexts: KextEntry[] = sources.catalogue.kexts.flatMap((k) =>
+        Object.values(k.bundles).map((bundle) => ({
+          bundle,
+          executable: `Contents/MacOS/${bundle.replace(/\.kext$/, "")}`,
+          comment: `${k.name} ${k.version}`,
+        }))
+      );
+      const plist = buildConfig({
+        identity,
+        kexts,
+        drivers: files.filter((f) => f.startsWith("EFI/OC/Drivers/")).map((f) =>
+          f.slice("EFI/OC/Drivers/".length)
+        ),
+        tools: files.filter((f) => f.startsWith("EFI/OC/Tools/")).map((f) =>
+          f.slice("EFI/OC/Tools/".length)
+        ),
+        bootArgs: c.macos.boot_args,
+        resolution: `${c.macos.resolution}@32`,
+        secureBootModel: c.macos.secure_boot_model,
+        showPicker: c.macos.show_picker,
+        timeout: c.macos.timeout,
+      });
+      ctx.set("opencore.config", { plist, identity, kexts } as unknown as Edited as never);
+    },
+
+    branding(ctx) {
+      const c = config(ctx);
+      if (!ctx.get("opencore.config")) return ctx.set("opencore.branding", null);
+      const name = c.description ?? c.name;
+      ctx.set("opencore.branding", {
+        name,
+        volumeLabel: volumeLabel(c.name),
+        picker: { PickerAttributes: 17, PickerVariant: "Auto", HideAuxiliary: true },
+      });
+    },
+
+    async assemble(ctx) {
+      const c = config(ctx);
+      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
+      const edited = ctx.get("opencore.config") as unknown as Edited | null;
+      if (!sources || !edited) return ctx.set("opencore.tree", null);
+      const branding = ctx.get("opencore.branding") as unknown as {
+        picker: Record<string, PlistValue>;
+      };
+      const custom = (ctx.get("opencore.custom_kexts") ?? { kexts: [], copies: [] }) as unknown as {
+        kexts: KextEntry[];
+        copies: { from: string; to: string }[];
+      };
+      const root = join(vmDir(ctx, c.name), "opencore");
+      const wanted = new Map<string, Uint8Array | null>();
+      const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
+      for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
+        if (sources.zips.OpenCorePkg && !oc[from]) {
+          fail(
+            `Cannot build OpenCore: ${sources.catalogue.opencore.url} has no ${from}`,
+            "The catalogue's file list does not match the release; fix the catalogue",
+          );
+        }
+        wanted.set(to, oc[from] ?? null);
+      }
+      for (const kext of sources.catalogue.kexts) {
+        const zip = await readZip(sources.zips[kext.name] ?? null, kext.name);
+        for (const [from, bundle] of Object.entries(kext.bundles)) {
+          const entries = Object.entries(zip).filter(([p, d]) =>
+            p.startsWith(`${from}/`) && !p.endsWith("/") && d.byteLength >= 0
+          );
+          if (
+            sources.zips[kext.name] && !entries.some(([p]) => p === `${from}/Contents/Info.plist`)
+          ) {
+            fail(
+              `Cannot build OpenCore: ${kext.url} has no ${from}/Contents/Info.plist`,
+              "The catalogue's bundle path does not match the release; fix the catalogue",
+            );
+          }
+          if (entries.length === 0) wanted.set(`EFI/OC/Kexts/${bundle}/Contents/Info.plist`, null);
+          for (const [p, d] of entries) {
+            wanted.set(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d);
+          }
+        }
+      }
+      const plist = structuredClone(edited.plist) as Record<string, Record<string, PlistValue>>;
+      (plist.Kernel!.Add as PlistValue[]).push(
+        ...custom.kexts.map((k) => ({
+          Arch: "x86_64",
+          BundlePath: k.bundle,
+          Comment: k.comment,
+          Enabled: true,
+          ExecutablePath: k.executable,
+          MaxKernel: "",
+          MinKernel: "",
+          PlistPath: "Contents/Info.plist",
+        })),
+      );
+      Object.assign(plist.Misc!.Boot as Record<string, PlistValue>, branding.picker);
+      const dirs = new Set<string>([
+        "EFI/OC/ACPI",
+        "EFI/OC/Resources",
+        "EFI/OC/Drivers",
+        "EFI/OC/Tools",
+      ]);
+      for (const path of [...wanted.keys(), ...custom.copies.map((x) => x.to)]) {
+        dirs.add(path.split("/").slice(0, -1).join("/"));
+      }
+      // A rebuild starts from an empty tree.
+      await ctx.op("fs.remove", { path: root, recursive: true, missingOk: true });
+      for (const dir of [...dirs].sort()) await ctx.op("fs.mkdir", { path: join(root, dir) });
+      for (const [path, bytes] of [...wanted.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+        await ctx.op("fs.write", {
+          path: join(root, path),
+          contentBase64: base64(bytes ?? new Uint8Array()),
+        });
+      }
+      for (const copy of custom.copies) {
+        await ctx.op("fs.copy", { from: copy.from, to: join(root, copy.to) });
+      }
+      await ctx.op("fs.write", {
+        path: join(root, "EFI/OC/config.plist"),
+        content: configXml(plist),
+      });
+      ctx.set("opencore.tree", {
+        root,
+        files: [...wanted.keys(), ...custom.copies.map((x) => x.to), "EFI/OC/config.plist"].sort(),
+      });
+    },
+
+    async compile(ctx) {
+      const c = config(ctx);
+      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
+      const tree = ctx.get("opencore.tree") as unknown as { root: string } | null;
+      if (!sources || !tree || !c.macos) return ctx.set("opencore.image", null);
+      const branding = ctx.get("opencore.branding") as unknown as { volumeLabel: string };
+      const dir = vmDir(ctx, c.name);
+      const raw = join(dir, "OpenCore.img");
+      const qcow2 = join(dir, "OpenCore.qcow2");
+      const sizeMiB = 64;
+      // GPT: the partition runs from sector 2048 (1 MiB) to the last usable sector, leaving 34
+      // sectors for the backup table; mkfs.fat gets its size in KiB.
+      const sectors = sizeMiB * 2048;
+      const partitionKiB = Math.floor((sectors - 34 - 2048) / 2);
+      const image = `${raw}@@1M`;
+      await ctx.op("fs.remove", { path: raw, missingOk: true });
+      await ctx.op("fs.remove", { path: qcow2, missingOk: true });
+      await ctx.op("run", {
+        argv: ["qemu-img", "create", "-q", "-f", "raw", raw, `${sizeMiB}M`],
+        creates: [raw],
+      });
+      await ctx.op("run", {
+        argv: ["sgdisk", "-n", "1:2048:0", "-t", "1:EF00", "-c", "1:EFI System", raw],
+      });
+      await ctx.op("run", {
+        argv: [
+          "mkfs.fat",
+          "-F",
+          "32",
+          "-s",
+          "1",
+          "-S",
+          "512",
+          "-n",
+          branding.volumeLabel,
+          "--offset",
+          "2048",
+          raw,
+          String(partitionKiB),
+        ],
+      });
+      await ctx.op("run", {
+        argv: ["mcopy", "-s", "-Q", "-i", image, join(tree.root, "EFI"), "::/"],
+        env: { MTOOLS_SKIP_CHECK: "1" },
+      });
+      await ctx.op("run", {
+        argv: ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow2],
+        creates: [qcow2],
+      });
+      await ctx.op("fs.remove", { path: raw });
+      const size = parseResolution(c.macos.resolution)!;
+      const vars = setOvmfResolution(
+        await Deno.readFile(sources.ovmfVars),
+        size.width,
+        size.height,
+      );
+      const varsPath = join(dir, `OVMF_VARS-${c.macos.resolution}.fd`);
+      await ctx.op("fs.write", { path: varsPath, contentBase64: base64(vars), overwrite: true });
+      ctx.set("opencore.image", { path: qcow2, vars: varsPath, release: sources.release });
+    },
+  },
+});
