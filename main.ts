@@ -34,6 +34,8 @@ import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
 import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
+import { CPU_PROFILES, findRelease, MAC_RELEASES } from "./plugins/opencore/_releases.ts";
+import { macosVmToml } from "./plugins/opencore/_vmfile.ts";
 import { listTransactions, readJournal } from "./kernel/journal/journal.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
 import { sha256Hex } from "./kernel/ops/_fs.ts";
@@ -79,6 +81,17 @@ async function requestDefaults(env: StartupEnv): Promise<{ user?: string; sshKey
     }
   } catch { /* no ~/.ssh */ }
   return { ...(env.user ? { user: env.user } : {}), sshKeys: sshKeys.sort() };
+}
+
+/** A macOS release by name, or a usage error listing them. */
+function macRelease(name: string) {
+  const release = findRelease(name);
+  if (!release) {
+    throw new UsageError(`Cannot install macOS "${name}": not a release Gini knows`, {
+      hint: `Known: ${MAC_RELEASES.map((r) => r.name).join(", ")} (gini macos versions)`,
+    });
+  }
+  return release;
 }
 
 /** The lines of a rollback report. */
@@ -421,17 +434,27 @@ function buildProgram(
     .description("write a commented VM file, sized for this host")
     .argument("<name>", "the VM's name")
     .option("--guest <guest>", "linux, windows, macos or other", "linux")
+    .option("--version <release>", "the macOS release (gini macos versions), with --guest macos")
     .option("-o, --output <file>", "where to write it (default NAME.toml)")
-    .action(run(async (c, name: string, options: { guest: string; output?: string }) => {
-      const text = newVmToml(
-        name,
-        options.guest,
-        await query<EnvironmentData>(
-          c,
-          "env-check:finalize-host-report",
-          "session.environment_data",
-        ),
+    .action(run(async (
+      c,
+      name: string,
+      options: { guest: string; output?: string; version?: string },
+    ) => {
+      const host = await query<EnvironmentData>(
+        c,
+        "env-check:finalize-host-report",
+        "session.environment_data",
       );
+      const text = options.guest === "macos"
+        ? macosVmToml({
+          name,
+          release: macRelease(options.version ?? "sonoma"),
+          cores: Math.max(2, 2 ** Math.floor(Math.log2(Math.max(2, host.cpu.threads / 2)))),
+          memory: host.memory.totalBytes >= 16 * 1024 ** 3 ? "8G" : "4G",
+          disk: "64G",
+        })
+        : newVmToml(name, options.guest, host);
       const out = resolve(c.env.cwd, options.output ?? `${name}.toml`);
       try {
         await Deno.writeTextFile(out, text, { createNew: true });
@@ -657,6 +680,95 @@ function buildProgram(
             ).join("\n"),
       );
       return changed.length ? 1 : 0;
+    }));
+
+  const macos = program.command("macos").description("macOS releases Gini can install");
+  macos.command("versions")
+    .description("list the releases: name, version, recovery board-id, CPU model, disk and NIC")
+    .action(run(({ ui }) => {
+      const list = MAC_RELEASES.map((r) => ({ ...r, cpuModel: CPU_PROFILES[r.cpu].model }));
+      ui.result(list, () =>
+        [
+          "name         version  title                 board-id               CPU model       disk    nic",
+          ...list.map((r) =>
+            `${r.name.padEnd(12)} ${r.version.padEnd(8)} ${r.title.padEnd(21)} ${
+              r.boardId.padEnd(22)
+            } ${r.cpuModel.padEnd(15)} ${r.disk.padEnd(7)} ${r.nic}`
+          ),
+          "",
+          "Run macOS only on Apple hardware, as Apple's licence requires.",
+        ].join("\n"));
+    }));
+
+  program.command("create-vm")
+    .description(
+      "make a macOS VM in one step: its file, OpenCore disk, recovery image, and start it",
+    )
+    .requiredOption("--name <name>", "the VM's name (spaces allowed)")
+    .requiredOption("--version <release>", "the macOS release (gini macos versions)")
+    .option("--cpu-cores <n>", "cores (a power of two)", "4")
+    .option("--ram <size>", "memory", "8G")
+    .option("--disk <size>", "the macOS disk", "64G")
+    .action(run(async (
+      c,
+      options: { name: string; version: string; cpuCores: string; ram: string; disk: string },
+    ) => {
+      const cores = Number(options.cpuCores);
+      if (!Number.isInteger(cores) || cores < 1) {
+        throw new UsageError(`Cannot use --cpu-cores "${options.cpuCores}": expected a number`);
+      }
+      const slug = options.name.trim().replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "");
+      if (!slug) throw new UsageError(`Cannot make a VM name from "${options.name}"`);
+      const text = macosVmToml({
+        name: slug,
+        ...(slug !== options.name ? { description: options.name } : {}),
+        release: macRelease(options.version),
+        cores,
+        memory: options.ram,
+        disk: options.disk,
+      });
+      const file = resolve(c.env.dirs.config, "vms", `${slug}.toml`);
+      const dryRun = c.flags.dryRun ?? false;
+      if (!dryRun) {
+        await Deno.mkdir(dirname(file), { recursive: true });
+        try {
+          await Deno.writeTextFile(file, text, { createNew: true });
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+          if ((await Deno.readTextFile(file)) !== text) {
+            throw new UsageError(`Cannot create "${slug}": ${file} exists with other settings`, {
+              hint: `Edit it and run "gini up ${file}", or choose another --name`,
+            });
+          }
+        }
+      }
+      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
+      const { result, report } = await runStages({
+        env: c.env,
+        loaded,
+        ui: c.ui,
+        dryRun,
+        targets: ["deploy:start"],
+        seeds: {
+          "session.user_vm_request": { file, text, defaults: await requestDefaults(c.env) },
+        },
+        requestDir: dirname(file),
+        command: `create-vm ${slug}`,
+        pluginDirs: c.flags.pluginDir ?? [],
+        recoverBy: "resume",
+      });
+      if (!result.ok) throw result.error;
+      const def = result.context["session.vm_definition"] as unknown as VmDefinition;
+      c.ui.result({ ...report, file, vmDefinition: def }, () =>
+        [
+          renderReport(report),
+          "",
+          dryRun
+            ? `VM file (written to ${file} without --dry-run):\n${text}`
+            : `VM "${def.name}" started under ${def.accel.toUpperCase()}: connect a VNC viewer to 127.0.0.1:${
+              5900 + (def.display.port ?? 0)
+            }; its file is ${file}`,
+        ].join("\n"));
     }));
 
   const vfio = program.command("vfio").description(

@@ -29,6 +29,12 @@ const RunArgs = z.strictObject({
   rebuild: z.boolean().optional(),
   /** Files the command creates: they must be in the write grant, and undoing the run removes them. */
   creates: z.array(z.string().min(1)).optional(),
+  /**
+   * The only files the command changes, all created earlier in the same run (a disk image being
+   * partitioned and formatted): they must be in the write grant, and undoing their creation
+   * undoes this too, so the run itself has nothing to undo.
+   */
+  modifies: z.array(z.string().min(1)).optional(),
 });
 type RunArgs = z.infer<typeof RunArgs>;
 
@@ -72,7 +78,10 @@ export const runOp = defineOp<RunArgs>({
   estimate: (a) => ({ bytes: a.estimateBytes ?? 0, seconds: a.estimateSeconds ?? 1 }),
   permission: (a) => [
     { grant: "run", program: a.argv[0]! },
-    ...(a.creates ?? []).map((path) => ({ grant: "write" as const, path })),
+    ...[...(a.creates ?? []), ...(a.modifies ?? [])].map((path) => ({
+      grant: "write" as const,
+      path,
+    })),
   ],
   readOnly: (a) => isReadOnlyInvocation(a.argv),
   capture: () => Promise.resolve(null),
@@ -90,7 +99,7 @@ export const runOp = defineOp<RunArgs>({
   inverse: (a): OpRequest[] | null => {
     if (isReadOnlyInvocation(a.argv)) return [];
     if (a.rebuild) return [{ kind: "run", args: { argv: a.argv, rebuild: true } }];
-    if (!a.undo && !a.creates) return null;
+    if (!a.undo && !a.creates) return a.modifies ? [] : null;
     return [
       ...(a.undo ?? []).map((argv) => ({ kind: "run", args: { argv } })),
       ...(a.creates ?? []).map((path) => ({ kind: "fs.remove", args: { path, missingOk: true } })),

@@ -6,9 +6,10 @@
  * [recovery]
  * server = "http://127.0.0.1:8080"   # speaks Apple's recovery protocol
  * keys = ["C3E7…"]                   # more RSA moduli (hex) chunklists may be signed with
- * [opencore]
- * catalogue = "/srv/mirror/opencore.json"  # pinned releases and URLs instead of the built-in ones
  * ```
+ *
+ * `<config-dir>/opencore.json`, when present, replaces the built-in OpenCore catalogue (pinned
+ * releases and their URLs, for a mirror).
  *
  * @module
  */
@@ -17,7 +18,6 @@ import type { BaseContext } from "../../workers/sdk.ts";
 
 export interface MacosSettings {
   recovery: { server: string; keys: string[] };
-  opencore: { catalogue: string | null };
 }
 
 /** The settings, with defaults for what the file does not say (or when there is no file). */
@@ -36,7 +36,6 @@ export async function macosSettings(ctx: BaseContext): Promise<MacosSettings> {
   }
   const server = raw.recovery?.server;
   const keys = raw.recovery?.keys;
-  const catalogue = raw.opencore?.catalogue;
   return {
     recovery: {
       server: typeof server === "string"
@@ -44,6 +43,5 @@ export async function macosSettings(ctx: BaseContext): Promise<MacosSettings> {
         : "http://osrecovery.apple.com",
       keys: Array.isArray(keys) ? keys.map(String) : [],
     },
-    opencore: { catalogue: typeof catalogue === "string" ? catalogue : null },
   };
 }

@@ -121,14 +121,17 @@ async function prepare(ctx: StageContext, release: MacRelease) {
     cookie: `AssetToken=${info.CT}`,
     label: `Downloading its chunklist`,
   });
+  // A dry run has no downloaded files yet: name them as they will be found.
+  const dmg = image.path || join(ctx.dirs.cache, "downloads", "BaseSystem.dmg");
+  const cnkl = chunklist.path || join(ctx.dirs.cache, "downloads", "BaseSystem.chunklist");
   await ctx.op("chunklist.verify", {
-    image: image.path || info.AU!,
-    chunklist: chunklist.path || info.CU!,
+    image: dmg,
+    chunklist: cnkl,
     keys: [...keys.keys, ...settings.recovery.keys],
   });
   await ctx.op("fs.mkdir", { path: dir });
   await ctx.op("run", {
-    argv: ["qemu-img", "convert", "-O", "raw", image.path || info.AU!, raw],
+    argv: ["qemu-img", "convert", "-O", "raw", dmg, raw],
     creates: [raw],
     timeoutMs: 3_600_000,
   });

@@ -17,7 +17,6 @@ import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
 import { buildConfig, configXml, type KextEntry, type PlistValue } from "./_config.ts";
 import { setOvmfResolution } from "./_ovmf.ts";
-import { macosSettings } from "../macos_recovery/_settings.ts";
 import builtin from "./catalogue.json" with { type: "json" };
 
 /** Pinned components (`catalogue.json`, or the one `<config-dir>/macos.toml` names). */
@@ -59,16 +58,21 @@ function macRelease(c: VmConfig): MacRelease | null {
 }
 
 async function readCatalogue(ctx: BaseContext): Promise<Catalogue> {
-  const settings = await macosSettings(ctx);
-  if (!settings.opencore.catalogue) return builtin as Catalogue;
+  const file = join(ctx.dirs.config, "opencore.json");
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(settings.opencore.catalogue)) as Catalogue;
+    text = await ctx.host.readText(file);
+  } catch {
+    return builtin as Catalogue;
+  }
+  try {
+    return JSON.parse(text) as Catalogue;
   } catch (error) {
     fail(
-      `Cannot read the OpenCore catalogue "${settings.opencore.catalogue}": ${
+      `Cannot read the OpenCore catalogue "${file}": ${
         error instanceof Error ? error.message : error
       }`,
-      "Fix opencore.catalogue in <config-dir>/macos.toml",
+      "Fix it, or remove it to use the built-in catalogue",
       "CONFIG_INVALID",
     );
   }
@@ -309,6 +313,7 @@ export default definePlugin({
       });
       await ctx.op("run", {
         argv: ["sgdisk", "-n", "1:2048:0", "-t", "1:EF00", "-c", "1:EFI System", raw],
+        modifies: [raw],
       });
       await ctx.op("run", {
         argv: [
@@ -326,16 +331,18 @@ export default definePlugin({
           raw,
           String(partitionKiB),
         ],
+        modifies: [raw],
       });
       await ctx.op("run", {
         argv: ["mcopy", "-s", "-Q", "-i", image, join(tree.root, "EFI"), "::/"],
         env: { MTOOLS_SKIP_CHECK: "1" },
+        modifies: [raw],
       });
       await ctx.op("run", {
         argv: ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow2],
         creates: [qcow2],
       });
-      await ctx.op("fs.remove", { path: raw });
+      await ctx.op("fs.remove", { path: raw, missingOk: true });
       const size = parseResolution(c.macos.resolution)!;
       const vars = setOvmfResolution(
         await Deno.readFile(sources.ovmfVars),
