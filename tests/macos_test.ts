@@ -303,6 +303,32 @@ Deno.test("gini up of a macOS VM against local fakes: OpenCore disk, verified re
         assert(second.uuid !== before.uuid && second.rom !== before.rom);
       },
     );
+
+    await t.step("custom-kexts adds and enables the kexts of <config-dir>/kexts/NAME", async () => {
+      const bundle = join(home, ".config/gini/kexts/mine/MyDriver.kext/Contents");
+      await Deno.mkdir(join(bundle, "MacOS"), { recursive: true });
+      await Deno.writeTextFile(join(bundle, "Info.plist"), "<plist/>\n");
+      await Deno.writeTextFile(join(bundle, "MacOS/MyDriver"), "placeholder\n");
+      await Deno.writeTextFile(
+        join(home, "mac3.toml"),
+        (await Deno.readTextFile(join(home, "mac.toml"))).replace('name = "mac"', 'name = "mac3"') +
+          'kexts = "mine"\n',
+      );
+      const out = await runGini(home, ["up", "--no-start", "mac3.toml"]);
+      assertEquals(out.code, 0, out.stderr);
+      const raw = await espRaw(join(home, ".local/share/gini/vms/mac3/OpenCore.qcow2"));
+      const listing = await sh("mdir", "-/", "-b", "-i", `${raw}@@1M`, "::/EFI/OC/Kexts");
+      assertStringIncludes(listing, "/EFI/OC/Kexts/MyDriver.kext/Contents/MacOS/MyDriver");
+      const config = plist.parse(
+        await sh("mtype", "-i", `${raw}@@1M`, "::/EFI/OC/config.plist"),
+      ) as { Kernel: { Add: { BundlePath: string; ExecutablePath: string; Enabled: boolean }[] } };
+      const last = config.Kernel.Add.at(-1)!;
+      assertEquals([last.BundlePath, last.ExecutablePath, last.Enabled], [
+        "MyDriver.kext",
+        "Contents/MacOS/MyDriver",
+        true,
+      ]);
+    });
   } finally {
     await runGini(home, ["down", "mac", "--timeout", "1"]);
     await close();
