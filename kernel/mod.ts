@@ -165,7 +165,8 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
     if (journal) {
       Deno.removeSignalListener("SIGINT", onInterrupt);
       try {
-        if (result?.ok && !engine.interrupted) await journal.append({ type: "commit" });
+        // Ctrl-C after the last change of a run that completed changes nothing: it commits.
+        if (result?.ok) await journal.append({ type: "commit" });
         else if (engine.interrupted) {
           // Left incomplete on purpose: everything that ran is journaled, nothing is half-done.
           const tx = await loadTransaction(journal.file);
