@@ -73,6 +73,8 @@ export class OpEngine {
   readonly #records: OpRecord[] = [];
   readonly #firstSeq: number;
   #interrupted: string | undefined;
+  /** Files this run created (an executed op's inverse removes them), with the stage that did. */
+  readonly #created = new Map<string, string>();
 
   /** `firstSeq` continues a journal's numbering when a transaction is resumed. */
   constructor(
@@ -154,7 +156,7 @@ export class OpEngine {
       estimate: op.estimate(args),
       conflicts: op.conflicts(args, before),
       readOnly,
-      inverse: op.inverse(args, before),
+      inverse: this.#sparing(op.inverse(args, before), stage),
       status: "planned",
     };
     const preview = op.preview?.(args, before);
@@ -171,6 +173,10 @@ export class OpEngine {
       await this.#observer.beforeExecute?.(record, before);
       record.result = await op.execute(args, this.#env, before);
       record.status = "done";
+      for (const undo of record.inverse ?? []) {
+        const a = undo.args as { path?: string; onlyIfEmpty?: boolean };
+        if (undo.kind === "fs.remove" && a.path && !a.onlyIfEmpty) this.#created.set(a.path, stage);
+      }
       return record.result;
     } catch (error) {
       record.status = "failed";
@@ -180,6 +186,18 @@ export class OpEngine {
       record.durationMs = performance.now() - started;
       await this.#observer.afterExecute?.(record);
     }
+  }
+
+  /**
+   * A file the same stage created and now replaces or removes needs no backup: undoing its
+   * creation (older, so undone later, and always together since resume redoes whole stages)
+   * removes it anyway. This keeps scratch files (a disk image built and then converted) out of
+   * the journal's blobs.
+   */
+  #sparing(inverse: OpRequest[] | null, stage: string): OpRequest[] | null {
+    if (inverse?.length !== 1 || inverse[0]!.kind !== "fs.restore") return inverse;
+    const path = (inverse[0]!.args as { path: string }).path;
+    return this.#created.get(path) === stage ? [] : inverse;
   }
 
   /** Totals over the records that change something. */

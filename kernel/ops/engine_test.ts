@@ -172,3 +172,15 @@ Deno.test("OpEngine: fs.restore puts a backup blob back, is idempotent, and refu
   await Deno.writeTextFile(path, "gini's\n");
   await assertRejects(() => engine.request(grants, "s", restore), Error, "backup");
 });
+
+Deno.test("OpEngine: a file the same stage created and then removes needs no backup; one that existed does", async () => {
+  const { root, grants, engine } = await setup("live");
+  const scratch = join(root, "scratch.img");
+  await engine.request(grants, "s", { kind: "fs.write", args: { path: scratch, content: "a" } });
+  await engine.request(grants, "s", { kind: "fs.remove", args: { path: scratch } });
+  assertEquals(engine.records.at(-1)!.inverse, []);
+  const kept = join(root, "kept");
+  await Deno.writeTextFile(kept, "the user's\n");
+  await engine.request(grants, "s", { kind: "fs.remove", args: { path: kept } });
+  assertEquals(engine.records.at(-1)!.inverse![0]!.kind, "fs.restore");
+});
