@@ -266,11 +266,18 @@ function buildProgram(
     }));
 
   /** Runs `gini up` for a VM file, dry or live; shared by plan and up. */
-  const deploy = async (c: CommandEnv, file: string, dryRun: boolean, start = true) => {
+  /** `generated`: a VM file made by the command (create-vm), shown in its dry run. */
+  const deploy = async (
+    c: CommandEnv,
+    file: string,
+    dryRun: boolean,
+    start = true,
+    generated?: { text: string; command: string },
+  ) => {
     const path = isAbsolute(file) ? file : resolve(c.env.cwd, file);
     let text: string;
     try {
-      text = await Deno.readTextFile(path);
+      text = generated?.text ?? await Deno.readTextFile(path);
     } catch (error) {
       throw new UsageError(
         `Cannot read VM file "${path}": ${error instanceof Error ? error.message : error}`,
@@ -292,7 +299,8 @@ function buildProgram(
         "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
       },
       requestDir: dirname(path),
-      command: `${dryRun ? "plan" : "up"} ${file}${start ? "" : " --no-start"}`,
+      command: generated?.command ??
+        `${dryRun ? "plan" : "up"} ${file}${start ? "" : " --no-start"}`,
       pluginDirs: c.flags.pluginDir ?? [],
       recoverBy: "resume",
     });
@@ -300,9 +308,12 @@ function buildProgram(
     const def = result.context["session.vm_definition"] as unknown as VmDefinition;
     const xml = result.context["session.libvirt_xml"] as string;
     const started = result.context["deploy.started"] as { pid?: number | null } | undefined;
-    c.ui.result({ ...report, vmDefinition: def, libvirtXml: xml, started: started ?? null }, () => {
+    const data = { ...report, file: path, vmDefinition: def, libvirtXml: xml };
+    c.ui.result({ ...data, started: started ?? null }, () => {
       const lines = [renderReport(report), ""];
-      if (dryRun) {
+      if (dryRun && generated) {
+        lines.push(`VM file (written to ${path} without --dry-run):`, generated.text);
+      } else if (dryRun) {
         lines.push("QEMU command line (start.sh):", startScript(def), "Domain XML (vm.xml):", xml);
       } else if (!start) {
         lines.push(
@@ -325,6 +336,11 @@ function buildProgram(
             ? `  libvirt:    virsh -c ${def.libvirtUri} dominfo ${def.name} (or virt-manager)`
             : `  QMP:        ${def.paths.qmpSocket}`,
           ...(forwards.length ? [`  forwards:   ${forwards.join(", ")}`] : []),
+          ...(def.display.type === "vnc"
+            ? [`  display:    VNC on 127.0.0.1:${5900 + (def.display.port ?? 0)}`]
+            : def.display.type === "spice"
+            ? [`  display:    SPICE on 127.0.0.1:${def.display.port ?? 5930}`]
+            : []),
           `  stop it:    gini down ${def.name}`,
         );
       }
@@ -742,33 +758,7 @@ function buildProgram(
           }
         }
       }
-      const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
-      const { result, report } = await runStages({
-        env: c.env,
-        loaded,
-        ui: c.ui,
-        dryRun,
-        targets: ["deploy:start"],
-        seeds: {
-          "session.user_vm_request": { file, text, defaults: await requestDefaults(c.env) },
-        },
-        requestDir: dirname(file),
-        command: `create-vm ${slug}`,
-        pluginDirs: c.flags.pluginDir ?? [],
-        recoverBy: "resume",
-      });
-      if (!result.ok) throw result.error;
-      const def = result.context["session.vm_definition"] as unknown as VmDefinition;
-      c.ui.result({ ...report, file, vmDefinition: def }, () =>
-        [
-          renderReport(report),
-          "",
-          dryRun
-            ? `VM file (written to ${file} without --dry-run):\n${text}`
-            : `VM "${def.name}" started under ${def.accel.toUpperCase()}: connect a VNC viewer to 127.0.0.1:${
-              5900 + (def.display.port ?? 0)
-            }; its file is ${file}`,
-        ].join("\n"));
+      await deploy(c, file, dryRun, true, { text, command: `create-vm ${slug}` });
     }));
 
   const vfio = program.command("vfio").description(

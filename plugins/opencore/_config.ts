@@ -42,6 +42,20 @@ const data = (hex: string) => ({ $data: hex });
 const APPLE_BOOT = "7C436110-AB2A-4BBB-A880-FE41995C9F82";
 const APPLE_NVRAM = "4D1EDE05-38C7-4A6A-9CC6-4BCCA8B38C14";
 
+/** A Kernel.Add entry that loads and enables a kext. */
+export function kernelAdd(k: KextEntry): PlistValue {
+  return {
+    Arch: "x86_64",
+    BundlePath: k.bundle,
+    Comment: k.comment,
+    Enabled: true,
+    ExecutablePath: k.executable,
+    MaxKernel: "",
+    MinKernel: "",
+    PlistPath: "Contents/Info.plist",
+  };
+}
+
 /** The config.plist object. */
 export function buildConfig(input: ConfigInput): Record<string, PlistValue> {
   const id = input.identity;
@@ -75,16 +89,7 @@ export function buildConfig(input: ConfigInput): Record<string, PlistValue> {
     },
     DeviceProperties: { Add: {}, Delete: {} },
     Kernel: {
-      Add: input.kexts.map((k) => ({
-        Arch: "x86_64",
-        BundlePath: k.bundle,
-        Comment: k.comment,
-        Enabled: true,
-        ExecutablePath: k.executable,
-        MaxKernel: "",
-        MinKernel: "",
-        PlistPath: "Contents/Info.plist",
-      })),
+      Add: input.kexts.map(kernelAdd),
       Block: [],
       Emulate: {
         Cpuid1Data: data(""),

@@ -15,7 +15,7 @@ import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
-import { buildConfig, configXml, type KextEntry, type PlistValue } from "./_config.ts";
+import { buildConfig, configXml, kernelAdd, type KextEntry, type PlistValue } from "./_config.ts";
 import { setOvmfResolution } from "./_ovmf.ts";
 import builtin from "./catalogue.json" with { type: "json" };
 
@@ -246,18 +246,7 @@ export default definePlugin({
         }
       }
       const plist = structuredClone(edited.plist) as Record<string, Record<string, PlistValue>>;
-      (plist.Kernel!.Add as PlistValue[]).push(
-        ...custom.kexts.map((k) => ({
-          Arch: "x86_64",
-          BundlePath: k.bundle,
-          Comment: k.comment,
-          Enabled: true,
-          ExecutablePath: k.executable,
-          MaxKernel: "",
-          MinKernel: "",
-          PlistPath: "Contents/Info.plist",
-        })),
-      );
+      (plist.Kernel!.Add as PlistValue[]).push(...custom.kexts.map(kernelAdd));
       Object.assign(plist.Misc!.Boot as Record<string, PlistValue>, branding.picker);
       const dirs = new Set<string>([
         "EFI/OC/ACPI",
