@@ -44,37 +44,53 @@ export function blobPath(stateDir: string, sha256: string): string {
 }
 
 /**
- * Copies a file to `to` so that readers see the old or the new content, never half: streamed
- * into a temporary file beside it, fsync'd, then renamed. Returns the sha256 of what was copied.
+ * Puts a file at `path` so that readers see the old or the new content, never half: `fill`
+ * writes a temporary file beside it, which is fsync'd, given `mode`, then renamed over `path`.
  */
+async function replaceAtomically(
+  path: string,
+  mode: number | null | undefined,
+  fill: (file: Deno.FsFile) => Promise<void>,
+): Promise<void> {
+  const tmp = `${dirname(path)}/.${crypto.randomUUID()}.gini-tmp`;
+  try {
+    const file = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
+    try {
+      await fill(file);
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    if (mode != null) await Deno.chmod(tmp, mode & 0o7777);
+    await Deno.rename(tmp, path);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < data.byteLength) written += await file.write(data.subarray(written));
+}
+
+/** Copies a file to `to`, streamed and atomically; returns the sha256 of what was copied. */
 export async function atomicCopy(
   from: string,
   to: string,
   mode?: number | null,
 ): Promise<{ sha256: string; size: number }> {
-  const tmp = `${dirname(to)}/.${crypto.randomUUID()}.gini-tmp`;
   const hash = createHash("sha256");
   let size = 0;
-  try {
+  await replaceAtomically(to, mode, async (target) => {
+    // The stream closes the source when it ends or is cancelled.
     const source = await Deno.open(from, { read: true });
-    const target = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
-    try {
-      for await (const chunk of source.readable) {
-        hash.update(chunk);
-        size += chunk.byteLength;
-        let written = 0;
-        while (written < chunk.byteLength) written += await target.write(chunk.subarray(written));
-      }
-      await target.sync();
-    } finally {
-      target.close();
+    for await (const chunk of source.readable) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+      await writeAll(target, chunk);
     }
-    if (mode != null) await Deno.chmod(tmp, mode & 0o7777);
-    await Deno.rename(tmp, to);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
+  });
   return { sha256: hash.digest("hex"), size };
 }
 
@@ -100,29 +116,11 @@ export async function capturePath(path: string): Promise<PathState> {
   return { exists: true, type: info.isDirectory ? "dir" : "other", mode: info.mode };
 }
 
-/**
- * Writes a file so that readers see the old or the new content, never half: a temporary
- * file in the same directory, fsync'd, then renamed over the target.
- */
+/** Writes a file atomically (see {@linkcode replaceAtomically}). */
 export async function atomicWrite(
   path: string,
   data: Uint8Array,
   mode?: number | null,
 ): Promise<void> {
-  const tmp = `${dirname(path)}/.${crypto.randomUUID()}.gini-tmp`;
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
-  try {
-    let written = 0;
-    while (written < data.byteLength) written += await file.write(data.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  try {
-    if (mode != null) await Deno.chmod(tmp, mode & 0o7777);
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
+  await replaceAtomically(path, mode, (file) => writeAll(file, data));
 }
