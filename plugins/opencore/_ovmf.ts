@@ -28,6 +28,9 @@ const PLATFORM_CONFIG_GUID = [
   0xb1,
 ];
 const NAME = "PlatformConfig";
+/** The name as UTF-16LE with its terminating NUL, as the store keeps it. */
+const NAME_BYTES = new Uint8Array((NAME.length + 1) * 2);
+[...NAME].forEach((c, i) => NAME_BYTES[i * 2] = c.charCodeAt(0));
 const HEADER = 60; // authenticated variable header
 const VAR_ADDED = 0x3f;
 const VAR_DELETED = 0xfd;
@@ -39,68 +42,77 @@ function bad(why: string): Error {
   });
 }
 
+interface Variable {
+  /** Offset of its header. */
+  at: number;
+  state: number;
+  platformConfig: boolean;
+  /** Offset of its data. */
+  data: number;
+}
+
+/** The variables of an authenticated store, and where free space starts. */
+function variables(vars: Uint8Array): { list: Variable[]; free: number; end: number } {
+  const view = new DataView(vars.buffer, vars.byteOffset, vars.byteLength);
+  if (new TextDecoder().decode(vars.subarray(40, 44)) !== "_FVH") throw bad("no firmware volume");
+  const fvHeader = view.getUint16(48, true);
+  const guid = Array.from(
+    vars.subarray(fvHeader, fvHeader + 16),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join(" ");
+  if (guid !== VARIABLE_STORE_GUID) throw bad("no authenticated variable store");
+  const end = fvHeader + view.getUint32(fvHeader + 16, true);
+  const list: Variable[] = [];
+  let at = fvHeader + 28;
+  while (at + HEADER <= end && view.getUint16(at, true) === 0x55aa) {
+    const nameSize = view.getUint32(at + 36, true);
+    const dataSize = view.getUint32(at + 40, true);
+    const name = vars.subarray(at + HEADER, at + HEADER + nameSize);
+    list.push({
+      at,
+      state: vars[at + 2]!,
+      platformConfig: vars.subarray(at + 44, at + 60).every((b, i) =>
+        b === PLATFORM_CONFIG_GUID[i]
+      ) &&
+        name.length === NAME_BYTES.length && name.every((b, i) => b === NAME_BYTES[i]),
+      data: at + HEADER + nameSize,
+    });
+    at = (at + HEADER + nameSize + dataSize + 3) & ~3;
+  }
+  return { list, free: at, end };
+}
+
 /** A copy of `template` whose PlatformConfig asks for `width`×`height`. */
 export function setOvmfResolution(template: Uint8Array, width: number, height: number): Uint8Array {
   const out = template.slice();
   const view = new DataView(out.buffer);
-  if (new TextDecoder().decode(out.subarray(40, 44)) !== "_FVH") throw bad("no firmware volume");
-  const fvHeader = view.getUint16(48, true);
-  const guid = Array.from(
-    out.subarray(fvHeader, fvHeader + 16),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join(" ");
-  if (guid !== VARIABLE_STORE_GUID) throw bad("no authenticated variable store");
-  const storeSize = view.getUint32(fvHeader + 16, true);
-  const end = fvHeader + storeSize;
-  let at = fvHeader + 28;
-  const nameBytes = new Uint8Array((NAME.length + 1) * 2);
-  [...NAME].forEach((c, i) => nameBytes[i * 2] = c.charCodeAt(0));
-  while (at + HEADER <= end && view.getUint16(at, true) === 0x55aa) {
-    const state = out[at + 2]!;
-    const nameSize = view.getUint32(at + 36, true);
-    const dataSize = view.getUint32(at + 40, true);
-    const vendor = out.subarray(at + 44, at + 60);
-    const name = out.subarray(at + HEADER, at + HEADER + nameSize);
-    if (
-      state === VAR_ADDED && vendor.every((b, i) => b === PLATFORM_CONFIG_GUID[i]) &&
-      name.length === nameBytes.length && name.every((b, i) => b === nameBytes[i])
-    ) {
-      out[at + 2] = state & VAR_DELETED;
-    }
-    at += HEADER + nameSize + dataSize;
-    at = (at + 3) & ~3;
+  const { list, free: at, end } = variables(out);
+  for (const v of list) {
+    if (v.state === VAR_ADDED && v.platformConfig) out[v.at + 2] = v.state & VAR_DELETED;
   }
-  const size = HEADER + nameBytes.length + 8;
+  const size = HEADER + NAME_BYTES.length + 8;
   if (at + size > end) throw bad("the variable store is full");
   view.setUint16(at, 0x55aa, true);
   out[at + 2] = VAR_ADDED;
   out[at + 3] = 0;
   view.setUint32(at + 4, 0x3, true); // non-volatile, boot-service access
   // Monotonic count, time stamp and public key index stay zero.
-  view.setUint32(at + 36, nameBytes.length, true);
+  view.setUint32(at + 36, NAME_BYTES.length, true);
   view.setUint32(at + 40, 8, true);
   out.set(PLATFORM_CONFIG_GUID, at + 44);
-  out.set(nameBytes, at + HEADER);
-  view.setUint32(at + HEADER + nameBytes.length, width, true);
-  view.setUint32(at + HEADER + nameBytes.length + 4, height, true);
+  out.set(NAME_BYTES, at + HEADER);
+  view.setUint32(at + HEADER + NAME_BYTES.length, width, true);
+  view.setUint32(at + HEADER + NAME_BYTES.length + 4, height, true);
   return out;
 }
 
-/** The resolution a vars file asks for, or null (for tests and gini vfio-like status). */
+/** The resolution a vars file asks for, or null. */
 export function ovmfResolution(vars: Uint8Array): { width: number; height: number } | null {
   const view = new DataView(vars.buffer, vars.byteOffset, vars.byteLength);
-  const fvHeader = view.getUint16(48, true);
-  let at = fvHeader + 28;
-  let found: { width: number; height: number } | null = null;
-  while (at + HEADER <= vars.byteLength && view.getUint16(at, true) === 0x55aa) {
-    const nameSize = view.getUint32(at + 36, true);
-    const dataSize = view.getUint32(at + 40, true);
-    const vendor = vars.subarray(at + 44, at + 60);
-    if (vars[at + 2] === VAR_ADDED && vendor.every((b, i) => b === PLATFORM_CONFIG_GUID[i])) {
-      const data = at + HEADER + nameSize;
-      found = { width: view.getUint32(data, true), height: view.getUint32(data + 4, true) };
-    }
-    at = (at + HEADER + nameSize + dataSize + 3) & ~3;
-  }
-  return found;
+  const found = variables(vars).list.filter((v) => v.state === VAR_ADDED && v.platformConfig).at(
+    -1,
+  );
+  return found
+    ? { width: view.getUint32(found.data, true), height: view.getUint32(found.data + 4, true) }
+    : null;
 }
