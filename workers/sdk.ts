@@ -134,3 +134,11 @@ export function definePlugin(definition: PluginDefinition): PluginDefinition {
   registerPlugin(definition);
   return definition;
 }
+
+/**
+ * An error for a stage to throw: what went wrong, the next step (shown as the hint), and a code.
+ * `CONFIG_INVALID` marks bad input, which the CLI reports with exit code 2.
+ */
+export function stageError(message: string, hint: string, code = "PLUGIN_ERROR"): Error {
+  return Object.assign(new Error(message), { code, hint });
+}

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type BaseContext, definePlugin } from "../../workers/sdk.ts";
+import { type BaseContext, definePlugin, stageError } from "../../workers/sdk.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 
 async function files(ctx: BaseContext, dir: string, prefix = ""): Promise<string[]> {
@@ -32,20 +32,22 @@ export default definePlugin({
       try {
         names = (await ctx.host.readDir(dir)).filter((n) => n.endsWith(".kext")).sort();
       } catch {
-        throw Object.assign(new Error(`Cannot read the kexts folder "${dir}"`), {
-          code: "CONFIG_INVALID",
-          hint: `Create it and put your .kext bundles in it, or remove [macos] kexts`,
-        });
+        throw stageError(
+          `Cannot read the kexts folder "${dir}"`,
+          "Create it and put your .kext bundles in it, or remove [macos] kexts",
+          "CONFIG_INVALID",
+        );
       }
       const kexts = [];
       const copies = [];
       for (const bundle of names) {
         const all = await files(ctx, join(dir, bundle));
         if (!all.includes("Contents/Info.plist")) {
-          throw Object.assign(new Error(`Cannot add "${bundle}": it has no Contents/Info.plist`), {
-            code: "CONFIG_INVALID",
-            hint: `Is ${join(dir, bundle)} a complete kext bundle?`,
-          });
+          throw stageError(
+            `Cannot add "${bundle}": it has no Contents/Info.plist`,
+            `Is ${join(dir, bundle)} a complete kext bundle?`,
+            "CONFIG_INVALID",
+          );
         }
         const executable = all.find((f) => f.startsWith("Contents/MacOS/")) ?? "";
         kexts.push({ bundle, executable, comment: `${bundle} (yours)` });

@@ -14,7 +14,7 @@
  * @module
  */
 import { parse } from "smol-toml";
-import type { BaseContext } from "../../workers/sdk.ts";
+import { type BaseContext, stageError } from "../../workers/sdk.ts";
 
 export interface MacosSettings {
   recovery: { server: string; keys: string[] };
@@ -28,9 +28,10 @@ export async function macosSettings(ctx: BaseContext): Promise<MacosSettings> {
     raw = parse(await ctx.host.readText(file)) as typeof raw;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
-      throw Object.assign(
-        new Error(`Cannot read ${file}: ${error instanceof Error ? error.message : error}`),
-        { code: "CONFIG_INVALID", hint: "Fix the file or remove it" },
+      throw stageError(
+        `Cannot read ${file}: ${error instanceof Error ? error.message : error}`,
+        "Fix the file or remove it",
+        "CONFIG_INVALID",
       );
     }
   }

@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { definePlugin, type StageContext } from "../../workers/sdk.ts";
+import { definePlugin, type StageContext, stageError } from "../../workers/sdk.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/_releases.ts";
 import { macosSettings } from "./_settings.ts";
@@ -20,10 +20,6 @@ import keys from "./keys.json" with { type: "json" };
 const HEX = "0123456789ABCDEF";
 const randomHex = (n: number) =>
   Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => HEX[b % 16]).join("");
-
-function fail(message: string, hint: string, code = "RECOVERY_FAILED"): never {
-  throw Object.assign(new Error(message), { code, hint });
-}
 
 /** The answer of the RecoveryImage request, as "KEY: value" lines. */
 export function parseImageInfo(text: string): Record<string, string> {
@@ -63,9 +59,10 @@ async function prepare(ctx: StageContext, release: MacRelease) {
     ? "session=…"
     : session.cookies.map((c) => c.split(";")[0]!).find((c) => c.startsWith("session="));
   if (!cookie) {
-    fail(
+    throw stageError(
       `Cannot start a recovery session: ${server} answered ${session.status} without a session cookie`,
       "Try again later; Apple's recovery server may be busy",
+      "RECOVERY_FAILED",
     );
   }
   const body = [
@@ -96,17 +93,19 @@ async function prepare(ctx: StageContext, release: MacRelease) {
   };
   if (!ctx.dryRun) {
     if (answer.status !== 200) {
-      fail(
+      throw stageError(
         `Cannot get the ${release.title} recovery image: ${server} answered ${answer.status} for board-id ${release.boardId}`,
         "The server does not offer this release for that board; check gini macos versions",
+        "RECOVERY_FAILED",
       );
     }
     info = parseImageInfo(answer.text);
     const missing = ["AP", "AU", "AT", "CU", "CT"].filter((k) => !info[k]);
     if (missing.length) {
-      fail(
+      throw stageError(
         `Cannot use the recovery server's answer: it lacks ${missing.join(", ")}`,
         "The protocol may have changed; report it with the answer from gini -v",
+        "RECOVERY_FAILED",
       );
     }
   }
@@ -148,7 +147,7 @@ export default definePlugin({
       }
       const release = findRelease(config.macos.version);
       if (!release) {
-        fail(
+        throw stageError(
           `Cannot download macOS "${config.macos.version}": not a release Gini knows`,
           `Known: ${MAC_RELEASES.map((r) => r.name).join(", ")}`,
           "CONFIG_INVALID",

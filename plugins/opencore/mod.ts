@@ -10,7 +10,12 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { unzipSync } from "fflate";
-import { type BaseContext, definePlugin, type StageContext } from "../../workers/sdk.ts";
+import {
+  type BaseContext,
+  definePlugin,
+  type StageContext,
+  stageError,
+} from "../../workers/sdk.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
@@ -48,10 +53,6 @@ interface Edited {
 const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as VmConfig;
 const vmDir = (ctx: BaseContext, name: string) => join(ctx.dirs.data, "vms", name);
 
-function fail(message: string, hint: string, code = "OPENCORE_FAILED"): never {
-  throw Object.assign(new Error(message), { code, hint });
-}
-
 function macRelease(c: VmConfig): MacRelease | null {
   if (c.guest !== "macos" || !c.macos) return null;
   return findRelease(c.macos.version) ?? null;
@@ -68,7 +69,7 @@ async function readCatalogue(ctx: BaseContext): Promise<Catalogue> {
   try {
     return JSON.parse(text) as Catalogue;
   } catch (error) {
-    fail(
+    throw stageError(
       `Cannot read the OpenCore catalogue "${file}": ${
         error instanceof Error ? error.message : error
       }`,
@@ -83,9 +84,10 @@ async function readZip(path: string | null, what: string): Promise<Record<string
   try {
     return unzipSync(await Deno.readFile(path));
   } catch (error) {
-    fail(
+    throw stageError(
       `Cannot open the ${what} zip "${path}": ${error instanceof Error ? error.message : error}`,
       "Remove it from the cache and run the command again",
+      "OPENCORE_FAILED",
     );
   }
 }
@@ -121,7 +123,11 @@ export default definePlugin({
       const ovmf = host.firmware.ovmf.find((f) => !f.secureBoot && f.vars) ??
         host.firmware.ovmf.find((f) => f.vars);
       if (!ovmf?.vars) {
-        fail("Cannot find an OVMF variables template", "Install OVMF (see gini check)");
+        throw stageError(
+          "Cannot find an OVMF variables template",
+          "Install OVMF (see gini check)",
+          "OPENCORE_FAILED",
+        );
       }
       ctx.set("opencore.sources", {
         release: release.name,
@@ -145,7 +151,7 @@ export default definePlugin({
         identity = JSON.parse(await ctx.host.readText(idFile)) as MacIdentity;
         const problems = identityProblems(identity);
         if (problems.length) {
-          fail(
+          throw stageError(
             `Cannot use the Mac identity in ${idFile}: ${problems.join(", ")} malformed`,
             "Fix it, or remove the file to draw a new identity",
             "CONFIG_INVALID",
@@ -218,9 +224,10 @@ export default definePlugin({
       const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
       for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
         if (sources.zips.OpenCorePkg && !oc[from]) {
-          fail(
+          throw stageError(
             `Cannot build OpenCore: ${sources.catalogue.opencore.url} has no ${from}`,
             "The catalogue's file list does not match the release; fix the catalogue",
+            "OPENCORE_FAILED",
           );
         }
         wanted.set(to, oc[from] ?? null);
@@ -234,9 +241,10 @@ export default definePlugin({
           if (
             sources.zips[kext.name] && !entries.some(([p]) => p === `${from}/Contents/Info.plist`)
           ) {
-            fail(
+            throw stageError(
               `Cannot build OpenCore: ${kext.url} has no ${from}/Contents/Info.plist`,
               "The catalogue's bundle path does not match the release; fix the catalogue",
+              "OPENCORE_FAILED",
             );
           }
           if (entries.length === 0) wanted.set(`EFI/OC/Kexts/${bundle}/Contents/Info.plist`, null);
