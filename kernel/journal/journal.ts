@@ -9,7 +9,8 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { GiniError } from "../errors.ts";
-import type { Json, OpRequest } from "../../workers/protocol.ts";
+import type { Json } from "../../workers/protocol.ts";
+import type { OpRecord } from "../ops/engine.ts";
 
 /**
  * What it takes to run a transaction's pipeline again (`gini recover --resume`): the stages it
@@ -29,16 +30,14 @@ export interface Replay {
 /** One journal record. */
 export type JournalRecord =
   | { type: "begin"; id: string; command: string; at: string; replay?: Replay }
-  | {
-    type: "intent";
-    seq: number;
-    stage: string;
-    plugin: string;
-    kind: string;
-    args: Json;
-    description: string;
-    inverse: OpRequest[] | null;
-  }
+  /** An op about to run, with the ops that undo it. */
+  | (
+    & { type: "intent" }
+    & Pick<
+      OpRecord,
+      "seq" | "stage" | "plugin" | "kind" | "args" | "description" | "inverse"
+    >
+  )
   | { type: "done"; seq: number; ok: boolean; error?: string }
   | { type: "undone"; seq: number }
   /** A stage completed; `keys` are the context keys it wrote, restored on resume. */
