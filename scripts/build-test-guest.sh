@@ -10,13 +10,7 @@ if [ -s "$cache/debian.qcow2" ] && [ -s "$cache/vmlinuz" ] && [ -s "$cache/initr
   echo "$cache"
   exit 0
 fi
-mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-mirror="${mirror:-http://deb.debian.org/debian}"
-work="$(mktemp -d)"
-trap 'umount -l "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
-root="$work/root"
-echo "build-test-guest: debootstrap bookworm from $mirror" >&2
-debootstrap --variant=minbase --include=systemd-sysv bookworm "$root" "$mirror" >&2
+. "$(dirname "$0")/_debootstrap.sh" systemd-sysv
 cat >"$root/etc/apt/sources.list" <<SOURCES
 deb $mirror bookworm main
 SOURCES

@@ -9,13 +9,7 @@ if [ -s "$cache/root.tar" ]; then
   echo "$cache/root.tar"
   exit 0
 fi
-mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-mirror="${mirror:-http://deb.debian.org/debian}"
-work="$(mktemp -d)"
-trap 'umount -l "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
-root="$work/root"
-echo "build-vfio-root: debootstrap bookworm from $mirror" >&2
-debootstrap --variant=minbase bookworm "$root" "$mirror" >&2
+. "$(dirname "$0")/_debootstrap.sh" ""
 echo "deb $mirror bookworm main" >"$root/etc/apt/sources.list"
 mount -t proc proc "$root/proc"
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
