@@ -78,13 +78,18 @@ export interface RunOutcome {
   report: PlanReport;
 }
 
-/** Test hook: raise a real SIGINT after change N (GINI_INTERRUPT_AFTER_OP), as Ctrl-C would. */
+/**
+ * Test hook: raise a real SIGINT after change N (GINI_INTERRUPT_AFTER_OP), as Ctrl-C would. No
+ * change starts until the handler has run, so the run stops at N plus whatever was in flight.
+ */
 async function interruptAfter(engine: OpEngine, index: number, wanted: number | undefined) {
   if (wanted !== index) return;
   Deno.kill(Deno.pid, "SIGINT");
-  for (let i = 0; i < 1000 && !engine.interrupted; i++) {
-    await new Promise((r) => setTimeout(r, 1));
-  }
+  await engine.hold((async () => {
+    for (let waited = 0; waited < 30_000 && !engine.interrupted; waited += 5) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })());
 }
 
 /** Runs stages (all, or targets and what they need) in dry-run or live mode. */

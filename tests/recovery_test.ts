@@ -145,10 +145,13 @@ Deno.test("a Linux deploy killed after any change is resumed by gini recover to 
     });
     assertEquals(interrupted.code, 130, interrupted.stderr);
     assertStringIncludes(interrupted.stderr, "Interrupted: finishing the operation in progress");
-    assertStringIncludes(interrupted.stderr, `Interrupted after ${n} change(s)`);
     assertStringIncludes(interrupted.stderr, "gini recover --resume");
     const [tx] = JSON.parse((await runGini(root, ["journal", "list", "--json"])).stdout);
-    assertEquals([tx.state, tx.changes], ["incomplete", n]);
+    assertEquals(tx.state, "incomplete");
+    // The seed's xorriso runs beside create-disks: a change of the other stage already under
+    // way when Ctrl-C came finishes too; none starts after it.
+    assert(tx.changes >= n && tx.changes < changing.length, `${tx.changes} change(s)`);
+    assertStringIncludes(interrupted.stderr, `Interrupted after ${tx.changes} change(s)`);
     const resumed = await runGini(root, ["recover", "--resume"]);
     assertEquals(resumed.code, 0, resumed.stderr + resumed.stdout);
     assertEquals(await stoppedTree(root), expected);

@@ -73,6 +73,8 @@ export class OpEngine {
   readonly #records: OpRecord[] = [];
   readonly #firstSeq: number;
   #interrupted: string | undefined;
+  /** While set, changes wait before they start (see `hold`). */
+  #held: Promise<unknown> | undefined;
   /** Files this run created (an executed op's inverse removes them), with the stage that did. */
   readonly #created = new Map<string, string>();
 
@@ -92,6 +94,20 @@ export class OpEngine {
   /** Refuses every later change (Ctrl-C): the op running now finishes, no other starts. */
   interrupt(reason: string): void {
     this.#interrupted ??= reason;
+  }
+
+  /**
+   * Makes changes that have not started yet wait until `until` settles, so that an interrupt
+   * requested now (a signal on its way) is seen by every op that starts after this point.
+   */
+  async hold(until: Promise<unknown>): Promise<void> {
+    const held = until.catch(() => {});
+    this.#held = held;
+    try {
+      await held;
+    } finally {
+      if (this.#held === held) this.#held = undefined;
+    }
   }
 
   /** Why the run was interrupted, if it was. */
@@ -163,6 +179,7 @@ export class OpEngine {
     if (preview) record.preview = preview;
     this.#records.push(record);
     if (this.mode === "dry" && !readOnly) return op.simulate(args, before);
+    if (!readOnly) { while (this.#held) await this.#held; }
     if (this.#interrupted && !readOnly) {
       record.status = "failed";
       record.error = this.#interrupted;
