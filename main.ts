@@ -265,14 +265,17 @@ function buildProgram(
       return report.checks.some((c) => c.status === "FAIL") ? 1 : 0;
     }));
 
-  /** Runs `gini up` for a VM file, dry or live; shared by plan and up. */
-  /** `generated`: a VM file made by the command (create-vm), shown in its dry run. */
+  /**
+   * Runs `gini up` for a VM file, dry or live; shared by plan and up. `generated`: a VM file
+   * made by the command (create-vm), shown in its dry run and, with `save`, written by the
+   * deploy itself (deploy:write-files), so that a failed deploy leaves no VM file behind.
+   */
   const deploy = async (
     c: CommandEnv,
     file: string,
     dryRun: boolean,
     start = true,
-    generated?: { text: string; command: string },
+    generated?: { text: string; command: string; save: boolean },
   ) => {
     const path = isAbsolute(file) ? file : resolve(c.env.cwd, file);
     let text: string;
@@ -296,7 +299,12 @@ function buildProgram(
         ? ["deploy:start"]
         : ["deploy:write-files", "linux-setup:assemble-cloud-init-iso"],
       seeds: {
-        "session.user_vm_request": { file: path, text, defaults: await requestDefaults(c.env) },
+        "session.user_vm_request": {
+          file: path,
+          text,
+          defaults: await requestDefaults(c.env),
+          ...(generated?.save ? { save: true } : {}),
+        },
       },
       requestDir: dirname(path),
       command: generated?.command ??
@@ -744,21 +752,20 @@ function buildProgram(
         disk: options.disk,
       });
       const file = resolve(c.env.dirs.config, "vms", `${slug}.toml`);
-      const dryRun = c.flags.dryRun ?? false;
-      if (!dryRun) {
-        await Deno.mkdir(dirname(file), { recursive: true });
-        try {
-          await Deno.writeTextFile(file, text, { createNew: true });
-        } catch (error) {
-          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-          if ((await Deno.readTextFile(file)) !== text) {
-            throw new UsageError(`Cannot create "${slug}": ${file} exists with other settings`, {
-              hint: `Edit it and run "gini up ${file}", or choose another --name`,
-            });
-          }
-        }
+      const existing = await Deno.readTextFile(file).catch((error) => {
+        if (error instanceof Deno.errors.NotFound) return null;
+        throw error;
+      });
+      if (existing !== null && existing !== text) {
+        throw new UsageError(`Cannot create "${slug}": ${file} exists with other settings`, {
+          hint: `Edit it and run "gini up ${file}", or choose another --name`,
+        });
       }
-      await deploy(c, file, dryRun, true, { text, command: `create-vm ${slug}` });
+      await deploy(c, file, c.flags.dryRun ?? false, true, {
+        text,
+        command: `create-vm ${slug}`,
+        save: existing === null,
+      });
     }));
 
   const vfio = program.command("vfio").description(

@@ -159,6 +159,11 @@ Deno.test("the seed's create-vm --dry-run prints the stage-by-stage report and c
   assertMatch(out.stdout, /time: +[\d.]+ s/);
   assertMatch(out.stdout, /conflicts: +0/);
   assertStringIncludes(out.stdout, 'name = "My-macOS-VM"');
+  // The VM file is written by the deploy, so the plan shows it.
+  assertStringIncludes(
+    out.stdout,
+    `Would create file "${join(home, ".config/gini/vms/My-macOS-VM.toml")}"`,
+  );
   const left = [...Deno.readDirSync(home)].map((e) => e.name);
   assertEquals(left.filter((n) => n !== ".local"), []);
   const versions = await runGini(home, ["macos", "versions", "--json"]);
@@ -329,7 +334,32 @@ Deno.test("gini up of a macOS VM against local fakes: OpenCore disk, verified re
         true,
       ]);
     });
+
+    await t.step(
+      "create-vm writes the VM file in the deploy's transaction and starts it",
+      async () => {
+        const out = await runGini(home, [
+          ...["create-vm", "--name", "Mac Four", "--version", "monterey"],
+          ...["--cpu-cores", "2", "--ram", "1G", "--disk", "1G"],
+        ]);
+        assertEquals(out.code, 0, out.stderr + out.stdout);
+        const file = join(home, ".config/gini/vms/Mac-Four.toml");
+        assertStringIncludes(await Deno.readTextFile(file), 'name = "Mac-Four"');
+        const [tx] = JSON.parse((await runGini(home, ["journal", "list", "--json"])).stdout);
+        assertEquals([tx.command, tx.state], ["create-vm Mac-Four", "committed"]);
+        const shown = await runGini(home, ["journal", "show", tx.id]);
+        assertStringIncludes(shown.stdout, file);
+        // Asking again with the same settings deploys the same VM file; other settings are refused.
+        await runGini(home, ["down", "Mac-Four", "--timeout", "1"]);
+        const other = await runGini(home, [
+          ...["create-vm", "--name", "Mac Four", "--version", "sonoma", "--cpu-cores", "2"],
+        ]);
+        assertEquals(other.code, 2, other.stderr);
+        assertStringIncludes(other.stderr, "exists with other settings");
+      },
+    );
   } finally {
+    await runGini(home, ["down", "Mac-Four", "--timeout", "1"]);
     await runGini(home, ["down", "mac", "--timeout", "1"]);
     await close();
   }
@@ -394,6 +424,22 @@ Deno.test("recovery and components: bad chunk, bad signature, pinned hash mismat
         message: /Cannot (install|download) macOS "panther".*\n.*Known: high-sierra/,
       }),
   );
+  await t.step("create-vm whose deploy fails leaves no VM file, no VM folder", async () => {
+    const { home, close } = await macHome({ corruptChunk: true });
+    try {
+      const args = ["--name", "Bad Mac", "--version", "monterey", "--cpu-cores", "2"];
+      const out = await runGini(home, ["create-vm", ...args, "--ram", "1G", "--disk", "1G"]);
+      assertEquals(out.code, 1, out.stderr);
+      assertMatch(out.stderr, /does not match its SHA-256/);
+      for (const path of [".config/gini/vms", ".local/share/gini/vms/Bad-Mac"]) {
+        assertEquals(await Deno.stat(join(home, path)).then(() => path, () => null), null);
+      }
+      const [tx] = JSON.parse((await runGini(home, ["journal", "list", "--json"])).stdout);
+      assertEquals([tx.command, tx.state], ["create-vm Bad-Mac", "aborted"]);
+    } finally {
+      await close();
+    }
+  });
   await t.step("an image download cut half-way resumes with Range", async () => {
     const { home, recovery, close } = await macHome({ cutFirst: true });
     try {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/_qemu_args.ts";
@@ -123,6 +124,15 @@ export default definePlugin({
     },
     "write-files": async (ctx) => {
       const def = definition(ctx);
+      // A VM file made by the command (create-vm) is written here, so that it is in the plan
+      // and undone with the rest when the deploy fails or is rolled back.
+      const request = ctx.get<{ file: string; text: string; save?: boolean }>(
+        "session.user_vm_request",
+      )!;
+      if (request.save) {
+        await ctx.op("fs.mkdir", { path: dirname(request.file) });
+        await ctx.op("fs.write", { path: request.file, content: request.text, overwrite: false });
+      }
       await ctx.op("fs.write", {
         path: def.paths.startScript,
         content: startScript(def),
