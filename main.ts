@@ -36,7 +36,9 @@ import { listVms, newVmToml } from "./kernel/vms.ts";
 import { CATALOGUE } from "./plugins/linux_setup/_catalogue.ts";
 import { CPU_PROFILES, findRelease, MAC_RELEASES } from "./plugins/opencore/_releases.ts";
 import { macosVmToml } from "./plugins/opencore/_vmfile.ts";
-import { listTransactions, readJournal } from "./kernel/journal/journal.ts";
+import { incompleteTransactions, listTransactions, readJournal } from "./kernel/journal/journal.ts";
+import { pruneJournal } from "./kernel/journal/prune.ts";
+import { formatBytes } from "./kernel/ops/types.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
 import { sha256Hex } from "./kernel/ops/_fs.ts";
 import type { PlanReport } from "./kernel/stages/dry_run.ts";
@@ -149,9 +151,7 @@ function buildProgram(
   };
   const warnIncomplete = async (c: CommandEnv, name: string) => {
     if (["recover", "journal", "version"].includes(name)) return;
-    const incomplete = (await listTransactions(c.env.dirs.state).catch(() => [])).filter((t) =>
-      t.state === "incomplete"
-    );
+    const incomplete = await incompleteTransactions(c.env.dirs.state).catch(() => []);
     for (const t of incomplete) {
       const how = t.replay?.recoverBy ?? "rollback";
       c.ui.warn(
@@ -551,9 +551,7 @@ function buildProgram(
         });
       }
       const dryRun = flags.dryRun ?? false;
-      const incomplete = (await listTransactions(c.env.dirs.state)).filter((t) =>
-        t.state === "incomplete"
-      );
+      const incomplete = await incompleteTransactions(c.env.dirs.state);
       const lines: string[] = [];
       const results: Record<string, unknown>[] = [];
       let failed = false;
@@ -704,6 +702,33 @@ function buildProgram(
             ).join("\n"),
       );
       return changed.length ? 1 : 0;
+    }));
+
+  journal.command("prune")
+    .description(
+      "remove old ended transactions and unneeded backups (keeps what recover and vfio undo need)",
+    )
+    .option("--keep <n>", "ended transactions to keep, newest first", "20")
+    .action(run(async ({ ui, env, flags }, options: { keep: string }) => {
+      const keep = Number(options.keep);
+      if (!Number.isInteger(keep) || keep < 0) {
+        throw new UsageError(`Cannot use --keep "${options.keep}": expected a whole number`, {
+          hint: "For example: gini journal prune --keep 10",
+        });
+      }
+      const dryRun = flags.dryRun ?? false;
+      const r = await pruneJournal(env.dirs.state, { keep, dryRun });
+      const bytes = r.removed.reduce((n, t) => n + t.bytes, 0);
+      ui.result(r, () =>
+        [
+          ...(flags.verbose
+            ? r.removed.map((t) => `  ${t.id}  ${t.state.padEnd(10)} ${t.command}`)
+            : []),
+          `${dryRun ? "Would remove" : "Removed"} ${r.removed.length} transaction(s) (${
+            formatBytes(bytes)
+          }) and ${r.blobs.removed} backup blob(s) (${formatBytes(r.blobs.bytes)})`,
+          `Kept: ${r.kept.recent} recent, ${r.kept.incomplete} incomplete (gini recover), ${r.kept.inPlace} VFIO configuration(s) in place (gini vfio undo); ${r.blobs.kept} blob(s)`,
+        ].join("\n"));
     }));
 
   const macos = program.command("macos").description("macOS releases Gini can install");

@@ -532,3 +532,81 @@ Deno.test("a VFIO apply killed after any op, or between an op and its journal re
     }
   });
 });
+
+Deno.test("gini journal prune removes old transactions and unneeded backups, keeping what vfio undo and recover need", async () => {
+  const h = await home();
+  const apply = async (name: string, env: Record<string, string> = {}) => {
+    const root = await chrootableRoot(join(DISTROS, name));
+    const c = CASES[name]!;
+    const flags = ["--host-root", root, "--device", c.device, ...(c.force ? ["--force"] : [])];
+    const original = await snapshot(root);
+    const out = await runGini(h, ["--yes", "vfio", "apply", ...flags], env);
+    return { root, flags, original, out };
+  };
+  // A: a configuration still in place. B1-B3: applied, then undone. C: killed part-way.
+  const a = await apply("debian-grub");
+  assertEquals(a.out.code, 0, a.out.stderr);
+  const applied = await snapshot(a.root);
+  const undone: string[] = [];
+  for (const name of ["arch-systemd-boot", "arch-uki", "popos-kernelstub"]) {
+    const b = await apply(name);
+    assertEquals(b.out.code, 0, b.out.stderr);
+    assertEquals((await runGini(h, ["vfio", "undo"])).code, 0);
+    undone.push(b.root);
+  }
+  const c = await apply("fedora-dracut-bls", { GINI_CRASH_AFTER_OP: "3" });
+  assertEquals(c.out.code, 137, c.out.stderr);
+  const journal = join(h, ".local/state/gini/journal");
+  const listed = async () =>
+    JSON.parse((await runGini(h, ["--json", "journal", "list"])).stdout) as {
+      id: string;
+      command: string;
+      state: string;
+      changes: number;
+    }[];
+  const all = await listed();
+  // An undone apply ends as aborted, with no change left in place.
+  assertEquals(all.map((t) => t.state), [
+    "incomplete",
+    "aborted",
+    "aborted",
+    "aborted",
+    "committed",
+  ]);
+  // Newest first: C, B3, B2, B1, A. With --keep 1, B3 stays; B2 and B1 go.
+  const oldest = all.slice(2, 4);
+  assertEquals(all.map((t) => t.changes).slice(1, 4), [0, 0, 0]);
+  const blobs = () => Array.fromAsync(Deno.readDir(join(journal, "blobs")), (e) => e.name);
+  const before = (await blobs()).sort();
+  assert(before.length >= 4, `blobs: ${before.join(", ")}`);
+
+  const dry = await runGini(h, ["--dry-run", "--json", "journal", "prune", "--keep", "1"]);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertEquals(JSON.parse(dry.stdout).removed.length, 2);
+  // Every blob is younger than an hour: none would go.
+  assertEquals(JSON.parse(dry.stdout).blobs.removed, 0);
+  assertEquals((await listed()).length, 5, "a dry run removes nothing");
+
+  // Blobs written in the last hour are spared (a run may be about to use one): age them.
+  const old = new Date(Date.now() - 2 * 3600_000);
+  for (const name of before) await Deno.utime(join(journal, "blobs", name), old, old);
+  const pruned = await runGini(h, ["--json", "journal", "prune", "--keep", "1"]);
+  assertEquals(pruned.code, 0, pruned.stderr);
+  const r = JSON.parse(pruned.stdout);
+  assertEquals(r.kept, { incomplete: 1, inPlace: 1, recent: 1 });
+  assertEquals(r.removed.map((t: { id: string }) => t.id), oldest.map((t) => t.id));
+  assert(r.blobs.removed >= 1, pruned.stdout);
+  const left = await listed();
+  assertEquals(left.map((t) => t.state), ["incomplete", "aborted", "committed"]);
+  assertEquals((await blobs()).length, before.length - r.blobs.removed);
+
+  // What was kept still works: C rolls back and A undoes, byte for byte.
+  const recovered = await runGini(h, ["recover", "--rollback"]);
+  assertEquals(recovered.code, 0, recovered.stderr);
+  assertEquals(changedPaths(c.original, await snapshot(c.root)), []);
+  assertEquals(changedPaths(applied, await snapshot(a.root)), []);
+  const undo = await runGini(h, ["vfio", "undo"]);
+  assertEquals(undo.code, 0, undo.stderr);
+  assertEquals(changedPaths(a.original, await snapshot(a.root)), []);
+  for (const root of [a.root, ...undone, c.root, h]) await Deno.remove(root, { recursive: true });
+});

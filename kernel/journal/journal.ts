@@ -205,8 +205,8 @@ export async function loadTransaction(file: string): Promise<Transaction> {
   };
 }
 
-/** Every transaction in the state directory, newest first. */
-export async function listTransactions(stateDir: string): Promise<Transaction[]> {
+/** The transaction logs in the state directory, newest first. */
+export async function journalFiles(stateDir: string): Promise<string[]> {
   const dir = join(stateDir, "journal");
   const files: string[] = [];
   try {
@@ -216,7 +216,78 @@ export async function listTransactions(stateDir: string): Promise<Transaction[]>
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
+  return files.sort().reverse();
+}
+
+/** Every transaction in the state directory, newest first. */
+export async function listTransactions(stateDir: string): Promise<Transaction[]> {
   const result: Transaction[] = [];
-  for (const file of files.sort().reverse()) result.push(await loadTransaction(file));
+  for (const file of await journalFiles(stateDir)) result.push(await loadTransaction(file));
   return result;
+}
+
+/**
+ * Whether a log ends with a sound `commit` or `abort` record, read from its last bytes only.
+ * Anything else (a torn or damaged end, another record) is left to a full read.
+ */
+async function endsCleanly(file: string): Promise<boolean> {
+  const handle = await Deno.open(file, { read: true });
+  try {
+    const size = (await handle.stat()).size;
+    const length = Math.min(size, 4096);
+    await handle.seek(size - length, Deno.SeekMode.Start);
+    const tail = new Uint8Array(length);
+    let read = 0;
+    while (read < length) {
+      const n = await handle.read(tail.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    const text = new TextDecoder().decode(tail.subarray(0, read));
+    if (!text.endsWith("\n")) return false;
+    const line = text.slice(0, -1).split("\n").at(-1)!;
+    const body = line.slice(17);
+    if (line[16] !== " " || checksum(body) !== line.slice(0, 16)) return false;
+    const type = (JSON.parse(body) as JournalRecord).type;
+    return type === "commit" || type === "abort";
+  } finally {
+    handle.close();
+  }
+}
+
+/**
+ * The transactions that did not end, newest first. Every start of Gini asks this, so ended logs
+ * are recognised from their last record without reading them whole.
+ */
+export async function incompleteTransactions(stateDir: string): Promise<Transaction[]> {
+  const result: Transaction[] = [];
+  for (const file of await journalFiles(stateDir)) {
+    if (await endsCleanly(file)) continue;
+    const tx = await loadTransaction(file);
+    if (tx.state === "incomplete") result.push(tx);
+  }
+  return result;
+}
+
+/** Strings longer than this are journaled as their length and hash (file contents). */
+const INLINE_LIMIT = 16 * 1024;
+
+/**
+ * An op's arguments as journaled: long strings (the content of an `fs.write`) are replaced by
+ * their length and sha256. Undoing never needs them (inverses are journaled whole) and what an
+ * op produced is hashed in its `done` record, so the journal stays small.
+ */
+export function journaledArgs(value: Json): Json {
+  if (typeof value === "string") {
+    return value.length <= INLINE_LIMIT
+      ? value
+      : `<${value.length} characters, sha256 ${
+        createHash("sha256").update(value).digest("hex")
+      }, not journaled>`;
+  }
+  if (Array.isArray(value)) return value.map(journaledArgs);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, journaledArgs(v)]));
+  }
+  return value;
 }

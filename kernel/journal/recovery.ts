@@ -10,7 +10,7 @@ import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
 import type { OpEnv, OpKind } from "../ops/types.ts";
 import { OP_KINDS } from "../ops/registry.ts";
 import type { StartupEnv } from "../paths.ts";
-import { Journal, loadTransaction, type Transaction } from "./journal.ts";
+import { Journal, journaledArgs, loadTransaction, type Transaction } from "./journal.ts";
 import { atomicCopy, blobPath } from "../ops/_fs.ts";
 import { ConflictError } from "../errors.ts";
 import { dirname } from "node:path";
@@ -38,6 +38,9 @@ async function saveBackups(stateDir: string, inverse: OpRequest[] | null): Promi
     const blob = blobPath(stateDir, sha256);
     try {
       await Deno.lstat(blob);
+      // Saved by an earlier run: marked fresh, so that a prune running now leaves it.
+      const now = new Date();
+      await Deno.utime(blob, now, now);
       continue;
     } catch { /* not saved yet */ }
     await Deno.mkdir(dirname(blob), { recursive: true });
@@ -75,7 +78,7 @@ export function journalObserver(
         stage: record.stage,
         plugin: record.plugin,
         kind: record.kind,
-        args: record.args,
+        args: journaledArgs(record.args),
         description: record.description,
         inverse: record.inverse,
       });
