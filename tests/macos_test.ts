@@ -195,6 +195,27 @@ Deno.test("gini up of a macOS VM against local fakes: OpenCore disk, verified re
     assertEquals(up.code, 0, up.stderr + up.stdout);
     assertStringIncludes(up.stderr, "will be slow to install");
 
+    await t.step(
+      "the journal keeps EFI binaries as their size and hash, not their bytes",
+      async () => {
+        const [tx] = JSON.parse((await runGini(home, ["journal", "list", "--json"])).stdout);
+        const shown = JSON.parse(
+          (await runGini(home, ["journal", "show", tx.id, "--json"])).stdout,
+        );
+        const boot = shown.records.find((r: { type: string; args?: { path?: string } }) =>
+          r.type === "intent" && r.args?.path?.endsWith("EFI/BOOT/BOOTx64.efi")
+        );
+        const efi = await Deno.readFile(join(vmDir, "opencore/EFI/BOOT/BOOTx64.efi"));
+        assertMatch(
+          boot.args.contentBase64,
+          /^<\d+ characters, sha256 [0-9a-f]{64}, not journaled>$/,
+        );
+        assert(efi.byteLength > 1024 * 1024, `BOOTx64.efi is ${efi.byteLength} bytes`);
+        const wal = await Deno.stat(shown.file);
+        assert(wal.size < 256 * 1024, `the journal is ${wal.size} bytes`);
+      },
+    );
+
     await t.step("OVMF runs EFI/BOOT/BOOTx64.efi from the compiled image", async () => {
       let log = "";
       for (let i = 0; i < 240 && !log.includes(BOOT_MARKER); i++) {
