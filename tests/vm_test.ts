@@ -107,6 +107,65 @@ type = "user"
   );
 });
 
+Deno.test("a UEFI VM with a TPM: OVMF variables copied, swtpm started, the guest kernel finds a TPM 2.0; a rollback leaves nothing", async () => {
+  const guest = await tinyGuest();
+  const { root } = await tempEnv();
+  await Deno.writeTextFile(
+    join(root, "ut.toml"),
+    `name = "ut"\n[memory]\nsize = "256M"\n[boot]\nkernel = "${guest}/vmlinuz"\ninitrd = "${guest}/initrd.img"\ncmdline = "console=ttyS0"\n[firmware]\ntype = "uefi"\n[tpm]\nenabled = true\n[[disks]]\nsize = "64M"\n`,
+  );
+  const before = await snapshotTree(root);
+  const plan = JSON.parse((await gini(root, "plan", "ut.toml", "--json")).stdout);
+  const changing = plan.stages.flatMap((s: { ops: { readOnly: boolean; kind: string }[] }) => s.ops)
+    .filter((op: { readOnly: boolean }) => !op.readOnly).map((op: { kind: string }) => op.kind);
+  assertEquals(changing.slice(-2), ["tpm.launch", "qemu.launch"]);
+  const template = plan.vmDefinition.firmware.varsTemplate as string;
+
+  const up = await gini(root, "up", "ut.toml");
+  assertEquals(up.code, 0, up.stderr);
+  const dir = join(root, ".local/share/gini/vms/ut");
+  assertEquals((await Deno.stat(join(dir, "OVMF_VARS.fd"))).size, (await Deno.stat(template)).size);
+  const swtpm = Number(await Deno.readTextFile(join(dir, "swtpm.pid")));
+  const log = await waitFor(join(dir, "serial.log"), "GINI-TINY-GUEST-BOOTED", 180);
+  // OVMF measured the initrd into the TPM, and Linux found it.
+  assertStringIncludes(log, "EFI stub: Measured initrd data into PCR 9");
+  assertMatch(log, /tpm_tis \S+: 2\.0 TPM/);
+  assert((await Deno.stat(join(dir, "tpm/tpm2-00.permall"))).isFile);
+  const down = await gini(root, "down", "ut", "--timeout", "1");
+  assertEquals(down.code, 0, down.stderr);
+  // swtpm exits with its QEMU: gone, or a zombie waiting for whichever process reaps orphans.
+  const state = await Deno.readTextFile(`/proc/${swtpm}/stat`).then(
+    (t) => t.split(") ")[1]![0],
+    () => "gone",
+  );
+  assert(state === "gone" || state === "Z", `swtpm is still running (state ${state})`);
+  assertEquals((await gini(root, "rm", "ut", "--yes")).code, 0);
+  // What gini rm leaves: the empty vms folder.
+  const clean = await snapshotTree(root);
+  assertEquals(clean, {
+    ...before,
+    ".local/": "dir",
+    ".local/share/": "dir",
+    ".local/share/gini/": "dir",
+    ".local/share/gini/vms/": "dir",
+  });
+
+  // Killed right after QEMU started: rolling back stops QEMU and swtpm and removes the TPM state.
+  const crashed = await runGini(root, ["up", "ut.toml"], {
+    GINI_CRASH_AFTER_OP: String(changing.length),
+  });
+  assertEquals(crashed.code, 137, crashed.stderr);
+  const pid = Number(await Deno.readTextFile(join(dir, "swtpm.pid")));
+  const rolled = await gini(root, "recover", "--rollback");
+  assertEquals(rolled.code, 0, rolled.stderr);
+  assertEquals(await snapshotTree(root), clean);
+  const after = await Deno.readTextFile(`/proc/${pid}/stat`).then(
+    (t) => t.split(") ")[1]![0],
+    () => "gone",
+  );
+  assert(after === "gone" || after === "Z", `swtpm is still running (state ${after})`);
+});
+
 Deno.test("gini plan --json lists image.create and the writes of start.sh and vm.xml, and changes nothing", async () => {
   const { root } = await tempEnv();
   await Deno.writeTextFile(join(root, "vm.toml"), 'name = "planned"\n[[disks]]\nsize = "1G"\n');

@@ -12,6 +12,7 @@ import { fsRestore } from "./fs_restore.ts";
 import { runOp } from "./run.ts";
 import { imageCreate } from "./image_create.ts";
 import { qemuLaunch } from "./qemu_launch.ts";
+import { tpmLaunch } from "./tpm_launch.ts";
 import { qmpOp } from "./qmp.ts";
 import { lvmCreate, lvmRemove } from "./lvm.ts";
 import { downloadOp } from "./download.ts";
@@ -34,6 +35,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     runOp,
     imageCreate,
     qemuLaunch,
+    tpmLaunch,
     qmpOp,
     lvmCreate,
     lvmRemove,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/_qemu_args.ts";
@@ -115,8 +115,11 @@ export default definePlugin({
         });
       }
       if (def.firmware.type === "uefi") {
+        // The host's template (found by env-check, a host path: under --host-root when given),
+        // or one made for this VM in its folder (macOS: opencore:compile).
+        const template = def.firmware.varsTemplate!;
         await ctx.op("fs.copy", {
-          from: def.firmware.varsTemplate!,
+          from: template.startsWith(`${def.paths.dir}/`) ? template : ctx.host.path(template),
           to: def.firmware.vars!,
           overwrite: false,
         });
@@ -163,6 +166,15 @@ export default definePlugin({
         });
         ctx.set("deploy.started", { name: def.name, backend: "libvirt", uri: def.libvirtUri });
         return;
+      }
+      if (def.tpm.enabled) {
+        await ctx.op("tpm.launch", {
+          name: def.name,
+          stateDir: def.tpm.stateDir!,
+          socket: def.tpm.socket!,
+          pidFile: join(def.paths.dir, "swtpm.pid"),
+          logFile: join(def.paths.dir, "swtpm.log"),
+        });
       }
       const started = await ctx.op<{ pid: number | null }>("qemu.launch", {
         name: def.name,
