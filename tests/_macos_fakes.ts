@@ -230,12 +230,20 @@ export async function recoveryServer(
       const start = range ? Number(range[1]) : 0;
       const body = served.subarray(start);
       if (faults.cutFirst && imageRequests === 1) {
+        // The connection breaks once the first MiB has been handed to the server (and had time
+        // to reach the client), however slow the machine is.
+        let sent = false;
         const stream = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(body.subarray(0, 1024 * 1024));
-            setTimeout(() => controller.error(new Error("cut")), 50);
+          async pull(controller) {
+            if (!sent) {
+              sent = true;
+              controller.enqueue(body.subarray(0, 1024 * 1024));
+              return;
+            }
+            await new Promise((r) => setTimeout(r, 200));
+            controller.error(new Error("cut"));
           },
-        });
+        }, { highWaterMark: 0 });
         return new Response(stream, { headers: { "content-length": String(body.byteLength) } });
       }
       return new Response(body as Uint8Array<ArrayBuffer>, {
