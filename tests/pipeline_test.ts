@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { runStages } from "../kernel/mod.ts";
+import { listTransactions, readJournal } from "../kernel/journal/journal.ts";
 import { loadFixtures, recordingUi, tempEnv } from "./_helpers.ts";
 
 Deno.test("runPipeline() orders stages by the keys they read, runs hooks around each, and delivers events across workers", async () => {
@@ -26,11 +27,17 @@ Deno.test("runPipeline() orders stages by the keys they read, runs hooks around 
       "post greeter:first",
       "completed greeter:first",
       "pre greeter:second",
+      "greeted 2",
       "post greeter:second",
       "completed greeter:second",
       "",
     ].join("\n"),
   );
+  // Ops of event handlers belong to the stage the event came from: a resume redoes them with it.
+  const [tx] = await listTransactions(env.dirs.state);
+  const { records } = await readJournal(tx!.file);
+  const stages = records.flatMap((r) => r.type === "intent" ? [r.stage] : []);
+  assertEquals(new Set(stages), new Set(["greeter:first", "greeter:second"]));
 });
 
 Deno.test("runPipeline() refuses a value that breaks its key's contract", async () => {

@@ -202,7 +202,8 @@ export class Pipeline {
     return {
       op: (kind, args) => this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }),
       read: (kind, path) => serveRead(this.#grantsOf(plugin), kind, path),
-      emit: (event, payload) => this.emit(event, payload),
+      // Ops of the handlers count as the emitting stage's: resume undoes and redoes them with it.
+      emit: (event, payload) => this.emit(event, payload, label),
       ui: (message) => this.#o.ui.message(message),
       subscribe: (event) => {
         const set = this.#dynamicSubscribers.get(event) ?? new Set();
@@ -241,8 +242,11 @@ export class Pipeline {
     return [...names].sort((a, b) => (this.#order.get(a) ?? 0) - (this.#order.get(b) ?? 0));
   }
 
-  /** Sends an event to every subscribing plugin, in priority order; returns their replies. */
-  async emit(event: string, payload: Json): Promise<Json[]> {
+  /**
+   * Sends an event to every subscribing plugin, in priority order; returns their replies. The ops
+   * the handlers request are labelled with `origin`, the stage the event comes from.
+   */
+  async emit(event: string, payload: Json, origin?: string): Promise<Json[]> {
     const subscribers = new Set(
       [...this.#manifests.values()].filter((m) => m.events.subscribe.includes(event)).map((m) =>
         m.plugin.name
@@ -258,7 +262,7 @@ export class Pipeline {
           { type: "event", event, payload },
           `event ${event}`,
           this.#timeout(manifest),
-          this.#handlers(name, `event:${event}`),
+          this.#handlers(name, origin ?? `event:${event}`),
         );
         if (result.reply !== undefined) replies.push(result.reply);
       } catch (error) {
@@ -418,7 +422,7 @@ export class Pipeline {
         const durationMs = performance.now() - started;
         if (error === undefined) {
           reports.set(stage.id, { id: stage.id, plugin: stage.plugin, status: "done", durationMs });
-          await this.emit("stage:completed", { stage: stage.id, durationMs });
+          await this.emit("stage:completed", { stage: stage.id, durationMs }, stage.id);
           return;
         }
         // Bad input found by a stage (exit code 2) is shown as itself, not as a stage failure.
@@ -448,7 +452,7 @@ export class Pipeline {
             `Optional plugin "${stage.plugin}" failed; its stage "${stage.id}" is skipped: ${gini.message}`,
           );
         } else failure ??= gini;
-        await this.emit("stage:failed", { stage: stage.id, error: gini.message });
+        await this.emit("stage:failed", { stage: stage.id, error: gini.message }, stage.id);
       })();
       running.set(stage.id, work.finally(() => running.delete(stage.id)));
     };
