@@ -10,6 +10,11 @@ export NO_COLOR=1
 "$DENO" lint || exit 1
 "$DENO" check main.ts kernel/ workers/ plugins/ tests/ scripts/ || exit 1
 
+# Everything the tests make in temporary folders goes under one, removed at the end.
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/gini-tests.XXXXXX")"
+trap 'rm -rf --one-file-system "$tmp"' EXIT
+export TMPDIR="$tmp"
+
 log="$(mktemp)"
 "$DENO" test --allow-all --no-prompt --unstable-worker-options "$@" 2>&1 | tee "$log"
 status="${PIPESTATUS[0]}"

@@ -278,6 +278,13 @@ Deno.test("bad VM files are refused with file, line, key and hint, and leave not
       "[[disks]]",
     ],
     [
+      "a name too long for QEMU's socket path",
+      `name = "${"v".repeat(63)}"\n[[disks]]\nsize = "1G"\n`,
+      "intel-nvidia",
+      /vm\.toml:1:1: Cannot place the socket ".*\/qmp\.sock": a UNIX socket path holds at most 107 bytes, this one has \d+/,
+      "shorter data directory",
+    ],
+    [
       "KVM asked for on a host without it",
       'name = "x"\naccel = "kvm"\n[[disks]]\nsize = "1G"\n',
       "iommu-off-no-kvm",

@@ -13,6 +13,7 @@ import { type VmDefinition, VmDefinitionSchema } from "./contracts.ts";
 import { parseVmConfig, type VmConfig } from "./vm_schema.ts";
 import {
   type BaseImage,
+  configError,
   configureVfio,
   defineCpuRam,
   defineNetworking,
@@ -202,6 +203,18 @@ export default definePlugin({
         emulator: "qemu-system-x86_64",
         warnings: checked.warnings,
       };
+      // QEMU and swtpm cannot listen on a longer path (sun_path holds 108 bytes with its NUL).
+      for (const socket of [definition.paths.qmpSocket, definition.tpm.socket ?? ""]) {
+        const bytes = new TextEncoder().encode(socket).byteLength;
+        if (bytes > 107) {
+          throw configError(
+            source(ctx),
+            ["name"],
+            `Cannot place the socket "${socket}": a UNIX socket path holds at most 107 bytes, this one has ${bytes}`,
+            "Choose a shorter data directory (--data-dir or XDG_DATA_HOME) or a shorter VM name",
+          );
+        }
+      }
       const final = await preVmStart(ctx, definition);
       ctx.set(
         "session.vm_definition",
