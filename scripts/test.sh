@@ -12,6 +12,8 @@ export NO_COLOR=1
 
 # Everything the tests make in temporary folders goes under one, removed at the end.
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/gini-tests.XXXXXX")"
+# Open like /tmp itself: libvirt's QEMU runs as its own user and reads the test's files.
+chmod 0755 "$tmp"
 trap 'rm -rf --one-file-system "$tmp"' EXIT
 export TMPDIR="$tmp"
 
