@@ -27,6 +27,15 @@ async function waitFor(file: string, marker: string, seconds: number): Promise<s
   );
 }
 
+/** Fails if `pid` still runs; a zombie waiting for whichever process reaps orphans here is gone. */
+async function assertEnded(pid: number, what: string): Promise<void> {
+  const state = await Deno.readTextFile(`/proc/${pid}/stat`).then(
+    (t) => t.split(") ")[1]![0],
+    () => "gone",
+  );
+  assert(state === "gone" || state === "Z", `${what} is still running (state ${state})`);
+}
+
 Deno.test("gini up boots a direct-kernel guest under TCG with disks made by qemu-img; down and rm undo it", async () => {
   const guest = await tinyGuest();
   const { root } = await tempEnv();
@@ -87,12 +96,7 @@ type = "user"
   const down = await gini(root, "down", "tiny", "--timeout", "3");
   assertEquals(down.code, 0, down.stderr);
   assertMatch(down.stdout, /VM "tiny" stopped/);
-  // Gone, or a zombie waiting for whichever process reaps orphans here.
-  const state = await Deno.readTextFile(`/proc/${pid}/stat`).then(
-    (t) => t.split(") ")[1]![0],
-    () => "gone",
-  );
-  assert(state === "gone" || state === "Z", `QEMU is still running (state ${state})`);
+  await assertEnded(pid, "QEMU");
 
   const refused = await gini(root, "rm", "tiny");
   assertEquals(refused.code, 2);
@@ -133,12 +137,8 @@ Deno.test("a UEFI VM with a TPM: OVMF variables copied, swtpm started, the guest
   assert((await Deno.stat(join(dir, "tpm/tpm2-00.permall"))).isFile);
   const down = await gini(root, "down", "ut", "--timeout", "1");
   assertEquals(down.code, 0, down.stderr);
-  // swtpm exits with its QEMU: gone, or a zombie waiting for whichever process reaps orphans.
-  const state = await Deno.readTextFile(`/proc/${swtpm}/stat`).then(
-    (t) => t.split(") ")[1]![0],
-    () => "gone",
-  );
-  assert(state === "gone" || state === "Z", `swtpm is still running (state ${state})`);
+  // swtpm exits with its QEMU.
+  await assertEnded(swtpm, "swtpm");
   assertEquals((await gini(root, "rm", "ut", "--yes")).code, 0);
   // What gini rm leaves: the empty vms folder.
   const clean = await snapshotTree(root);
@@ -156,14 +156,12 @@ Deno.test("a UEFI VM with a TPM: OVMF variables copied, swtpm started, the guest
   });
   assertEquals(crashed.code, 137, crashed.stderr);
   const pid = Number(await Deno.readTextFile(join(dir, "swtpm.pid")));
+  const qemu = Number(await Deno.readTextFile(join(dir, "qemu.pid")));
   const rolled = await gini(root, "recover", "--rollback");
   assertEquals(rolled.code, 0, rolled.stderr);
   assertEquals(await snapshotTree(root), clean);
-  const after = await Deno.readTextFile(`/proc/${pid}/stat`).then(
-    (t) => t.split(") ")[1]![0],
-    () => "gone",
-  );
-  assert(after === "gone" || after === "Z", `swtpm is still running (state ${after})`);
+  await assertEnded(qemu, "QEMU");
+  await assertEnded(pid, "swtpm");
 });
 
 Deno.test("gini plan --json lists image.create and the writes of start.sh and vm.xml, and changes nothing", async () => {
