@@ -18,6 +18,11 @@ export type PathState =
   }
   | { exists: true; type: "dir" | "other"; mode: number | null };
 
+/** What a captured path holds, in one word: "absent", a file's sha256, or "dir"/"other". */
+export function pathContent(state: PathState): string {
+  return !state.exists ? "absent" : state.type === "file" ? state.sha256 : state.type;
+}
+
 /** The sha256 of bytes, as lowercase hex. */
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;

@@ -7,7 +7,7 @@
 import { createTwoFilesPatch } from "diff";
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
-import { atomicWrite, capturePath, type PathState, sha256Hex } from "./_fs.ts";
+import { atomicWrite, capturePath, pathContent, type PathState, sha256Hex } from "./_fs.ts";
 import { restorePath, writeBytes } from "./fs_write.ts";
 import { defineOp } from "./types.ts";
 import type { Json } from "../../workers/protocol.ts";
@@ -34,7 +34,7 @@ const PREVIEW_LIMIT = 1024 * 1024;
 type EditCapture = PathState & { text?: string };
 
 function mismatch(a: FsEditArgs, before: PathState): string | undefined {
-  const actual = !before.exists ? ABSENT : before.type === "file" ? before.sha256 : before.type;
+  const actual = pathContent(before);
   return actual === a.expectSha256 ? undefined : actual;
 }
 

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { ConflictError, GiniError } from "../errors.ts";
-import { atomicCopy, blobPath, capturePath, type PathState } from "./_fs.ts";
+import { atomicCopy, blobPath, capturePath, pathContent, type PathState } from "./_fs.ts";
 import { defineOp } from "./types.ts";
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -30,14 +30,12 @@ export const fsRestore = defineOp<FsRestoreArgs>({
   permission: (a) => [{ grant: "write", path: a.path }],
   capture: async (a) => await capturePath(a.path),
   conflicts(a, before) {
-    const state = before as PathState;
-    const actual = !state.exists ? "absent" : state.type === "file" ? state.sha256 : state.type;
+    const actual = pathContent(before as PathState);
     if (actual === a.sha256 || a.expect === undefined || actual === a.expect) return [];
     return [`"${a.path}" changed since Gini wrote it (found ${actual.slice(0, 12)}…)`];
   },
   async execute(a, env, before) {
-    const state = before as PathState;
-    const actual = !state.exists ? "absent" : state.type === "file" ? state.sha256 : state.type;
+    const actual = pathContent(before as PathState);
     if (actual === a.sha256) return { path: a.path, sha256: a.sha256, restored: false };
     if (a.expect !== undefined && actual !== a.expect) {
       throw new ConflictError(
