@@ -17,13 +17,19 @@ const QemuLaunchArgs = z.strictObject({
 });
 type QemuLaunchArgs = z.infer<typeof QemuLaunchArgs>;
 
-/** The pid in a pid file if that process is alive, else null. */
-export async function runningPid(pidFile: string): Promise<number | null> {
+/**
+ * The pid in a pid file if that process is alive and `isIt` accepts its command line (NUL
+ * separated, as in /proc), else null. By default: a QEMU.
+ */
+export async function runningPid(
+  pidFile: string,
+  isIt: (cmdline: string) => boolean = (cmdline) => cmdline.includes("qemu"),
+): Promise<number | null> {
   try {
     const pid = Number((await Deno.readTextFile(pidFile)).trim());
     if (!Number.isInteger(pid) || pid <= 0) return null;
     const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmdline.includes("qemu") ? pid : null;
+    return isIt(cmdline) ? pid : null;
   } catch {
     return null;
   }

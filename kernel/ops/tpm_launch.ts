@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { defineOp } from "./types.ts";
+import { runningPid } from "./qemu_launch.ts";
 
 const TpmLaunchArgs = z.strictObject({
   name: z.string().min(1),
@@ -24,15 +25,11 @@ type TpmCapture = {
 };
 
 /** The pid in swtpm's pid file if that swtpm is alive, else null. */
-export async function runningSwtpm(pidFile: string): Promise<number | null> {
-  try {
-    const pid = Number((await Deno.readTextFile(pidFile)).trim());
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmdline.startsWith("swtpm\0") || cmdline.includes("/swtpm\0") ? pid : null;
-  } catch {
-    return null;
-  }
+function runningSwtpm(pidFile: string): Promise<number | null> {
+  return runningPid(
+    pidFile,
+    (cmdline) => cmdline.startsWith("swtpm\0") || cmdline.includes("/swtpm\0"),
+  );
 }
 
 export const tpmLaunch = defineOp<TpmLaunchArgs>({
