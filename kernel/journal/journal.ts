@@ -66,6 +66,12 @@ function checksum(body: string): string {
   return createHash("sha256").update(body).digest("hex").slice(0, 16);
 }
 
+/** A line's JSON body when its checksum matches, else null (torn or damaged). */
+function soundBody(line: string): string | null {
+  const body = line.slice(17);
+  return line[16] === " " && checksum(body) === line.slice(0, 16) ? body : null;
+}
+
 /** Appends records to one transaction's log. */
 export class Journal {
   readonly id: string;
@@ -129,10 +135,8 @@ export async function readJournal(
   for (const [i, line] of lines.entries()) {
     if (line === "") continue;
     const last = i === lines.length - 1 || (i === lines.length - 2 && lines.at(-1) === "");
-    const space = line.indexOf(" ");
-    const body = line.slice(space + 1);
-    const ok = space === 16 && checksum(body) === line.slice(0, 16);
-    if (!ok) {
+    const body = soundBody(line);
+    if (body === null) {
       if (last && (!complete || i === lines.length - 1)) {
         torn = true;
         break;
@@ -245,9 +249,8 @@ async function endsCleanly(file: string): Promise<boolean> {
     }
     const text = new TextDecoder().decode(tail.subarray(0, read));
     if (!text.endsWith("\n")) return false;
-    const line = text.slice(0, -1).split("\n").at(-1)!;
-    const body = line.slice(17);
-    if (line[16] !== " " || checksum(body) !== line.slice(0, 16)) return false;
+    const body = soundBody(text.slice(0, -1).split("\n").at(-1)!);
+    if (body === null) return false;
     const type = (JSON.parse(body) as JournalRecord).type;
     return type === "commit" || type === "abort";
   } finally {
