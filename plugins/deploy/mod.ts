@@ -40,55 +40,49 @@ async function isRunning(ctx: StageContext, def: VmDefinition): Promise<boolean>
   }
 }
 
+/** How to see, ask and force a VM's power-off, per backend. */
+function powerControl(ctx: StageContext, def: VmDefinition) {
+  if (def.backend === "libvirt") {
+    const virsh = (...args: string[]) => ["virsh", "-c", def.libvirtUri, ...args];
+    return {
+      running: async () =>
+        (await ctx.op<{ stdout: string }>("run", {
+          argv: virsh("domstate", def.name),
+          allowFailure: true,
+        })).stdout.trim() === "running",
+      shutdown: () => ctx.op("run", { argv: virsh("shutdown", def.name), allowFailure: true }),
+      force: () => ctx.op("run", { argv: virsh("destroy", def.name) }),
+    };
+  }
+  return {
+    running: () => isRunning(ctx, def),
+    shutdown: () => ctx.op("qmp", { socket: def.paths.qmpSocket, command: "system_powerdown" }),
+    force: async () => {
+      await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
+      // "quit" answers before QEMU has exited; wait until its monitor is gone.
+      for (let i = 0; i < 40 && !ctx.dryRun && await isRunning(ctx, def); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    },
+  };
+}
+
 /** Powers a VM off (ACPI, then forced after the timeout); says how it ended. */
 async function powerDown(
   ctx: StageContext,
   def: VmDefinition,
 ): Promise<"not-running" | "acpi" | "quit"> {
-  const { timeoutMs } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
-  if (def.backend === "libvirt") {
-    const virsh = (...args: string[]) => ["virsh", "-c", def.libvirtUri, ...args];
-    const state = async () =>
-      (await ctx.op<{ stdout: string }>("run", {
-        argv: virsh("domstate", def.name),
-        allowFailure: true,
-      })).stdout.trim();
-    if ((await state()) !== "running") {
-      return "not-running";
-    }
-    await ctx.op("run", { argv: virsh("shutdown", def.name), allowFailure: true });
-    const deadline = Date.now() + (timeoutMs ?? 60_000);
-    while (Date.now() < deadline && !ctx.dryRun) {
-      if ((await state()) !== "running") {
-        return "acpi";
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    ctx.ui.warn(
-      `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
-    );
-    await ctx.op("run", { argv: virsh("destroy", def.name) });
-    return "quit";
-  }
-  if (!(await isRunning(ctx, def))) {
-    return "not-running";
-  }
-  await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "system_powerdown" });
-  const deadline = Date.now() + (timeoutMs ?? 60_000);
+  const { timeoutMs = 60_000 } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
+  const vm = powerControl(ctx, def);
+  if (!(await vm.running())) return "not-running";
+  await vm.shutdown();
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !ctx.dryRun) {
-    if (!(await isRunning(ctx, def))) {
-      return "acpi";
-    }
+    if (!(await vm.running())) return "acpi";
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  ctx.ui.warn(
-    `"${def.name}" did not power off within ${(timeoutMs ?? 60_000) / 1000} s; stopping it`,
-  );
-  await ctx.op("qmp", { socket: def.paths.qmpSocket, command: "quit" });
-  // "quit" answers before QEMU has exited; wait until its monitor is gone.
-  for (let i = 0; i < 40 && !ctx.dryRun && await isRunning(ctx, def); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  ctx.ui.warn(`"${def.name}" did not power off within ${timeoutMs / 1000} s; stopping it`);
+  await vm.force();
   return "quit";
 }
 
