@@ -12,15 +12,15 @@ fi
 . "$(dirname "$0")/_debootstrap.sh" ""
 echo "deb $mirror bookworm main" >"$root/etc/apt/sources.list"
 mount -t proc proc "$root/proc"
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+in_root apt-get update -qq >&2
 # grub-pc-bin and grub2-common: GRUB's modules and grub-mkconfig without grub-pc's postinst, which
 # would install GRUB onto a disk.
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+in_root apt-get install -y -qq --no-install-recommends \
   linux-image-amd64 initramfs-tools zstd grub-pc-bin grub2-common >&2
 umount -l "$root/proc"
 # What grub-pc's postinst would write: Debian's /etc/default/grub.
 cp "$root/usr/share/grub/default/grub" "$root/etc/default/grub"
-chroot "$root" apt-get clean
+in_root apt-get clean
 rm -rf "$root/var/lib/apt/lists"/*
 mkdir -p "$cache"
 tar -C "$root" --numeric-owner -cf "$cache/root.tar.tmp" .

@@ -19,6 +19,14 @@ PACKAGES=(
   dosfstools # mkfs.fat --offset: the FAT32 EFI system partition inside that image
   mtools     # mcopy/mmd/mdir/mtype: the ESP's files, without mounting
   grub-efi-amd64-bin # grub-mkstandalone: a real EFI program the macOS image test boots under OVMF
+  lvm2       # pvcreate vgcreate lvcreate lvremove lvs vgs lvm: LVM-backed disks and the LVM tests
+  swtpm      # swtpm: the TPM 2.0 emulator a VM with [tpm] starts beside QEMU
+  swtpm-tools # swtpm_setup swtpm_ioctl: TPM state set-up and stopping swtpm
+  libxml2-utils # xmllint: virt-xml-validate runs it (only a Recommends of libvirt-clients)
+  genisoimage # genisoimage: the seed ISO's fallback when xorriso is absent
+  curl       # curl: the baseline the download benchmark compares with
+  time       # /usr/bin/time: peak memory in the benchmarks
+  virtinst   # virt-install: the baseline the plan benchmark compares with
 )
 
 missing=()
