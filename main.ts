@@ -24,12 +24,13 @@ import {
   type UiSink,
   UsageError,
 } from "./kernel/mod.ts";
+import { didYouMean } from "./kernel/errors.ts";
 import { describePlugin, pluginGraph, pluginSummary } from "./kernel/plugins/describe.ts";
 import { KERNEL_API_VERSION } from "./kernel/plugins/manifest.ts";
 import { PROTOCOL_VERSION } from "./workers/protocol.ts";
 import type { EnvironmentData } from "./plugins/env_check/contracts.ts";
 import { renderChecks, renderIommu } from "./plugins/env_check/render.ts";
-import { vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
+import { parseSize, VM_NAME, vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
 import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
@@ -40,7 +41,7 @@ import { incompleteTransactions, listTransactions, readJournal } from "./kernel/
 import { pruneJournal } from "./kernel/journal/prune.ts";
 import { formatBytes } from "./kernel/ops/types.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
-import { sha256Hex } from "./kernel/ops/_fs.ts";
+import { verifyJournal } from "./kernel/journal/verify.ts";
 import type { PlanReport } from "./kernel/stages/dry_run.ts";
 import type { VfioPlan, VfioStatus } from "./plugins/vfio/contracts.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -117,7 +118,6 @@ function buildProgram(
     .description(
       "Deploy and manage QEMU/KVM virtual machines: macOS, Linux, Windows, VFIO passthrough",
     )
-    .version(VERSION, "-V, --version-flag", "print the version")
     .option("-n, --dry-run", "show what would change without changing anything")
     .option("--json", "machine-readable output")
     .option("-v, --verbose", "more detail")
@@ -130,15 +130,13 @@ function buildProgram(
     .option("--plugin-dir <dir>", "also load plugins from this directory (repeatable)", collect)
     .showSuggestionAfterError(true)
     .exitOverride();
-  if (sink) {
-    program.configureOutput({ writeOut: (s) => sink.out(s), writeErr: (s) => sink.err(s) });
-  } else {
-    const encoder = new TextEncoder();
-    program.configureOutput({
-      writeOut: (s) => void Deno.stdout.writeSync(encoder.encode(s)),
-      writeErr: (s) => void Deno.stderr.writeSync(encoder.encode(s)),
-    });
-  }
+  const encoder = new TextEncoder();
+  program.configureOutput({
+    writeOut: sink ? (s) => sink.out(s) : (s) => void Deno.stdout.writeSync(encoder.encode(s)),
+    writeErr: sink ? (s) => sink.err(s) : (s) => void Deno.stderr.writeSync(encoder.encode(s)),
+    // Usage errors are reported by main(), as text or as --json, with the exit code 2.
+    outputError: () => {},
+  });
 
   const context = (): CommandEnv => {
     const flags = program.opts() as GlobalOptions;
@@ -275,7 +273,7 @@ function buildProgram(
     file: string,
     dryRun: boolean,
     start = true,
-    generated?: { text: string; command: string; save: boolean },
+    generated?: { text: string; command: string; save: boolean; flags?: Record<string, string> },
   ) => {
     const path = isAbsolute(file) ? file : resolve(c.env.cwd, file);
     let text: string;
@@ -304,6 +302,7 @@ function buildProgram(
           text,
           defaults: await requestDefaults(c.env),
           ...(generated?.save ? { save: true } : {}),
+          ...(generated?.flags ? { flags: generated.flags } : {}),
         },
       },
       requestDir: dirname(path),
@@ -455,16 +454,61 @@ function buildProgram(
     }));
 
   program.command("new")
-    .description("write a commented VM file, sized for this host")
-    .argument("<name>", "the VM's name")
+    .description("write a commented VM file, sized for this host (a Linux cloud guest by default)")
+    .argument("<name>", "the VM's name: letters, digits, '.', '_' and '-'")
     .option("--guest <guest>", "linux, windows, macos or other", "linux")
+    .option(
+      "--image <image>",
+      "the Linux guest's image: a catalogue name (gini images list), a path or a URL",
+      "debian-12",
+    )
     .option("--version <release>", "the macOS release (gini macos versions), with --guest macos")
-    .option("-o, --output <file>", "where to write it (default NAME.toml)")
+    .option("-o, --output <file>", "where to write it (default NAME.toml in this folder)")
     .action(run(async (
       c,
       name: string,
-      options: { guest: string; output?: string; version?: string },
+      options: { guest: string; image: string; output?: string; version?: string },
     ) => {
+      if (!VM_NAME.test(name)) {
+        throw new UsageError(
+          `Cannot name a VM "${name}": expected letters, digits, '.', '_' and '-', starting with a letter or digit (at most 63)`,
+          {
+            hint: `For example: gini new ${
+              name.replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 63) ||
+              "my-vm"
+            }`,
+          },
+        );
+      }
+      const guests = ["linux", "windows", "macos", "other"];
+      if (!guests.includes(options.guest)) {
+        throw new UsageError(
+          `Cannot use --guest "${options.guest}": expected ${guests.join(", ")}`,
+          {
+            location: { flag: "--guest" },
+            hint: didYouMean(options.guest, guests) ?? "Use --guest other for any other system",
+          },
+        );
+      }
+      if (options.guest !== "linux" && options.image !== "debian-12") {
+        throw new UsageError(`Cannot use --image with --guest ${options.guest}`, {
+          location: { flag: "--image" },
+          hint: "Cloud images are for Linux guests: drop --image, or use --guest linux",
+        });
+      }
+      if (
+        options.guest === "linux" && !CATALOGUE[options.image] &&
+        !/^(https?|file):\/\//.test(options.image) && !/[/.]/.test(options.image)
+      ) {
+        throw new UsageError(
+          `Cannot use --image "${options.image}": not in the catalogue, and not a path or a URL`,
+          {
+            location: { flag: "--image" },
+            hint: didYouMean(options.image, Object.keys(CATALOGUE)) ??
+              `Known: ${Object.keys(CATALOGUE).join(", ")} (gini images list)`,
+          },
+        );
+      }
       const host = await query<EnvironmentData>(
         c,
         "env-check:finalize-host-report",
@@ -478,8 +522,16 @@ function buildProgram(
           memory: host.memory.totalBytes >= 16 * 1024 ** 3 ? "8G" : "4G",
           disk: "64G",
         })
-        : newVmToml(name, options.guest, host);
-      const out = resolve(c.env.cwd, options.output ?? `${name}.toml`);
+        : newVmToml(name, options.guest, host, options.image);
+      const shown = options.output ?? `${name}.toml`;
+      const out = resolve(c.env.cwd, shown);
+      if (c.flags.dryRun) {
+        c.ui.result(
+          { file: out, text, written: false },
+          () => `Would write ${out} (dry run: nothing was written):\n${text}`,
+        );
+        return;
+      }
       try {
         await Deno.writeTextFile(out, text, { createNew: true });
       } catch (error) {
@@ -491,8 +543,8 @@ function buildProgram(
         throw error;
       }
       c.ui.result(
-        { file: out },
-        () => `Wrote ${out}: edit it, then run "gini plan ${options.output ?? `${name}.toml`}"`,
+        { file: out, text, written: true },
+        () => `Wrote ${out}: edit it, then run "gini plan ${shown}" and "gini up ${shown}"`,
       );
     }));
 
@@ -671,25 +723,7 @@ function buildProgram(
       "check that files committed transactions produced still have their recorded hashes",
     )
     .action(run(async ({ ui, env }) => {
-      const changed: { id: string; path: string; expected: string; actual: string }[] = [];
-      let checked = 0;
-      for (const tx of await listTransactions(env.dirs.state)) {
-        if (tx.state !== "committed") continue;
-        const { records } = await readJournal(tx.file);
-        for (const r of records) {
-          const result =
-            (r as { type: string; result?: { path?: string; sha256?: string } }).result;
-          if (r.type !== "done" || !result?.path || !result.sha256) continue;
-          checked++;
-          const actual = await Deno.readFile(result.path).then(
-            (d) => sha256Hex(d),
-            () => "missing",
-          );
-          if (actual !== result.sha256) {
-            changed.push({ id: tx.id, path: result.path, expected: result.sha256, actual });
-          }
-        }
-      }
+      const { checked, changed } = await verifyJournal(env.dirs.state);
       ui.result(
         { checked, changed },
         () =>
@@ -764,7 +798,18 @@ function buildProgram(
     ) => {
       const cores = Number(options.cpuCores);
       if (!Number.isInteger(cores) || cores < 1) {
-        throw new UsageError(`Cannot use --cpu-cores "${options.cpuCores}": expected a number`);
+        throw new UsageError(`Cannot use --cpu-cores "${options.cpuCores}": expected a number`, {
+          location: { flag: "--cpu-cores" },
+          hint: "For example --cpu-cores 4 (a power of two)",
+        });
+      }
+      for (const [flag, value] of [["--ram", options.ram], ["--disk", options.disk]] as const) {
+        if (parseSize(value) === undefined) {
+          throw new UsageError(`Cannot use ${flag} "${value}": expected a size such as 8G`, {
+            location: { flag },
+            hint: `Give a number with a unit: K, M, G or T (${flag} 8G)`,
+          });
+        }
       }
       const slug = options.name.trim().replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "");
       if (!slug) throw new UsageError(`Cannot make a VM name from "${options.name}"`);
@@ -790,6 +835,13 @@ function buildProgram(
         text,
         command: `create-vm ${slug}`,
         save: existing === null,
+        flags: {
+          name: "--name",
+          "cpu.cores": "--cpu-cores",
+          "memory.size": "--ram",
+          "disks.0.size": "--disk",
+          "macos.version": "--version",
+        },
       });
     }));
 
@@ -1064,15 +1116,20 @@ function preScan(args: string[]): { command?: string; flags: GlobalOptions } {
 
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(
-  args: string[],
+  argv: string[],
   options: { sink?: UiSink; env?: Record<string, string | undefined>; cwd?: string } = {},
 ): Promise<number> {
+  let args = argv;
   const { program, exitCode, registerPluginCommands } = buildProgram(
     options.sink,
     options.env ?? Deno.env.toObject(),
     options.cwd ?? Deno.cwd(),
   );
   const scan = preScan(args);
+  // `gini --version` (or -V) before any command is `gini version`, in every output format.
+  if (!scan.command && args.some((a) => a === "--version" || a === "-V")) {
+    args = [...args.filter((a) => a !== "--version" && a !== "-V"), "version"];
+  }
   // Plugins' commands are looked up only when the command is not built in (or for help), so the
   // built-in commands never pay for plugin discovery.
   if (
@@ -1093,9 +1150,31 @@ export async function main(
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
       if (error.code === "commander.help") return 0;
+    }
+    // A bad command, flag or flag value (also from a flag's own parser): exit code 2, as text
+    // or, with --json, as a JSON error.
+    const ui = createUi({
+      json: args.includes("--json"),
+      ...(options.sink ? { sink: options.sink } : {}),
+    });
+    if (error instanceof CommanderError) {
+      // commander says "error: unknown option '--x'\n(Did you mean --y?)".
+      const [first = "", ...rest] = error.message.replace(/^error: /, "").split("\n");
+      const suggestion = rest.join(" ").match(/Did you mean (\S+?)\?/)?.[1];
+      const message = first.replace(/'([^']*)'/g, '"$1"');
+      ui.failure(
+        new UsageError(message.charAt(0).toUpperCase() + message.slice(1), {
+          hint: suggestion
+            ? `Did you mean "${suggestion}"?`
+            : error.code === "commander.unknownCommand"
+            ? "List the commands with: gini help"
+            : `See: gini ${scan.command ? `${scan.command} ` : ""}--help`,
+        }),
+      );
       return 2;
     }
-    throw error;
+    ui.failure(error);
+    return error instanceof GiniError ? error.exitCode : 1;
   }
   return exitCode();
 }

@@ -5,9 +5,11 @@
  * @module
  */
 
-/** Where in a file an error was found. */
+/** Where an error was found: a place in a file, or a command-line flag. */
 export interface SourceLocation {
-  file: string;
+  file?: string | undefined;
+  /** A command-line flag (`--ram`) the bad value came from. */
+  flag?: string | undefined;
   line?: number | undefined;
   column?: number | undefined;
   key?: string | undefined;
@@ -170,10 +172,11 @@ export class InterruptedError extends GiniError {
 
 /** One line (plus hint and location) for a terminal. */
 export function formatError(error: GiniError): string {
-  const where = error.location
-    ? `${error.location.file}${error.location.line ? `:${error.location.line}` : ""}${
-      error.location.column ? `:${error.location.column}` : ""
-    }: `
+  const at = error.location;
+  const where = at?.flag
+    ? error.message.includes(at.flag) ? "" : `${at.flag}: `
+    : at?.file
+    ? `${at.file}${at.line ? `:${at.line}` : ""}${at.column ? `:${at.column}` : ""}: `
     : "";
   return `${where}${error.message}${error.hint ? `\n    hint: ${error.hint}` : ""}`;
 }

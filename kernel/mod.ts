@@ -169,6 +169,10 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
     await pipeline.close();
     if (journal) {
       Deno.removeSignalListener("SIGINT", onInterrupt);
+      // A run that asked for no change (a failed validation, a query) leaves no log behind; a
+      // resumed one keeps the log it continues.
+      const changedNothing = !options.resume && !engine.interrupted &&
+        engine.records.every((r) => r.readOnly);
       try {
         // Ctrl-C after the last change of a run that completed changes nothing: it commits.
         if (result?.ok) await journal.append({ type: "commit" });
@@ -204,6 +208,7 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
         }
       } finally {
         journal.close();
+        if (changedNothing) await Deno.remove(journal.file).catch(() => {});
       }
     }
   }

@@ -54,8 +54,17 @@ export async function listVms(dataDir: string): Promise<VmSummary[]> {
   return result;
 }
 
-/** A commented VM file, sized quickemu-style from the host: half the threads (≤ 8), a quarter of RAM (≤ 8 GiB). */
-export function newVmToml(name: string, guest: string, host: EnvironmentData): string {
+/**
+ * A commented VM file, sized quickemu-style from the host: half the threads (≤ 8), a quarter of
+ * RAM (≤ 8 GiB). A Linux guest boots `image` (a catalogue name, a path or a URL) configured by
+ * cloud-init, so that the file deploys a guest one can log in to.
+ */
+export function newVmToml(
+  name: string,
+  guest: string,
+  host: EnvironmentData,
+  image = "debian-12",
+): string {
   const cores = Math.max(1, Math.min(8, Math.floor(host.cpu.threads / 2) || 1));
   const gib = Math.max(1, Math.min(8, Math.floor(host.memory.totalBytes / 1024 ** 3 / 4)));
   const uefi = guest !== "linux" && guest !== "other";
@@ -81,9 +90,12 @@ name = "root"
 size = "32G"
 format = "qcow2"        # qcow2 or raw
 bus = "virtio"          # virtio, nvme, sata, ide
-# backing = "debian-12-genericcloud-amd64.qcow2"   # an image this disk overlays
-# backend = "lvm"                                  # and volume_group = "vg0"
-
+# backend = "lvm"       # and volume_group = "vg0"
+${
+    guest === "linux"
+      ? ""
+      : '# [[disks]]             # an installer ISO: name = "installer", path = "install.iso", cdrom = true, boot_order = 1\n'
+  }
 [[network]]
 type = "user"           # user, bridge (with bridge = "br0"), tap, macvtap
 model = "virtio"
@@ -110,5 +122,15 @@ enabled = ${guest === "windows" ? "true" : "false"}
 [qemu]
 backend = "qemu"        # qemu, or libvirt (libvirt_uri = "qemu:///system" or "qemu+ssh://host/system")
 extra_args = []
-`;
+${
+    guest === "linux"
+      ? `
+[linux]                 # a cloud image, configured on first boot by cloud-init
+image = ${JSON.stringify(image)}   # gini images list; or a local .qcow2 path, or a URL
+# user = "ada"          # default: your login name; log in with: ssh -p 2222 USER@localhost
+# ssh_authorized_keys = ["ssh-ed25519 AAAA…"]   # default: your ~/.ssh/*.pub
+# packages = ["qemu-guest-agent"]
+`
+      : ""
+  }`;
 }

@@ -91,7 +91,8 @@ export async function snapshotTree(dir: string): Promise<Record<string, string>>
 }
 
 // The child gets its own HOME; it keeps Deno's module cache so it need not download again.
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
+export const DENO_DIR = Deno.env.get("DENO_DIR") ??
+  join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
 
 /** What a finished command printed. */
 export interface CommandOutput {
@@ -108,10 +109,11 @@ export async function runGini(
   home: string,
   args: string[],
   env: Record<string, string> = {},
+  cwd = home,
 ): Promise<CommandOutput> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
-    cwd: home,
+    cwd,
     env: {
       HOME: home,
       NO_COLOR: "1",

@@ -229,6 +229,11 @@ Deno.test("a deploy that fails part-way rolls back what it did, and a committed 
   assertEquals(changed.code, 1);
   assertStringIncludes(changed.stdout, "changed: ");
   await runGini(root, ["down", "tiny", "--timeout", "1"]);
+  // Files a later transaction removed on purpose are not reported as changed.
+  assertEquals((await runGini(root, ["rm", "tiny", "--yes"])).code, 0);
+  const afterRm = await runGini(root, ["journal", "verify", "--json"]);
+  assertEquals(afterRm.code, 0, afterRm.stdout);
+  assertEquals(JSON.parse(afterRm.stdout).changed, []);
 });
 
 Deno.test("readJournal() ignores a torn last record and refuses a corrupted one before it", async () => {

@@ -86,7 +86,8 @@ export const WireErrorSchema = z.object({
   hint: z.string().optional(),
   stack: z.string().optional(),
   location: z.object({
-    file: z.string(),
+    file: z.string().optional(),
+    flag: z.string().max(100).optional(),
     line: z.number().optional(),
     column: z.number().optional(),
     key: z.string().optional(),
@@ -217,7 +218,8 @@ export function toWireError(error: unknown): WireError {
     };
     if (typeof extra.code === "string") wire.code = extra.code;
     if (typeof extra.hint === "string") wire.hint = extra.hint;
-    if (extra.location && typeof extra.location.file === "string") wire.location = extra.location;
+    const at = extra.location;
+    if (at && (typeof at.file === "string" || typeof at.flag === "string")) wire.location = at;
     if (error.stack) wire.stack = error.stack.slice(0, 4000);
     return wire;
   }

@@ -24,6 +24,8 @@ const DownloadArgs = z.strictObject({
   }).optional(),
   /** Expected size, for the plan and the progress bar. */
   sizeBytes: z.number().int().nonnegative().optional(),
+  /** The size is an estimate (a "latest" image whose size changes): the plan says "about". */
+  sizeApproximate: z.boolean().optional(),
   label: z.string().max(200).optional(),
   /** A Cookie header (the macOS recovery protocol's AssetToken). */
   cookie: z.string().max(4096).optional(),
@@ -104,7 +106,8 @@ async function transfer(
     let have = await hashExisting(partial, hash);
     try {
       let body: ReadableStream<Uint8Array>;
-      let total = a.sizeBytes;
+      // An approximate size gives way to what the server says.
+      let total = a.sizeApproximate ? undefined : a.sizeBytes;
       if (url.protocol === "file:") {
         const file = await Deno.open(url);
         if (have > 0) await file.seek(have, Deno.SeekMode.Start);
@@ -140,6 +143,7 @@ async function transfer(
         if (Number.isFinite(length)) total ??= (response.status === 206 ? have : 0) + length;
         body = response.body;
       }
+      total ??= a.sizeBytes;
       const fresh = have === 0 ? new Hashes(a.checksum?.algorithm) : hash;
       const out = await Deno.open(partial, {
         write: true,
@@ -221,9 +225,9 @@ export const downloadOp = defineOp<DownloadArgs>({
   schema: DownloadArgs,
   pathArgs: [],
   describe: (a) =>
-    `Download "${a.url}"${a.sizeBytes ? ` (${formatBytes(a.sizeBytes)})` : ""} into the cache${
-      a.sha256 ? `, verified by sha256 ${a.sha256.slice(0, 12)}…` : ""
-    }`,
+    `Download "${a.url}"${
+      a.sizeBytes ? ` (${a.sizeApproximate ? "about " : ""}${formatBytes(a.sizeBytes)})` : ""
+    } into the cache${a.sha256 ? `, verified by sha256 ${a.sha256.slice(0, 12)}…` : ""}`,
   estimate: (a) => ({ bytes: a.sizeBytes ?? 0, seconds: (a.sizeBytes ?? 0) / (20 * 1024 * 1024) }),
   permission: (a) => [{ grant: "download", url: a.url }],
   capture: async (a, env) => ({

@@ -47,6 +47,8 @@ export interface OpSummary {
   operations: number;
   readOnly: number;
   bytes: number;
+  /** Virtual sizes of the disks the run creates (they grow as guests write). */
+  virtualBytes: number;
   seconds: number;
   conflicts: string[];
   irreversible: number;
@@ -169,7 +171,7 @@ export class OpEngine {
       kind: op.kind,
       args,
       description: op.describe(args),
-      estimate: op.estimate(args),
+      estimate: op.estimate(args, before),
       conflicts: op.conflicts(args, before),
       readOnly,
       inverse: this.#sparing(op.inverse(args, before), stage),
@@ -224,6 +226,7 @@ export class OpEngine {
       operations: changing.length,
       readOnly: this.#records.length - changing.length,
       bytes: changing.reduce((n, r) => n + r.estimate.bytes, 0),
+      virtualBytes: changing.reduce((n, r) => n + (r.estimate.virtualBytes ?? 0), 0),
       seconds: changing.reduce((n, r) => n + r.estimate.seconds, 0),
       conflicts: this.#records.flatMap((r) => r.conflicts),
       irreversible: changing.filter((r) => r.inverse === null).length,

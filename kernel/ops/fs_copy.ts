@@ -23,7 +23,10 @@ export const fsCopy = defineOp<FsCopyArgs>({
   schema: FsCopyArgs,
   pathArgs: ["from", "to"],
   describe: (a) => `Copy "${a.from}" to "${a.to}"`,
-  estimate: () => ({ bytes: 0, seconds: 0.01 }),
+  estimate: (_a, before) => {
+    const bytes = (before as CopyCapture).size;
+    return { bytes, seconds: 0.01 + bytes / (500 * 1024 * 1024) };
+  },
   permission: (a) => [{ grant: "read", path: a.from }, { grant: "write", path: a.to }],
   capture: async (a) => {
     let size = 0;

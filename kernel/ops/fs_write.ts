@@ -18,6 +18,8 @@ const FsWriteArgs = z.strictObject({
   mode: z.number().int().min(0).max(0o7777).optional(),
   /** Replace an existing file; without it an existing file is a conflict. */
   overwrite: z.boolean().optional(),
+  /** Where the content comes from (a file in a downloaded archive), for the plan. */
+  source: z.string().max(300).optional(),
 }).refine((a) => (a.content === undefined) !== (a.contentBase64 === undefined), {
   message: "expected exactly one of content or contentBase64",
 });
@@ -73,7 +75,14 @@ export const fsWrite = defineOp<FsWriteArgs>({
   kind: "fs.write",
   schema: FsWriteArgs as z.ZodType<FsWriteArgs>,
   pathArgs: ["path"],
-  describe: (a) => `Create file "${a.path}" (${formatBytes(writeBytes(a).byteLength)})`,
+  describe: (a) => {
+    const size = writeBytes(a).byteLength;
+    // In a plan, content from a download not made yet is empty: say where it comes from instead.
+    const what = a.source
+      ? size ? `${formatBytes(size)} from ${a.source}` : `from ${a.source}`
+      : formatBytes(size);
+    return `Create file "${a.path}" (${what})`;
+  },
   estimate: (a) => ({ bytes: writeBytes(a).byteLength, seconds: 0.001 }),
   permission: (a) => [{ grant: "write", path: a.path }],
   capture: async (a) => await capturePath(a.path) as PathState,

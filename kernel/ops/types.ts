@@ -12,8 +12,11 @@ import type { HostRunner } from "../host/run.ts";
 
 /** Disk bytes and seconds an op is expected to take. */
 export interface OpEstimate {
+  /** Bytes the op really allocates now (a download, a copy, a disk image's metadata). */
   bytes: number;
   seconds: number;
+  /** A disk's virtual size: what it may grow to as the guest writes, not allocated now. */
+  virtualBytes?: number;
 }
 
 /** One grant an op needs, checked by the broker. */
@@ -47,7 +50,8 @@ export interface OpKind<A extends object = Record<string, Json>> {
   pathArgs: readonly string[];
   /** Imperative summary: `Create file "/x" (12 B)`. The report turns it into "Would create …". */
   describe(args: A): string;
-  estimate(args: A): OpEstimate;
+  /** `before` is the state `capture()` read (a copy's source size). */
+  estimate(args: A, before: Json): OpEstimate;
   permission(args: A): PermissionNeed[];
   /**
    * Bookkeeping: changes nothing on the host and is not a query either (a journal checkpoint).

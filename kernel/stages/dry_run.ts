@@ -96,7 +96,14 @@ export function renderReport(report: PlanReport): string {
     }`,
   );
   lines.push(`  operations:     ${s.operations}${s.readOnly ? ` (+${s.readOnly} read-only)` : ""}`);
-  lines.push(`  disk usage:     ${formatBytes(s.bytes)} (estimated)`);
+  lines.push(
+    `  disk usage:     ${
+      formatBytes(s.bytes)
+    } (estimated: downloads, copies, files, disk metadata)`,
+  );
+  if (s.virtualBytes) {
+    lines.push(`  virtual disks:  ${formatBytes(s.virtualBytes)} (allocated as the guest writes)`);
+  }
   lines.push(`  time:           ${formatSeconds(s.seconds)} (estimated)`);
   lines.push(`  conflicts:      ${s.conflicts.length}`);
   for (const c of s.conflicts) lines.push(`    - ${c}`);

@@ -92,6 +92,40 @@ export function selectStages(resolution: Resolution, targets?: string[]): Resolv
   return [...chosen].map((id) => all.get(id)!);
 }
 
+/**
+ * The stages that cannot run for want of inputs, each with the reason: a key it reads that is
+ * neither seeded nor produced, or a prerequisite that cannot run (transitively).
+ */
+export function wantingInputs(
+  stages: ResolvedStage[],
+  resolution: Resolution,
+  seeded: Map<string, Json>,
+): Map<string, string> {
+  const wanting = new Map<string, string>();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of stages) {
+      if (wanting.has(s.id)) continue;
+      let reason: string | undefined;
+      for (const key of s.reads) {
+        if (seeded.has(key)) continue;
+        const producer = resolution.producers.get(key);
+        if (!producer) reason = `needs "${key}", which only a command provides`;
+        else if (wanting.has(producer)) reason = `needs "${key}" from "${producer}", skipped`;
+        if (reason) break;
+      }
+      const after = s.after.find((d) => wanting.has(d));
+      reason ??= after ? `runs after "${after}", skipped` : undefined;
+      if (reason) {
+        wanting.set(s.id, reason);
+        grew = true;
+      }
+    }
+  }
+  return wanting;
+}
+
 /** Each stage's prerequisites among the chosen stages. Throws on a cycle. */
 export function stageEdges(
   stages: ResolvedStage[],
@@ -340,9 +374,15 @@ export class Pipeline {
   /** Runs preflight for every participating plugin, then the stages. */
   async run(): Promise<PipelineResult> {
     const { resolution, ui } = this.#o;
-    const stages = selectStages(resolution, this.#o.targets);
-    const edges = stageEdges(stages, resolution);
     const context = new Map<string, Json>(Object.entries(this.#o.seeds ?? {}));
+    const selected = selectStages(resolution, this.#o.targets);
+    // Run with no targets ("run everything"), a stage whose inputs nobody gives (a key only a
+    // command seeds, such as session.user_vm_request) is skipped with its reason, not an error.
+    const wanting = this.#o.targets
+      ? new Map<string, string>()
+      : wantingInputs(selected, resolution, context);
+    const stages = selected.filter((s) => !wanting.has(s.id));
+    const edges = stageEdges(stages, resolution);
     for (const s of stages) {
       for (const key of s.reads) {
         if (!context.has(key) && !resolution.producers.has(key)) {
@@ -383,6 +423,13 @@ export class Pipeline {
     }
 
     const reports = new Map<string, StageReport>();
+    const skipped: StageReport[] = selected.filter((s) => wanting.has(s.id)).map((s) => ({
+      id: s.id,
+      plugin: s.plugin,
+      status: "skipped",
+      durationMs: 0,
+      error: wanting.get(s.id)!,
+    }));
     for (const s of stages.filter((s) => completed.has(s.id))) {
       reports.set(s.id, {
         id: s.id,
@@ -512,7 +559,8 @@ export class Pipeline {
         ...launchOrder,
         ...stages.map((s) => s.id).filter((id) => !launchOrder.includes(id) && !completed.has(id)),
       ]
-        .map((id) => reports.get(id)!),
+        .map((id) => reports.get(id)!)
+        .concat(skipped),
       ...(failure ? { error: failure } : {}),
     };
   }

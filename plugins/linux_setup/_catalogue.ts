@@ -14,6 +14,11 @@ export const CatalogueEntrySchema = z.strictObject({
   algorithm: z.enum(["sha256", "sha512"]),
   format: z.enum(["qcow2", "raw"]),
   arch: z.literal("x86_64"),
+  /**
+   * The image's size when the catalogue was written, for the plan: "latest" URLs change, so the
+   * plan says "about", and the download's progress shows the real size.
+   */
+  approxBytes: z.number().int().positive(),
 });
 export type CatalogueEntry = z.infer<typeof CatalogueEntrySchema>;
 

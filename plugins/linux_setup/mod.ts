@@ -70,6 +70,8 @@ async function resolveImage(ctx: StageContext, c: Pick<SetupConfig, "file">, ima
     const got = await ctx.op<{ path: string }>("download", {
       url: entry.url,
       label: `Downloading ${image}`,
+      sizeBytes: entry.approxBytes,
+      sizeApproximate: true,
       ...(expected ? { checksum: { algorithm: entry.algorithm, value: expected } } : {}),
     });
     return {
@@ -183,7 +185,7 @@ export default definePlugin({
         !(c.linux.ssh_authorized_keys ?? c.defaults.sshKeys ?? []).length && !c.linux.password_hash
       ) {
         ctx.ui.warn(
-          `"${c.name}" gets no SSH key and no password: you can log in only on the console. Add ssh_authorized_keys or password_hash to [linux]`,
+          `"${c.name}" gets no SSH key and no password, so nobody can log in to it: make a key with "ssh-keygen -t ed25519" (Gini adds your ~/.ssh/*.pub), or set ssh_authorized_keys or password_hash in [linux] of ${c.file}`,
         );
       }
       ctx.set("linux_setup.user_data", text);

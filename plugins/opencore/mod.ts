@@ -8,7 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { unzipSync } from "fflate";
 import {
   type BaseContext,
@@ -221,6 +221,8 @@ export default definePlugin({
       };
       const root = join(vmDir(ctx, c.name), "opencore");
       const wanted = new Map<string, Uint8Array | null>();
+      // Where each file comes from: a plan (whose downloads are simulated) describes it by that.
+      const origin = new Map<string, string>();
       const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
       for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
         if (sources.zips.OpenCorePkg && !oc[from]) {
@@ -231,6 +233,7 @@ export default definePlugin({
           );
         }
         wanted.set(to, oc[from] ?? null);
+        origin.set(to, `${basename(sources.catalogue.opencore.url)}: ${from}`);
       }
       for (const kext of sources.catalogue.kexts) {
         const zip = await readZip(sources.zips[kext.name] ?? null, kext.name);
@@ -247,9 +250,17 @@ export default definePlugin({
               "OPENCORE_FAILED",
             );
           }
-          if (entries.length === 0) wanted.set(`EFI/OC/Kexts/${bundle}/Contents/Info.plist`, null);
+          const zipName = basename(kext.url);
+          if (entries.length === 0) {
+            wanted.set(`EFI/OC/Kexts/${bundle}/Contents/Info.plist`, null);
+            origin.set(
+              `EFI/OC/Kexts/${bundle}/Contents/Info.plist`,
+              `${zipName}: ${from}/Contents/Info.plist`,
+            );
+          }
           for (const [p, d] of entries) {
             wanted.set(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d);
+            origin.set(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, `${zipName}: ${p}`);
           }
         }
       }
@@ -272,6 +283,7 @@ export default definePlugin({
         await ctx.op("fs.write", {
           path: join(root, path),
           contentBase64: base64(bytes ?? new Uint8Array()),
+          ...(origin.has(path) ? { source: origin.get(path)! } : {}),
         });
       }
       for (const copy of custom.copies) {

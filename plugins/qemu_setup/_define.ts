@@ -23,17 +23,30 @@ import {
 export interface Source {
   file: string;
   text: string;
+  /**
+   * For a VM file a command generated from its flags (create-vm) and did not write yet: the
+   * flag each key came from, so that an error names the flag the user typed.
+   */
+  flags?: Record<string, string>;
 }
 
-/** A ConfigError pointing at `path` in the VM file. */
+/** A ConfigError pointing at `path` in the VM file, or at the flag it was generated from. */
 export function configError(
   source: Source,
   path: (string | number)[],
   message: string,
   hint: string,
 ): ConfigError {
+  const key = path.join(".");
+  const flag = source.flags?.[key];
+  if (flag) {
+    return new ConfigError(message, {
+      location: { flag },
+      hint: hint.replaceAll(key, flag),
+    });
+  }
   return new ConfigError(message, {
-    location: { file: source.file, key: path.join("."), ...locateKey(source.text, path) },
+    location: { file: source.file, key, ...locateKey(source.text, path) },
     hint,
   });
 }
@@ -51,12 +64,13 @@ export type { MacosPlan, RecoveryImage };
 export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
   const warnings: string[] = [];
   const vcpus = config.cpu.cores * config.cpu.threads * config.cpu.sockets;
+  // QEMU runs more vCPUs than host threads (they share them, each slower); like virt-install,
+  // say so rather than refuse.
   if (host.cpu.threads > 0 && vcpus > host.cpu.threads) {
-    throw configError(
-      source,
-      ["cpu", "cores"],
-      `Cannot give "${config.name}" ${vcpus} vCPUs: the host has ${host.cpu.threads} threads`,
-      `Set cpu.cores (× threads × sockets) to at most ${host.cpu.threads}`,
+    warnings.push(
+      `"${config.name}" gets ${vcpus} vCPUs on a host with ${host.cpu.threads} threads: they will share them and run slower (${
+        source.flags?.["cpu.cores"] ?? "cpu.cores"
+      } ${host.cpu.threads} avoids it)`,
     );
   }
   const memory = parseSize(config.memory.size)!;

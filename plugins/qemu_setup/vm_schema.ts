@@ -22,10 +22,9 @@ export function parseSize(text: string): number | undefined {
 const size = z.string().refine((v) => parseSize(v) !== undefined, {
   message: 'expected a size like "512M", "8G" or "1T"',
 });
-const name = z.string().regex(
-  /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
-  "expected a name of letters, digits, '.', '_' and '-'",
-);
+/** A VM's name: it names its folder, its libvirt domain and its QEMU process. */
+export const VM_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const name = z.string().regex(VM_NAME, "expected a name of letters, digits, '.', '_' and '-'");
 const pci = z.string().regex(
   /^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/,
   'expected a PCI address like "0000:01:00.0"',
