@@ -1,33 +1,44 @@
 #!/usr/bin/env bash
-# Installs the system packages Gini's tests use. Idempotent: installs only what is missing.
+# Installs the system packages Gini and its tests use. Idempotent: installs only what is missing.
+# With --verify, installs nothing: checks the list against every program they run (see below).
 set -euo pipefail
 
 PACKAGES=(
-  qemu-utils # qemu-img: read-only run ops in the op engine and env-check tests
+  qemu-utils # qemu-img: VM disks (image.create; the plugins' create, convert and info runs) and the tests' images
   pciutils   # lspci: the baseline `deno task bench` compares gini check with
-  cpio       # the tiny test guest's initramfs (scripts/build-tiny-guest.sh)
-  qemu-system-x86 # booting test guests under TCG
-  ovmf       # UEFI firmware for VM definition tests
-  libvirt-clients # virt-xml-validate for the generated domain XML
-  libvirt-daemon-system # libvirtd and virtlogd for the libvirt backend test
-  xorriso    # the cloud-init seed ISO
-  debootstrap # the Debian cloud guest of the end-to-end test (scripts/build-test-guest.sh)
-  e2fsprogs  # mke2fs -d builds that guest's disk without mounting
-  openssh-client # ssh into the guest through its port forward
-  busybox-static # a shell inside fixture roots, where the VFIO tests chroot to run rebuild commands
+  cpio       # cpio: packs the tiny test guest's initramfs (scripts/build-tiny-guest.sh)
+  qemu-system-x86 # qemu-system-x86_64: the VMs deploy starts, and the test guests booted under TCG
+  ovmf       # no program: the UEFI firmware (OVMF_CODE/VARS) of VM definitions and the boot tests
+  libvirt-clients # virsh virt-xml-validate: the libvirt backend, and checking the generated domain XML
+  libvirt-daemon-system # libvirtd virtlogd: the daemons the libvirt backend test starts
+  xorriso    # xorriso: writes the cloud-init seed ISO; the tests read it back
+  debootstrap # debootstrap: the Debian roots of the end-to-end guest and the VFIO test (scripts/_debootstrap.sh)
+  e2fsprogs  # mke2fs: mke2fs -d builds the end-to-end guest's disk without mounting
+  openssh-client # ssh ssh-keygen: a key for the end-to-end guest, and logging in through its port forward
+  busybox-static # busybox: copied into fixture roots as their shell, where the VFIO tests chroot to run rebuild commands
   gdisk      # sgdisk: the OpenCore image's GPT, made without mounting
-  dosfstools # mkfs.fat --offset: the FAT32 EFI system partition inside that image
-  mtools     # mcopy/mmd/mdir/mtype: the ESP's files, without mounting
-  grub-efi-amd64-bin # grub-mkstandalone: a real EFI program the macOS image test boots under OVMF
-  lvm2       # pvcreate vgcreate lvcreate lvremove lvs vgs lvm: LVM-backed disks and the LVM tests
+  dosfstools # mkfs.fat: --offset makes the FAT32 EFI system partition inside that image
+  mtools     # mcopy mmd mdir mtype: the ESP's files, written and read back without mounting
+  grub-efi-amd64-bin # grub-mkstandalone (grub-common, a dependency): a real EFI program the macOS image test boots under OVMF
+  lvm2       # lvcreate lvremove lvs vgs pvcreate vgcreate vgremove pvremove: LVM-backed disks and the LVM tests
   swtpm      # swtpm: the TPM 2.0 emulator a VM with [tpm] starts beside QEMU
-  swtpm-tools # swtpm_setup swtpm_ioctl: TPM state set-up and stopping swtpm
+  swtpm-tools # swtpm_ioctl: stops a VM's swtpm when its deploy is undone
   libxml2-utils # xmllint: virt-xml-validate runs it (only a Recommends of libvirt-clients)
   genisoimage # genisoimage: the seed ISO's fallback when xorriso is absent
+  mawk       # awk: the test image builders and bench_vfio.sh (Priority required, but not Essential)
   curl       # curl: the baseline the download benchmark compares with
   time       # /usr/bin/time: peak memory in the benchmarks
   virtinst   # virt-install: the baseline the plan benchmark compares with
 )
+
+# --verify [--verbose]: checks that every program Gini, its tests and these scripts run comes from
+# a package above, one they pull in, or an Essential one (scripts/verify_host_deps.ts).
+if [ "${1:-}" = "--verify" ]; then
+  shift
+  cd "$(dirname "$0")/.."
+  deno="$(bash scripts/deno.sh)"
+  exec "$deno" run --allow-all --no-prompt scripts/verify_host_deps.ts "$@"
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
