@@ -5,9 +5,11 @@
 # converted to qcow2. The kernel and initrd are kept beside it for direct kernel boot.
 # Prints the directory holding debian.qcow2, vmlinuz and initrd.img.
 set -euo pipefail
+# Only the path goes to stdout (the caller reads it); everything the build prints goes to stderr.
+exec 3>&1 1>&2
 cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/debian-cloud"
 if [ -s "$cache/debian.qcow2" ] && [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ]; then
-  echo "$cache"
+  echo "$cache" >&3
   exit 0
 fi
 . "$(dirname "$0")/_debootstrap.sh" systemd-sysv
@@ -33,4 +35,4 @@ rm -rf "$root/boot"/* "$root/var/lib/apt/lists"/*
 mke2fs -q -t ext4 -L rootfs -d "$root" "$work/debian.raw" 2G
 qemu-img convert -O qcow2 "$work/debian.raw" "$cache/debian.qcow2.tmp"
 mv "$cache/debian.qcow2.tmp" "$cache/debian.qcow2"
-echo "$cache"
+echo "$cache" >&3

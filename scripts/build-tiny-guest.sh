@@ -5,6 +5,8 @@
 #
 #   dir="$(bash scripts/build-tiny-guest.sh)"
 set -euo pipefail
+# Only the path goes to stdout (the caller reads it); everything the build prints goes to stderr.
+exec 3>&1 1>&2
 cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/tiny-guest"
 find_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
 kernel_pkg="$(find_kernel)"
@@ -18,7 +20,7 @@ if [ -z "$kernel_pkg" ]; then
 fi
 out="$cache/$kernel_pkg"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
-  echo "$out"
+  echo "$out" >&3
   exit 0
 fi
 work="$(mktemp -d)"
@@ -44,4 +46,4 @@ chmod +x root/init
 mkdir -p "$out"
 cp kernel/boot/vmlinuz-* "$out/vmlinuz"
 cp initrd.img "$out/initrd.img"
-echo "$out"
+echo "$out" >&3

@@ -4,9 +4,11 @@
 # grub-mkconfig through chroot. Kept as a tar (numeric owners) so each test unpacks a fresh copy.
 # Prints the path of the tar.
 set -euo pipefail
+# Only the path goes to stdout (the caller reads it); everything the build prints goes to stderr.
+exec 3>&1 1>&2
 cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/vfio-root"
 if [ -s "$cache/root.tar" ]; then
-  echo "$cache/root.tar"
+  echo "$cache/root.tar" >&3
   exit 0
 fi
 . "$(dirname "$0")/_debootstrap.sh" ""
@@ -25,4 +27,4 @@ rm -rf "$root/var/lib/apt/lists"/*
 mkdir -p "$cache"
 tar -C "$root" --numeric-owner -cf "$cache/root.tar.tmp" .
 mv "$cache/root.tar.tmp" "$cache/root.tar"
-echo "$cache/root.tar"
+echo "$cache/root.tar" >&3

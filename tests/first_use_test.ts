@@ -161,31 +161,13 @@ Deno.test("the design's create-vm example plans with a warning on a small host; 
   ]);
   assertEquals(code, 0, stderr);
   assertMatch(stderr, /gets 64 vCPUs on a host with \d+ threads.*--cpu-cores \d+ avoids it/);
-  const ram = await gini([
-    "--dry-run",
-    "create-vm",
-    "--name",
-    "m",
-    "--version",
-    "monterey",
-    "--ram",
-    "lots",
-  ]);
+  const createVm = (...flags: string[]) =>
+    gini(["--dry-run", "create-vm", "--name", "m", "--version", "monterey", ...flags]);
+  const ram = await createVm("--ram", "lots");
   assertEquals(ram.code, 2);
   assertStringIncludes(ram.stderr, 'Cannot use --ram "lots"');
   // More memory than the host has: refused, naming the flag rather than a file never written.
-  const huge = await gini([
-    "--dry-run",
-    "create-vm",
-    "--name",
-    "m",
-    "--version",
-    "monterey",
-    "--ram",
-    "64T",
-    "--cpu-cores",
-    "2",
-  ]);
+  const huge = await createVm("--ram", "64T", "--cpu-cores", "2");
   assertEquals(huge.code, 2, huge.stderr);
   assertMatch(huge.stderr, /error: --ram: Cannot give "m" 64T of memory/);
   assert(!huge.stderr.includes(".toml"), huge.stderr);
