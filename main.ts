@@ -459,16 +459,16 @@ function buildProgram(
     .option("--guest <guest>", "linux, windows, macos or other", "linux")
     .option(
       "--image <image>",
-      "the Linux guest's image: a catalogue name (gini images list), a path or a URL",
-      "debian-12",
+      "the Linux guest's image: a catalogue name (gini images list), a path or a URL (default debian-12)",
     )
     .option("--version <release>", "the macOS release (gini macos versions), with --guest macos")
     .option("-o, --output <file>", "where to write it (default NAME.toml in this folder)")
     .action(run(async (
       c,
       name: string,
-      options: { guest: string; image: string; output?: string; version?: string },
+      options: { guest: string; image?: string; output?: string; version?: string },
     ) => {
+      const image = options.image ?? "debian-12";
       if (!VM_NAME.test(name)) {
         throw new UsageError(
           `Cannot name a VM "${name}": expected letters, digits, '.', '_' and '-', starting with a letter or digit (at most 63)`,
@@ -490,21 +490,21 @@ function buildProgram(
           },
         );
       }
-      if (options.guest !== "linux" && options.image !== "debian-12") {
+      if (options.guest !== "linux" && options.image !== undefined) {
         throw new UsageError(`Cannot use --image with --guest ${options.guest}`, {
           location: { flag: "--image" },
           hint: "Cloud images are for Linux guests: drop --image, or use --guest linux",
         });
       }
       if (
-        options.guest === "linux" && !CATALOGUE[options.image] &&
-        !/^(https?|file):\/\//.test(options.image) && !/[/.]/.test(options.image)
+        options.guest === "linux" && !CATALOGUE[image] &&
+        !/^(https?|file):\/\//.test(image) && !/[/.]/.test(image)
       ) {
         throw new UsageError(
-          `Cannot use --image "${options.image}": not in the catalogue, and not a path or a URL`,
+          `Cannot use --image "${image}": not in the catalogue, and not a path or a URL`,
           {
             location: { flag: "--image" },
-            hint: didYouMean(options.image, Object.keys(CATALOGUE)) ??
+            hint: didYouMean(image, Object.keys(CATALOGUE)) ??
               `Known: ${Object.keys(CATALOGUE).join(", ")} (gini images list)`,
           },
         );
@@ -522,7 +522,7 @@ function buildProgram(
           memory: host.memory.totalBytes >= 16 * 1024 ** 3 ? "8G" : "4G",
           disk: "64G",
         })
-        : newVmToml(name, options.guest, host, options.image);
+        : newVmToml(name, options.guest, host, image);
       const shown = options.output ?? `${name}.toml`;
       const out = resolve(c.env.cwd, shown);
       if (c.flags.dryRun) {
