@@ -66,3 +66,36 @@ Deno.test("fs.write is refused with PermissionDeniedError outside the grant, thr
     });
   }
 });
+
+Deno.test("a plugin cannot borrow the kernel's authority: undo programs, environment, setuid modes and fs.restore are checked", async (t) => {
+  for (
+    const [kind, expected] of [
+      ["undo", 'run "run" on "sh"'],
+      ["env", "LD_PRELOAD"],
+      ["path", "PATH"],
+      ["setuid", "no setuid"],
+      ["restore", "only the kernel's own rollback"],
+    ] as const
+  ) {
+    await t.step(kind, async () => {
+      const env = await tempEnv();
+      const canary = join(env.root, "canary");
+      const { result } = await runStages({
+        env,
+        loaded: await loadFixtures("borrower"),
+        ui: recordingUi(),
+        dryRun: false,
+        seeds: { "borrower.attempt": { kind, canary } },
+      });
+      assertEquals(result.ok, false);
+      assertStringIncludes(result.error!.message, expected);
+      // Evidence from outside the plugin: no canary, and no file with setuid or setgid bits.
+      assertEquals(await Deno.stat(canary).then(() => true, () => false), false);
+      const dir = join(env.dirs.data, "borrower");
+      const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+      for (const entry of entries) {
+        assertEquals((await Deno.stat(join(dir, entry.name))).mode! & 0o7000, 0, entry.name);
+      }
+    });
+  }
+});

@@ -215,7 +215,19 @@ Deno.test("download: file:// URLs go through the same verified path", async () =
   const file = await Deno.open(local, { write: true, create: true });
   for (const part of content(SIZE)) await file.write(part);
   file.close();
-  const result = await engine.request(grants, "s", {
+  // The "file" download grant alone is not enough: the source needs a read grant too.
+  await Deno.writeTextFile(join(root, "secret.txt"), "canary\n");
+  await assertRejects(
+    () =>
+      engine.request({ ...grants, read: [join(root, "images")] }, "s", {
+        kind: "download",
+        args: { url: `file://${join(root, "secret.txt")}` },
+      }),
+    PermissionDeniedError,
+    "outside the plugin's read grant",
+  );
+  assertEquals(await Array.fromAsync(Deno.readDir(join(root, "cache"))).catch(() => []), []);
+  const result = await engine.request({ ...grants, read: [root] }, "s", {
     kind: "download",
     args: { url: `file://${local}`, sha256: sha(SIZE) },
   });

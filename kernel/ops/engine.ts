@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { didYouMean, GiniError, InterruptedError } from "../errors.ts";
+import { didYouMean, GiniError, InterruptedError, PermissionDeniedError } from "../errors.ts";
 import type { Json, OpRequest } from "../../workers/protocol.ts";
 import {
   checkCheckpoint,
@@ -134,6 +134,14 @@ export class OpEngine {
         `Cannot run op "${request.kind}": no such op kind`,
         didYouMean(request.kind, OP_KINDS.keys()) ??
           `Known kinds: ${[...OP_KINDS.keys()].join(", ")}`,
+      );
+    }
+    if (op.kernelOnly && !grants.plugin.startsWith("kernel:")) {
+      throw new PermissionDeniedError(
+        grants.plugin,
+        op.kind,
+        "(any)",
+        "only the kernel's own rollback may ask for it",
       );
     }
     const parsed = op.schema.safeParse(request.args);

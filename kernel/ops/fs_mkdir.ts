@@ -9,7 +9,12 @@ import { defineOp } from "./types.ts";
 
 const FsMkdirArgs = z.strictObject({
   path: z.string().min(1),
-  mode: z.number().int().min(0).max(0o7777).optional(),
+  /** Permission bits only: never setuid, setgid or sticky. */
+  mode: z.number().int().min(0).max(
+    0o777,
+    "expected permission bits up to 0o777 (no setuid, setgid or sticky)",
+  )
+    .optional(),
 });
 type FsMkdirArgs = z.infer<typeof FsMkdirArgs>;
 

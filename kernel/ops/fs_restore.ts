@@ -25,6 +25,9 @@ export const fsRestore = defineOp<FsRestoreArgs>({
   kind: "fs.restore",
   schema: FsRestoreArgs,
   pathArgs: ["path"],
+  // It writes back bytes and modes (setuid included) captured from the host: a plugin asking
+  // for it directly could make any saved content a setuid file.
+  kernelOnly: true,
   describe: (a) => `Restore "${a.path}" (sha256 ${a.sha256.slice(0, 12)}…)`,
   estimate: () => ({ bytes: 0, seconds: 0.001 }),
   permission: (a) => [{ grant: "write", path: a.path }],

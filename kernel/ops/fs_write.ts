@@ -15,7 +15,12 @@ const FsWriteArgs = z.strictObject({
   path: z.string().min(1),
   content: z.string().optional(),
   contentBase64: z.string().optional(),
-  mode: z.number().int().min(0).max(0o7777).optional(),
+  /** Permission bits only: never setuid, setgid or sticky. */
+  mode: z.number().int().min(0).max(
+    0o777,
+    "expected permission bits up to 0o777 (no setuid, setgid or sticky)",
+  )
+    .optional(),
   /** Replace an existing file; without it an existing file is a conflict. */
   overwrite: z.boolean().optional(),
   /** Where the content comes from (a file in a downloaded archive), for the plan. */

@@ -10,11 +10,36 @@ import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { defineOp } from "./types.ts";
 
+/** The environment variables a plugin may set for a program it runs. */
+export const RUN_ENV_ALLOWED = [
+  "SOURCE_DATE_EPOCH",
+  "MTOOLS_SKIP_CHECK",
+  "LC_ALL",
+  "LANG",
+  "TZ",
+] as const;
+
 const RunArgs = z.strictObject({
   argv: z.array(z.string().max(64 * 1024)).min(1).max(10_000),
   timeoutMs: z.number().int().positive().max(24 * 3600 * 1000).optional(),
   stdin: z.string().max(16 * 1024 * 1024).optional(),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  /**
+   * Extra environment: only variables that change how a program formats its output, never how
+   * it finds code or files (PATH, LD_*, HOME…): the kernel runs programs with a clean one.
+   */
+  env: z.record(z.string(), z.string().max(4096)).superRefine((env, ctx) => {
+    for (const key of Object.keys(env)) {
+      if (!(RUN_ENV_ALLOWED as readonly string[]).includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `"${key}" may not be set: expected one of ${
+            RUN_ENV_ALLOWED.join(", ")
+          } (programs run with the kernel's clean environment)`,
+        });
+      }
+    }
+  }).optional(),
   /** Commands that undo this one's effect, run in order. */
   undo: z.array(z.array(z.string()).min(1)).optional(),
   /** How long the command is expected to take, for the plan's summary. */
@@ -76,8 +101,10 @@ export const runOp = defineOp<RunArgs>({
   describe: (a) =>
     `Run ${a.argv.map((x) => /^[\w@%+=:,./-]+$/.test(x) ? x : JSON.stringify(x)).join(" ")}`,
   estimate: (a) => ({ bytes: a.estimateBytes ?? 0, seconds: a.estimateSeconds ?? 1 }),
+  // What a rollback would run is checked now, against the same plugin's grants.
   permission: (a) => [
     { grant: "run", program: a.argv[0]! },
+    ...(a.undo ?? []).map((argv) => ({ grant: "run" as const, program: argv[0]! })),
     ...[...(a.creates ?? []), ...(a.modifies ?? [])].map((path) => ({
       grant: "write" as const,
       path,

@@ -58,6 +58,8 @@ export interface OpKind<A extends object = Record<string, Json>> {
    * Runs in both modes and is never recorded or shown in a plan.
    */
   bookkeeping?: boolean;
+  /** Only the kernel may request it (in an inverse), never a plugin. */
+  kernelOnly?: boolean;
   /** True when the op changes nothing and so also runs in a dry run. */
   readOnly?(args: A, env: OpEnv): boolean;
   /** The state the op will change, read just before it runs (and in a dry run). */
