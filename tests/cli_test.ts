@@ -78,9 +78,9 @@ Deno.test("gini plugins info names the plugin's grants and entry hash", async ()
 Deno.test("unknown commands and flags exit 2 with did-you-mean", async (t) => {
   for (
     const [args, expected] of [
-      [["versoin"], "(Did you mean version?)"],
-      [["plugins", "lst"], "(Did you mean list?)"],
-      [["plugins", "list", "--jsn"], "(Did you mean --json?)"],
+      [["versoin"], 'Did you mean "version"?'],
+      [["plugins", "lst"], 'Did you mean "list"?'],
+      [["plugins", "list", "--jsn"], 'Did you mean "--json"?'],
     ] as const
   ) {
     await t.step(args.join(" "), async () => {
