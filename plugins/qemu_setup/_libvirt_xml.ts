@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { VmDefinition } from "./contracts.ts";
+import type { VmDefinition, VmDisk } from "./contracts.ts";
+import { nicArgs } from "./_qemu_args.ts";
 
 function esc(text: string | number): string {
   return String(text).replace(
@@ -12,12 +13,112 @@ function esc(text: string | number): string {
   );
 }
 
-const BUS_TARGET: Record<string, { bus: string; prefix: string }> = {
-  virtio: { bus: "virtio", prefix: "vd" },
-  nvme: { bus: "sata", prefix: "sd" },
-  sata: { bus: "sata", prefix: "sd" },
-  ide: { bus: "sata", prefix: "sd" },
-};
+/**
+ * The CPU element, the libvirt form of the `-cpu` that `qemuArgv` writes, and whether the guest
+ * is not to see KVM (`kvm=off`, said in libvirt's features instead).
+ */
+function cpuXml(def: VmDefinition): { lines: string[]; kvmHidden: boolean } {
+  const topology =
+    `<topology sockets="${def.cpu.sockets}" dies="1" cores="${def.cpu.cores}" threads="${def.cpu.threads}"/>`;
+  let vendor: string | null = null;
+  let kvm = true;
+  const features: string[] = [];
+  for (const f of def.cpu.features) {
+    const [, sign, name, value] = f.match(/^([+-]?)([\w.-]+)(?:=(.*))?$/) ?? [];
+    const state = sign === "+" ? "on" : sign === "-" ? "off" : value;
+    const onOff = state === "on" || state === "off";
+    if (name === "vendor" && value) vendor = value;
+    else if (name === "kvm" && onOff) kvm = state === "on";
+    // QEMU's default (on), for which libvirt has no word.
+    else if (name === "vmware-cpuid-freq" && state === "on") continue;
+    else if (name && onOff && name !== "vmware-cpuid-freq") {
+      features.push(
+        `    <feature policy="${state === "on" ? "require" : "disable"}" name="${esc(name)}"/>`,
+      );
+    } else throw new Error(`Cannot write CPU feature "${f}" in the domain XML`);
+  }
+  // qemuArgv runs "host" as "max" under TCG.
+  const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
+  if (vendor && (model === "host" || model === "max")) {
+    throw new Error(`Cannot write vendor=${vendor} in the domain XML of a "${model}" CPU`);
+  }
+  const head = model === "host"
+    ? ['  <cpu mode="host-passthrough" check="none" migratable="on">']
+    : model === "max"
+    ? ['  <cpu mode="maximum" check="none" migratable="on">']
+    : [
+      '  <cpu mode="custom" match="exact" check="none">',
+      // "forbid": the named model or nothing, as QEMU runs it.
+      `    <model fallback="forbid"${vendor ? ` vendor_id="${esc(vendor)}"` : ""}>${
+        esc(model)
+      }</model>`,
+    ];
+  return {
+    lines: [...head, `    ${topology}`, ...features, "  </cpu>"],
+    // qemuArgv writes kvm=off after the features when the definition hides KVM.
+    kvmHidden: !kvm || (def.hypervisor?.kvmHidden ?? false),
+  };
+}
+
+/** The target of each disk, numbered as libvirt numbers them (and as `qemuArgv` plugs them). */
+function diskTargets(def: VmDefinition): { bus: string; dev: string; nvme: boolean }[] {
+  const q35 = def.machine === "q35";
+  const bus = (d: VmDisk) =>
+    d.cdrom || d.bus === "sata" || (d.bus === "ide" && q35)
+      ? "sata"
+      : d.bus === "ide"
+      ? "ide"
+      : d.bus === "nvme"
+      ? "nvme"
+      : "virtio";
+  const name = (prefix: string, n: number) =>
+    prefix + (n >= 26 ? String.fromCharCode(96 + Math.floor(n / 26)) : "") +
+    String.fromCharCode(97 + (n % 26));
+  // libvirt 9.0 has no NVMe disk bus: an NVMe disk is a SATA disk whose device is overridden,
+  // numbered after the real SATA disks so that theirs keep the ports QEMU gives them.
+  let sata = 0;
+  let nvme = def.disks.filter((d) => bus(d) === "sata").length;
+  let virtio = 0;
+  let ide = 0;
+  return def.disks.map((d) => {
+    switch (bus(d)) {
+      case "sata":
+        return { bus: "sata", dev: name("sd", sata++), nvme: false };
+      case "nvme":
+        return { bus: "sata", dev: name("sd", nvme++), nvme: true };
+      case "ide":
+        return { bus: "ide", dev: name("hd", ide++), nvme: false };
+      default:
+        return { bus: "virtio", dev: name("vd", virtio++), nvme: false };
+    }
+  });
+}
+
+/** PCI devices QEMU may be given as they are (by extra_args too). */
+const PCI_DEVICE =
+  /-pci$|^(qemu-xhci|nec-usb-xhci|usb-ehci|ich9-usb-ehci1|nvme|e1000e?|vmxnet3|rtl8139|ich9-ahci|ahci|virtio-vga|qxl-vga|qxl|VGA|intel-hda|ich9-intel-hda)$/;
+
+/**
+ * Slots on the root bus for the PCI devices libvirt does not place itself: NVMe disks and the
+ * devices given to QEMU as they are, which QEMU creates before libvirt's own and would put in
+ * the first free slot, the one libvirt then gives its video card. They count down from slot
+ * 0x1c, which libvirt leaves alone (its video card is at slot 1, its root ports from slot 2).
+ */
+function rootSlots(def: VmDefinition): () => { bus: string; addr: string } {
+  const bus = def.machine === "q35" ? "pcie.0" : "pci.0";
+  let slot = 0x1c;
+  return () => ({ bus, addr: `0x${(slot--).toString(16)}` });
+}
+
+/** The arguments with a root-bus slot for each PCI device that has no place yet. */
+function placed(args: string[], slot: () => { bus: string; addr: string }): string[] {
+  return args.map((arg, i) => {
+    if (args[i - 1] !== "-device" || /,(bus|addr)=/.test(arg)) return arg;
+    if (!PCI_DEVICE.test(arg.split(",")[0]!)) return arg;
+    const { bus, addr } = slot();
+    return `${arg},bus=${bus},addr=${addr}`;
+  });
+}
 
 /** The domain XML. */
 export function libvirtXml(def: VmDefinition): string {
@@ -52,6 +153,7 @@ export function libvirtXml(def: VmDefinition): string {
     if (def.kernelBoot.cmdline) x.push(`    <cmdline>${esc(def.kernelBoot.cmdline)}</cmdline>`);
   }
   x.push("  </os>");
+  const cpu = cpuXml(def);
   x.push("  <features>", "    <acpi/>", "    <apic/>");
   if (def.hypervisor?.hypervVendorId) {
     x.push(
@@ -60,30 +162,15 @@ export function libvirtXml(def: VmDefinition): string {
       "    </hyperv>",
     );
   }
-  if (def.hypervisor?.kvmHidden) x.push("    <kvm>", '      <hidden state="on"/>', "    </kvm>");
+  if (cpu.kvmHidden) x.push("    <kvm>", '      <hidden state="on"/>', "    </kvm>");
   if (firmware.secureBoot) x.push('    <smm state="on"/>');
   x.push("  </features>");
-  const topology =
-    `<topology sockets="${def.cpu.sockets}" dies="1" cores="${def.cpu.cores}" threads="${def.cpu.threads}"/>`;
-  if (def.cpu.model === "host" && def.accel === "kvm") {
-    x.push('  <cpu mode="host-passthrough" check="none" migratable="on">', `    ${topology}`);
-  } else {
-    const model = def.cpu.model === "host" ? "qemu64" : def.cpu.model;
-    x.push(
-      '  <cpu mode="custom" match="exact" check="none">',
-      `    <model fallback="allow">${esc(model)}</model>`,
-      `    ${topology}`,
-    );
-  }
-  for (const f of def.cpu.features) {
-    x.push(
-      `    <feature policy="${f.startsWith("+") ? "require" : "disable"}" name="${
-        esc(f.slice(1))
-      }"/>`,
-    );
-  }
-  x.push("  </cpu>");
-  x.push(`  <clock offset="${def.guest === "windows" ? "localtime" : "utc"}"/>`);
+  x.push(...cpu.lines);
+  const offset = def.guest === "windows" ? "localtime" : "utc";
+  // macOS misbehaves with an HPET (qemuArgv: hpet=off).
+  if (def.guest === "macos") {
+    x.push(`  <clock offset="${offset}">`, '    <timer name="hpet" present="no"/>', "  </clock>");
+  } else x.push(`  <clock offset="${offset}"/>`);
   x.push(
     "  <on_poweroff>destroy</on_poweroff>",
     "  <on_reboot>restart</on_reboot>",
@@ -91,11 +178,11 @@ export function libvirtXml(def: VmDefinition): string {
   );
   x.push("  <devices>");
   // No <emulator>: libvirt wants an absolute path and picks the right one from its capabilities.
-  const counters: Record<string, number> = {};
-  for (const disk of def.disks) {
-    const target = disk.cdrom ? { bus: "sata", prefix: "sd" } : BUS_TARGET[disk.bus]!;
-    const n = counters[target.prefix] = (counters[target.prefix] ?? -1) + 1;
-    const dev = `${target.prefix}${String.fromCharCode(97 + n)}`;
+  const targets = diskTargets(def);
+  const overrides: string[] = [];
+  const slot = rootSlots(def);
+  def.disks.forEach((disk, i) => {
+    const target = targets[i]!;
     const block = disk.backend === "lvm";
     x.push(
       `    <disk type="${block ? "block" : "file"}" device="${disk.cdrom ? "cdrom" : "disk"}">`,
@@ -104,30 +191,41 @@ export function libvirtXml(def: VmDefinition): string {
       `      <driver name="qemu" type="${disk.format}" cache="none" io="threads" discard="unmap"/>`,
     );
     x.push(`      <source ${block ? "dev" : "file"}="${esc(disk.path)}"/>`);
-    x.push(`      <target dev="${dev}" bus="${target.bus}"/>`);
+    x.push(`      <target dev="${target.dev}" bus="${target.bus}"/>`);
     if (disk.readonly || disk.cdrom) x.push("      <readonly/>");
     if (disk.bootIndex) x.push(`      <boot order="${disk.bootIndex}"/>`);
+    if (target.nvme) {
+      x.push(`      <serial>${esc(disk.id)}</serial>`, `      <alias name="ua-${esc(disk.id)}"/>`);
+      const { bus, addr } = slot();
+      overrides.push(
+        `    <qemu:device alias="ua-${esc(disk.id)}">`,
+        "      <qemu:frontend>",
+        '        <qemu:property name="driver" type="string" value="nvme"/>',
+        `        <qemu:property name="bus" type="string" value="${bus}"/>`,
+        `        <qemu:property name="addr" type="string" value="${addr}"/>`,
+        "      </qemu:frontend>",
+        "    </qemu:device>",
+      );
+    }
     x.push("    </disk>");
-  }
+  });
+  // Only the USB controller the definition needs (libvirt would add one by itself).
+  x.push(`    <controller type="usb" model="${def.usb.length ? "qemu-xhci" : "none"}"/>`);
+  const commandline: string[] = [];
   for (const nic of def.nics) {
     const model = nic.model === "virtio" ? "virtio" : nic.model;
-    if (nic.type === "user") {
+    if (nic.type === "user" && nic.forwards.length) {
+      // libvirt forwards the ports of a user network only through passt (which libvirt 9.0
+      // refuses, and which the host may lack), a different network stack: QEMU's own user
+      // network is passed as qemuArgv gives it, forwards and all.
+      commandline.push(...nicArgs(nic));
+    } else if (nic.type === "user") {
       x.push(
         '    <interface type="user">',
         `      <mac address="${nic.mac}"/>`,
         `      <model type="${model}"/>`,
+        "    </interface>",
       );
-      if (nic.forwards.length) {
-        x.push('      <backend type="passt"/>');
-        for (const f of nic.forwards) {
-          x.push(
-            `      <portForward proto="${f.protocol}" address="${esc(f.address)}">`,
-            `        <range start="${f.host}" to="${f.guest}"/>`,
-            "      </portForward>",
-          );
-        }
-      }
-      x.push("    </interface>");
     } else if (nic.type === "bridge") {
       x.push(
         '    <interface type="bridge">',
@@ -226,12 +324,16 @@ export function libvirtXml(def: VmDefinition): string {
     '      <backend model="random">/dev/urandom</backend>',
     "    </rng>",
   );
+  // No balloon: qemuArgv has none, and libvirt would add one by itself.
+  x.push('    <memballoon model="none"/>');
   x.push("  </devices>");
-  if (def.extraArgs.length) {
+  commandline.push(...def.extraArgs);
+  if (commandline.length) {
     x.push("  <qemu:commandline>");
-    for (const arg of def.extraArgs) x.push(`    <qemu:arg value="${esc(arg)}"/>`);
+    for (const arg of placed(commandline, slot)) x.push(`    <qemu:arg value="${esc(arg)}"/>`);
     x.push("  </qemu:commandline>");
   }
+  if (overrides.length) x.push("  <qemu:override>", ...overrides, "  </qemu:override>");
   x.push("</domain>", "");
   return x.join("\n");
 }

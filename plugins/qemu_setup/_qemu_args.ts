@@ -20,7 +20,50 @@ function cpuArg(def: Definition): string {
   ].join(",");
 }
 
-function diskArgs(disk: VmDisk, index: number): string[] {
+/** Where a disk plugs in: its QEMU device and the controller it needs, if any. */
+interface DiskSlot {
+  device: string;
+  /** An AHCI controller to add first (the one q35 has built in is not added). */
+  controller: string | null;
+}
+
+/**
+ * The device of each disk. SATA disks (and CD-ROMs) fill AHCI ports in order, six to a
+ * controller, and IDE disks on `pc` fill its two IDE buses of two units, as libvirt numbers
+ * sda… and hda… in the domain XML; on q35, which has no IDE, IDE disks go on AHCI too.
+ */
+function diskSlots(def: Definition): DiskSlot[] {
+  let sata = 0;
+  let ide = 0;
+  const q35 = def.machine === "q35";
+  return def.disks.map((disk) => {
+    const boot = disk.bootIndex ? `,bootindex=${disk.bootIndex}` : "";
+    if (!disk.cdrom && disk.bus === "virtio") {
+      return { device: `virtio-blk-pci,drive=${disk.id}${boot}`, controller: null };
+    }
+    if (!disk.cdrom && disk.bus === "nvme") {
+      return { device: `nvme,drive=${disk.id},serial=${disk.id}${boot}`, controller: null };
+    }
+    const kind = disk.cdrom ? "ide-cd" : "ide-hd";
+    if (disk.bus === "ide" && !disk.cdrom && !q35) {
+      const n = ide++;
+      return {
+        device: `${kind},drive=${disk.id},bus=ide.${Math.floor(n / 2)},unit=${n % 2}${boot}`,
+        controller: null,
+      };
+    }
+    const n = sata++;
+    const index = Math.floor(n / 6);
+    // q35's built-in AHCI controller names its ports ide.0 to ide.5.
+    const builtIn = q35 && index === 0;
+    return {
+      device: `${kind},drive=${disk.id},bus=${builtIn ? "ide" : `sata${index}`}.${n % 6}${boot}`,
+      controller: builtIn || n % 6 !== 0 ? null : `ich9-ahci,id=sata${index}`,
+    };
+  });
+}
+
+function diskArgs(disk: VmDisk, slot: DiskSlot): string[] {
   const drive = [
     `id=${disk.id}`,
     "if=none",
@@ -32,18 +75,17 @@ function diskArgs(disk: VmDisk, index: number): string[] {
     "aio=threads",
     "discard=unmap",
   ].join(",");
-  const boot = disk.bootIndex ? `,bootindex=${disk.bootIndex}` : "";
-  const device = disk.cdrom
-    ? `ide-cd,drive=${disk.id},bus=ide.${index % 6}${boot}`
-    : disk.bus === "virtio"
-    ? `virtio-blk-pci,drive=${disk.id}${boot}`
-    : disk.bus === "nvme"
-    ? `nvme,drive=${disk.id},serial=${disk.id}${boot}`
-    : `ide-hd,drive=${disk.id},bus=ide.${index % 6}${boot}`;
-  return ["-drive", drive, "-device", device];
+  return [
+    ...(slot.controller ? ["-device", slot.controller] : []),
+    "-drive",
+    drive,
+    "-device",
+    slot.device,
+  ];
 }
 
-function nicArgs(nic: VmNic): string[] {
+/** The -netdev and -device of a NIC. */
+export function nicArgs(nic: VmNic): string[] {
   let netdev: string;
   switch (nic.type) {
     case "user":
@@ -67,6 +109,9 @@ export function qemuArgv(def: Definition): string[] {
   const push = (...items: string[]) => a.push(...items);
   push("-name", `${def.name},process=gini-${def.name}`);
   push("-uuid", def.uuid);
+  // No devices QEMU would add by itself (a parallel port, an empty CD-ROM): libvirt starts QEMU
+  // the same way, so both backends run the machine the definition describes and nothing else.
+  push("-nodefaults");
   push(
     "-machine",
     [
@@ -101,7 +146,8 @@ export function qemuArgv(def: Definition): string[] {
     if (def.kernelBoot.initrd) push("-initrd", def.kernelBoot.initrd);
     if (def.kernelBoot.cmdline) push("-append", def.kernelBoot.cmdline);
   }
-  def.disks.forEach((disk, i) => push(...diskArgs(disk, i)));
+  const slots = diskSlots(def);
+  def.disks.forEach((disk, i) => push(...diskArgs(disk, slots[i]!)));
   for (const nic of def.nics) push(...nicArgs(nic));
   if (def.nics.length === 0) push("-nic", "none");
   push("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0");
