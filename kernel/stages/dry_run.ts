@@ -96,11 +96,8 @@ export function renderReport(report: PlanReport): string {
     }`,
   );
   lines.push(`  operations:     ${s.operations}${s.readOnly ? ` (+${s.readOnly} read-only)` : ""}`);
-  lines.push(
-    `  disk usage:     ${
-      formatBytes(s.bytes)
-    } (estimated: downloads, copies, files, disk metadata)`,
-  );
+  // What the run allocates now (downloads, copies, files, qcow2 metadata); disks grow later.
+  lines.push(`  disk usage:     ${formatBytes(s.bytes)} (estimated)`);
   if (s.virtualBytes) {
     lines.push(`  virtual disks:  ${formatBytes(s.virtualBytes)} (allocated as the guest writes)`);
   }
