@@ -143,7 +143,9 @@ Deno.test("OpEngine: unknown op kinds and bad arguments are refused with a hint"
 });
 
 Deno.test("OpEngine: fs.restore puts a backup blob back, is idempotent, and refuses a file changed since", async () => {
-  const { root, grants, engine } = await setup("live");
+  const { root, grants: pluginGrants, engine } = await setup("live");
+  // fs.restore is the kernel's (rollbacks): a plugin asking for it is refused.
+  const grants = { ...pluginGrants, plugin: "kernel:recovery" };
   const path = join(root, "conf");
   const old = "old content\n";
   const sha = await sha256Hex(old);
@@ -155,6 +157,12 @@ Deno.test("OpEngine: fs.restore puts a backup blob back, is idempotent, and refu
     kind: "fs.restore",
     args: { path, sha256: sha, expect: await sha256Hex("gini's\n") },
   };
+  await assertRejects(
+    () => engine.request(pluginGrants, "s", restore),
+    PermissionDeniedError,
+    "only the kernel's own rollback",
+  );
+  assertEquals(await Deno.readTextFile(path), "gini's\n");
   await engine.request(grants, "s", restore);
   assertEquals(await Deno.readTextFile(path), old);
   assertEquals(
