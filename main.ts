@@ -30,7 +30,7 @@ import { KERNEL_API_VERSION } from "./kernel/plugins/manifest.ts";
 import { PROTOCOL_VERSION } from "./workers/protocol.ts";
 import type { EnvironmentData } from "./plugins/env_check/contracts.ts";
 import { renderChecks, renderIommu } from "./plugins/env_check/render.ts";
-import { parseSize, VM_NAME, vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
+import { GUESTS, parseSize, VM_NAME, vmJsonSchema } from "./plugins/qemu_setup/vm_schema.ts";
 import type { VmDefinition } from "./plugins/qemu_setup/contracts.ts";
 import { startScript } from "./plugins/qemu_setup/_qemu_args.ts";
 import { listVms, newVmToml } from "./kernel/vms.ts";
@@ -480,13 +480,12 @@ function buildProgram(
           },
         );
       }
-      const guests = ["linux", "windows", "macos", "other"];
-      if (!guests.includes(options.guest)) {
+      if (!(GUESTS as readonly string[]).includes(options.guest)) {
         throw new UsageError(
-          `Cannot use --guest "${options.guest}": expected ${guests.join(", ")}`,
+          `Cannot use --guest "${options.guest}": expected ${GUESTS.join(", ")}`,
           {
             location: { flag: "--guest" },
-            hint: didYouMean(options.guest, guests) ?? "Use --guest other for any other system",
+            hint: didYouMean(options.guest, GUESTS) ?? "Use --guest other for any other system",
           },
         );
       }

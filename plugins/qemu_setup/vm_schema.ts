@@ -22,6 +22,9 @@ export function parseSize(text: string): number | undefined {
 const size = z.string().refine((v) => parseSize(v) !== undefined, {
   message: 'expected a size like "512M", "8G" or "1T"',
 });
+/** The guest systems a VM file may name. */
+export const GUESTS = ["linux", "macos", "windows", "other"] as const;
+
 /** A VM's name: it names its folder, its libvirt domain and its QEMU process. */
 export const VM_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const name = z.string().regex(VM_NAME, "expected a name of letters, digits, '.', '_' and '-'");
@@ -133,7 +136,7 @@ export type MacosConfig = z.output<typeof MacosSchema>;
 export const VmConfigSchema = z.strictObject({
   name,
   description: z.string().optional(),
-  guest: z.enum(["linux", "macos", "windows", "other"]).default("linux"),
+  guest: z.enum(GUESTS).default("linux"),
   accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   machine: z.enum(["q35", "pc"]).default("q35"),
   cpu: z.strictObject({
