@@ -223,6 +223,10 @@ export default definePlugin({
       const wanted = new Map<string, Uint8Array | null>();
       // Where each file comes from: a plan (whose downloads are simulated) describes it by that.
       const origin = new Map<string, string>();
+      const want = (to: string, bytes: Uint8Array | null, source: string) => {
+        wanted.set(to, bytes);
+        origin.set(to, source);
+      };
       const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
       for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
         if (sources.zips.OpenCorePkg && !oc[from]) {
@@ -232,8 +236,7 @@ export default definePlugin({
             "OPENCORE_FAILED",
           );
         }
-        wanted.set(to, oc[from] ?? null);
-        origin.set(to, `${basename(sources.catalogue.opencore.url)}: ${from}`);
+        want(to, oc[from] ?? null, `${basename(sources.catalogue.opencore.url)}: ${from}`);
       }
       for (const kext of sources.catalogue.kexts) {
         const zip = await readZip(sources.zips[kext.name] ?? null, kext.name);
@@ -252,15 +255,11 @@ export default definePlugin({
           }
           const zipName = basename(kext.url);
           if (entries.length === 0) {
-            wanted.set(`EFI/OC/Kexts/${bundle}/Contents/Info.plist`, null);
-            origin.set(
-              `EFI/OC/Kexts/${bundle}/Contents/Info.plist`,
-              `${zipName}: ${from}/Contents/Info.plist`,
-            );
+            const plist = "Contents/Info.plist";
+            want(`EFI/OC/Kexts/${bundle}/${plist}`, null, `${zipName}: ${from}/${plist}`);
           }
           for (const [p, d] of entries) {
-            wanted.set(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d);
-            origin.set(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, `${zipName}: ${p}`);
+            want(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d, `${zipName}: ${p}`);
           }
         }
       }
