@@ -231,12 +231,15 @@ export const downloadOp = defineOp<DownloadArgs>({
   estimate: (a) => ({ bytes: a.sizeBytes ?? 0, seconds: (a.sizeBytes ?? 0) / (20 * 1024 * 1024) }),
   // A file:// source is a read of the host: it needs the read grant on that file, or the cache
   // would hand the plugin a copy of anything the kernel can read.
-  permission: (a) => [
-    { grant: "download", url: a.url },
-    ...(new URL(a.url).protocol === "file:"
-      ? [{ grant: "read" as const, path: decodeURIComponent(new URL(a.url).pathname) }]
-      : []),
-  ],
+  permission: (a) => {
+    const url = new URL(a.url);
+    return [
+      { grant: "download", url: a.url },
+      ...(url.protocol === "file:"
+        ? [{ grant: "read" as const, path: decodeURIComponent(url.pathname) }]
+        : []),
+    ];
+  },
   capture: async (a, env) => ({
     cached: a.sha256 ? await exists(cachePath(env, a.sha256)) : false,
   }),
