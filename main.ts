@@ -41,6 +41,7 @@ import { incompleteTransactions, listTransactions, readJournal } from "./kernel/
 import { pruneJournal } from "./kernel/journal/prune.ts";
 import { formatBytes } from "./kernel/ops/types.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
+import { lockState, stateOwner } from "./kernel/journal/lock.ts";
 import { verifyJournal } from "./kernel/journal/verify.ts";
 import type { PlanReport } from "./kernel/stages/dry_run.ts";
 import type { VfioPlan, VfioStatus } from "./plugins/vfio/contracts.ts";
@@ -150,7 +151,20 @@ function buildProgram(
   const warnIncomplete = async (c: CommandEnv, name: string) => {
     if (["recover", "journal", "version"].includes(name)) return;
     const incomplete = await incompleteTransactions(c.env.dirs.state).catch(() => []);
+    const owner = incomplete.length ? stateOwner(c.env.dirs.state) : null;
     for (const t of incomplete) {
+      if (owner && owner.tx === t.id && owner.pid !== Deno.pid) {
+        c.ui.warn(
+          `In progress in another process: ${t.command} (${t.id}, gini pid ${owner.pid}, since ${owner.at}); changes wait until it ends`,
+        );
+        continue;
+      }
+      if (t.rollbackIncomplete) {
+        c.ui.warn(
+          `A failed operation could not be fully undone: ${t.command} (${t.id}, ${t.applied.length} change(s) still in place). Run "gini recover" to finish undoing it; add --dry-run to see how`,
+        );
+        continue;
+      }
       const how = t.replay?.recoverBy ?? "rollback";
       c.ui.warn(
         `An operation was interrupted: ${t.command} (${t.id}, ${t.applied.length} change(s) applied, ${t.checkpoints.size} stage(s) complete). Run "gini recover" to ${
@@ -595,79 +609,99 @@ function buildProgram(
     .option("--rollback", "undo every change the interrupted operation made")
     .option("--resume", "carry it forward: redo unfinished stages from the last checkpoints")
     .action(run(async (c, options: { rollback?: boolean; resume?: boolean }) => {
-      const { ui, flags } = c;
+      const { flags } = c;
       if (options.rollback && options.resume) {
         throw new UsageError("Cannot both roll back and resume", {
           hint: "Choose --rollback or --resume",
         });
       }
       const dryRun = flags.dryRun ?? false;
-      const incomplete = await incompleteTransactions(c.env.dirs.state);
-      const lines: string[] = [];
-      const results: Record<string, unknown>[] = [];
-      let failed = false;
-      for (const tx of incomplete) {
-        const how = options.resume
-          ? "resume"
-          : options.rollback
-          ? "rollback"
-          : tx.replay?.recoverBy ?? "rollback";
-        if (how === "rollback") {
-          const r = await rollbackFile(tx.file, createOpEnv(c.env, ui), dryRun);
-          failed ||= r.failed.length > 0;
-          results.push({ id: tx.id, command: tx.command, action: "rollback", ...r });
-          lines.push(
-            `${dryRun ? "Would roll back" : "Rolled back"} ${tx.id} (${tx.command}):`,
-            ...renderUndo(r, dryRun),
-          );
-          continue;
-        }
-        const replay = tx.replay;
-        const env = replay
-          ? resolveStartupEnv(
-            {
-              ...flags,
-              hostRoot: replay.hostRoot,
-              configDir: replay.dirs.config,
-              dataDir: replay.dirs.data,
-              cacheDir: replay.dirs.cache,
-            },
-            processEnv,
-            cwd,
-          )
-          : c.env;
-        const loaded = await loadPlugins(env, replay?.pluginDirs ?? []);
-        const r = await resumeTransaction(tx, { env, loaded, ui, dryRun });
-        const { result, report } = r.outcome;
-        failed ||= !result.ok;
-        results.push({
-          id: tx.id,
-          command: tx.command,
-          action: "resume",
-          undone: r.undone,
-          restored: r.restored,
-          ok: result.ok,
-          ...report,
-          ...(result.error ? { error: result.error.toJSON() } : {}),
-        });
-        lines.push(
-          `${dryRun ? "Would resume" : "Resumed"} ${tx.id} (${tx.command}):`,
-          `  complete before the interruption: ${
-            r.restored.length === 0
-              ? "no stage"
-              : flags.verbose
-              ? r.restored.join(", ")
-              : `${r.restored.length} stage(s), the last ${r.restored.at(-1)}`
-          }`,
-          ...renderUndo(r.undone, dryRun),
-          dryRun ? "  then would run:" : result.ok ? "  then ran:" : "  then failed:",
-          ...renderReport(report).split("\n").map((l) => `  ${l}`),
-        );
-        if (result.error && !ui.json) ui.failure(result.error);
+      // A live gini's transaction is not interrupted: recovering it would race it. Refused,
+      // naming the process; a dry run only skips it.
+      const lock = dryRun ? undefined : lockState(c.env.dirs.state, "recover");
+      try {
+        return await recover(c, options, dryRun);
+      } finally {
+        lock?.release();
       }
-      ui.result(results, () => lines.length === 0 ? "Nothing to recover" : lines.join("\n"));
-      return failed ? 1 : 0;
     }));
+  const recover = async (
+    c: CommandEnv,
+    options: { rollback?: boolean; resume?: boolean },
+    dryRun: boolean,
+  ) => {
+    const { ui, flags } = c;
+    const owner = stateOwner(c.env.dirs.state);
+    const incomplete = (await incompleteTransactions(c.env.dirs.state)).filter((tx) => {
+      if (!owner || owner.pid === Deno.pid || owner.tx !== tx.id) return true;
+      ui.warn(`Skipping ${tx.id} (${tx.command}): gini pid ${owner.pid} is running it now`);
+      return false;
+    });
+    const lines: string[] = [];
+    const results: Record<string, unknown>[] = [];
+    let failed = false;
+    for (const tx of incomplete) {
+      const how = options.resume
+        ? "resume"
+        : options.rollback || tx.rollbackIncomplete
+        ? "rollback"
+        : tx.replay?.recoverBy ?? "rollback";
+      if (how === "rollback") {
+        const r = await rollbackFile(tx.file, createOpEnv(c.env, ui), dryRun);
+        failed ||= r.failed.length > 0;
+        results.push({ id: tx.id, command: tx.command, action: "rollback", ...r });
+        lines.push(
+          `${dryRun ? "Would roll back" : "Rolled back"} ${tx.id} (${tx.command}):`,
+          ...renderUndo(r, dryRun),
+        );
+        continue;
+      }
+      const replay = tx.replay;
+      const env = replay
+        ? resolveStartupEnv(
+          {
+            ...flags,
+            hostRoot: replay.hostRoot,
+            configDir: replay.dirs.config,
+            dataDir: replay.dirs.data,
+            cacheDir: replay.dirs.cache,
+          },
+          processEnv,
+          cwd,
+        )
+        : c.env;
+      const loaded = await loadPlugins(env, replay?.pluginDirs ?? []);
+      const r = await resumeTransaction(tx, { env, loaded, ui, dryRun });
+      const { result, report } = r.outcome;
+      failed ||= !result.ok;
+      results.push({
+        id: tx.id,
+        command: tx.command,
+        action: "resume",
+        undone: r.undone,
+        restored: r.restored,
+        ok: result.ok,
+        ...report,
+        ...(result.error ? { error: result.error.toJSON() } : {}),
+      });
+      lines.push(
+        `${dryRun ? "Would resume" : "Resumed"} ${tx.id} (${tx.command}):`,
+        `  complete before the interruption: ${
+          r.restored.length === 0
+            ? "no stage"
+            : flags.verbose
+            ? r.restored.join(", ")
+            : `${r.restored.length} stage(s), the last ${r.restored.at(-1)}`
+        }`,
+        ...renderUndo(r.undone, dryRun),
+        dryRun ? "  then would run:" : result.ok ? "  then ran:" : "  then failed:",
+        ...renderReport(report).split("\n").map((l) => `  ${l}`),
+      );
+      if (result.error && !ui.json) ui.failure(result.error);
+    }
+    ui.result(results, () => lines.length === 0 ? "Nothing to recover" : lines.join("\n"));
+    return failed ? 1 : 0;
+  };
 
   const journal = program.command("journal").description(
     "the history of operations that changed this host",

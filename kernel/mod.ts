@@ -21,6 +21,7 @@ import { HostRunner } from "./host/run.ts";
 import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
 import { Journal, loadTransaction, type Replay, type Transaction } from "./journal/journal.ts";
 import { journalObserver, rollback, type RollbackReport } from "./journal/recovery.ts";
+import { lockState, type StateLock } from "./journal/lock.ts";
 import type { OpEnv } from "./ops/types.ts";
 import { buildReport, type PlanReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
@@ -106,14 +107,37 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
     pluginDirs: options.pluginDirs ?? [],
     recoverBy: options.recoverBy ?? "rollback",
   };
-  const journal = options.dryRun
+  // One live transaction per state folder: a second gini is refused, naming the first.
+  const lock: StateLock | undefined = options.dryRun
     ? undefined
-    : options.resume
-    ? await Journal.reopen(options.resume.file)
-    : await Journal.begin(env.dirs.state, options.command ?? "run", replay);
-  if (journal && options.resume) {
-    await journal.append({ type: "resume", at: new Date().toISOString() });
+    : lockState(env.dirs.state, options.command ?? "run");
+  let journal: Journal | undefined;
+  try {
+    journal = options.dryRun
+      ? undefined
+      : options.resume
+      ? await Journal.reopen(options.resume.file)
+      : await Journal.begin(env.dirs.state, options.command ?? "run", replay);
+    if (journal) lock?.setTransaction(journal.id);
+    if (journal && options.resume) {
+      await journal.append({ type: "resume", at: new Date().toISOString() });
+    }
+  } catch (error) {
+    lock?.release();
+    throw error;
   }
+  try {
+    return await runInTransaction(options, journal);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runInTransaction(
+  options: RunStagesOptions,
+  journal: Journal | undefined,
+): Promise<RunOutcome> {
+  const { env } = options;
   // The checkpoint callback needs the pipeline, which needs the engine, which needs opEnv.
   const pipelineRef: { current?: Pipeline } = {};
   const opEnv: OpEnv = {
@@ -195,16 +219,25 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
             options.ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
           }
           const undo = await rollback(tx, opEnv, { dryRun: false, journal });
-          for (const f of undo.failed) {
-            options.ui.warn(`Could not undo "${f.description}": ${f.error}`);
-          }
           for (const i of undo.irreversible) {
             options.ui.warn(`Cannot undo "${i.description}" automatically`);
           }
-          await journal.append({
-            type: "abort",
-            reason: result?.error?.message ?? "the run stopped",
-          });
+          const reason = result?.error?.message ?? "the run stopped";
+          if (undo.failed.length) {
+            // Not closed: the changes still in place stay recorded, and recover retries them.
+            await journal.append({
+              type: "rollback-incomplete",
+              reason,
+              failed: undo.failed.map((f) => ({ seq: f.seq, error: f.error })),
+            });
+            options.ui.warn(
+              [
+                `${undo.failed.length} change(s) could not be undone and are still in place (transaction ${journal.id}):`,
+                ...undo.failed.map((f) => `  ✗ ${f.description}: ${f.error}`),
+                'Fix what is named, then run "gini recover" to finish undoing them (add --dry-run to see how)',
+              ].join("\n"),
+            );
+          } else await journal.append({ type: "abort", reason });
         }
       } finally {
         journal.close();
@@ -240,13 +273,36 @@ export async function resumeTransaction(
       hint: "Undo it with: gini recover --rollback, then run the command again",
     });
   }
-  const completed = [...tx.checkpoints.keys()];
+  if (tx.rollbackIncomplete) {
+    throw new UsageError(
+      `Cannot resume ${tx.id} (${tx.command}): it failed and its rollback has begun`,
+      { hint: "Finish undoing it with: gini recover --rollback" },
+    );
+  }
   const partial: Transaction = {
     ...tx,
     applied: tx.applied.filter((op) => !tx.checkpoints.has(op.stage)),
     inFlight: tx.inFlight.filter((op) => !tx.checkpoints.has(op.stage)),
   };
   const opEnv = createOpEnv(options.env, options.ui, replay.requestDir ?? undefined);
+  // Held from the undo through the run (runStages takes it again, re-entrantly).
+  const lock = options.dryRun ? undefined : lockState(options.env.dirs.state, tx.command);
+  try {
+    lock?.setTransaction(tx.id);
+    return await resumeLocked(tx, partial, opEnv, options);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function resumeLocked(
+  tx: Transaction,
+  partial: Transaction,
+  opEnv: OpEnv,
+  options: { env: StartupEnv; loaded: Resolution; ui: Ui; dryRun: boolean },
+): Promise<ResumeOutcome> {
+  const replay = tx.replay!;
+  const completed = [...tx.checkpoints.keys()];
   let undone: RollbackReport;
   if (options.dryRun) undone = await rollback(partial, opEnv, { dryRun: true });
   else {

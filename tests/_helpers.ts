@@ -111,7 +111,34 @@ export async function runGini(
   env: Record<string, string> = {},
   cwd = home,
 ): Promise<CommandOutput> {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const out = await (await giniCommand(home, args, env, cwd)).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+/** Starts `gini` as {@linkcode runGini} runs it, for a test that acts while it runs. */
+export async function spawnGini(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: Deno.ChildProcess; output: Promise<CommandOutput> }> {
+  const child = (await giniCommand(home, args, env, home)).spawn();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  const output = child.output().then((out) => ({
+    code: out.code,
+    stdout: decode(out.stdout),
+    stderr: decode(out.stderr),
+  }));
+  return { child, output };
+}
+
+async function giniCommand(
+  home: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): Promise<Deno.Command> {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
     cwd,
     env: {
@@ -124,9 +151,7 @@ export async function runGini(
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  });
 }
 
 /** Runs a program that must succeed; returns its trimmed stdout. */

@@ -44,6 +44,11 @@ export type JournalRecord =
   | { type: "checkpoint"; stage: string; keys: Record<string, Json> }
   /** `gini recover --resume` took the transaction over from here. */
   | { type: "resume"; at: string }
+  /**
+   * The run's automatic rollback could not undo every change: the transaction stays open and
+   * `gini recover` rolls it back (never resumes it), retrying what failed.
+   */
+  | { type: "rollback-incomplete"; reason: string; failed: { seq: number; error: string }[] }
   | { type: "commit" }
   | { type: "abort"; reason: string };
 
@@ -77,6 +82,8 @@ export class Journal {
   readonly id: string;
   readonly file: string;
   #handle: Deno.FsFile;
+  /** The append in progress: concurrent stages' records are written one after another. */
+  #tail: Promise<void> = Promise.resolve();
 
   private constructor(id: string, file: string, handle: Deno.FsFile) {
     this.id = id;
@@ -109,13 +116,23 @@ export class Journal {
     return new Journal(id, file, await Deno.open(file, { append: true }));
   }
 
-  /** Appends one record and makes it durable before returning. */
-  async append(record: JournalRecord): Promise<void> {
+  /**
+   * Appends one record and makes it durable before returning. Appends are serialised: a record
+   * is never interleaved with another, whichever stage asked first.
+   */
+  append(record: JournalRecord): Promise<void> {
     const body = JSON.stringify(record);
     const data = new TextEncoder().encode(`${checksum(body)} ${body}\n`);
-    let written = 0;
-    while (written < data.byteLength) written += await this.#handle.write(data.subarray(written));
-    await this.#handle.sync();
+    const write = async () => {
+      let written = 0;
+      while (written < data.byteLength) {
+        written += await this.#handle.write(data.subarray(written));
+      }
+      await this.#handle.sync();
+    };
+    const next = this.#tail.then(write);
+    this.#tail = next.catch(() => {});
+    return next;
   }
 
   close(): void {
@@ -169,6 +186,8 @@ export interface Transaction {
   /** The highest op sequence number used so far. */
   lastSeq: number;
   torn: boolean;
+  /** The run failed and its rollback left changes in place: recover must roll it back. */
+  rollbackIncomplete: boolean;
 }
 
 /** Reads one transaction. */
@@ -182,6 +201,7 @@ export async function loadTransaction(file: string): Promise<Transaction> {
   const undone = new Set<number>();
   const checkpoints = new Map<string, Record<string, Json>>();
   let state: Transaction["state"] = "incomplete";
+  let rollbackIncomplete = false;
   for (const r of records) {
     if (r.type === "checkpoint") checkpoints.set(r.stage, r.keys);
     else if (r.type === "intent") intents.set(r.seq, r);
@@ -189,6 +209,7 @@ export async function loadTransaction(file: string): Promise<Transaction> {
     else if (r.type === "undone") undone.add(r.seq);
     else if (r.type === "commit") state = "committed";
     else if (r.type === "abort") state = "aborted";
+    else if (r.type === "rollback-incomplete") rollbackIncomplete = true;
   }
   const applied = [...intents.values()].filter((i) =>
     done.get(i.seq) === true && !undone.has(i.seq)
@@ -206,6 +227,7 @@ export async function loadTransaction(file: string): Promise<Transaction> {
     replay: begin?.replay,
     lastSeq: Math.max(0, ...intents.keys()),
     torn,
+    rollbackIncomplete,
   };
 }
 

@@ -11,9 +11,11 @@ import type { OpEnv, OpKind } from "../ops/types.ts";
 import { OP_KINDS } from "../ops/registry.ts";
 import type { StartupEnv } from "../paths.ts";
 import { Journal, journaledArgs, loadTransaction, type Transaction } from "./journal.ts";
+import { lockState } from "./lock.ts";
 import { atomicCopy, blobPath } from "../ops/_fs.ts";
 import { ConflictError } from "../errors.ts";
 import { dirname } from "node:path";
+import { isWithin } from "../ops/broker.ts";
 
 function die(): never {
   // No cleanup on purpose: this is what a power cut or `kill -9` does.
@@ -165,9 +167,23 @@ export async function rollback(
   });
   const steps = [...all.filter((s) => !isRebuild(s)).sort((a, b) => b.seq - a.seq), ...rebuilds];
   const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv);
+  // Paths whose undo failed: a folder the run made that still holds one is kept, and stays to
+  // be undone by the next attempt, rather than being left behind as "not empty".
+  const stuck: string[] = [];
   for (const step of steps) {
     if (step.inverse === null) {
       report.irreversible.push({ seq: step.seq, description: step.description });
+      continue;
+    }
+    const holds = folderRemoval(step.inverse) &&
+      stuck.find((p) => isWithin(p, (step.inverse![0]!.args as { path: string }).path));
+    if (holds) {
+      report.failed.push({
+        seq: step.seq,
+        description: step.description,
+        error: `it still holds "${holds}", which could not be undone`,
+      });
+      stuck.push((step.inverse[0]!.args as { path: string }).path);
       continue;
     }
     const ops = step.inverse.map(idempotent);
@@ -186,9 +202,24 @@ export async function rollback(
         description: step.description,
         error: error instanceof Error ? error.message : String(error),
       });
+      stuck.push(...stepPaths(step.args));
     }
   }
   return report;
+}
+
+/** Whether an inverse removes a folder only if it is empty (the undo of `fs.mkdir`). */
+function folderRemoval(inverse: OpRequest[]): boolean {
+  return inverse.length === 1 && inverse[0]!.kind === "fs.remove" &&
+    (inverse[0]!.args as { onlyIfEmpty?: boolean }).onlyIfEmpty === true;
+}
+
+/** The host paths an op named (its path, destination, or the files a `run` creates). */
+function stepPaths(args: Json): string[] {
+  const a = args as { path?: unknown; to?: unknown; creates?: unknown };
+  return [a.path, a.to, ...(Array.isArray(a.creates) ? a.creates : [])].filter((p): p is string =>
+    typeof p === "string"
+  );
 }
 
 /** Rolls back a transaction's log by file, journaling into it; closes it with abort when clean. */
@@ -199,6 +230,9 @@ export async function rollbackFile(
 ): Promise<RollbackReport> {
   const tx = await loadTransaction(file);
   if (dryRun) return await rollback(tx, opEnv, { dryRun: true });
+  // Refused while another live gini holds the state folder (it may be running this very one).
+  const lock = lockState(opEnv.startup.dirs.state, `recover --rollback ${tx.id}`);
+  lock.setTransaction(tx.id);
   const journal = await Journal.reopen(file);
   try {
     const report = await rollback(tx, opEnv, { dryRun: false, journal });
@@ -206,5 +240,6 @@ export async function rollbackFile(
     return report;
   } finally {
     journal.close();
+    lock.release();
   }
 }

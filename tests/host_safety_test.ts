@@ -1,0 +1,114 @@
+/**
+ * The kernel owns its transactions: a rollback that fails part-way is not forgotten, two gini
+ * processes do not race over one state folder, and signals stop a run the kernel's way whatever
+ * plugins registered. Real `gini` processes; evidence from outside them (the tree, exit codes).
+ *
+ * @module
+ */
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { join } from "node:path";
+import { FIXTURE_PLUGINS, runGini, sh, snapshotTree, spawnGini, tempEnv } from "./_helpers.ts";
+
+const WAITER = ["--plugin-dir", join(FIXTURE_PLUGINS, "waiter")];
+
+async function until(what: string, check: () => Promise<boolean>, ms = 60_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`Timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const exists = (path: string) => () => Deno.stat(path).then(() => true, () => false);
+
+Deno.test("a rollback that fails part-way leaves an open transaction that gini recover completes", async () => {
+  const { root } = await tempEnv();
+  const data = join(root, ".local/share/gini");
+  await Deno.mkdir(data, { recursive: true });
+  const before = await snapshotTree(root);
+  const { output } = await spawnGini(root, [...WAITER, "run", "waiter:work"]);
+  const a = join(data, "waiter/a.txt");
+  await until("the plugin made its files", exists(join(data, "waiter/b.txt")));
+  // Immutable, even to root: the rollback cannot remove it until the flag is cleared.
+  await sh("chattr", "+i", a);
+  try {
+    await Deno.writeTextFile(join(data, "waiter-go"), "fail\n");
+    const failed = await output;
+    assertEquals(failed.code, 1, failed.stderr);
+    assertStringIncludes(failed.stderr, "2 change(s) could not be undone and are still in place");
+    assertStringIncludes(failed.stderr, 'a.txt" (6 B): Operation not permitted');
+    assertStringIncludes(failed.stderr, "it still holds");
+    assertStringIncludes(failed.stderr, 'run "gini recover" to finish undoing them');
+    const [tx] = JSON.parse((await runGini(root, ["journal", "list", "--json"])).stdout);
+    assertEquals(tx.state, "incomplete", "the transaction is not closed");
+    const warned = await runGini(root, ["ls"]);
+    assertStringIncludes(warned.stderr, "could not be fully undone");
+    // Still immutable: recover fails again, says why, and keeps the transaction open.
+    const again = await runGini(root, ["recover"]);
+    assertEquals(again.code, 1, again.stderr + again.stdout);
+    assertStringIncludes(again.stdout, "Operation not permitted");
+  } finally {
+    await sh("chattr", "-i", a);
+  }
+  await Deno.remove(join(data, "waiter-go"));
+  const recovered = await runGini(root, ["recover"]);
+  assertEquals(recovered.code, 0, recovered.stderr + recovered.stdout);
+  assertStringIncludes(recovered.stdout, "Rolled back");
+  assertEquals(await snapshotTree(root), before, "the tree is as it was before the run");
+  assertEquals((await runGini(root, ["recover"])).stdout.trim(), "Nothing to recover");
+});
+
+Deno.test("while one gini changes the host, a second one's recover is refused and names it", async () => {
+  const { root } = await tempEnv();
+  const data = join(root, ".local/share/gini");
+  await Deno.mkdir(data, { recursive: true });
+  const { child, output } = await spawnGini(root, [...WAITER, "run", "waiter:work"]);
+  await until("the plugin made its files", exists(join(data, "waiter/b.txt")));
+
+  const recover = await runGini(root, ["recover"]);
+  assertEquals(recover.code, 1, recover.stderr);
+  assertStringIncludes(recover.stderr, `gini (pid ${child.pid}) is running "run waiter:work"`);
+  const dry = await runGini(root, ["recover", "--dry-run"]);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stderr, `gini pid ${child.pid} is running it now`);
+  assertEquals(dry.stdout.trim(), "Nothing to recover");
+  const ls = await runGini(root, ["ls"]);
+  assertStringIncludes(ls.stderr, `In progress in another process: run waiter:work`);
+  assert(!ls.stderr.includes("was interrupted"), ls.stderr);
+  // A second live run is refused too, before it changes anything.
+  const second = await runGini(root, [...WAITER, "run", "waiter:work"]);
+  assertEquals(second.code, 1, second.stderr);
+  assertStringIncludes(second.stderr, `gini (pid ${child.pid})`);
+
+  await Deno.writeTextFile(join(data, "waiter-go"), "ok\n");
+  const done = await output;
+  assertEquals(done.code, 0, done.stderr);
+  assertEquals(await Deno.readTextFile(join(data, "waiter/c.txt")), "third\n");
+  const [tx] = JSON.parse((await runGini(root, ["journal", "list", "--json"])).stdout);
+  assertEquals(tx.state, "committed");
+  assertEquals(tx.changes, 4, "the refused run journaled nothing into it");
+  await assertGone(join(root, ".local/state/gini/lock"));
+});
+
+Deno.test("a lock left by a crashed gini is taken over, and its transaction recovered", async () => {
+  const { root } = await tempEnv();
+  const data = join(root, ".local/share/gini");
+  await Deno.mkdir(data, { recursive: true });
+  const before = await snapshotTree(root);
+  const { child, output } = await spawnGini(root, [...WAITER, "run", "waiter:work"]);
+  await until("the plugin made its files", exists(join(data, "waiter/b.txt")));
+  child.kill("SIGKILL");
+  assertEquals((await output).code, 137);
+  const lock = join(root, ".local/state/gini/lock");
+  assert(await exists(lock)(), "the dead process's lock is still there");
+  const ls = await runGini(root, ["ls"]);
+  assertStringIncludes(ls.stderr, "An operation was interrupted: run waiter:work");
+  const recovered = await runGini(root, ["recover"]);
+  assertEquals(recovered.code, 0, recovered.stderr + recovered.stdout);
+  assertEquals(await snapshotTree(root), before);
+  await assertGone(lock);
+});
+
+async function assertGone(path: string) {
+  assert(!(await exists(path)()), `${path} is gone`);
+}
