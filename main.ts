@@ -11,10 +11,13 @@
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import denoJson from "./deno.json" with { type: "json" };
 import {
+  type ApprovedPlan,
+  approvedPlan,
   createOpEnv,
   createUi,
   GiniError,
   loadPlugins,
+  PlanChangedError,
   renderReport,
   resolveStartupEnv,
   resumeTransaction,
@@ -147,6 +150,15 @@ function buildProgram(
       ...(sink ? { sink } : {}),
     });
     return { ui, flags, env: resolveStartupEnv(flags, processEnv, cwd) };
+  };
+  /** A confirmed command goes ahead with --yes, or a yes on a terminal after seeing `shown`. */
+  const confirmed = (c: CommandEnv, question: string, refusal: string, shown: string) => {
+    if (c.flags.yes) return true;
+    if (!Deno.stdin.isTerminal()) {
+      throw new UsageError(refusal, { hint: "Pass --yes, or run it on a terminal" });
+    }
+    c.ui.info(shown);
+    return confirm(question);
   };
   const warnIncomplete = async (c: CommandEnv, name: string) => {
     if (["recover", "journal", "version"].includes(name)) return;
@@ -436,16 +448,20 @@ function buildProgram(
         c.ui.result(plan.report, () => renderReport(plan.report));
         return;
       }
-      if (!c.flags.yes) {
-        if (!Deno.stdin.isTerminal()) {
-          throw new UsageError(`Cannot remove VM "${name}" without confirmation`, {
-            hint: "Pass --yes, or run it on a terminal",
-          });
-        }
-        c.ui.info(renderReport(plan.report));
-        if (!confirm(`Remove VM "${name}" and its disks?`)) return 1;
+      const approved = approvedPlan(plan.report);
+      if (
+        !confirmed(
+          c,
+          `Remove VM "${name}" and its disks? (plan ${approved.digest.slice(7, 19)})`,
+          `Cannot remove VM "${name}" without confirmation`,
+          renderReport(plan.report),
+        )
+      ) return 1;
+      const { result, report } = await runStages({ ...options, dryRun: false, approved });
+      if (result.error instanceof PlanChangedError) {
+        const again = await runStages({ ...options, dryRun: true });
+        if (again.result.ok) c.ui.info(`The plan now:\n${renderReport(again.report)}`);
       }
-      const { result, report } = await runStages({ ...options, dryRun: false });
       if (!result.ok) throw result.error;
       c.ui.result(report, () => `VM "${name}" removed`);
     }));
@@ -898,7 +914,12 @@ function buildProgram(
         "--bootloader <name>",
         "grub, grub-bls, systemd-boot, kernel-cmdline, kernelstub, refind or limine",
       );
-  const vfioRun = async (c: CommandEnv, options: VfioOptions, dryRun: boolean) => {
+  const vfioRun = async (
+    c: CommandEnv,
+    options: VfioOptions,
+    dryRun: boolean,
+    approved?: ApprovedPlan,
+  ) => {
     const loaded = await loadPlugins(c.env, c.flags.pluginDir ?? []);
     const request = {
       devices: options.device ?? [],
@@ -917,7 +938,12 @@ function buildProgram(
       command: `vfio ${dryRun ? "plan" : "apply"} ${request.devices.join(" ")}`.trim(),
       pluginDirs: c.flags.pluginDir ?? [],
       recoverBy: "rollback",
+      ...(approved ? { approved } : {}),
     });
+    if (result.error instanceof PlanChangedError) {
+      const again = await vfioRun(c, options, true);
+      c.ui.info(`The plan now:\n${renderVfio(again.plan, again.report, true)}`);
+    }
     if (!result.ok) throw result.error;
     return { plan: result.context["vfio.plan"] as unknown as VfioPlan, report };
   };
@@ -960,16 +986,16 @@ function buildProgram(
       );
       return;
     }
-    if (!c.flags.yes) {
-      if (!Deno.stdin.isTerminal()) {
-        throw new UsageError("Cannot change the host's boot configuration without confirmation", {
-          hint: "Pass --yes, or run it on a terminal",
-        });
-      }
-      c.ui.info(renderVfio(planned.plan, planned.report, true));
-      if (!confirm("Apply these changes?")) return 1;
-    }
-    const { plan, report } = await vfioRun(c, options, false);
+    const approved = approvedPlan(planned.report);
+    if (
+      !confirmed(
+        c,
+        `Apply these changes? (plan ${approved.digest.slice(7, 19)})`,
+        "Cannot change the host's boot configuration without confirmation",
+        renderVfio(planned.plan, planned.report, true),
+      )
+    ) return 1;
+    const { plan, report } = await vfioRun(c, options, false, approved);
     c.ui.result({ ...report, vfio: plan }, () => renderVfio(plan, report, false));
   }));
   vfio.command("undo")

@@ -16,7 +16,8 @@
 import { defaultSources, discoverPlugins } from "./plugins/discover.ts";
 import { type Resolution, resolvePlugins } from "./plugins/resolve.ts";
 import type { StartupEnv } from "./paths.ts";
-import { OpEngine } from "./ops/engine.ts";
+import { OpEngine, type OpObserver } from "./ops/engine.ts";
+import { approvalGuard, type ApprovedPlan, approvedPlan } from "./stages/approval.ts";
 import { HostRunner } from "./host/run.ts";
 import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
 import { Journal, loadTransaction, type Replay, type Transaction } from "./journal/journal.ts";
@@ -35,6 +36,7 @@ export type { Manifest } from "./plugins/manifest.ts";
 export type { Resolution } from "./plugins/resolve.ts";
 export type { PlanReport } from "./stages/dry_run.ts";
 export { renderReport } from "./stages/dry_run.ts";
+export { type ApprovedPlan, approvedPlan, PlanChangedError } from "./stages/approval.ts";
 
 /** Discovers and resolves plugins; throws with every problem at once. */
 export async function loadPlugins(env: StartupEnv, extraDirs: string[]): Promise<Resolution> {
@@ -69,6 +71,11 @@ export interface RunStagesOptions {
   pluginDirs?: string[];
   /** What `gini recover` does by default if this run is interrupted (rollback unless told). */
   recoverBy?: Replay["recoverBy"];
+  /**
+   * The plan the user approved (a confirmed command): every change is checked against it before
+   * it starts, and one it did not show is refused.
+   */
+  approved?: ApprovedPlan;
   /** Continue an interrupted transaction instead of starting one (`gini recover --resume`). */
   resume?: { file: string; completed: string[]; context: Record<string, Json>; lastSeq: number };
 }
@@ -138,6 +145,7 @@ async function runInTransaction(
   journal: Journal | undefined,
 ): Promise<RunOutcome> {
   const { env } = options;
+  const guard = options.approved ? approvalGuard(options.approved) : undefined;
   // The checkpoint callback needs the pipeline, which needs the engine, which needs opEnv.
   const pipelineRef: { current?: Pipeline } = {};
   const opEnv: OpEnv = {
@@ -156,13 +164,16 @@ async function runInTransaction(
   const engine: OpEngine = new OpEngine(
     options.dryRun ? "dry" : "live",
     opEnv,
-    journal
-      ? journalObserver(
-        journal,
-        env,
-        (index) => interruptAfter(engine, index, env.crash.interruptAfter),
-      )
-      : {},
+    guarded(
+      guard,
+      journal
+        ? journalObserver(
+          journal,
+          env,
+          (index) => interruptAfter(engine, index, env.crash.interruptAfter),
+        )
+        : {},
+    ),
     options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
   );
   const pipeline = new Pipeline({
@@ -188,7 +199,20 @@ async function runInTransaction(
   let result: PipelineResult | undefined;
   try {
     result = await pipeline.run();
-    return { result, report: buildReport(engine, result.stages) };
+    // Whatever a plugin made of the refusal it got, the run failed because of it.
+    const refusal = guard?.refusal();
+    if (refusal) result = { ...result, ok: false, error: refusal };
+    const report = buildReport(engine, result.stages);
+    if (options.dryRun) report.digest = approvedPlan(report).digest;
+    const unused = guard?.unused() ?? [];
+    if (result.ok && unused.length) {
+      options.ui.warn(
+        `${unused.length} change(s) of the approved plan were not needed: ${
+          unused.map((op) => op.description).join("; ")
+        }`,
+      );
+    }
+    return { result, report };
   } finally {
     await pipeline.close();
     if (journal) {
@@ -245,6 +269,25 @@ async function runInTransaction(
       }
     }
   }
+}
+
+/**
+ * Runs the approval guard's check before the journal's, so that a refused change is never
+ * journaled; the journal is told the outcome only of changes it was told about.
+ */
+function guarded(guard: OpObserver | undefined, journal: OpObserver): OpObserver {
+  if (!guard) return journal;
+  const passed = new Set<number>();
+  return {
+    async beforeExecute(record, before) {
+      await guard.beforeExecute?.(record, before);
+      passed.add(record.seq);
+      await journal.beforeExecute?.(record, before);
+    },
+    async afterExecute(record) {
+      if (passed.delete(record.seq)) await journal.afterExecute?.(record);
+    },
+  };
 }
 
 /** What resuming a transaction did (or, in a dry run, would do). */

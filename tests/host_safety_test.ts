@@ -7,7 +7,18 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
-import { FIXTURE_PLUGINS, runGini, sh, snapshotTree, spawnGini, tempEnv } from "./_helpers.ts";
+import { approvedPlan, loadPlugins, PlanChangedError, runStages } from "../kernel/mod.ts";
+import { listTransactions } from "../kernel/journal/journal.ts";
+import {
+  FIXTURE_PLUGINS,
+  recordingUi,
+  REPO,
+  runGini,
+  sh,
+  snapshotTree,
+  spawnGini,
+  tempEnv,
+} from "./_helpers.ts";
 
 const WAITER = ["--plugin-dir", join(FIXTURE_PLUGINS, "waiter")];
 
@@ -112,3 +123,48 @@ Deno.test("a lock left by a crashed gini is taken over, and its transaction reco
 async function assertGone(path: string) {
   assert(!(await exists(path)()), `${path} is gone`);
 }
+
+Deno.test("a confirmed change runs only the approved plan: a host changed in between is refused, and nothing stays changed", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gini-approved-" });
+  await sh("cp", "-a", `${join(REPO, "tests/fixtures/distros/debian-grub")}/.`, root);
+  const env = await tempEnv(root);
+  const options = {
+    env,
+    loaded: await loadPlugins(env, []),
+    ui: recordingUi(),
+    targets: ["vfio:configure"],
+    seeds: {
+      "session.vfio_request": { devices: ["0000:01:00.0"], force: false, bindNow: false },
+    },
+    command: "vfio apply 0000:01:00.0",
+    recoverBy: "rollback" as const,
+  };
+  const plan = await runStages({ ...options, dryRun: true });
+  assert(plan.result.ok, plan.result.error?.message);
+  const approved = approvedPlan(plan.report);
+  assertEquals(plan.report.digest, approved.digest);
+  assert(Object.values(approved.stages).flat().length >= 2, "the plan changes several files");
+
+  // After the user said yes, someone edits the boot loader's defaults.
+  const grub = join(root, "etc/default/grub");
+  await Deno.writeTextFile(
+    grub,
+    (await Deno.readTextFile(grub)).replace('DEFAULT="quiet"', 'DEFAULT="quiet splash"'),
+  );
+  const before = await snapshotTree(root);
+  const live = await runStages({ ...options, dryRun: false, approved });
+  assert(!live.result.ok, "the changed plan was refused");
+  assert(live.result.error instanceof PlanChangedError, String(live.result.error));
+  assertStringIncludes(live.result.error.message, "did not show");
+  assertEquals(await snapshotTree(root), before, "what ran before the refusal was undone");
+  const [tx] = await listTransactions(env.dirs.state);
+  assertEquals(tx!.state, "aborted");
+
+  // The plan shown now is another, made from the file as it is.
+  const again = await runStages({ ...options, dryRun: true });
+  assert(again.report.digest !== approved.digest, "a changed host gives another plan");
+  const edit = again.report.stages.flatMap((s) => s.ops).find((op) =>
+    op.kind === "fs.edit" && op.description.includes("/etc/default/grub")
+  );
+  assertStringIncludes(edit?.preview ?? "", '-GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"');
+});

@@ -19,6 +19,8 @@ export interface PlanReport {
     ops: OpRecord[];
   }[];
   summary: OpSummary;
+  /** A dry run's changes named by their sha256 (what a confirmed command checks it runs). */
+  digest?: string;
 }
 
 /** Groups an engine's records by stage, in the order stages ran. */
