@@ -1,7 +1,14 @@
 /**
- * The adapter that runs programs: the only code that imports dax. Programs are
- * resolved to absolute paths from the PATH captured at start-up, get a clean,
- * explicit environment, a timeout, and a bounded capture of their output.
+ * The adapter that runs programs. Programs are resolved to absolute paths from the PATH captured
+ * at start-up and get a clean, explicit environment, a timeout, and a bounded capture of their
+ * output. Each program leads a process group of its own, so that stopping it (its timeout, or
+ * the op that asked for it being cancelled) stops everything it started too.
+ *
+ * @example
+ * ```ts
+ * const host = new HostRunner("/usr/bin:/bin");
+ * const { stdout } = await host.run(["qemu-img", "--version"], { timeoutMs: 10_000 });
+ * ```
  *
  * @module
  */
@@ -23,20 +30,112 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Do not throw on a non-zero exit code. */
   noThrow?: boolean;
+  /**
+   * Stops the program (and its process group) when aborted; `run()` then rejects with the
+   * signal's reason once every process of the group has exited.
+   */
+  signal?: AbortSignal;
+  /** How long a stopped program gets between SIGTERM and SIGKILL. */
+  killGraceMs?: number;
 }
 
-/** Keep at most this much of each output stream. */
-const OUTPUT_LIMIT = 1024 * 1024;
+/** Keep at most this much of each output stream: stdout's head, stderr's tail. */
+export const OUTPUT_LIMIT = 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_KILL_GRACE_MS = 5_000;
+/** The exit code of a program stopped by its timeout, as timeout(1) reports it. */
+export const TIMED_OUT_CODE = 124;
+/**
+ * After the program exits, how long a process it left behind may hold its output pipes open
+ * before the kernel stops reading them.
+ */
+const DRAIN_GRACE_MS = 1_000;
 
 function tail(text: string, lines = 20): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
+/** A timer that can be awaited and cancelled, so that nothing is left pending. */
+function delay(ms: number): { done: Promise<void>; cancel(): void } {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const done = new Promise<void>((resolve) => id = setTimeout(resolve, ms));
+  return { done, cancel: () => clearTimeout(id) };
+}
+
+async function pause(ms: number): Promise<void> {
+  await delay(ms).done;
+}
+
+/** Whether a live (not zombie) process of the group led by `pgid` remains. */
+function groupAlive(pgid: number): boolean {
+  try {
+    // SIGCONT changes nothing for a running process and lets a stopped one act on SIGTERM.
+    Deno.kill(-pgid, "SIGCONT");
+  } catch {
+    return false;
+  }
+  // An exited member whose new parent has not reaped it yet still counts for kill(2): look.
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z") return true;
+    } catch { /* exited meanwhile */ }
+  }
+  return false;
+}
+
+function signalGroup(pgid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pgid, signal);
+  } catch { /* already gone */ }
+}
+
+/** Reads a stream to its end, keeping at most `limit` bytes: its head or its tail. */
+async function capture(
+  stream: ReadableStream<Uint8Array>,
+  keep: "head" | "tail",
+  limit: number,
+  stop: Promise<void>,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let held = 0;
+  const reader = stream.getReader();
+  // A process the program left behind may keep the pipe open: stop reading when told to.
+  const stopped = stop.then(() => reader.cancel().catch(() => {}));
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (keep === "head") {
+        if (held >= limit) continue;
+        const part = value.subarray(0, limit - held);
+        chunks.push(part);
+        held += part.byteLength;
+      } else {
+        chunks.push(value);
+        held += value.byteLength;
+        while (held - chunks[0]!.byteLength >= limit) held -= chunks.shift()!.byteLength;
+      }
+    }
+  } catch { /* the pipe was cancelled: keep what arrived */ }
+  void stopped;
+  const all = new Uint8Array(held);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return keep === "tail" && held > limit ? all.subarray(held - limit) : all;
+}
+
 /** Runs programs for the kernel. */
 export class HostRunner {
-  readonly #path: string[];
-  readonly #cache = new Map<string, string | null>();
+  #path: string[];
+  #cache = new Map<string, string | null>();
+  /** Set on a runner bound to one op (see `withSignal`). */
+  #signal: AbortSignal | undefined;
 
   /** @param searchPath the PATH captured at start-up */
   constructor(searchPath: string) {
@@ -46,6 +145,18 @@ export class HostRunner {
       if (!dirs.includes(sbin)) dirs.push(sbin);
     }
     this.#path = dirs;
+  }
+
+  /**
+   * The same runner, whose every program is stopped when `signal` aborts: the engine gives each
+   * op one, so an op module needs no code of its own to be cancellable.
+   */
+  withSignal(signal: AbortSignal): HostRunner {
+    const bound = new HostRunner("");
+    bound.#path = this.#path;
+    bound.#cache = this.#cache;
+    bound.#signal = this.#signal ? AbortSignal.any([this.#signal, signal]) : signal;
+    return bound;
   }
 
   /** The absolute path of a program, or null when it is not installed. */
@@ -74,7 +185,11 @@ export class HostRunner {
     return { PATH: this.#path.join(":"), LC_ALL: "C.UTF-8", LANG: "C.UTF-8", ...extra };
   }
 
-  /** Runs `argv` (never through a shell) and returns its output. */
+  /**
+   * Runs `argv` (never through a shell) and returns its output: stdout up to
+   * {@linkcode OUTPUT_LIMIT} from its start (callers parse it), stderr's last
+   * {@linkcode OUTPUT_LIMIT}. Neither is ever held in memory beyond that.
+   */
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const [program, ...args] = argv;
     if (!program) throw new UsageError("Cannot run an empty command");
@@ -87,24 +202,108 @@ export class HostRunner {
         `Install "${program}"`,
       );
     }
-    // Loaded on first use: dax costs ~90 ms of start-up that most commands never need.
-    const { default: $ } = await import("dax");
-    let command = $`${absolute} ${args}`
-      .clearEnv()
-      .env(this.cleanEnv(options.env))
-      .cwd("/")
-      .stdout("piped")
-      .stderr("piped")
-      .noThrow()
-      .timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-      .quiet();
-    if (options.stdin !== undefined) command = command.stdinText(options.stdin);
-    const result = await command;
-    const stdout = result.stdout.slice(0, OUTPUT_LIMIT);
-    const stderr = result.stderr.slice(-OUTPUT_LIMIT);
-    if (result.code !== 0 && !options.noThrow) {
-      throw new HostCommandError([absolute, ...args], result.code, tail(stderr || stdout));
+    const signal = options.signal && this.#signal
+      ? AbortSignal.any([options.signal, this.#signal])
+      : options.signal ?? this.#signal;
+    signal?.throwIfAborted();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const child = new Deno.Command(absolute, {
+      args,
+      clearEnv: true,
+      env: this.cleanEnv(options.env),
+      cwd: "/",
+      stdin: options.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+      // A session and process group of its own (setsid), so a stop reaches its children too.
+      detached: true,
+    }).spawn();
+    const pgid = child.pid;
+
+    let stopping: Promise<void> | undefined;
+    let timedOut = false;
+    const stop = () =>
+      stopping ??= this.#stopGroup(
+        pgid,
+        child.status,
+        options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+      );
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void stop();
+    }, timeoutMs);
+    const onAbort = () => void stop();
+    signal?.addEventListener("abort", onAbort, { once: true });
+
+    const exited = child.status.then(() => {});
+    const drained = exited.then(() => delay(DRAIN_GRACE_MS));
+    const giveUp = drained.then((d) => d.done);
+    const outputs = Promise.all([
+      capture(child.stdout, "head", OUTPUT_LIMIT, giveUp),
+      capture(child.stderr, "tail", OUTPUT_LIMIT, giveUp),
+    ]);
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      // A program that exits without reading its input closes the pipe: not an error of ours.
+      writer.write(new TextEncoder().encode(options.stdin))
+        .then(() => writer.close())
+        .catch(() => {});
     }
-    return { code: result.code, stdout, stderr };
+    let status: Deno.CommandStatus;
+    let out: Uint8Array;
+    let err: Uint8Array;
+    try {
+      status = await child.status;
+      [out, err] = await outputs;
+      if (stopping) await stopping;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      (await drained).cancel();
+    }
+    if (signal?.aborted && stopping) throw signal.reason;
+    const decoder = new TextDecoder();
+    const stdout = decoder.decode(out);
+    let stderr = decoder.decode(err);
+    let code = status.code;
+    if (timedOut) {
+      code = TIMED_OUT_CODE;
+      stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}` +
+        `gini: stopped after its time limit of ${timeoutMs} ms`;
+    }
+    if (code !== 0 && !options.noThrow) {
+      throw new HostCommandError(
+        [absolute, ...args],
+        code,
+        tail(stderr || stdout),
+        ...(timedOut ? [`It did not finish within ${timeoutMs} ms`] : []),
+      );
+    }
+    return { code, stdout, stderr };
+  }
+
+  /**
+   * Stops a process group: SIGTERM, then SIGKILL to whatever is left after `graceMs`; resolves
+   * once the leader has exited and no process of the group remains.
+   */
+  async #stopGroup(
+    pgid: number,
+    status: Promise<Deno.CommandStatus>,
+    graceMs: number,
+  ): Promise<void> {
+    signalGroup(pgid, "SIGTERM");
+    const grace = delay(graceMs);
+    const deadline = performance.now() + graceMs;
+    try {
+      await Promise.race([status, grace.done]);
+      // Members of the group may outlive the leader (a shell's children): give them the grace too.
+      while (groupAlive(pgid) && performance.now() < deadline) await pause(20);
+    } finally {
+      grace.cancel();
+    }
+    if (groupAlive(pgid)) signalGroup(pgid, "SIGKILL");
+    await status;
+    // SIGKILL cannot be refused; the kernel reaps the last members within moments.
+    for (let i = 0; i < 500 && groupAlive(pgid); i++) await pause(10);
   }
 }
