@@ -6,13 +6,20 @@
  * @module
  */
 import { basename, dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
-import { PermissionDeniedError } from "../errors.ts";
+import { ManifestError, PermissionDeniedError } from "../errors.ts";
+import { describedPrograms } from "./argv.ts";
 import type { Manifest } from "../plugins/manifest.ts";
 import { expandPlaceholders, type StartupEnv } from "../paths.ts";
 
 /** A plugin's grants, expanded to absolute canonical roots. */
 export interface Grants {
   plugin: string;
+  /**
+   * A plugin shipped with Gini: it may run programs whose arguments the kernel cannot check
+   * (argv.ts), and the paths those programs read are not limited to its read grant (a VM
+   * file names disks and images anywhere). Third-party plugins get neither.
+   */
+  core?: boolean;
   write: string[];
   read: string[];
   run: Set<string>;
@@ -72,13 +79,32 @@ export function expandGrant(grant: string, env: StartupEnv): string {
   return env.hostRoot === "/" ? normalize(grant) : normalize(join(env.hostRoot, grant));
 }
 
-/** Builds a plugin's grants from its manifest. */
+/**
+ * Builds a plugin's grants from its manifest. Every host path grant must still be inside
+ * `--host-root` once symlinks are resolved; placeholders (`{data}`) are Gini's own directories.
+ */
 export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
-  const expand = (list: string[]) => list.map((g) => canonicalize(expandGrant(g, env)));
+  const hostRoot = canonicalize(env.hostRoot);
+  const expand = (list: string[], key: string) =>
+    list.map((grant, i) => {
+      const canonical = canonicalize(expandGrant(grant, env));
+      if (!grant.startsWith("{") && !isWithin(canonical, hostRoot)) {
+        throw new ManifestError(
+          `Cannot grant plugin "${manifest.plugin.name}" ${key} "${grant}": it resolves to "${canonical}", outside the host root "${hostRoot}"`,
+          {
+            location: { file: manifest.file, key: `${key}.${i}` },
+            hint: `Remove the symlink that leads out of "${hostRoot}", or the grant`,
+          },
+        );
+      }
+      return canonical;
+    });
+  const write = expand(manifest.ops.write, "ops.write");
   return {
     plugin: manifest.plugin.name,
-    write: expand(manifest.ops.write),
-    read: expand([...manifest.permissions.read, ...manifest.ops.write]),
+    core: manifest.origin === "core",
+    write,
+    read: [...expand(manifest.permissions.read, "permissions.read"), ...write],
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,
@@ -156,8 +182,49 @@ export function checkPath(
   return canonical;
 }
 
+/**
+ * A check on a program's argv that depends on who asks: an input path (checked against the read
+ * grant of a third-party plugin) or an argv the kernel cannot check (refused to one). It travels
+ * as the program of a `run` need, the one need the broker checks knowing the plugin's origin.
+ */
+export type ArgvCheck =
+  | { program: string; input: string }
+  | { program: string; unchecked: string };
+
+const ARGV_CHECK = "\0argv-check:";
+
+/** The `run` need that carries an argv check to the broker (see checkProgram). */
+export function argvCheckNeed(check: ArgvCheck): { grant: "run"; program: string } {
+  return { grant: "run", program: `${ARGV_CHECK}${JSON.stringify(check)}` };
+}
+
+/** Core plugins and the kernel's own rollback are trusted with what the kernel cannot check. */
+function trusted(grants: Grants): boolean {
+  return grants.core === true || grants.plugin.startsWith("kernel:");
+}
+
+function checkArgv(grants: Grants, op: string, check: ArgvCheck): void {
+  if (trusted(grants)) return;
+  if ("input" in check) {
+    checkPath(grants, `${op} ${check.program}`, check.input, "read");
+    return;
+  }
+  throw new PermissionDeniedError(
+    grants.plugin,
+    op,
+    check.program,
+    `its arguments are not ones the kernel can check (${check.unchecked}); only plugins shipped with Gini may run it like this`,
+    `Pass only the arguments kernel/ops/argv.ts describes for "${check.program}" (${
+      describedPrograms().includes(check.program) ? "see its description there" : "it has none"
+    }), or use an op kind that does the work`,
+  );
+}
+
 /** Checks that a program is granted. Only bare names are accepted: the kernel resolves them. */
 export function checkProgram(grants: Grants, op: string, program: string): void {
+  if (program.startsWith(ARGV_CHECK)) {
+    return checkArgv(grants, op, JSON.parse(program.slice(ARGV_CHECK.length)) as ArgvCheck);
+  }
   if (program.includes("/") || !grants.run.has(program)) {
     throw new PermissionDeniedError(
       grants.plugin,

@@ -96,7 +96,7 @@ Deno.test("OpEngine: fs.mkdir's inverse removes only the directories it created,
 });
 
 Deno.test("OpEngine: run checks the program grant, and read-only invocations run even in a dry run", async () => {
-  const { grants, engine } = await setup("dry");
+  const { root, grants, engine } = await setup("dry");
   const version = await engine.request(grants, "s", {
     kind: "run",
     args: { argv: ["qemu-img", "--version"] },
@@ -106,7 +106,7 @@ Deno.test("OpEngine: run checks the program grant, and read-only invocations run
   assertStringIncludes(version.stdout, "qemu-img version");
   const created = await engine.request(grants, "s", {
     kind: "run",
-    args: { argv: ["qemu-img", "create", "-f", "qcow2", "/nonexistent/x.qcow2", "1G"] },
+    args: { argv: ["qemu-img", "create", "-f", "qcow2", join(root, "x.qcow2"), "1G"] },
   });
   assertEquals(created, { code: 0, stdout: "", stderr: "", simulated: true });
   await assertRejects(

@@ -4,8 +4,10 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
+import { argvCheckNeed } from "./broker.ts";
 import { capturePath, type PathState } from "./_fs.ts";
 import { defineOp, formatBytes } from "./types.ts";
 
@@ -47,7 +49,14 @@ export const imageCreate = defineOp<ImageCreateArgs>({
     virtualBytes: a.sizeBytes,
     seconds: 0.2,
   }),
-  permission: (a) => [{ grant: "write", path: a.path }, { grant: "run", program: "qemu-img" }],
+  // The overlay reads its backing image (resolved against the overlay's folder when relative).
+  permission: (a) => [
+    { grant: "write", path: a.path },
+    { grant: "run", program: "qemu-img" },
+    ...(a.backing
+      ? [argvCheckNeed({ program: "qemu-img", input: resolve(dirname(a.path), a.backing.path) })]
+      : []),
+  ],
   capture: async (a) => await capturePath(a.path),
   conflicts: (a, before) =>
     (before as PathState).exists ? [`"${a.path}" exists and would be replaced`] : [],

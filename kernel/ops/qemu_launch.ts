@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
+import { argvNeeds } from "./run.ts";
 import { defineOp } from "./types.ts";
 
 const QemuLaunchArgs = z.strictObject({
@@ -42,8 +43,9 @@ export const qemuLaunch = defineOp<QemuLaunchArgs>({
   describe: (a) =>
     `Start VM "${a.name}" (${a.argv[0]}; QMP ${a.qmpSocket}, serial log ${a.serialLog})`,
   estimate: () => ({ bytes: 0, seconds: 2 }),
+  // QEMU's command line names disks, firmware and scripts: a plugin shipped with Gini only.
   permission: (a) => [
-    { grant: "run", program: a.argv[0]! },
+    ...argvNeeds(a.argv),
     { grant: "write", path: a.pidFile },
     { grant: "write", path: a.qmpSocket },
     { grant: "write", path: a.serialLog },

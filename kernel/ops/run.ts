@@ -1,14 +1,17 @@
 /**
  * `run`: runs a program with an argv array, never a shell string. The program must
- * be in the plugin's `[ops].run` grant. Invocations the kernel knows to be read-only
- * (`qemu-img info`, version queries, `vgs`) also run in a dry run.
+ * be in the plugin's `[ops].run` grant, and the paths its argv names in the plugin's
+ * grants (argv.ts says which arguments are paths). Invocations the kernel knows to be
+ * read-only (`qemu-img info`, version queries, `vgs`) also run in a dry run.
  *
  * @module
  */
 import { basename } from "node:path";
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
-import { defineOp } from "./types.ts";
+import { readArgv } from "./argv.ts";
+import { argvCheckNeed } from "./broker.ts";
+import { defineOp, type PermissionNeed } from "./types.ts";
 
 /** The environment variables a plugin may set for a program it runs. */
 export const RUN_ENV_ALLOWED = [
@@ -94,6 +97,30 @@ export function isReadOnlyInvocation(argv: readonly string[]): boolean {
   return check ? check(args) : false;
 }
 
+/**
+ * What running `argv` needs: its program; every output path in the write grant; every input
+ * path in the read grant (third-party plugins); and, for an argv the kernel cannot read (no
+ * description, arguments it does not cover, a core-only program), a plugin shipped with Gini.
+ */
+export function argvNeeds(argv: readonly string[]): PermissionNeed[] {
+  const program = argv[0]!;
+  const needs: PermissionNeed[] = [{ grant: "run", program }];
+  const reading = readArgv(argv);
+  if (reading.kind === "undescribed") {
+    needs.push(argvCheckNeed({ program, unchecked: "it has no argv description" }));
+    return needs;
+  }
+  if (reading.kind === "unknown") {
+    needs.push(argvCheckNeed({ program, unchecked: reading.reason }));
+    return needs;
+  }
+  if (reading.coreOnly) needs.push(argvCheckNeed({ program, unchecked: reading.coreOnly }));
+  needs.push(...reading.programs.map((p) => ({ grant: "run" as const, program: p })));
+  needs.push(...reading.outputs.map((path) => ({ grant: "write" as const, path })));
+  needs.push(...reading.inputs.map((input) => argvCheckNeed({ program, input })));
+  return needs;
+}
+
 export const runOp = defineOp<RunArgs>({
   kind: "run",
   schema: RunArgs,
@@ -103,8 +130,8 @@ export const runOp = defineOp<RunArgs>({
   estimate: (a) => ({ bytes: a.estimateBytes ?? 0, seconds: a.estimateSeconds ?? 1 }),
   // What a rollback would run is checked now, against the same plugin's grants.
   permission: (a) => [
-    { grant: "run", program: a.argv[0]! },
-    ...(a.undo ?? []).map((argv) => ({ grant: "run" as const, program: argv[0]! })),
+    ...argvNeeds(a.argv),
+    ...(a.undo ?? []).flatMap(argvNeeds),
     ...[...(a.creates ?? []), ...(a.modifies ?? [])].map((path) => ({
       grant: "write" as const,
       path,

@@ -9,6 +9,7 @@ import semver from "semver";
 import { z } from "zod";
 import { ManifestError } from "../errors.ts";
 import { parseTomlFile, schemaKeysAt } from "../toml.ts";
+import { coreOnlyReason, describedPrograms, isDescribed } from "../ops/argv.ts";
 
 /** The kernel API version plugins declare compatibility with. */
 export const KERNEL_API_VERSION = "1.0.0";
@@ -158,6 +159,59 @@ function manifestError(message: string, options: ConstructorParameters<typeof Ma
 }
 
 /**
+ * Grants that could lend the plugin more than they say: a `..` segment (a grant names a place,
+ * it does not climb out of one), and for a plugin not shipped with Gini, a program whose
+ * arguments the kernel cannot check (kernel/ops/argv.ts).
+ */
+function grantErrors(
+  value: RawManifest,
+  file: string,
+  origin: Manifest["origin"],
+): ManifestError[] {
+  const errors: ManifestError[] = [];
+  const lists: [string, string[]][] = [
+    ["permissions.read", value.permissions.read],
+    ["ops.write", value.ops.write],
+    ["ops.sysfs", value.ops.sysfs],
+  ];
+  for (const [key, list] of lists) {
+    for (const [i, grant] of list.entries()) {
+      if (grant.split("/").includes("..")) {
+        errors.push(
+          new ManifestError(`Cannot grant "${grant}": a grant may not contain ".."`, {
+            location: { file, key: `${key}.${i}` },
+            hint: `Name the directory itself in [${key.split(".")[0]}].${
+              key.split(".")[1]
+            }, without ".." segments`,
+          }),
+        );
+      }
+    }
+  }
+  if (origin === "core") return errors;
+  for (const [i, program] of value.ops.run.entries()) {
+    const coreOnly = coreOnlyReason(program);
+    if (isDescribed(program) && !coreOnly) continue;
+    errors.push(
+      new ManifestError(
+        `Cannot grant plugin "${value.plugin.name}" the program "${program}": ${
+          coreOnly ??
+            "the kernel has no description of its arguments (which are paths it reads and writes)"
+        }, so only plugins shipped with Gini may run it`,
+        {
+          location: { file, key: `ops.run.${i}` },
+          hint:
+            `Remove "${program}" from [ops].run and use an op kind for the work, or one of the programs the kernel can check: ${
+              describedPrograms().filter((p) => !coreOnlyReason(p)).join(", ")
+            }`,
+        },
+      ),
+    );
+  }
+  return errors;
+}
+
+/**
  * Parses and validates a manifest's text. Returns every problem found.
  */
 export function parseManifest(
@@ -216,6 +270,7 @@ export function parseManifest(
       );
     }
   }
+  errors.push(...grantErrors(value, file, origin));
   if (errors.length) return { ok: false, errors };
   const dir = dirname(resolve(file));
   return { ok: true, manifest: { ...value, file: resolve(file), dir, origin } };
