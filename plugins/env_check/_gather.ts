@@ -89,8 +89,7 @@ export async function gatherCpu(r: TolerantReader) {
   };
   const nested = module ? await param(`/sys/module/${module}/parameters/nested`) : null;
   const ignoreMsrs = await param("/sys/module/kvm/parameters/ignore_msrs");
-  const status = (await r.text("/proc/self/status")) ?? "";
-  const uid = Number(status.match(/^Uid:\s+(\d+)/m)?.[1] ?? NaN);
+  const uid = await userId(r);
   const present = kvmNode !== undefined;
   const accessible = present && (uid === 0 || ((kvmNode.mode ?? 0) & 0o006) === 0o006);
   const usable = present && accessible && hardware !== null;
@@ -106,6 +105,16 @@ export async function gatherCpu(r: TolerantReader) {
     kvm: { present, accessible, usable, module, nested, ignoreMsrs, reason },
     accel: usable ? "kvm" as const : "tcg" as const,
   };
+}
+
+/**
+ * The user Gini runs as. On this host it is the process's own (the kernel serves no
+ * /proc/self); a fixture tree under --host-root says it in its proc/self/status.
+ */
+async function userId(r: TolerantReader): Promise<number> {
+  if (r.host.root === "/") return Deno.uid() ?? NaN;
+  const status = (await r.text("/proc/self/status")) ?? "";
+  return Number(status.match(/^Uid:\s+(\d+)/m)?.[1] ?? NaN);
 }
 
 /** Parses /proc/meminfo values in bytes. */
