@@ -85,12 +85,14 @@ export function expandGrant(grant: string, env: StartupEnv): string {
  */
 export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
   const hostRoot = canonicalize(env.hostRoot);
-  const expand = (list: string[], key: string) =>
+  const expand = (list: string[], key: "ops.write" | "permissions.read") =>
     list.map((grant, i) => {
       const canonical = canonicalize(expandGrant(grant, env));
       if (!grant.startsWith("{") && !isWithin(canonical, hostRoot)) {
         throw new ManifestError(
-          `Cannot grant plugin "${manifest.plugin.name}" ${key} "${grant}": it resolves to "${canonical}", outside the host root "${hostRoot}"`,
+          `Cannot grant plugin "${manifest.plugin.name}" "${grant}" (${manifest.file}, [${
+            key.replace(".", "].")
+          }): it resolves to "${canonical}", outside the host root "${hostRoot}"`,
           {
             location: { file: manifest.file, key: `${key}.${i}` },
             hint: `Remove the symlink that leads out of "${hostRoot}", or the grant`,

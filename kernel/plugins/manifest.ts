@@ -169,23 +169,23 @@ function grantErrors(
   origin: Manifest["origin"],
 ): ManifestError[] {
   const errors: ManifestError[] = [];
-  const lists: [string, string[]][] = [
-    ["permissions.read", value.permissions.read],
-    ["ops.write", value.ops.write],
-    ["ops.sysfs", value.ops.sysfs],
+  const lists: [string, string, string[]][] = [
+    ["permissions", "read", value.permissions.read],
+    ["ops", "write", value.ops.write],
+    ["ops", "sysfs", value.ops.sysfs],
   ];
-  for (const [key, list] of lists) {
+  for (const [table, key, list] of lists) {
     for (const [i, grant] of list.entries()) {
-      if (grant.split("/").includes("..")) {
-        errors.push(
-          new ManifestError(`Cannot grant "${grant}": a grant may not contain ".."`, {
-            location: { file, key: `${key}.${i}` },
-            hint: `Name the directory itself in [${key.split(".")[0]}].${
-              key.split(".")[1]
-            }, without ".." segments`,
-          }),
-        );
-      }
+      if (!grant.split("/").includes("..")) continue;
+      errors.push(
+        new ManifestError(
+          `Cannot grant "${grant}" in [${table}].${key}: a grant may not contain ".." segments`,
+          {
+            location: { file, key: `${table}.${key}.${i}` },
+            hint: `Name the directory itself in [${table}].${key}, without ".."`,
+          },
+        ),
+      );
     }
   }
   if (origin === "core") return errors;
@@ -194,14 +194,14 @@ function grantErrors(
     if (isDescribed(program) && !coreOnly) continue;
     errors.push(
       new ManifestError(
-        `Cannot grant plugin "${value.plugin.name}" the program "${program}": ${
+        `Cannot grant plugin "${value.plugin.name}" the program "${program}" in [ops].run: ${
           coreOnly ??
-            "the kernel has no description of its arguments (which are paths it reads and writes)"
+            "the kernel has no description of its arguments (which of them are paths it reads or writes)"
         }, so only plugins shipped with Gini may run it`,
         {
           location: { file, key: `ops.run.${i}` },
           hint:
-            `Remove "${program}" from [ops].run and use an op kind for the work, or one of the programs the kernel can check: ${
+            `Remove "${program}" from [ops].run and use an op kind for the work, or a program the kernel can check: ${
               describedPrograms().filter((p) => !coreOnlyReason(p)).join(", ")
             }`,
         },
