@@ -5,6 +5,11 @@
  * fsync'd and renamed into place only when the hash matches. A mismatch leaves
  * nothing in the cache. `file://` URLs are copied through the same path.
  *
+ * Bounded: a server that does not answer within the connect timeout, or sends nothing for the
+ * idle timeout, fails the attempt (the next one resumes); a body longer than an exact expected
+ * size is cut off there and refused. A cancelled op (`env.signal`) aborts the request and removes
+ * its partial file before it rejects.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -22,13 +27,20 @@ const DownloadArgs = z.strictObject({
     algorithm: z.enum(["sha256", "sha512"]),
     value: z.string().regex(/^[0-9a-f]{64,128}$/),
   }).optional(),
-  /** Expected size, for the plan and the progress bar. */
+  /**
+   * Expected size, for the plan and the progress bar; unless `sizeApproximate`, also exact: a
+   * server sending more is cut off there and the download refused.
+   */
   sizeBytes: z.number().int().nonnegative().optional(),
   /** The size is an estimate (a "latest" image whose size changes): the plan says "about". */
   sizeApproximate: z.boolean().optional(),
   label: z.string().max(200).optional(),
   /** A Cookie header (the macOS recovery protocol's AssetToken). */
   cookie: z.string().max(4096).optional(),
+  /** How long the server may take to answer a request (default 30 s). */
+  connectTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
+  /** How long the body may deliver no data at all before the attempt fails (default 60 s). */
+  idleTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
 });
 type DownloadArgs = z.infer<typeof DownloadArgs>;
 
@@ -42,6 +54,32 @@ export class DownloadError extends GiniError {
 const ATTEMPTS = 4;
 const CHUNK_PROGRESS = 4 * 1024 * 1024;
 const WRITE_BUFFER = 4 * 1024 * 1024;
+/** Defaults of the `connectTimeoutMs` and `idleTimeoutMs` arguments. */
+export const CONNECT_TIMEOUT_MS = 30_000;
+export const IDLE_TIMEOUT_MS = 60_000;
+
+/** An attempt that stopped hearing from the server: worth another attempt, which resumes. */
+class StalledError extends Error {}
+
+function duration(ms: number): string {
+  return ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** Waits `ms`, or rejects with the reason as soon as `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    }, ms);
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+  });
+}
 
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let offset = 0;
@@ -61,7 +99,6 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** Hashes what a partial file already holds, so a resumed download verifies the whole file. */
 /** sha256 (the cache address) plus, when asked, the algorithm of a published checksum. */
 class Hashes {
   readonly sha256 = createHash("sha256");
@@ -78,6 +115,7 @@ class Hashes {
   }
 }
 
+/** Hashes what a partial file already holds, so a resumed download verifies the whole file. */
 async function hashExisting(path: string, hash: Hashes): Promise<number> {
   let size = 0;
   try {
@@ -92,6 +130,81 @@ async function hashExisting(path: string, hash: Hashes): Promise<number> {
   return size;
 }
 
+function tooLong(a: DownloadArgs, size: number): DownloadError {
+  return new DownloadError(
+    `Cannot download "${a.url}": the server sends more than the expected ${size} bytes`,
+    "The file on the server is not the one expected; nothing was cached. Check the size the request gives",
+  );
+}
+
+/** An opened body, with the whole file's size when known; `restart` when Range was ignored. */
+interface Opened {
+  body: ReadableStream<Uint8Array>;
+  total: number | undefined;
+  restart: boolean;
+}
+
+/**
+ * Opens one attempt's body; "again" when the partial file must be dropped first. The connect
+ * timeout runs until the response's headers arrive.
+ */
+async function openBody(
+  a: DownloadArgs,
+  url: URL,
+  have: number,
+  signal: AbortSignal,
+  stall: (error: StalledError) => void,
+): Promise<Opened | "again"> {
+  if (url.protocol === "file:") {
+    const file = await Deno.open(url);
+    if (have > 0) await file.seek(have, Deno.SeekMode.Start);
+    return { body: file.readable, total: (await file.stat()).size, restart: false };
+  }
+  const connectMs = a.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const timer = setTimeout(() => {
+    stall(
+      new StalledError(
+        `the server did not answer within the connect timeout of ${duration(connectMs)}`,
+      ),
+    );
+  }, connectMs);
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers: {
+        ...(have > 0 ? { Range: `bytes=${have}-` } : {}),
+        ...(a.cookie ? { Cookie: a.cookie } : {}),
+      },
+      signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  if (response.status === 404 || response.status === 410) {
+    await response.body?.cancel();
+    throw new DownloadError(
+      `Cannot download "${a.url}": the server says ${response.status} (not found)`,
+      "Check the URL, or the image catalogue entry that gave it",
+    );
+  }
+  if (response.status === 416 && have > 0) {
+    // The partial file is already complete (or longer than the file): start over.
+    await response.body?.cancel();
+    return "again";
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    throw new Error(`HTTP ${response.status}`);
+  }
+  const length = Number(response.headers.get("content-length") ?? NaN);
+  return {
+    body: response.body,
+    total: Number.isFinite(length) ? (response.status === 206 ? have : 0) + length : undefined,
+    // A server that ignores Range sends the whole body: what we had is discarded.
+    restart: have > 0 && response.status !== 206,
+  };
+}
+
 async function transfer(
   a: DownloadArgs,
   env: OpEnv,
@@ -100,50 +213,36 @@ async function transfer(
   const url = new URL(a.url);
   const id = `download:${a.url}`;
   const label = a.label ?? `Downloading ${url.pathname.split("/").at(-1) || url.host}`;
+  // An exact expected size is also a limit: nothing beyond it is read or written.
+  const limit = a.sizeApproximate ? undefined : a.sizeBytes;
+  const idleMs = a.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   let lastError: unknown;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    env.signal?.throwIfAborted();
     const hash = new Hashes(a.checksum?.algorithm);
     let have = await hashExisting(partial, hash);
+    // This attempt's own stop (a timeout, the size limit) joined with the op's (a cancel).
+    const attemptStop = new AbortController();
+    const signal = env.signal
+      ? AbortSignal.any([env.signal, attemptStop.signal])
+      : attemptStop.signal;
+    const stall = (error: StalledError) => attemptStop.abort(error);
     try {
-      let body: ReadableStream<Uint8Array>;
-      // An approximate size gives way to what the server says.
-      let total = a.sizeApproximate ? undefined : a.sizeBytes;
-      if (url.protocol === "file:") {
-        const file = await Deno.open(url);
-        if (have > 0) await file.seek(have, Deno.SeekMode.Start);
-        total ??= (await file.stat()).size;
-        body = file.readable;
-      } else {
-        const response = await fetch(url, {
-          headers: {
-            ...(have > 0 ? { Range: `bytes=${have}-` } : {}),
-            ...(a.cookie ? { Cookie: a.cookie } : {}),
-          },
-        });
-        if (response.status === 404 || response.status === 410) {
-          await response.body?.cancel();
-          throw new DownloadError(
-            `Cannot download "${a.url}": the server says ${response.status} (not found)`,
-            "Check the URL, or the image catalogue entry that gave it",
-          );
-        }
-        if (response.status === 416 && have > 0) {
-          // The partial file is already complete (or longer than the file): start over.
-          await response.body?.cancel();
-          await Deno.remove(partial).catch(() => {});
-          continue;
-        }
-        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-        if (have > 0 && response.status !== 206) {
-          // The server ignored Range: discard what we had and take the whole body.
-          await Deno.remove(partial).catch(() => {});
-          have = 0;
-        }
-        const length = Number(response.headers.get("content-length") ?? NaN);
-        if (Number.isFinite(length)) total ??= (response.status === 206 ? have : 0) + length;
-        body = response.body;
+      const opened = await openBody(a, url, have, signal, stall);
+      if (opened === "again") {
+        await Deno.remove(partial).catch(() => {});
+        continue;
       }
-      total ??= a.sizeBytes;
+      if (opened.restart) {
+        await Deno.remove(partial).catch(() => {});
+        have = 0;
+      }
+      if (limit !== undefined && opened.total !== undefined && opened.total > limit) {
+        await opened.body.cancel();
+        throw tooLong(a, limit);
+      }
+      // An approximate size gives way to what the server says.
+      const total = limit ?? opened.total ?? a.sizeBytes;
       const fresh = have === 0 ? new Hashes(a.checksum?.algorithm) : hash;
       const out = await Deno.open(partial, {
         write: true,
@@ -174,8 +273,31 @@ async function transfer(
         buffer = new Uint8Array(WRITE_BUFFER);
         filled = 0;
       };
+      const reader = opened.body.getReader();
+      // A file:// body does not follow the signal by itself; cancelling ends its pending read.
+      const stopReading = () => void reader.cancel(signal.reason).catch(() => {});
+      signal.addEventListener("abort", stopReading, { once: true });
+      let heard = performance.now();
+      let watchdog: ReturnType<typeof setTimeout> | undefined;
+      const watch = (ms: number) => {
+        watchdog = setTimeout(() => {
+          const quiet = performance.now() - heard;
+          if (quiet < idleMs) return watch(idleMs - quiet);
+          stall(
+            new StalledError(`no data arrived within the idle timeout of ${duration(idleMs)}`),
+          );
+        }, ms);
+      };
+      watch(idleMs);
       try {
-        for await (const chunk of body) {
+        while (true) {
+          const { done, value: chunk } = await reader.read();
+          if (done) break;
+          heard = performance.now();
+          if (limit !== undefined && written + chunk.byteLength > limit) {
+            attemptStop.abort(tooLong(a, limit));
+            throw attemptStop.signal.reason;
+          }
           let offset = 0;
           while (offset < chunk.byteLength) {
             const take = Math.min(chunk.byteLength - offset, WRITE_BUFFER - filled);
@@ -190,14 +312,24 @@ async function transfer(
             reported = written;
           }
         }
+        // A cancelled read ends like a finished one: only the signal tells them apart.
+        signal.throwIfAborted();
         if (filled) await flush();
         await writing;
         await out.sync();
       } finally {
+        clearTimeout(watchdog);
+        signal.removeEventListener("abort", stopReading);
         // On a cut connection, keep what arrived so the next attempt resumes after it.
         if (filled) await flush().catch(() => {});
         await writing.catch(() => {});
         out.close();
+      }
+      if (limit !== undefined && written !== limit) {
+        throw new DownloadError(
+          `Cannot use "${a.url}": it has ${written} bytes, expected ${limit}`,
+          "The file on the server is not the one expected; nothing was cached. Check the size the request gives",
+        );
       }
       env.report?.({
         type: "progress",
@@ -206,10 +338,16 @@ async function transfer(
         label: `${label}: ${formatBytes(written)}`,
       });
       return { ...fresh.digest(), bytes: written };
-    } catch (error) {
-      if (error instanceof DownloadError) throw error;
+    } catch (thrown) {
+      // The signal's reason says why better than the AbortError fetch rejects with.
+      const error = signal.aborted ? signal.reason : thrown;
+      if (env.signal?.aborted || error instanceof DownloadError) {
+        // Cancelled, or refused for good: nothing of it is kept.
+        await Deno.remove(partial).catch(() => {});
+        throw error;
+      }
       lastError = error;
-      if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      if (attempt < ATTEMPTS) await pause(200 * 2 ** attempt, env.signal);
     }
   }
   throw new DownloadError(

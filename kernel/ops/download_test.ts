@@ -255,3 +255,157 @@ Deno.test("download: memory stays flat for a file of several hundred MiB", async
     await server.shutdown();
   }
 });
+
+/**
+ * A raw HTTP server on 127.0.0.1 for what Deno.serve cannot do on purpose: answer late, stop
+ * sending mid-body, or send without end. Counts what it managed to send.
+ */
+function rawServer(behaviour: "silent" | "stall" | "endless", sent = 64 * 1024) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const connections: Deno.Conn[] = [];
+  const stats = { requests: 0, bytesSent: 0, hungUp: 0 };
+  const serve = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(4096);
+    await conn.read(buffer);
+    stats.requests++;
+    if (behaviour === "stall") {
+      const head = `HTTP/1.1 200 OK\r\ncontent-length: ${sent * 4}\r\n\r\n`;
+      await conn.write(new TextEncoder().encode(head));
+      await conn.write(new Uint8Array(sent).fill(7));
+      stats.bytesSent += sent;
+    } else if (behaviour === "endless") {
+      await conn.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"));
+      const chunk = new Uint8Array(64 * 1024).fill(9);
+      // Sends until the client hangs up: the write fails then.
+      while (stats.bytesSent < 1024 ** 3) {
+        stats.bytesSent += await conn.write(chunk);
+      }
+    }
+    while ((await conn.read(buffer)) !== null) { /* ignore */ }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      connections.push(conn);
+      serve(conn).catch(() => {}).finally(() => stats.hungUp++);
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/image.qcow2`,
+    stats,
+    async close() {
+      listener.close();
+      for (const conn of connections) {
+        try {
+          conn.close();
+        } catch { /* closed by the client */ }
+      }
+      await accepting;
+    },
+  };
+}
+
+function partialOf(cache: string, url: string): string {
+  return join(cache, "partial", `${createHash("sha256").update(url).digest("hex")}.part`);
+}
+
+Deno.test("download: a server that stops sending mid-body fails at the idle timeout, naming the URL and the timeout", async () => {
+  const server = rawServer("stall");
+  try {
+    const { grants, engine, cache } = await setup();
+    const begun = performance.now();
+    const error = await assertRejects(
+      () =>
+        engine.request(grants, "s", {
+          kind: "download",
+          args: { url: server.url, idleTimeoutMs: 300 },
+        }),
+      DownloadError,
+    );
+    assertStringIncludes(
+      error.message,
+      `Cannot download "${server.url}": no data arrived within the idle timeout of 300 ms (after 4 attempts)`,
+    );
+    assertEquals(server.stats.requests, 4, "each attempt asked again");
+    assert(performance.now() - begun < 20_000);
+    // What arrived is kept for the next run to resume, and nothing reached the cache.
+    assertEquals((await Deno.stat(partialOf(cache, server.url))).size, 64 * 1024);
+    assertEquals((await Array.fromAsync(Deno.readDir(cache))).map((e) => e.name), ["partial"]);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("download: a server that never answers fails at the connect timeout", async () => {
+  const server = rawServer("silent");
+  try {
+    const { grants, engine } = await setup();
+    await assertRejects(
+      () =>
+        engine.request(grants, "s", {
+          kind: "download",
+          args: { url: server.url, connectTimeoutMs: 200 },
+        }),
+      DownloadError,
+      `Cannot download "${server.url}": the server did not answer within the connect timeout of 200 ms`,
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("download: a body longer than the expected size is cut off there and refused, nothing kept", async () => {
+  const server = rawServer("endless");
+  try {
+    const { grants, engine, cache } = await setup();
+    const expected = 1024 * 1024;
+    const before = Deno.memoryUsage().rss;
+    await assertRejects(
+      () =>
+        engine.request(grants, "s", {
+          kind: "download",
+          args: { url: server.url, sizeBytes: expected },
+        }),
+      DownloadError,
+      `Cannot download "${server.url}": the server sends more than the expected ${expected} bytes`,
+    );
+    assertEquals(server.stats.requests, 1, "not retried");
+    // The client stopped reading: the server could send no more than its socket buffers hold.
+    assert(
+      server.stats.bytesSent < 64 * 1024 * 1024,
+      `the server sent ${server.stats.bytesSent} bytes`,
+    );
+    assert(Deno.memoryUsage().rss - before < 64 * 1024 * 1024);
+    assertEquals(await Array.fromAsync(Deno.readDir(join(cache, "partial"))), []);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("download: an op whose signal aborts stops the request and removes its partial file", async () => {
+  const server = rawServer("stall");
+  try {
+    const { startup, cache } = await setup();
+    const controller = new AbortController();
+    const { downloadOp } = await import("./download.ts");
+    const env = {
+      startup,
+      host: new HostRunner(startup.path),
+      signal: controller.signal,
+      report: (message: { type: string; phase?: string }) => {
+        // Cancelled once the body has started to arrive.
+        if (message.type === "progress" && message.phase === "start") {
+          setTimeout(() => controller.abort(new Error("cancelled by the test")), 100);
+        }
+      },
+    };
+    await assertRejects(
+      () => downloadOp.execute({ url: server.url }, env, { cached: false }),
+      Error,
+      "cancelled by the test",
+    );
+    assertEquals(await Array.fromAsync(Deno.readDir(join(cache, "partial"))), []);
+    assertEquals(server.stats.requests, 1);
+  } finally {
+    await server.close();
+  }
+});

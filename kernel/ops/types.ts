@@ -40,6 +40,12 @@ export interface OpEnv {
   report?: (message: UiMessage) => void;
   /** Journals a checkpoint of a completed stage (live runs only). */
   checkpoint?: (stage: string) => Promise<Json>;
+  /**
+   * Aborted when the op is cancelled (its stage timed out, or the kernel is stopping). The engine
+   * gives every op its own, with `host` bound to it, so the programs it runs are stopped too; an
+   * op that does long work of its own (a download) stops it and rejects with `signal.reason`.
+   */
+  signal?: AbortSignal;
 }
 
 /** One kind of operation. `A` is its checked argument type. */
