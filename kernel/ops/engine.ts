@@ -4,6 +4,10 @@
  * recorded and executed (live). Both modes produce the same records, which is what
  * makes a dry run a faithful plan.
  *
+ * Every op executes with an AbortSignal of its own: `cancelStage()` and `cancelAll()` abort the
+ * ops in flight (their programs' process groups are stopped, their downloads aborted) and resolve
+ * only once each has stopped and its outcome has reached the observer (the journal).
+ *
  * @module
  */
 import { didYouMean, GiniError, InterruptedError, PermissionDeniedError } from "../errors.ts";
@@ -60,6 +64,35 @@ export interface OpObserver {
   afterExecute?(record: OpRecord): Promise<void> | void;
 }
 
+/** Why an op was stopped before it finished: its stage timed out, or the kernel is stopping. */
+export class OpCancelledError extends GiniError {
+  constructor(reason: string) {
+    super("OP_CANCELLED", `Cancelled: ${reason}`, 1, {
+      hint: "Nothing of it is left running; the run's rollback undoes what it changed",
+    });
+  }
+}
+
+/** Options of one {@linkcode OpEngine.request}. */
+export interface RequestOptions {
+  /** Cancels the op when aborted (the pipeline aborts the ops of a call whose worker failed). */
+  signal?: AbortSignal;
+}
+
+/** One op between its acceptance and its outcome. */
+interface Flight {
+  stage: string;
+  controller: AbortController;
+  /** The op's environment: `signal` is the controller's, `host` stops its programs with it. */
+  env: OpEnv;
+  settled: Promise<void>;
+  finish(): void;
+}
+
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
 /** An op that could not be accepted: unknown kind or bad arguments. */
 export class OpRequestError extends GiniError {
   constructor(message: string, hint?: string) {
@@ -79,6 +112,9 @@ export class OpEngine {
   #held: Promise<unknown> | undefined;
   /** Files this run created (an executed op's inverse removes them), with the stage that did. */
   readonly #created = new Map<string, string>();
+  readonly #flights = new Set<Flight>();
+  /** Set by `cancelAll`: every op accepted later is cancelled at once. */
+  #cancelledAll: OpCancelledError | undefined;
 
   /** `firstSeq` continues a journal's numbering when a transaction is resumed. */
   constructor(
@@ -112,6 +148,59 @@ export class OpEngine {
     }
   }
 
+  /**
+   * Cancels the ops of `stage` in flight now and resolves once every one of them has stopped
+   * (its programs exited, its request ended) and its outcome is journaled. Later ops of the
+   * stage are not affected.
+   */
+  async cancelStage(stage: string, reason: string): Promise<void> {
+    await this.#cancel([...this.#flights].filter((f) => f.stage === stage), reason);
+  }
+
+  /**
+   * Cancels every op in flight and refuses every later one (as `interrupt` does, and read-only
+   * ops too); resolves once all have stopped and their outcomes are journaled. For the kernel's
+   * signal handlers.
+   */
+  async cancelAll(reason: string): Promise<void> {
+    this.interrupt(reason);
+    this.#cancelledAll ??= new OpCancelledError(reason);
+    await this.#cancel([...this.#flights], reason);
+  }
+
+  async #cancel(flights: Flight[], reason: string): Promise<void> {
+    const error = new OpCancelledError(reason);
+    for (const flight of flights) flight.controller.abort(error);
+    await Promise.all(flights.map((f) => f.settled));
+  }
+
+  /** Starts tracking one op; `signal` (the caller's) cancels it too. */
+  #track(stage: string, signal: AbortSignal | undefined): Flight {
+    const controller = new AbortController();
+    const follow = () => controller.abort(signal!.reason);
+    if (this.#cancelledAll) controller.abort(this.#cancelledAll);
+    else if (signal?.aborted) follow();
+    else signal?.addEventListener("abort", follow, { once: true });
+    let settle!: () => void;
+    const flight: Flight = {
+      stage,
+      controller,
+      env: {
+        ...this.#env,
+        signal: controller.signal,
+        host: this.#env.host.withSignal(controller.signal),
+      },
+      settled: new Promise<void>((resolve) => settle = resolve),
+      finish: () => {
+        signal?.removeEventListener("abort", follow);
+        this.#flights.delete(flight);
+        settle();
+      },
+    };
+    this.#flights.add(flight);
+    return flight;
+  }
+
   /** Why the run was interrupted, if it was. */
   get interrupted(): string | undefined {
     return this.#interrupted;
@@ -127,6 +216,7 @@ export class OpEngine {
     grants: Grants,
     stage: string,
     request: { kind: string; args: Json },
+    options: RequestOptions = {},
   ): Promise<Json> {
     const op = OP_KINDS.get(request.kind) as OpKind<Record<string, Json>> | undefined;
     if (!op) {
@@ -170,12 +260,27 @@ export class OpEngine {
       }
     }
     if (op.bookkeeping) return await op.execute(args, this.#env, null);
+    const flight = this.#track(stage, options.signal);
+    try {
+      return await this.#perform(op, args, grants.plugin, stage, flight);
+    } finally {
+      flight.finish();
+    }
+  }
+
+  async #perform(
+    op: OpKind<Record<string, Json>>,
+    args: Record<string, Json>,
+    plugin: string,
+    stage: string,
+    flight: Flight,
+  ): Promise<Json> {
     const before = await op.capture(args, this.#env);
     const readOnly = op.readOnly?.(args, this.#env) ?? false;
     const record: OpRecord = {
       seq: this.#records.length + this.#firstSeq,
       stage,
-      plugin: grants.plugin,
+      plugin,
       kind: op.kind,
       args,
       description: op.describe(args),
@@ -195,10 +300,16 @@ export class OpEngine {
       record.error = this.#interrupted;
       throw new InterruptedError(`Not started: ${record.description} (${this.#interrupted})`);
     }
+    const { signal } = flight.controller;
+    if (signal.aborted) {
+      record.status = "failed";
+      record.error = reasonText(signal.reason);
+      throw signal.reason;
+    }
     const started = performance.now();
     try {
       await this.#observer.beforeExecute?.(record, before);
-      record.result = await op.execute(args, this.#env, before);
+      record.result = await op.execute(args, flight.env, before);
       record.status = "done";
       for (const undo of record.inverse ?? []) {
         const a = undo.args as { path?: string; onlyIfEmpty?: boolean };
@@ -207,8 +318,10 @@ export class OpEngine {
       return record.result;
     } catch (error) {
       record.status = "failed";
-      record.error = error instanceof Error ? error.message : String(error);
-      throw error;
+      // A cancelled op fails however its code noticed; the journal says it was cancelled and why.
+      const cause = signal.aborted ? signal.reason : error;
+      record.error = reasonText(cause);
+      throw cause;
     } finally {
       record.durationMs = performance.now() - started;
       await this.#observer.afterExecute?.(record);

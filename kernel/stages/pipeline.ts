@@ -4,15 +4,19 @@
  * independent stages concurrently, pre- and post-stage hooks around each stage,
  * events to subscribing plugins, and `preflight` for every plugin first.
  *
+ * A call into a plugin that fails (its worker timed out and was terminated, or it threw) cancels
+ * the ops it asked for that are still running, and fails only once they have stopped and been
+ * journaled, so nothing a stage started outlives it into the rollback.
+ *
  * @module
  */
 import { didYouMean, GiniError, StageFailedError, UsageError } from "../errors.ts";
 import type { StartupEnv } from "../paths.ts";
 import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
 import type { Manifest } from "../plugins/manifest.ts";
-import { type CallHandlers, PluginHost } from "../plugins/host.ts";
+import { type CallHandlers, type CallResult, PluginHost } from "../plugins/host.ts";
 import { type Grants, grantsFor } from "../ops/broker.ts";
-import type { OpEngine } from "../ops/engine.ts";
+import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
 import type { Ui } from "../ui.ts";
 import type { Json } from "../../workers/protocol.ts";
@@ -232,12 +236,28 @@ export class Pipeline {
     return grants;
   }
 
-  #handlers(plugin: string, label: string): CallHandlers {
+  /**
+   * What the kernel does for one call's requests: its ops are labelled `label`, cancelled with
+   * `signal`, and tracked in `inFlight` (with the events it emits) until they settle.
+   */
+  #handlers(
+    plugin: string,
+    label: string,
+    signal: AbortSignal,
+    inFlight: Set<Promise<unknown>>,
+  ): CallHandlers {
+    const track = <T>(work: Promise<T>): Promise<T> => {
+      inFlight.add(work);
+      const done = () => void inFlight.delete(work);
+      work.then(done, done);
+      return work;
+    };
     return {
-      op: (kind, args) => this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }),
+      op: (kind, args) =>
+        track(this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }, { signal })),
       read: (kind, path) => serveRead(this.#grantsOf(plugin), kind, path),
       // Ops of the handlers count as the emitting stage's: resume undoes and redoes them with it.
-      emit: (event, payload) => this.emit(event, payload, label),
+      emit: (event, payload) => track(this.emit(event, payload, label, signal)),
       ui: (message) => this.#o.ui.message(message),
       subscribe: (event) => {
         const set = this.#dynamicSubscribers.get(event) ?? new Set();
@@ -277,10 +297,59 @@ export class Pipeline {
   }
 
   /**
-   * Sends an event to every subscribing plugin, in priority order; returns their replies. The ops
-   * the handlers request are labelled with `origin`, the stage the event comes from.
+   * One call into a plugin's worker. If it fails, the ops it asked for that are still running
+   * are cancelled (and so are those of the events it emitted), and its error is thrown only once
+   * all of them have stopped and their outcomes are journaled. `parent` (the call that emitted
+   * an event) cancels them too.
    */
-  async emit(event: string, payload: Json, origin?: string): Promise<Json[]> {
+  async #call(
+    host: PluginHost,
+    message: Parameters<PluginHost["call"]>[0],
+    label: string,
+    timeoutMs: number,
+    opLabel: string,
+    parent?: AbortSignal,
+  ): Promise<CallResult> {
+    const scope = new AbortController();
+    const follow = () => scope.abort(parent!.reason);
+    parent?.addEventListener("abort", follow, { once: true });
+    const inFlight = new Set<Promise<unknown>>();
+    try {
+      const result = await host.call(
+        message,
+        label,
+        timeoutMs,
+        this.#handlers(host.name, opLabel, scope.signal, inFlight),
+      );
+      // An op the plugin did not await still belongs to this call: it ends before the call does.
+      await Promise.allSettled([...inFlight]);
+      return result;
+    } catch (error) {
+      if (inFlight.size) {
+        if (!scope.signal.aborted) {
+          const reason = host.deadReason ??
+            (error instanceof Error ? error.message : String(error));
+          scope.abort(new OpCancelledError(reason));
+        }
+        await Promise.allSettled([...inFlight]);
+      }
+      throw error;
+    } finally {
+      parent?.removeEventListener("abort", follow);
+    }
+  }
+
+  /**
+   * Sends an event to every subscribing plugin, in priority order; returns their replies. The ops
+   * the handlers request are labelled with `origin`, the stage the event comes from, and are
+   * cancelled with `signal`, the emitting call's.
+   */
+  async emit(
+    event: string,
+    payload: Json,
+    origin?: string,
+    signal?: AbortSignal,
+  ): Promise<Json[]> {
     const subscribers = new Set(
       [...this.#manifests.values()].filter((m) => m.events.subscribe.includes(event)).map((m) =>
         m.plugin.name
@@ -292,11 +361,13 @@ export class Pipeline {
       const manifest = this.#manifests.get(name)!;
       try {
         const host = await this.host(name);
-        const result = await host.call(
+        const result = await this.#call(
+          host,
           { type: "event", event, payload },
           `event ${event}`,
           this.#timeout(manifest),
-          this.#handlers(name, origin ?? `event:${event}`),
+          origin ?? `event:${event}`,
+          signal,
         );
         if (result.reply !== undefined) replies.push(result.reply);
       } catch (error) {
@@ -319,11 +390,12 @@ export class Pipeline {
     for (const name of names) {
       const manifest = this.#manifests.get(name)!;
       const host = await this.host(name);
-      await host.call(
+      await this.#call(
+        host,
         { type: "hook", hook: kind, stage: stage.id, ...(error ? { error } : {}) },
         `${kind} hook for ${stage.id}`,
         this.#timeout(manifest),
-        this.#handlers(name, stage.id),
+        stage.id,
       );
     }
   }
@@ -334,11 +406,12 @@ export class Pipeline {
     const input: Record<string, Json> = {};
     for (const key of stage.reads) if (context.has(key)) input[key] = context.get(key)!;
     const written: Record<string, Json> = {};
-    const result = await host.call(
+    const result = await this.#call(
+      host,
       { type: "run-stage", stage: stage.name, context: input },
       stage.id,
       this.#timeout(manifest, stage),
-      this.#handlers(stage.plugin, stage.id),
+      stage.id,
     );
     for (const [key, value] of Object.entries(result.writes)) {
       if (!stage.writes.includes(key)) {
@@ -413,11 +486,12 @@ export class Pipeline {
       const manifest = this.#manifests.get(name)!;
       const host = await this.host(name);
       if (!host.abilities?.preflight) continue;
-      const result = await host.call(
+      const result = await this.#call(
+        host,
         { type: "preflight" },
         `${name}:preflight`,
         this.#timeout(manifest),
-        this.#handlers(name, `${name}:preflight`),
+        `${name}:preflight`,
       );
       if (result.veto) throw new PreflightVetoError(name, result.veto);
     }
