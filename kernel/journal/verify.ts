@@ -2,10 +2,11 @@
  * `gini journal verify`: do the files committed transactions produced still hold what Gini wrote?
  * Transactions are replayed oldest first, so a file a later transaction replaced is expected with
  * its newer hash, and one a later transaction removed on purpose (`gini rm`) is not expected.
+ * Files are hashed as they are read, never held in memory.
  *
  * @module
  */
-import { sha256Hex } from "../ops/_fs.ts";
+import { hashFile } from "../ops/_fs.ts";
 import { listTransactions, readJournal } from "./journal.ts";
 
 /** One file that no longer holds what Gini wrote. */
@@ -52,7 +53,8 @@ export async function verifyJournal(stateDir: string): Promise<VerifyReport> {
   }
   const changed: ChangedFile[] = [];
   for (const [path, { id, sha256 }] of expected) {
-    const actual = await Deno.readFile(path).then((d) => sha256Hex(d), () => "missing");
+    // Streamed: the files are disk images of many GiB.
+    const actual = await hashFile(path).then((h) => h.sha256, () => "missing");
     if (actual !== sha256) changed.push({ id, path, expected: sha256, actual });
   }
   return { checked: expected.size, changed };
