@@ -174,9 +174,9 @@ Deno.test("OpEngine.cancelAll() stops every op in flight, resolves once they are
   }
   await engine.cancelAll("the kernel received SIGTERM");
   assertEquals([...processesWith(first), ...processesWith(second)], []);
-  assertEquals(seen.map((r) => [r.status, r.error]), [
-    ["failed", "Cancelled: the kernel received SIGTERM"],
-    ["failed", "Cancelled: the kernel received SIGTERM"],
+  assertEquals(seen.map((r) => [r.status, r.cancelled, r.error]), [
+    ["failed", true, "Cancelled: the kernel received SIGTERM"],
+    ["failed", true, "Cancelled: the kernel received SIGTERM"],
   ]);
   await Promise.all(failed);
   await assertRejects(

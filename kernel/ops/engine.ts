@@ -43,6 +43,11 @@ export interface OpRecord {
   status: "planned" | "done" | "failed";
   result?: Json;
   error?: string;
+  /**
+   * The op was stopped part-way (its stage timed out, the kernel is stopping): unlike another
+   * failure it may have changed something, and whatever it started has stopped.
+   */
+  cancelled?: boolean;
   durationMs?: number;
 }
 
@@ -68,7 +73,7 @@ export interface OpObserver {
 export class OpCancelledError extends GiniError {
   constructor(reason: string) {
     super("OP_CANCELLED", `Cancelled: ${reason}`, 1, {
-      hint: "Nothing of it is left running; the run's rollback undoes what it changed",
+      hint: "It was stopped; nothing it started is left running",
     });
   }
 }
@@ -302,6 +307,7 @@ export class OpEngine {
     }
     const { signal } = flight.controller;
     if (signal.aborted) {
+      // Not started: nothing to journal or undo.
       record.status = "failed";
       record.error = reasonText(signal.reason);
       throw signal.reason;
@@ -321,6 +327,7 @@ export class OpEngine {
       // A cancelled op fails however its code noticed; the journal says it was cancelled and why.
       const cause = signal.aborted ? signal.reason : error;
       record.error = reasonText(cause);
+      if (signal.aborted) record.cancelled = true;
       throw cause;
     } finally {
       record.durationMs = performance.now() - started;
