@@ -312,7 +312,8 @@ export class Pipeline {
   ): Promise<CallResult> {
     const scope = new AbortController();
     const follow = () => scope.abort(parent!.reason);
-    parent?.addEventListener("abort", follow, { once: true });
+    if (parent?.aborted) follow();
+    else parent?.addEventListener("abort", follow, { once: true });
     const inFlight = new Set<Promise<unknown>>();
     try {
       const result = await host.call(
