@@ -45,6 +45,7 @@ import { pruneJournal } from "./kernel/journal/prune.ts";
 import { formatBytes } from "./kernel/ops/types.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
 import { lockState, stateOwner } from "./kernel/journal/lock.ts";
+import { setStopFallback, STOP_SIGNALS } from "./kernel/signals.ts";
 import { verifyJournal } from "./kernel/journal/verify.ts";
 import type { PlanReport } from "./kernel/stages/dry_run.ts";
 import type { VfioPlan, VfioStatus } from "./plugins/vfio/contracts.ts";
@@ -1239,5 +1240,11 @@ export async function main(
 }
 
 if (import.meta.main) {
+  // Outside a live run (which stops its own way), a stop signal ends gini at once, even when a
+  // plugin's worker registered a listener for it.
+  setStopFallback((signal) => {
+    Deno.stderr.writeSync(new TextEncoder().encode(`Stopped by ${signal}\n`));
+    Deno.exit(STOP_SIGNALS[signal]);
+  });
   Deno.exit(await main(Deno.args));
 }

@@ -28,12 +28,12 @@ export class GiniError extends Error {
   readonly hint: string | undefined;
   readonly location: SourceLocation | undefined;
   /** 2 for bad input, 1 for failures. */
-  readonly exitCode: 1 | 2 | 130;
+  readonly exitCode: 1 | 2 | 129 | 130 | 143;
 
   constructor(
     code: string,
     message: string,
-    exitCode: 1 | 2 | 130,
+    exitCode: 1 | 2 | 129 | 130 | 143,
     options: GiniErrorOptions = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -165,8 +165,9 @@ export class ConflictError extends GiniError {
 
 /** The user pressed Ctrl-C: the run stopped between two operations, journaled. */
 export class InterruptedError extends GiniError {
-  constructor(message: string, options: GiniErrorOptions = {}) {
-    super("INTERRUPTED", message, 130, options);
+  /** `exitCode`: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP). */
+  constructor(message: string, options: GiniErrorOptions = {}, exitCode: 129 | 130 | 143 = 130) {
+    super("INTERRUPTED", message, exitCode, options);
   }
 }
 

@@ -23,6 +23,7 @@ import { Pipeline, type PipelineResult } from "./stages/pipeline.ts";
 import { Journal, loadTransaction, type Replay, type Transaction } from "./journal/journal.ts";
 import { journalObserver, rollback, type RollbackReport } from "./journal/recovery.ts";
 import { lockState, type StateLock } from "./journal/lock.ts";
+import { onStopSignal, STOP_SIGNALS, type StopSignal } from "./signals.ts";
 import type { OpEnv } from "./ops/types.ts";
 import { buildReport, type PlanReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
@@ -187,15 +188,27 @@ async function runInTransaction(
     ...(options.resume ? { completed: options.resume.completed } : {}),
   });
   pipelineRef.current = pipeline;
-  const onInterrupt = () => {
-    if (engine.interrupted) {
-      options.ui.warn("Still finishing the operation in progress; it is journaled either way");
+  // The kernel owns its signals: Ctrl-C lets the change in progress finish, SIGTERM and SIGHUP
+  // (and a second signal) cancel it, journaled; then every worker is ended, whatever listeners
+  // its plugin registered, and the run stops with 128 + the signal's number.
+  let stoppedBy: StopSignal | undefined;
+  const onSignal = (signal: StopSignal) => {
+    if (signal === "SIGINT" && !stoppedBy) {
+      stoppedBy = signal;
+      engine.interrupt("interrupted by Ctrl-C");
+      options.ui.warn("Interrupted: finishing the operation in progress, then stopping");
+      void engine.settled().then(() => pipeline.close(`the run was interrupted by ${signal}`));
       return;
     }
-    engine.interrupt("interrupted by Ctrl-C");
-    options.ui.warn("Interrupted: finishing the operation in progress, then stopping");
+    stoppedBy ??= signal;
+    options.ui.warn(
+      `Stopping on ${signal}: cancelling the operation in progress (it is journaled either way)`,
+    );
+    void engine.cancelAll(`stopped by ${signal}`).then(() =>
+      pipeline.close(`the run was stopped by ${signal}`)
+    );
   };
-  if (journal) Deno.addSignalListener("SIGINT", onInterrupt);
+  const stopListening = journal ? onStopSignal(onSignal) : undefined;
   let result: PipelineResult | undefined;
   try {
     result = await pipeline.run();
@@ -216,7 +229,7 @@ async function runInTransaction(
   } finally {
     await pipeline.close();
     if (journal) {
-      Deno.removeSignalListener("SIGINT", onInterrupt);
+      stopListening?.();
       // A run that asked for no change (a failed validation, a query) leaves no log behind; a
       // resumed one keeps the log it continues.
       const changedNothing = !options.resume && !engine.interrupted &&
@@ -236,6 +249,7 @@ async function runInTransaction(
               hint:
                 "Continue it with: gini recover --resume; or undo it with: gini recover --rollback (add --dry-run to see how)",
             },
+            STOP_SIGNALS[stoppedBy ?? "SIGINT"],
           );
         } else {
           const tx = await loadTransaction(journal.file);

@@ -8,25 +8,12 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { runStages } from "../kernel/mod.ts";
-import { discoverPlugins } from "../kernel/plugins/discover.ts";
-import { resolvePlugins } from "../kernel/plugins/resolve.ts";
 import { listTransactions, readJournal } from "../kernel/journal/journal.ts";
 import { HostRunner } from "../kernel/host/run.ts";
 import { OpCancelledError, OpEngine, type OpRecord } from "../kernel/ops/engine.ts";
 import type { Grants } from "../kernel/ops/broker.ts";
 import { InterruptedError } from "../kernel/errors.ts";
-import { FIXTURE_PLUGINS, recordingUi, tempEnv } from "./_helpers.ts";
-
-/**
- * The sleeper fixture, loaded as a plugin shipped with Gini: kernel/ops/argv.ts has no
- * description of `sleep` yet, and a third-party plugin may run only described programs.
- */
-async function loadSleeper() {
-  const discovery = await discoverPlugins([
-    { dir: join(FIXTURE_PLUGINS, "sleeper"), origin: "core" },
-  ]);
-  return resolvePlugins(discovery.manifests, discovery.errors);
-}
+import { loadFixtures, recordingUi, tempEnv } from "./_helpers.ts";
 
 /** A `sleep` argument no other process on this machine has. */
 function uniqueSeconds(): string {
@@ -83,7 +70,7 @@ Deno.test("a stage that times out during a long run leaves no process behind, jo
   const begun = performance.now();
   const { result } = await runStages({
     env,
-    loaded: await loadSleeper(),
+    loaded: await loadFixtures("sleeper"),
     ui: recordingUi(),
     dryRun: false,
     seeds: { "sleeper.task": { kind: "run", seconds } },
@@ -134,7 +121,7 @@ Deno.test("a stage that times out during a download aborts the request and remov
   try {
     const { result } = await runStages({
       env,
-      loaded: await loadSleeper(),
+      loaded: await loadFixtures("sleeper"),
       ui: recordingUi(),
       dryRun: false,
       seeds: { "sleeper.task": { kind: "download", url: server.url } },

@@ -168,3 +168,40 @@ Deno.test("a confirmed change runs only the approved plan: a host changed in bet
   );
   assertStringIncludes(edit?.preview ?? "", '-GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"');
 });
+
+Deno.test("a plugin that ignores stop signals cannot keep gini alive: SIGTERM, SIGHUP and Ctrl-C stop the run, and recover restores the tree", async (t) => {
+  const deaf = ["--plugin-dir", join(FIXTURE_PLUGINS, "deaf")];
+  const { root } = await tempEnv();
+  const data = join(root, ".local/share/gini");
+  await Deno.mkdir(data, { recursive: true });
+  const before = await snapshotTree(root);
+
+  await t.step("a plan (dry run) ends at once with 143", async () => {
+    const { child, output } = await spawnGini(root, [...deaf, "--dry-run", "run", "deaf:work"]);
+    // The worker is up (and has registered its listeners) well within this.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const sent = Date.now();
+    child.kill("SIGTERM");
+    const out = await output;
+    assertEquals(out.code, 143, out.stderr);
+    assertStringIncludes(out.stderr, "Stopped by SIGTERM");
+    assert(Date.now() - sent < 10_000, "it did not wait for the plugin");
+  });
+
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129], ["SIGINT", 130]] as const) {
+    await t.step(`${signal} during a live run: exit ${code}, then recover undoes it`, async () => {
+      const { child, output } = await spawnGini(root, [...deaf, "run", "deaf:work"]);
+      await until("the plugin changed the host", exists(join(data, "deaf/started")));
+      child.kill(signal);
+      const out = await output;
+      assertEquals(out.code, code, out.stderr);
+      assertStringIncludes(out.stderr, "Interrupted after 2 change(s)");
+      assertStringIncludes(out.stderr, "gini recover");
+      const [tx] = JSON.parse((await runGini(root, ["journal", "list", "--json"])).stdout);
+      assertEquals(tx.state, "incomplete");
+      const recovered = await runGini(root, ["recover"]);
+      assertEquals(recovered.code, 0, recovered.stderr + recovered.stdout);
+      assertEquals(await snapshotTree(root), before);
+    });
+  }
+});

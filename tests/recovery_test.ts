@@ -8,7 +8,7 @@ import {
 import { sha256Hex } from "../kernel/ops/_fs.ts";
 import { join } from "node:path";
 import { JournalCorruptError, readJournal } from "../kernel/journal/journal.ts";
-import { REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
+import { REPO, runGini, sh, snapshotTree, spawnGini, tempEnv } from "./_helpers.ts";
 
 async function tinyVm(root: string): Promise<void> {
   const guest = await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
@@ -157,6 +157,33 @@ Deno.test("a Linux deploy killed after any change is resumed by gini recover to 
     assertEquals(await stoppedTree(root), expected);
     await removeVm(root, before);
   });
+
+  await t.step(
+    "SIGTERM during the deploy: exit 143, and recover restores the tree byte for byte",
+    async () => {
+      const { child, output } = await spawnGini(root, ["up", "tiny.toml"]);
+      // Stopped once three changes are journaled (their intents are in the log before they run).
+      const journal = join(root, ".local/state/gini/journal");
+      for (let intents = 0; intents < 3;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const logs = await Array.fromAsync(Deno.readDir(journal)).catch(() => []);
+        intents = 0;
+        for (const log of logs) {
+          const text = await Deno.readTextFile(join(journal, log.name)).catch(() => "");
+          if (!text.includes('"type":"commit"')) intents = text.split('"type":"intent"').length - 1;
+        }
+      }
+      child.kill("SIGTERM");
+      const stopped = await output;
+      assertEquals(stopped.code, 143, stopped.stderr);
+      assertStringIncludes(stopped.stderr, "Stopping on SIGTERM");
+      assertStringIncludes(stopped.stderr, "gini recover");
+      const rolledBack = await runGini(root, ["recover", "--rollback"]);
+      assertEquals(rolledBack.code, 0, rolledBack.stderr + rolledBack.stdout);
+      assertEquals(await hashedTree(root), before);
+      assertEquals((await runGini(root, ["recover"])).stdout.trim(), "Nothing to recover");
+    },
+  );
 
   await t.step("a resume killed part-way is resumed again", async () => {
     const crashed = await runGini(root, ["up", "tiny.toml"], { GINI_CRASH_AFTER_OP: "2" });

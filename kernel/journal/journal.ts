@@ -38,7 +38,8 @@ export type JournalRecord =
       "seq" | "stage" | "plugin" | "kind" | "args" | "description" | "inverse"
     >
   )
-  | { type: "done"; seq: number; ok: boolean; error?: string }
+  /** `cancelled`: stopped part-way (a timeout, a signal): it may have changed something. */
+  | { type: "done"; seq: number; ok: boolean; error?: string; cancelled?: boolean }
   | { type: "undone"; seq: number }
   /** A stage completed; `keys` are the context keys it wrote, restored on resume. */
   | { type: "checkpoint"; stage: string; keys: Record<string, Json> }
@@ -205,7 +206,8 @@ export async function loadTransaction(file: string): Promise<Transaction> {
   for (const r of records) {
     if (r.type === "checkpoint") checkpoints.set(r.stage, r.keys);
     else if (r.type === "intent") intents.set(r.seq, r);
-    else if (r.type === "done") done.set(r.seq, r.ok);
+    // A cancelled op is as good as in flight: its inverse is safe whether or not it happened.
+    else if (r.type === "done" && !r.cancelled) done.set(r.seq, r.ok);
     else if (r.type === "undone") undone.add(r.seq);
     else if (r.type === "commit") state = "committed";
     else if (r.type === "abort") state = "aborted";

@@ -95,6 +95,7 @@ export function journalObserver(
         seq: record.seq,
         ok: record.status === "done",
         ...(record.error ? { error: record.error } : {}),
+        ...(record.cancelled ? { cancelled: true } : {}),
         ...(result === undefined ? {} : { result }),
       } as never);
       if (crash.afterOp === index) die();

@@ -290,6 +290,13 @@ const REBUILD = "it runs hooks and scripts from the host's configuration, with t
 const DESCRIPTIONS: Record<string, { read: Reader; coreOnly?: string }> = {
   "true": { read: () => NONE },
   "false": { read: () => NONE },
+  // sleep SECONDS…: durations only.
+  "sleep": {
+    read: (args) =>
+      args.length > 0 && args.every((a) => /^\d+(\.\d+)?[smhd]?$/.test(a))
+        ? NONE
+        : "expected durations",
+  },
   "qemu-img": {
     read: (args) => {
       const [sub, ...rest] = args;

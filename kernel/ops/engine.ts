@@ -173,6 +173,11 @@ export class OpEngine {
     await this.#cancel([...this.#flights], reason);
   }
 
+  /** Resolves once every op in flight now has finished (none is cancelled). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#flights].map((f) => f.settled));
+  }
+
   async #cancel(flights: Flight[], reason: string): Promise<void> {
     const error = new OpCancelledError(reason);
     for (const flight of flights) flight.controller.abort(error);

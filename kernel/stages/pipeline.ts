@@ -641,10 +641,10 @@ export class Pipeline {
   }
 
   /** Stops every worker this pipeline started. */
-  async close(): Promise<void> {
+  async close(reason = "the pipeline finished"): Promise<void> {
     for (const host of this.#hosts.values()) {
       try {
-        (await host).terminate("the pipeline finished");
+        (await host).terminate(reason);
       } catch { /* failed to start: nothing to stop */ }
     }
   }
