@@ -314,7 +314,11 @@ Deno.test("gini vfio refuses what would hurt the host, with the reason and the n
         "01:00.0",
       ]);
       assertEquals(out.code, 1, out.stderr);
-      assertMatch(out.stderr, /default\/grub": it changed since the plan was made/);
+      // The approved plan showed the file as it was: the changed edit is refused before it runs.
+      assertMatch(
+        out.stderr,
+        /Refused a change the approved plan \(sha256:[0-9a-f]{12}…\) did not show: Edit file "[^"]*default\/grub"/,
+      );
       assertEquals(changedPaths(before, await snapshot(root)), []);
       assertEquals(await readLog(root), "", "no rebuild ran");
       await Deno.remove(root, { recursive: true });
