@@ -27,6 +27,8 @@ export class ChunklistError extends GiniError {
   }
 }
 
+/** The largest chunklist read (one 36-byte entry per 10 MiB: 16 MiB covers 4.5 TiB). */
+const CHUNKLIST_LIMIT = 16 * 1024 * 1024;
 const HEADER = 0x24;
 const CHUNK = 0x24;
 // DigestInfo of SHA-256 (RFC 8017, 9.2 note 1).
@@ -99,6 +101,14 @@ export const chunklistVerify = defineOp<VerifyArgs>({
   capture: () => Promise.resolve(null),
   conflicts: () => [],
   async execute(a) {
+    // A chunklist lists one 36-byte entry per 10 MiB chunk: a few KiB for a recovery image.
+    const size = (await Deno.stat(a.chunklist)).size;
+    if (size > CHUNKLIST_LIMIT) {
+      throw new ChunklistError(
+        `Cannot verify "${a.image}": its chunklist "${a.chunklist}" is ${size} bytes, more than ${CHUNKLIST_LIMIT}`,
+        "Delete both files and download them again",
+      );
+    }
     const { chunks, signed } = parseChunklist(await Deno.readFile(a.chunklist), a.keys);
     if (!signed) {
       throw new ChunklistError(

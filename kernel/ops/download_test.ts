@@ -409,3 +409,21 @@ Deno.test("download: an op whose signal aborts stops the request and removes its
     await server.close();
   }
 });
+
+Deno.test("http.request: an answer longer than 64 KiB is refused as it arrives, not read whole", async () => {
+  const server = rawServer("endless");
+  try {
+    const { grants, engine } = await setup();
+    await assertRejects(
+      () => engine.request(grants, "s", { kind: "http.request", args: { url: server.url } }),
+      Error,
+      `Cannot use the answer of "${server.url}": more than 65536 bytes`,
+    );
+    assert(
+      server.stats.bytesSent < 64 * 1024 * 1024,
+      `the server sent ${server.stats.bytesSent} bytes`,
+    );
+  } finally {
+    await server.close();
+  }
+});

@@ -31,14 +31,18 @@ export const httpRequest = defineOp<HttpArgs>({
   permission: (a) => [{ grant: "download", url: a.url }],
   capture: () => Promise.resolve(null),
   conflicts: () => [],
-  async execute(a) {
+  async execute(a, env) {
+    // Its own time limit, and the op's signal (a stage timeout, a stop signal) too.
+    const signal = env.signal
+      ? AbortSignal.any([AbortSignal.timeout(a.timeoutMs), env.signal])
+      : AbortSignal.timeout(a.timeoutMs);
     let response: Response;
     try {
       response = await fetch(a.url, {
         method: a.method,
         headers: a.headers,
         ...(a.body === undefined ? {} : { body: a.body }),
-        signal: AbortSignal.timeout(a.timeoutMs),
+        signal,
       });
     } catch (error) {
       throw new GiniError(
@@ -48,15 +52,7 @@ export const httpRequest = defineOp<HttpArgs>({
         { hint: "Check the network (and any mirror set in the configuration)" },
       );
     }
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    if (bytes.byteLength > LIMIT) {
-      throw new GiniError(
-        "HTTP_FAILED",
-        `Cannot use the answer of "${a.url}": ${bytes.byteLength} bytes, more than ${LIMIT}`,
-        1,
-        { hint: "Use the download op for files" },
-      );
-    }
+    const bytes = await readLimited(response, a.url);
     return {
       status: response.status,
       cookies: response.headers.getSetCookie(),
@@ -66,3 +62,40 @@ export const httpRequest = defineOp<HttpArgs>({
   simulate: () => ({ status: 0, cookies: [], text: "", simulated: true }),
   inverse: () => [],
 });
+
+/** The body, read as it arrives and refused as soon as it passes the limit. */
+async function readLimited(response: Response, url: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of response.body ?? []) {
+      total += chunk.byteLength;
+      if (total > LIMIT) {
+        throw new GiniError(
+          "HTTP_FAILED",
+          `Cannot use the answer of "${url}": more than ${LIMIT} bytes`,
+          1,
+          { hint: "Use the download op for files" },
+        );
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof GiniError) throw error;
+    throw new GiniError(
+      "HTTP_FAILED",
+      `Cannot read the answer of "${url}": ${error instanceof Error ? error.message : error}`,
+      1,
+      { hint: "Check the network (and any mirror set in the configuration)" },
+    );
+  } finally {
+    await response.body?.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
