@@ -136,6 +136,7 @@ export const COMPUTED_SPAWNS: Record<string, string> = {
   "kernel/ops/run.ts: a.argv": "the run op: a plugin's program, named in its [ops].run grant",
   "kernel/ops/qemu_launch.ts: a.argv": "the deploy plugin's QEMU, named in its [ops].run grant",
   "kernel/ops/image_create.ts: imageCreateArgv(a)": "qemu-img, named in the op's run permission",
+  "kernel/host/run.ts: absolute": "the host runner: argv[0] of its callers, resolved by which()",
   "tests/first_use_test.ts: path": "the gini launcher `deno task install` wrote",
 };
 
