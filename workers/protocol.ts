@@ -43,6 +43,24 @@ export function inspectRawMessage(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * How a planned op's argument says a value only exists once the live run gets there (a cookie or
+ * a URL from a server's answer, a download's hash): `<known at run time: WHY>`, as the whole
+ * argument or inside it (`AssetToken=<known at run time: …>`). A dry run shows it; comparing a plan
+ * with a journal, each marker stands for the text the live run put there.
+ *
+ * @example
+ * ```ts
+ * runtimeValue("the session cookie from the recovery server"); // "<known at run time: the session cookie from the recovery server>"
+ * ```
+ */
+export function runtimeValue(why: string): string {
+  return `<known at run time: ${why.replaceAll(">", ")")}>`;
+}
+
+/** Matches one `runtimeValue()` marker inside a string. */
+export const RUNTIME_VALUE_PATTERN = /<known at run time: [^>]*>/g;
+
 /** Plain JSON-like data, as context values and op arguments are. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -25,6 +25,7 @@ import { registerPlugin } from "./plugin_worker.ts";
 import type { Json, UiMessage } from "./protocol.ts";
 
 export type { Json, UiMessage };
+export { runtimeValue } from "./protocol.ts";
 
 /** A progress bar a stage drives. */
 export interface Progress {

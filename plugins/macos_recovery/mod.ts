@@ -11,15 +11,34 @@
  * @module
  */
 import { join } from "node:path";
-import { definePlugin, type StageContext, stageError } from "../../workers/sdk.ts";
+import { definePlugin, runtimeValue, type StageContext, stageError } from "../../workers/sdk.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/_releases.ts";
+import { machineId, seededHex, vmSeed } from "../opencore/_vm_seed.ts";
 import { macosSettings } from "./_settings.ts";
 import keys from "./keys.json" with { type: "json" };
 
 const HEX = "0123456789ABCDEF";
 const randomHex = (n: number) =>
   Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => HEX[b % 16]).join("");
+
+/**
+ * The RecoveryImage request's body. `cid` (a client id), `k` and `fg` are opaque to the server
+ * (macrecovery draws them at random): they are derived from the VM's seed, so that the plan shows
+ * the request the deploy sends; random on a host without a machine id.
+ */
+export function recoveryBody(release: MacRelease, seed: Uint8Array | null): string {
+  const hex = (purpose: string, n: number) =>
+    seed ? seededHex(seed, `recovery ${purpose}`, n) : randomHex(n);
+  return [
+    `cid=${hex("cid", 16)}`,
+    `sn=${release.mlb}`,
+    `bid=${release.boardId}`,
+    `k=${hex("k", 64)}`,
+    `fg=${hex("fg", 64)}`,
+    `os=${release.os}`,
+  ].join("\n");
+}
 
 /** The answer of the RecoveryImage request, as "KEY: value" lines. */
 export function parseImageInfo(text: string): Record<string, string> {
@@ -40,7 +59,7 @@ async function exists(ctx: StageContext, path: string): Promise<boolean> {
   }
 }
 
-async function prepare(ctx: StageContext, release: MacRelease) {
+async function prepare(ctx: StageContext, release: MacRelease, vm: string) {
   const settings = await macosSettings(ctx);
   const server = settings.recovery.server;
   const dir = join(ctx.dirs.cache, "macos", release.name);
@@ -56,7 +75,7 @@ async function prepare(ctx: StageContext, release: MacRelease) {
     label: `Open a recovery session with ${server}`,
   });
   const cookie = ctx.dryRun
-    ? "session=…"
+    ? `session=${runtimeValue(`the session cookie from ${server}`)}`
     : session.cookies.map((c) => c.split(";")[0]!).find((c) => c.startsWith("session="));
   if (!cookie) {
     throw stageError(
@@ -65,14 +84,8 @@ async function prepare(ctx: StageContext, release: MacRelease) {
       "RECOVERY_FAILED",
     );
   }
-  const body = [
-    `cid=${randomHex(16)}`,
-    `sn=${release.mlb}`,
-    `bid=${release.boardId}`,
-    `k=${randomHex(64)}`,
-    `fg=${randomHex(64)}`,
-    `os=${release.os}`,
-  ].join("\n");
+  const machine = await machineId(ctx);
+  const body = recoveryBody(release, machine ? vmSeed(machine, ctx.dirs.data, vm) : null);
   const answer = await ctx.op<{ status: number; text: string }>("http.request", {
     url: `${server}/InstallationPayload/RecoveryImage`,
     method: "POST",
@@ -84,12 +97,15 @@ async function prepare(ctx: StageContext, release: MacRelease) {
     body,
     label: `Ask ${server} for the ${release.title} recovery image (board-id ${release.boardId})`,
   });
+  // A dry run has no answer: its values are marked as known at run time, but for the URLs,
+  // which the kernel checks (a URL, in the download grant): those are the server's own.
+  const answered = (what: string) => runtimeValue(`${what}, from the answer of ${server}`);
   let info: Record<string, string> = {
     AP: release.title,
     AU: `${server}/recovery/${release.name}/BaseSystem.dmg`,
-    AT: "",
+    AT: answered("the image's AssetToken"),
     CU: `${server}/recovery/${release.name}/BaseSystem.chunklist`,
-    CT: "",
+    CT: answered("the chunklist's AssetToken"),
   };
   if (!ctx.dryRun) {
     if (answer.status !== 200) {
@@ -120,9 +136,11 @@ async function prepare(ctx: StageContext, release: MacRelease) {
     cookie: `AssetToken=${info.CT}`,
     label: `Downloading its chunklist`,
   });
-  // A dry run has no downloaded files yet: name them as they will be found.
-  const dmg = image.path || join(ctx.dirs.cache, "downloads", "BaseSystem.dmg");
-  const cnkl = chunklist.path || join(ctx.dirs.cache, "downloads", "BaseSystem.chunklist");
+  // A dry run has no downloaded files yet: they will be in the cache under their sha256.
+  const cached = (what: string) =>
+    join(ctx.dirs.cache, "downloads", `sha256-${runtimeValue(`the sha256 of ${what}`)}`);
+  const dmg = ctx.dryRun ? cached("the recovery image") : image.path;
+  const cnkl = ctx.dryRun ? cached("its chunklist") : chunklist.path;
   await ctx.op("chunklist.verify", {
     image: dmg,
     chunklist: cnkl,
@@ -153,7 +171,7 @@ export default definePlugin({
           "CONFIG_INVALID",
         );
       }
-      ctx.set("session.macos_recovery", await prepare(ctx, release));
+      ctx.set("session.macos_recovery", await prepare(ctx, release, config.name));
     },
   },
 });

@@ -1,7 +1,7 @@
 /**
  * A Mac identity for one VM: serial number, board serial (MLB), ROM and system UUID, in the
- * formats Apple uses, drawn at random once per VM and kept (see opencore:edit) so that the VM
- * stays the same Mac across rebuilds.
+ * formats Apple uses, derived once per VM from its seed (`_vm_seed.ts`; so a plan shows the identity
+ * the deploy writes) and kept (see opencore:edit) so that the VM stays the same Mac across rebuilds.
  *
  * @module
  */
@@ -43,7 +43,10 @@ export function mlbChecksumOk(mlb: string): boolean {
   return sum % 34 === 0;
 }
 
-/** A new identity for `model`; `random` returns random integers (tests pass a seeded one). */
+/**
+ * A new identity for `model`; `random` returns unsigned integers (the VM's `seededRandom`, or
+ * random ones by default).
+ */
 export function newIdentity(
   model: string,
   random: () => number = () => crypto.getRandomValues(new Uint32Array(1))[0]!,

@@ -20,6 +20,7 @@ import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
+import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./_vm_seed.ts";
 import { buildConfig, configXml, kernelAdd, type KextEntry, type PlistValue } from "./_config.ts";
 import { setOvmfResolution } from "./_ovmf.ts";
 import builtin from "./catalogue.json" with { type: "json" };
@@ -92,6 +93,23 @@ async function readZip(path: string | null, what: string): Promise<Record<string
   }
 }
 
+/**
+ * A new VM's Mac identity: derived from the VM's seed, so that a plan and the deploy agree; drawn
+ * at random on a host without a machine id (the plan then shows another one).
+ */
+async function vmIdentity(ctx: BaseContext, name: string, model: string): Promise<MacIdentity> {
+  const machine = await machineId(ctx);
+  if (!machine) {
+    ctx.ui.warn(
+      `No machine id in ${
+        MACHINE_ID_FILES.join(" or ")
+      }: the Mac identity of "${name}" is drawn at random, and a plan shows another one than the deploy`,
+    );
+    return newIdentity(model);
+  }
+  return newIdentity(model, seededRandom(vmSeed(machine, ctx.dirs.data, name), "mac identity"));
+}
+
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 
 /** The FAT volume label for a VM name: 11 characters, upper case, letters, digits and '-'. */
@@ -142,8 +160,9 @@ export default definePlugin({
       const sources = ctx.get("opencore.sources") as unknown as Sources | null;
       const release = macRelease(c);
       if (!sources || !release || !c.macos) return ctx.set("opencore.config", null);
-      // The VM's Mac identity is drawn once and kept outside the VM's folder, so that gini rm
-      // and a rebuild keep the same Mac (Apple's services see one machine).
+      // The VM's Mac identity is derived once (so gini plan shows the one gini up writes) and
+      // kept outside the VM's folder, so that gini rm and a rebuild keep the same Mac (Apple's
+      // services see one machine); a saved identity wins.
       const idDir = join(ctx.dirs.data, "macos", "identities");
       const idFile = join(idDir, `${c.name}.json`);
       let identity: MacIdentity;
@@ -159,7 +178,7 @@ export default definePlugin({
         }
       } catch (error) {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
-        identity = newIdentity(release.smbios);
+        identity = await vmIdentity(ctx, c.name, release.smbios);
         await ctx.op("fs.mkdir", { path: idDir });
         await ctx.op("fs.write", {
           path: idFile,
