@@ -110,7 +110,17 @@ export function releaseServer(zips: Record<string, Uint8Array>) {
         version: "1.7.0",
         bundles: { "WhateverGreen.kext": "WhateverGreen.kext" },
       },
-    ].map((k) => ({ ...k, url: url(k.name), sha256: sha(zips[k.name]!) })),
+    ].map((k) => ({
+      ...k,
+      url: url(k.name),
+      sha256: sha(zips[k.name]!),
+      contents: Object.fromEntries(
+        Object.keys(k.bundles).map((from) => [from, [
+          "Contents/Info.plist",
+          `Contents/MacOS/${from.split("/").at(-1)!.replace(/\.kext$/, "")}`,
+        ]]),
+      ),
+    })),
   };
   return { server, catalogue };
 }

@@ -34,13 +34,18 @@ export interface Catalogue {
     url: string;
     sha256: string;
     bundles: Record<string, string>;
+    /**
+     * The files of each bundle (by its zip path), inside it: what a plan lists when the zip is
+     * not downloaded yet. A deploy warns when the zip holds others.
+     */
+    contents?: Record<string, string[]>;
   }[];
 }
 
 interface Sources {
   release: string;
   catalogue: Catalogue;
-  /** Cached zips by component name; null in a dry run before they are downloaded. */
+  /** Cached zips by component name; null in a dry run before they are in the cache. */
   zips: Record<string, string | null>;
   ovmfVars: string;
 }
@@ -77,6 +82,14 @@ async function readCatalogue(ctx: BaseContext): Promise<Catalogue> {
       "Fix it, or remove it to use the built-in catalogue",
       "CONFIG_INVALID",
     );
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
   }
 }
 
@@ -135,7 +148,10 @@ export default definePlugin({
           sha256: part.sha256,
           label: `Downloading ${part.name} ${part.version}`,
         });
-        zips[part.name] = ctx.dryRun ? null : got.path;
+        // A dry run reads a zip already in the cache (stored under its sha256, checked when
+        // downloaded), so that it plans the files the deploy writes.
+        const cached = join(ctx.dirs.cache, "downloads", `sha256-${part.sha256}`);
+        zips[part.name] = ctx.dryRun ? (await isFile(cached) ? cached : null) : got.path;
       }
       const host = ctx.get("session.environment_data") as unknown as EnvironmentData;
       const ovmf = host.firmware.ovmf.find((f) => !f.secureBoot && f.vars) ??
@@ -273,9 +289,19 @@ export default definePlugin({
             );
           }
           const zipName = basename(kext.url);
+          const pinned = kext.contents?.[from] ?? ["Contents/Info.plist"];
           if (entries.length === 0) {
-            const plist = "Contents/Info.plist";
-            want(`EFI/OC/Kexts/${bundle}/${plist}`, null, `${zipName}: ${from}/${plist}`);
+            for (const file of pinned) {
+              want(`EFI/OC/Kexts/${bundle}/${file}`, null, `${zipName}: ${from}/${file}`);
+            }
+          } else if (
+            kext.contents?.[from] &&
+            entries.map(([p]) => p.slice(from.length + 1)).sort().join("\n") !==
+              [...pinned].sort().join("\n")
+          ) {
+            ctx.ui.warn(
+              `${kext.name} ${kext.version}: ${from} holds other files than the catalogue lists; a plan made before the download shows the catalogue's`,
+            );
           }
           for (const [p, d] of entries) {
             want(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d, `${zipName}: ${p}`);
