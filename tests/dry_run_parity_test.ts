@@ -300,8 +300,10 @@ const MACOS_DIFFERENCES = [
   // the plan guesses the server's own paths.
   "macos-recovery:prepare #3 download: args.url differs",
   "macos-recovery:prepare #4 download: args.url differs",
-  // plugins/macos_recovery/mod.ts leaves the converted image's size null in a dry run;
-  // plugins/qemu_setup/_macos.ts then sizes the recovery overlay 8 GiB instead of the image's.
+  // plugins/macos_recovery/mod.ts cannot know the converted image's size before the download
+  // (Apple publishes none); plugins/qemu_setup/_macos.ts then sizes the recovery overlay 8 GiB
+  // instead of the image's. image.create's sizeBytes must be a number (no marker), and the
+  // kernel has no overlay "as large as its backing image" (qemu-img create without a size).
   "deploy:create-disks #2 image.create ~/.local/share/gini/vms/mac/BaseSystem.qcow2: args.sizeBytes differs",
   "deploy:write-files #3 fs.write ~/.local/share/gini/vms/mac/vm.json: args.content differs",
 ];
