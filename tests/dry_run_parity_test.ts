@@ -207,11 +207,11 @@ Deno.test("parityDifferences() tells an op out of order within a stage from stag
     kind,
     args: { path: `/home/u/${path}`, ...args },
   });
-  const run = (argv: string[]) => ({ stage: "b", kind: "run", args: { argv } });
+  const runOp = (argv: string[]) => ({ stage: "b", kind: "run", args: { argv } });
   const mkdir = op("a", "fs.mkdir", "d");
   const write = op("a", "fs.write", "d/f");
   const other = op("b", "fs.write", "g");
-  const command = run(["x", "y"]);
+  const command = runOp(["x", "y"]);
   const plan = [mkdir, write, other, command];
   const cases: [string, Change[], string[]][] = [
     ["the same ops", plan, []],
@@ -224,10 +224,10 @@ Deno.test("parityDifferences() tells an op out of order within a stage from stag
     ["an argument added", [mkdir, write, op("b", "fs.write", "g", { mode: 0o600 }), command], [
       "b #1 fs.write ~/g: args.mode is only in the journal",
     ]],
-    ["an item of a list changed", [mkdir, write, other, run(["x", "z"])], [
+    ["an item of a list changed", [mkdir, write, other, runOp(["x", "z"])], [
       "b #2 run: args.argv[1] differs",
     ]],
-    ["a list of another length", [mkdir, write, other, run(["x"])], [
+    ["a list of another length", [mkdir, write, other, runOp(["x"])], [
       "b #2 run: args.argv has 2 items, the journal 1",
     ]],
   ];
@@ -237,12 +237,12 @@ Deno.test("parityDifferences() tells an op out of order within a stage from stag
     });
   }
   // A value known at run time matches whatever the live run put at that argument, and only there.
-  const later = run(["x", `id=${runtimeValue("an id from the server")}.`]);
+  const later = runOp(["x", `id=${runtimeValue("an id from the server")}.`]);
   const known: [string, Change[], string[]][] = [
-    ["a run-time value filled in", [run(["x", "id=42."])], []],
-    ["the text around it changed", [run(["x", "id=42!"])], ["b #1 run: args.argv[1] differs"]],
-    ["nothing in its place", [run(["x", "id=."])], ["b #1 run: args.argv[1] differs"]],
-    ["another argument changed", [run(["y", "id=42."])], ["b #1 run: args.argv[0] differs"]],
+    ["a run-time value filled in", [runOp(["x", "id=42."])], []],
+    ["the text around it changed", [runOp(["x", "id=42!"])], ["b #1 run: args.argv[1] differs"]],
+    ["nothing in its place", [runOp(["x", "id=."])], ["b #1 run: args.argv[1] differs"]],
+    ["another argument changed", [runOp(["y", "id=42."])], ["b #1 run: args.argv[0] differs"]],
   ];
   for (const [name, journaled, expected] of known) {
     await t.step(name, () => assertEquals(parityDifferences([later], journaled, {}), expected));
