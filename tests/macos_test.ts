@@ -160,10 +160,11 @@ Deno.test("the seed's create-vm --dry-run prints the stage-by-stage report and c
   ) assertStringIncludes(out.stdout, stage);
   assertStringIncludes(out.stdout, "Mac-E43C1C25D4880AD6");
   assertMatch(out.stdout, /operations: +\d+/);
-  // Allocated now: the VM's files and its qcow2 metadata; the 64 GiB disk and the 8 GiB
-  // recovery overlay are virtual sizes, shown apart.
+  // Allocated now: the VM's files and its qcow2 metadata; the 64 GiB disk is a virtual size,
+  // shown apart; the recovery overlay is as large as the image it overlays, not downloaded yet.
   assertMatch(out.stdout, /disk usage: +[\d.]+ (KiB|MiB) \(estimated/);
-  assertMatch(out.stdout, /virtual disks: +72\.0 GiB/);
+  assertMatch(out.stdout, /virtual disks: +64\.0 GiB/);
+  assertMatch(out.stdout, /BaseSystem\.qcow2" \(the size of its backing image, overlay of/);
   // Files whose content comes from a download not made yet are described by their source.
   assertMatch(
     out.stdout,

@@ -14,8 +14,12 @@ import { defineOp, formatBytes } from "./types.ts";
 const ImageCreateArgs = z.strictObject({
   path: z.string().min(1),
   format: z.enum(["qcow2", "raw"]),
-  sizeBytes: z.number().int().positive(),
+  /** Optional for an overlay: without it, the overlay is the size of its backing image. */
+  sizeBytes: z.number().int().positive().optional(),
   backing: z.strictObject({ path: z.string().min(1), format: z.string().min(1) }).optional(),
+}).refine((a) => a.sizeBytes !== undefined || a.backing !== undefined, {
+  path: ["sizeBytes"],
+  message: "expected a size (only an overlay may take its backing image's)",
 });
 type ImageCreateArgs = z.infer<typeof ImageCreateArgs>;
 
@@ -30,7 +34,7 @@ export function imageCreateArgv(a: ImageCreateArgs): string[] {
     ...(a.backing ? ["-b", a.backing.path, "-F", a.backing.format] : []),
     ...(a.format === "qcow2" ? ["-o", "cluster_size=65536,lazy_refcounts=on"] : []),
     a.path,
-    String(a.sizeBytes),
+    ...(a.sizeBytes === undefined ? [] : [String(a.sizeBytes)]),
   ];
 }
 
@@ -39,14 +43,14 @@ export const imageCreate = defineOp<ImageCreateArgs>({
   schema: ImageCreateArgs,
   pathArgs: ["path"],
   describe: (a) =>
-    `Create ${a.format} disk "${a.path}" (${formatBytes(a.sizeBytes)}${
-      a.backing ? `, overlay of "${a.backing.path}"` : ""
-    })`,
+    `Create ${a.format} disk "${a.path}" (${
+      a.sizeBytes === undefined ? "the size of its backing image" : formatBytes(a.sizeBytes)
+    }${a.backing ? `, overlay of "${a.backing.path}"` : ""})`,
   // A new qcow2 holds only metadata (header, refcount table and block: three 64 KiB clusters,
   // and an L1 table of 8 bytes per 512 MiB); a raw image is sparse. Both may grow to the size.
   estimate: (a) => ({
-    bytes: a.format === "qcow2" ? 3 * 65536 + Math.ceil(a.sizeBytes / 2 ** 29) * 8 : 0,
-    virtualBytes: a.sizeBytes,
+    bytes: a.format === "qcow2" ? 3 * 65536 + Math.ceil((a.sizeBytes ?? 0) / 2 ** 29) * 8 : 0,
+    virtualBytes: a.sizeBytes ?? 0,
     seconds: 0.2,
   }),
   // The overlay reads its backing image (resolved against the overlay's folder when relative).
@@ -68,8 +72,13 @@ export const imageCreate = defineOp<ImageCreateArgs>({
       });
     }
     await env.host.run(imageCreateArgv(a), { timeoutMs: 120_000 });
-    return { path: a.path, format: a.format, sizeBytes: a.sizeBytes };
+    return { path: a.path, format: a.format, sizeBytes: a.sizeBytes ?? null };
   },
-  simulate: (a) => ({ path: a.path, format: a.format, sizeBytes: a.sizeBytes, simulated: true }),
+  simulate: (a) => ({
+    path: a.path,
+    format: a.format,
+    sizeBytes: a.sizeBytes ?? null,
+    simulated: true,
+  }),
   inverse: (a) => [{ kind: "fs.remove", args: { path: a.path } }],
 });

@@ -101,10 +101,11 @@ export default definePlugin({
           });
           continue;
         }
+        // An overlay of size 0 takes its backing image's size (known only once it exists).
         await ctx.op("image.create", {
           path: disk.path,
           format: disk.format,
-          sizeBytes: disk.sizeBytes,
+          ...(disk.sizeBytes || !disk.backing ? { sizeBytes: disk.sizeBytes } : {}),
           ...(disk.backing ? { backing: disk.backing } : {}),
         });
       }

@@ -39,10 +39,12 @@ export async function macosSettings(ctx: BaseContext): Promise<MacosSettings> {
   const keys = raw.recovery?.keys;
   return {
     recovery: {
-      server: typeof server === "string"
-        ? server.replace(/\/$/, "")
-        : "http://osrecovery.apple.com",
+      server: typeof server === "string" ? server.replace(/\/$/, "") : APPLE_SERVER,
       keys: Array.isArray(keys) ? keys.map(String) : [],
     },
   };
 }
+
+/** Apple's recovery server, and the CDN its answers send the images from. */
+export const APPLE_SERVER = "http://osrecovery.apple.com";
+export const APPLE_CDN = "http://oscdn.apple.com";

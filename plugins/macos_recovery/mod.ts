@@ -15,7 +15,7 @@ import { definePlugin, runtimeValue, type StageContext, stageError } from "../..
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/_releases.ts";
 import { machineId, seededHex, vmSeed } from "../opencore/_vm_seed.ts";
-import { macosSettings } from "./_settings.ts";
+import { APPLE_CDN, APPLE_SERVER, macosSettings } from "./_settings.ts";
 import keys from "./keys.json" with { type: "json" };
 
 const HEX = "0123456789ABCDEF";
@@ -97,14 +97,16 @@ async function prepare(ctx: StageContext, release: MacRelease, vm: string) {
     body,
     label: `Ask ${server} for the ${release.title} recovery image (board-id ${release.boardId})`,
   });
-  // A dry run has no answer: its values are marked as known at run time, but for the URLs,
-  // which the kernel checks (a URL, in the download grant): those are the server's own.
+  // A dry run has no answer: its values are marked as known at run time. A URL's host is
+  // checked against the download grant even in a plan, so only its path is marked: Apple's
+  // server sends its images from its CDN, a mirror from itself.
   const answered = (what: string) => runtimeValue(`${what}, from the answer of ${server}`);
+  const from = server === APPLE_SERVER ? APPLE_CDN : server;
   let info: Record<string, string> = {
     AP: release.title,
-    AU: `${server}/recovery/${release.name}/BaseSystem.dmg`,
+    AU: `${from}/${answered("the image's path")}`,
     AT: answered("the image's AssetToken"),
-    CU: `${server}/recovery/${release.name}/BaseSystem.chunklist`,
+    CU: `${from}/${answered("the chunklist's path")}`,
     CT: answered("the chunklist's AssetToken"),
   };
   if (!ctx.dryRun) {

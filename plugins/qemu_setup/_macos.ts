@@ -134,8 +134,8 @@ export function macosDisks(dir: string, recovery: RecoveryImage | null): VmDisk[
       name: "recovery",
       path: join(dir, "BaseSystem.qcow2"),
       format: "qcow2",
-      // Unknown before the download (a dry run): an overlay larger than its image is harmless.
-      sizeBytes: recovery.sizeBytes ?? 8 * GIB,
+      // 0: the size of the image it overlays, which only the download tells (not a dry run).
+      sizeBytes: 0,
       backing: { path: recovery.path, format: "raw" },
       create: true,
       bootIndex: null,
