@@ -295,7 +295,7 @@ function recoveryImage(): Uint8Array {
   return image;
 }
 
-Deno.test("gini up of a macOS VM journals the changes gini plan listed, differing only where listed", async () => {
+Deno.test("gini up of a macOS VM journals exactly the changes gini plan listed (run-time values marked as such)", async () => {
   const home = await Deno.makeTempDir({ prefix: "gini-macos-" });
   const key = await chunklistKey();
   const releases = releaseServer(await releaseZips());
