@@ -168,3 +168,23 @@ export async function sh(...argv: string[]): Promise<string> {
   }
   return new TextDecoder().decode(out.stdout).trim();
 }
+
+/** A `sleep` argument no other process on this machine has: 1000.<random digits> seconds. */
+export function uniqueSeconds(): string {
+  return `1000.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+}
+
+/** Live processes whose command line has `arg` as one of its arguments. */
+export function processesWith(arg: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (argv.includes(arg) && state !== "Z") found.push(Number(entry.name));
+    } catch { /* exited meanwhile */ }
+  }
+  return found;
+}

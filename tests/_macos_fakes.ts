@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { zipSync } from "fflate";
 import { sh } from "./_helpers.ts";
+import { MAC_RELEASES } from "../plugins/opencore/_releases.ts";
 
 export const BOOT_MARKER = "GINI-OPENCORE-ESP-BOOTED";
 const enc = new TextEncoder();
@@ -266,4 +267,56 @@ export async function recoveryServer(
     return new Response("not found", { status: 404 });
   });
   return { server, log, base: `http://127.0.0.1:${server.addr.port}` };
+}
+
+/** A deterministic 3 MiB + 123 B "recovery image" (its last chunk is short). */
+export function recoveryImage(): Uint8Array {
+  const image = new Uint8Array(3 * 1024 * 1024 + 123);
+  for (let i = 0; i < image.length; i++) image[i] = (i * 2654435761) >>> 24;
+  return image;
+}
+
+let shared:
+  | Promise<{ key: Awaited<ReturnType<typeof chunklistKey>>; zips: Record<string, Uint8Array> }>
+  | undefined;
+
+/**
+ * A home whose opencore.json and macos.toml point at fresh fakes, with the macOS VM files
+ * mac.toml and mac2.toml. The signing key and the zips are made once per process.
+ */
+export async function macHome(
+  faults: RecoveryFaults = {},
+  options: {
+    version?: string;
+    catalogue?: (c: ReturnType<typeof releaseServer>["catalogue"]) => void;
+  } = {},
+) {
+  const home = await Deno.makeTempDir({ prefix: "gini-macos-" });
+  const { key, zips } = await (shared ??= (async () => ({
+    key: await chunklistKey(),
+    zips: await releaseZips(),
+  }))());
+  const releases = releaseServer(zips);
+  options.catalogue?.(releases.catalogue);
+  const recovery = await recoveryServer(recoveryImage(), key.key, [
+    MAC_RELEASES.find((r) => r.name === "monterey")!.boardId,
+  ], faults);
+  const config = join(home, ".config/gini");
+  await Deno.mkdir(config, { recursive: true });
+  await Deno.writeTextFile(join(config, "opencore.json"), JSON.stringify(releases.catalogue));
+  await Deno.writeTextFile(
+    join(config, "macos.toml"),
+    `[recovery]\nserver = "${recovery.base}"\nkeys = ["${key.modulus}"]\n`,
+  );
+  const vm = (name: string) =>
+    `name = "${name}"\nguest = "macos"\naccel = "tcg"\n[cpu]\ncores = 2\n[memory]\nsize = "1G"\n[[disks]]\nname = "macos"\nsize = "1G"\n[macos]\nversion = "${
+      options.version ?? "monterey"
+    }"\nresolution = "1280x800"\n`;
+  await Deno.writeTextFile(join(home, "mac.toml"), vm("mac"));
+  await Deno.writeTextFile(join(home, "mac2.toml"), vm("mac2"));
+  const close = async () => {
+    await releases.server.shutdown();
+    await recovery.server.shutdown();
+  };
+  return { home, recovery, close, vmDir: join(home, ".local/share/gini/vms/mac") };
 }

@@ -13,28 +13,7 @@ import { HostRunner } from "../kernel/host/run.ts";
 import { OpCancelledError, OpEngine, type OpRecord } from "../kernel/ops/engine.ts";
 import type { Grants } from "../kernel/ops/broker.ts";
 import { InterruptedError } from "../kernel/errors.ts";
-import { loadFixtures, recordingUi, tempEnv } from "./_helpers.ts";
-
-/** A `sleep` argument no other process on this machine has. */
-function uniqueSeconds(): string {
-  return `1000.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
-}
-
-/** Live processes with `arg` among their arguments. */
-function processesWith(arg: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      if (argv.includes(arg) && stat[stat.lastIndexOf(")") + 2] !== "Z") {
-        found.push(Number(entry.name));
-      }
-    } catch { /* exited meanwhile */ }
-  }
-  return found;
-}
+import { loadFixtures, processesWith, recordingUi, tempEnv, uniqueSeconds } from "./_helpers.ts";
 
 /** The records of the one transaction in a state folder, as written. */
 async function journalOf(stateDir: string) {

@@ -6,8 +6,7 @@ import { discoverPlugins } from "../kernel/plugins/discover.ts";
 import { resolvePlugins } from "../kernel/plugins/resolve.ts";
 import { journaledArgs, type JournalRecord } from "../kernel/journal/journal.ts";
 import { type Json, RUNTIME_VALUE_PATTERN, runtimeValue } from "../workers/protocol.ts";
-import { MAC_RELEASES } from "../plugins/opencore/_releases.ts";
-import { chunklistKey, recoveryServer, releaseServer, releaseZips } from "./_macos_fakes.ts";
+import { macHome, releaseZips } from "./_macos_fakes.ts";
 import { recordingUi, REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
 
 async function loadExample() {
@@ -288,31 +287,9 @@ Deno.test("gini up of a Linux VM journals exactly the changes gini plan listed, 
   }
 });
 
-/** A deterministic 3 MiB + 123 B "recovery image", as macos_test serves. */
-function recoveryImage(): Uint8Array {
-  const image = new Uint8Array(3 * 1024 * 1024 + 123);
-  for (let i = 0; i < image.length; i++) image[i] = (i * 2654435761) >>> 24;
-  return image;
-}
-
 Deno.test("gini up of a macOS VM journals exactly the changes gini plan listed (run-time values marked as such)", async () => {
-  const home = await Deno.makeTempDir({ prefix: "gini-macos-" });
-  const key = await chunklistKey();
-  const releases = releaseServer(await releaseZips());
-  const board = MAC_RELEASES.find((r) => r.name === "monterey")!.boardId;
-  const recovery = await recoveryServer(recoveryImage(), key.key, [board]);
+  const { home, close } = await macHome();
   try {
-    const config = join(home, ".config/gini");
-    await Deno.mkdir(config, { recursive: true });
-    await Deno.writeTextFile(join(config, "opencore.json"), JSON.stringify(releases.catalogue));
-    await Deno.writeTextFile(
-      join(config, "macos.toml"),
-      `[recovery]\nserver = "${recovery.base}"\nkeys = ["${key.modulus}"]\n`,
-    );
-    await Deno.writeTextFile(
-      join(home, "mac.toml"),
-      `name = "mac"\nguest = "macos"\naccel = "tcg"\n[cpu]\ncores = 2\n[memory]\nsize = "1G"\n[[disks]]\nname = "macos"\nsize = "1G"\n[macos]\nversion = "monterey"\nresolution = "1280x800"\n`,
-    );
     // The components are in the download cache, as after a first macOS VM: the plan reads them.
     // (Before they are, it lists the same files from the catalogue, but not their bytes.)
     const zips = await releaseZips();
@@ -334,8 +311,7 @@ Deno.test("gini up of a macOS VM journals exactly the changes gini plan listed (
   } finally {
     await runGini(home, ["down", "mac", "--timeout", "1"]);
     await runGini(home, ["rm", "mac", "--yes"]);
-    await releases.server.shutdown();
-    await recovery.server.shutdown();
+    await close();
     await Deno.remove(home, { recursive: true });
   }
 });

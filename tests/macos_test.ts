@@ -5,17 +5,15 @@ import { runGini, sh } from "./_helpers.ts";
 import {
   BOOT_MARKER,
   chunklistKey,
+  macHome,
   type RecoveryFaults,
-  recoveryServer,
-  releaseServer,
-  releaseZips,
+  recoveryImage,
 } from "./_macos_fakes.ts";
 import { chooseCpu, MAC_RELEASES } from "../plugins/opencore/_releases.ts";
 import { identityProblems, type MacIdentity } from "../plugins/opencore/_smbios.ts";
 import { ovmfResolution } from "../plugins/opencore/_ovmf.ts";
 
 const HOSTS = join(import.meta.dirname!, "fixtures/hosts");
-const MONTEREY_BOARD = MAC_RELEASES.find((r) => r.name === "monterey")!.boardId;
 
 /** Whether a converted raw image holds `image` (qemu-img pads it to whole 512-byte sectors). */
 async function holdsImage(path: string, image: Uint8Array): Promise<boolean> {
@@ -25,48 +23,6 @@ async function holdsImage(path: string, image: Uint8Array): Promise<boolean> {
   return raw.byteLength === Math.ceil(image.byteLength / 512) * 512 &&
     raw.subarray(image.byteLength).every((b) => b === 0) &&
     await digest(raw.subarray(0, image.byteLength)) === await digest(image);
-}
-
-/** A deterministic 3 MiB + 123 B "recovery image" (its last chunk is short). */
-function recoveryImage(): Uint8Array {
-  const image = new Uint8Array(3 * 1024 * 1024 + 123);
-  for (let i = 0; i < image.length; i++) image[i] = (i * 2654435761) >>> 24;
-  return image;
-}
-
-const key = await chunklistKey();
-const zips = await releaseZips();
-
-/** A home with macos.toml pointing at the fakes, and a macOS VM file. */
-async function macHome(
-  faults: RecoveryFaults = {},
-  options: {
-    version?: string;
-    catalogue?: (c: ReturnType<typeof releaseServer>["catalogue"]) => void;
-  } = {},
-) {
-  const home = await Deno.makeTempDir({ prefix: "gini-macos-" });
-  const releases = releaseServer(zips);
-  options.catalogue?.(releases.catalogue);
-  const recovery = await recoveryServer(recoveryImage(), key.key, [MONTEREY_BOARD], faults);
-  const config = join(home, ".config/gini");
-  await Deno.mkdir(config, { recursive: true });
-  await Deno.writeTextFile(join(config, "opencore.json"), JSON.stringify(releases.catalogue));
-  await Deno.writeTextFile(
-    join(config, "macos.toml"),
-    `[recovery]\nserver = "${recovery.base}"\nkeys = ["${key.modulus}"]\n`,
-  );
-  const vm = (name: string) =>
-    `name = "${name}"\nguest = "macos"\naccel = "tcg"\n[cpu]\ncores = 2\n[memory]\nsize = "1G"\n[[disks]]\nname = "macos"\nsize = "1G"\n[macos]\nversion = "${
-      options.version ?? "monterey"
-    }"\nresolution = "1280x800"\n`;
-  await Deno.writeTextFile(join(home, "mac.toml"), vm("mac"));
-  await Deno.writeTextFile(join(home, "mac2.toml"), vm("mac2"));
-  const close = async () => {
-    await releases.server.shutdown();
-    await recovery.server.shutdown();
-  };
-  return { home, recovery, close, vmDir: join(home, ".local/share/gini/vms/mac") };
 }
 
 /** Reads a file from the FAT partition of a raw copy of the OpenCore disk. */

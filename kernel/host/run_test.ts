@@ -1,28 +1,9 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../tests/_assert.ts";
 import { HostCommandError } from "../errors.ts";
 import { HostRunner, OUTPUT_LIMIT, TIMED_OUT_CODE } from "./run.ts";
+import { processesWith, uniqueSeconds } from "../../tests/_helpers.ts";
 
 const host = new HostRunner(Deno.env.get("PATH") ?? "/usr/bin:/bin");
-
-/** A `sleep` argument no other process on this machine has: 1000.<random digits> seconds. */
-function uniqueSeconds(): string {
-  return `1000.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
-}
-
-/** Live processes whose command line has `arg` as one of its arguments. */
-function processesWith(arg: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (argv.includes(arg) && state !== "Z") found.push(Number(entry.name));
-    } catch { /* exited meanwhile */ }
-  }
-  return found;
-}
 
 /** Waits until `count` processes with `arg` exist (they are started asynchronously). */
 async function started(arg: string, count: number): Promise<void> {
