@@ -46,6 +46,7 @@ import { formatBytes } from "./kernel/ops/types.ts";
 import { rollbackFile, type RollbackReport } from "./kernel/journal/recovery.ts";
 import { lockState, stateOwner } from "./kernel/journal/lock.ts";
 import { setStopFallback, STOP_SIGNALS } from "./kernel/signals.ts";
+import { complete, completionScript, type Shell, SHELLS } from "./cli/completions.ts";
 import { verifyJournal } from "./kernel/journal/verify.ts";
 import type { PlanReport } from "./kernel/stages/dry_run.ts";
 import type { VfioPlan, VfioStatus } from "./plugins/vfio/contracts.ts";
@@ -222,6 +223,28 @@ function buildProgram(
     if (!result.ok) throw result.error;
     return result.context[key] as unknown as T;
   };
+
+  program.command("completions")
+    .description("print a shell completion script: bash, zsh or fish (see the README)")
+    .argument("<shell>", "bash, zsh or fish")
+    .action(run(({ ui }, shell: string) => {
+      if (!(SHELLS as readonly string[]).includes(shell)) {
+        throw new UsageError(
+          `Cannot write completions for "${shell}": expected bash, zsh or fish`,
+          {
+            hint: didYouMean(shell, SHELLS) ?? "Run: gini completions bash",
+            location: { flag: "<shell>" },
+          },
+        );
+      }
+      const script = completionScript(shell as Shell);
+      ui.result({ shell, script }, () => script.trimEnd());
+    }));
+  program.command("__complete", { hidden: true })
+    .description("the candidates at the cursor, for the completion scripts")
+    .argument("[words...]", "the words after gini, the last one being typed")
+    .allowUnknownOption()
+    .helpOption(false);
 
   program.command("version")
     .description("print versions of Gini, its kernel API and Deno")
@@ -1203,6 +1226,27 @@ export async function main(
   if (args.length === 0) {
     program.outputHelp({ error: true });
     return 2;
+  }
+  // Tab in a shell: answered before commander, which would take the words' flags for its own.
+  if (args[0] === "__complete") {
+    const words = args.slice(1);
+    const flags = preScan(words).flags;
+    await registerPluginCommands(flags).catch(() => {});
+    const env = resolveStartupEnv(
+      flags,
+      options.env ?? Deno.env.toObject(),
+      options.cwd ?? Deno.cwd(),
+    );
+    const candidates = await complete(program, words, {
+      vms: async () => (await listVms(env.dirs.data)).map((vm) => vm.name),
+      transactions: async () => (await listTransactions(env.dirs.state)).map((tx) => tx.id),
+      files: async (suffix) =>
+        (await Array.fromAsync(Deno.readDir(options.cwd ?? Deno.cwd())))
+          .filter((e) => !e.isDirectory && e.name.endsWith(suffix)).map((e) => e.name).sort(),
+    }).catch(() => []);
+    const ui = createUi({ ...(options.sink ? { sink: options.sink } : {}) });
+    if (candidates.length) ui.result(candidates, () => candidates.join("\n"));
+    return 0;
   }
   try {
     await program.parseAsync(args, { from: "user" });

@@ -27,6 +27,8 @@ PACKAGES=(
   genisoimage # genisoimage: the seed ISO's fallback when xorriso is absent
   mawk       # awk: the test image builders and bench_vfio.sh (Priority required, but not Essential)
   curl       # curl: the baseline the download benchmark compares with
+  zsh        # zsh: completions_test checks `gini completions zsh` with zsh -n
+  fish       # fish: completions_test checks `gini completions fish` and completes with it
   time       # /usr/bin/time: peak memory in the benchmarks
   virtinst   # virt-install: the baseline the plan benchmark compares with
 )

@@ -8,7 +8,7 @@ export NO_COLOR=1
 
 "$DENO" fmt --check || exit 1
 "$DENO" lint || exit 1
-"$DENO" check main.ts kernel/ workers/ plugins/ tests/ scripts/ || exit 1
+"$DENO" check main.ts cli/ kernel/ workers/ plugins/ tests/ scripts/ || exit 1
 
 # Everything the tests make in temporary folders goes under one, removed at the end.
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/gini-tests.XXXXXX")"

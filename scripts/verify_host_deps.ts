@@ -126,6 +126,7 @@ export const SPAWN_HELPERS: Record<string, "args" | "argv"> = {
   sh: "args", // tests/_helpers.ts
   timed: "argv", // scripts/bench_check.ts
   run: "argv", // this file
+  inShell: "args", // tests/completions_test.ts
 };
 
 /**
@@ -136,6 +137,7 @@ export const COMPUTED_SPAWNS: Record<string, string> = {
   "kernel/ops/run.ts: a.argv": "the run op: a plugin's program, named in its [ops].run grant",
   "kernel/ops/qemu_launch.ts: a.argv": "the deploy plugin's QEMU, named in its [ops].run grant",
   "kernel/ops/image_create.ts: imageCreateArgv(a)": "qemu-img, named in the op's run permission",
+  "tests/completions_test.ts: program": "inShell(), whose callers name the shell",
   "kernel/host/run.ts: absolute": "the host runner: argv[0] of its callers, resolved by which()",
   "tests/first_use_test.ts: path": "the gini launcher `deno task install` wrote",
 };
