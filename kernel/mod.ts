@@ -229,7 +229,6 @@ async function runInTransaction(
   } finally {
     await pipeline.close();
     if (journal) {
-      stopListening?.();
       // A run that asked for no change (a failed validation, a query) leaves no log behind; a
       // resumed one keeps the log it continues.
       const changedNothing = !options.resume && !engine.interrupted &&
@@ -279,6 +278,8 @@ async function runInTransaction(
         }
       } finally {
         journal.close();
+        // Until the journal's last record: a signal before it must not end the process.
+        stopListening?.();
         if (changedNothing) await Deno.remove(journal.file).catch(() => {});
       }
     }

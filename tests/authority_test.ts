@@ -31,6 +31,11 @@ Deno.test("run checks the paths in a program's argv against the plugin's grants,
     ["mcopy", "outside the plugin's write grant"],
     ["launch", "not ones the kernel can check"],
     ["backing", "outside the plugin's read grant"],
+    ["two-o", 'option "-o" is given more than once'],
+    ["equals", "outside the plugin's write grant"],
+    ["protocol", "names a protocol, not a file"],
+    ["header", "give its format as raw"],
+    ["proc-copy", "not those of a process"],
   ];
   for (const [kind, expected, dryRun] of cases) {
     await t.step(`${kind}${dryRun ? " (dry run)" : ""}`, async () => {
@@ -89,7 +94,10 @@ Deno.test("a core plugin may run an argv the kernel cannot read; a third-party p
   // A core plugin reads what the user's VM file names, wherever it is; its outputs stay checked.
   const info = {
     kind: "run",
-    args: { argv: ["qemu-img", "info", "/nonexistent/disk.qcow2"], allowFailure: true },
+    args: {
+      argv: ["qemu-img", "info", "-f", "raw", "/nonexistent/disk.qcow2"],
+      allowFailure: true,
+    },
   };
   await engine.request(grants(true), "s", info);
   await assertRejects(

@@ -11,6 +11,7 @@ import { approvedPlan, loadPlugins, PlanChangedError, runStages } from "../kerne
 import { listTransactions } from "../kernel/journal/journal.ts";
 import {
   FIXTURE_PLUGINS,
+  processesWith,
   recordingUi,
   REPO,
   runGini,
@@ -204,4 +205,25 @@ Deno.test("a plugin that ignores stop signals cannot keep gini alive: SIGTERM, S
       assertEquals(await snapshotTree(root), before);
     });
   }
+});
+
+Deno.test("a stop signal during a rollback lets it finish: no program of it left running, the transaction closed", async () => {
+  const { root } = await tempEnv();
+  const data = join(root, ".local/share/gini");
+  await Deno.mkdir(data, { recursive: true });
+  const before = await snapshotTree(root);
+  const plugin = ["--plugin-dir", join(FIXTURE_PLUGINS, "slow_undo")];
+  const { child, output } = await spawnGini(root, [...plugin, "run", "slow-undo:work"]);
+  await until(
+    "the rollback runs its undo",
+    () => Promise.resolve(processesWith("3.14159").length > 0),
+  );
+  child.kill("SIGTERM");
+  const out = await output;
+  assertEquals(out.code, 1, out.stderr);
+  assertStringIncludes(out.stderr, "SIGTERM: finishing the rollback in progress first");
+  assertEquals(processesWith("3.14159"), [], "the undo's program finished, not orphaned");
+  const [tx] = JSON.parse((await runGini(root, ["journal", "list", "--json"])).stdout);
+  assertEquals(tx.state, "aborted");
+  assertEquals(await snapshotTree(root), before);
 });

@@ -7,48 +7,10 @@
  */
 import { basename, dirname, isAbsolute, join } from "node:path";
 import type { Json } from "../../workers/protocol.ts";
-import { PermissionDeniedError } from "../errors.ts";
-import { canonicalize, checkPath, type Grants, isWithin } from "../ops/broker.ts";
+import { canonicalize, checkPath, checkProc, type Grants } from "../ops/broker.ts";
 
 /** Largest file the kernel reads on a plugin's behalf. */
 const READ_LIMIT = 16 * 1024 * 1024;
-
-/**
- * The /proc files the kernel serves: system-wide facts about the host. Nothing of a process
- * (`/proc/self`, `/proc/thread-self`, `/proc/<pid>/…`: the kernel's own environment, memory,
- * open files), and nothing that is a link into one (`/proc/mounts`, `/proc/net`).
- */
-export const PROC_ALLOWED: readonly string[] = [
-  "/proc/cpuinfo",
-  "/proc/meminfo",
-  "/proc/cmdline",
-  "/proc/modules",
-  "/proc/interrupts",
-  "/proc/version",
-  "/proc/uptime",
-  "/proc/loadavg",
-  "/proc/swaps",
-  "/proc/partitions",
-  "/proc/filesystems",
-  "/proc/devices",
-  "/proc/sys/kernel/osrelease",
-  "/proc/sys/kernel/ostype",
-  "/proc/sys/kernel/version",
-  "/proc/sys/vm/nr_hugepages",
-];
-
-/** Refuses a /proc path (canonical) that is not on the allowlist. */
-function checkProc(grants: Grants, kind: string, path: string, canonical: string): void {
-  if (!isWithin(canonical, "/proc") || PROC_ALLOWED.includes(canonical)) return;
-  const resolvedNote = canonical === path ? "" : ` (it resolves to "${canonical}")`;
-  throw new PermissionDeniedError(
-    grants.plugin,
-    `read:${kind}`,
-    path,
-    `the kernel serves only system-wide /proc files, not those of a process${resolvedNote}`,
-    `Read one of: ${PROC_ALLOWED.join(", ")}`,
-  );
-}
 
 /** Performs a read a plugin asked for, after checking its grant. */
 export async function serveRead(
@@ -66,7 +28,8 @@ export async function serveRead(
     ? join(canonicalize(dirname(path)), basename(path))
     : canonicalize(path);
   checkPath(grants, `read:${kind}`, lexical ? dirname(target) : target, "read");
-  checkProc(grants, kind, path, target);
+  // A stat or link is checked on the entry itself too (checkPath saw only its folder).
+  if (lexical) checkProc(grants, `read:${kind}`, path, target);
   switch (kind) {
     case "text": {
       const file = await Deno.open(target);

@@ -31,8 +31,8 @@ export class StateBusyError extends GiniError {
       } since ${owner.at}`,
       1,
       {
-        hint:
-          `Wait for it to finish, or stop it (Ctrl-C, or kill ${owner.pid}) and run "gini recover"`,
+        // Not "stop it": a healthy run must not be killed (and rolled back) to make room.
+        hint: "One gini changes this host at a time: run this again once that one has finished",
       },
     );
     this.owner = owner;

@@ -10,8 +10,15 @@ import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
 import type { OpEnv, OpKind } from "../ops/types.ts";
 import { OP_KINDS } from "../ops/registry.ts";
 import type { StartupEnv } from "../paths.ts";
-import { Journal, journaledArgs, loadTransaction, type Transaction } from "./journal.ts";
+import {
+  Journal,
+  journaledArgs,
+  type JournalRecord,
+  loadTransaction,
+  type Transaction,
+} from "./journal.ts";
 import { lockState } from "./lock.ts";
+import { onStopSignal } from "../signals.ts";
 import { atomicCopy, blobPath } from "../ops/_fs.ts";
 import { ConflictError } from "../errors.ts";
 import { dirname } from "node:path";
@@ -153,7 +160,6 @@ export async function rollback(
   opEnv: OpEnv,
   options: { dryRun: boolean; journal?: Journal },
 ): Promise<RollbackReport> {
-  const report: RollbackReport = { undone: [], irreversible: [], failed: [] };
   // An op in flight is undone too: its inverse is computed from the state before it and is safe
   // whether or not it happened (a rebuild is rerun, a created path removed if it is there).
   const all = [...tx.applied, ...tx.inFlight];
@@ -168,6 +174,29 @@ export async function rollback(
   });
   const steps = [...all.filter((s) => !isRebuild(s)).sort((a, b) => b.seq - a.seq), ...rebuilds];
   const engine = new OpEngine(options.dryRun ? "dry" : "live", opEnv);
+  // A rollback is not stopped half-way by a signal (each undo is journaled, but stopping would
+  // leave programs it started running and the host half-restored): it finishes, then the
+  // command ends as it would have.
+  const deferSignals = options.dryRun ? undefined : onStopSignal((signal) =>
+    opEnv.report?.({
+      type: "warn",
+      text: `${signal}: finishing the rollback in progress first (each undo is journaled)`,
+    })
+  );
+  try {
+    return await undoSteps(steps, engine, opEnv, options);
+  } finally {
+    deferSignals?.();
+  }
+}
+
+async function undoSteps(
+  steps: Extract<JournalRecord, { type: "intent" }>[],
+  engine: OpEngine,
+  opEnv: OpEnv,
+  options: { dryRun: boolean; journal?: Journal },
+): Promise<RollbackReport> {
+  const report: RollbackReport = { undone: [], irreversible: [], failed: [] };
   // Paths whose undo failed: a folder the run made that still holds one is kept, and stays to
   // be undone by the next attempt, rather than being left behind as "not empty".
   const stuck: string[] = [];
@@ -229,18 +258,21 @@ export async function rollbackFile(
   opEnv: OpEnv,
   dryRun: boolean,
 ): Promise<RollbackReport> {
-  const tx = await loadTransaction(file);
-  if (dryRun) return await rollback(tx, opEnv, { dryRun: true });
-  // Refused while another live gini holds the state folder (it may be running this very one).
-  const lock = lockState(opEnv.startup.dirs.state, `recover --rollback ${tx.id}`);
-  lock.setTransaction(tx.id);
-  const journal = await Journal.reopen(file);
+  if (dryRun) return await rollback(await loadTransaction(file), opEnv, { dryRun: true });
+  // Refused while another live gini holds the state folder (it may be running this very one);
+  // the log is read once the lock is held, so no other process is appending to it.
+  const id = file.split("/").at(-1)!.replace(/\.wal$/, "");
+  const lock = lockState(opEnv.startup.dirs.state, `recover --rollback ${id}`);
+  lock.setTransaction(id);
+  let journal: Journal | undefined;
   try {
+    const tx = await loadTransaction(file);
+    journal = await Journal.reopen(file);
     const report = await rollback(tx, opEnv, { dryRun: false, journal });
     if (report.failed.length === 0) await journal.append({ type: "abort", reason: "rolled back" });
     return report;
   } finally {
-    journal.close();
+    journal?.close();
     lock.release();
   }
 }

@@ -33,7 +33,13 @@ export type ArgvReading =
   /** A program the kernel has no description of. */
   | { kind: "undescribed" };
 
-type Paths = { inputs: string[]; outputs: string[]; programs?: string[] };
+type Paths = {
+  inputs: string[];
+  outputs: string[];
+  programs?: string[];
+  /** Why this argv is for core plugins only although the program is described. */
+  unchecked?: string;
+};
 type Reader = (args: string[]) => Paths | string;
 
 /** Options a program takes: flags (no value), values (not paths), inputs and outputs (paths). */
@@ -91,6 +97,8 @@ function parseOptions(args: readonly string[], spec: OptionSpec): Parsed | strin
     }
     if (spec.inputs?.includes(name)) parsed.inputs.push(value);
     else if (spec.outputs?.includes(name)) parsed.outputs.push(value);
+    // A program may combine a repeated option (qemu-img's -o) where this reading keeps one.
+    else if (parsed.values.has(name)) return `option "${name}" is given more than once`;
     else parsed.values.set(name, value);
   }
   return parsed;
@@ -110,6 +118,7 @@ function withOptions(
       inputs: [...parsed.inputs, ...rest.inputs],
       outputs: [...parsed.outputs, ...rest.outputs],
       programs: rest.programs ?? [],
+      ...(rest.unchecked ? { unchecked: rest.unchecked } : {}),
     };
   };
 }
@@ -139,7 +148,13 @@ function qemuImgOptions(value: string, output: string | undefined): Paths | stri
   if (value.includes(",,")) return `"-o ${value}" uses escaped commas`;
   const paths: Paths = { inputs: [], outputs: [] };
   for (const pair of value.split(",")) {
-    const [key = "", v] = pair.split("=", 2) as [string, string | undefined];
+    // Split at the first "=" only: the value is the rest, "=" and all.
+    const at = pair.indexOf("=");
+    const key = at < 0 ? pair : pair.slice(0, at);
+    const v = at < 0 ? undefined : pair.slice(at + 1);
+    if ((key === "backing_file" || key === "data_file") && v !== undefined && hasProtocol(v)) {
+      return `"${key}=${v}" names a protocol, not a file`;
+    }
     if (key === "backing_file" && v !== undefined) paths.inputs.push(relativeTo(v, output));
     else if (key === "data_file" && v !== undefined) paths.outputs.push(relativeTo(v, output));
     else if (key.includes("file") || key.includes("secret")) {
@@ -147,6 +162,23 @@ function qemuImgOptions(value: string, output: string | undefined): Paths | stri
     }
   }
   return paths;
+}
+
+/**
+ * Whether qemu would open `name` through a protocol (`file:`, `json:`, `fat:`, `nbd:`…) rather
+ * than as a file: a ":" before the first "/".
+ */
+export function hasProtocol(name: string): boolean {
+  return /^[^/]*:/.test(name);
+}
+
+/** Why an image whose format is not given as raw is left to core plugins. */
+export const HEADERS_UNCHECKED =
+  "qemu-img follows the backing and data files an image's header names, which the kernel does not read: give its format as raw";
+
+/** The reason to leave an argv to core plugins when an image's format is not raw. */
+function unlessRaw(format: string | undefined): { unchecked?: string } {
+  return format === "raw" ? {} : { unchecked: HEADERS_UNCHECKED };
 }
 
 /** qemu-img resolves a relative backing file against the image's folder. */
@@ -160,19 +192,24 @@ const QEMU_IMG: Record<string, Reader> = {
       flags: ["-U", "--force-share", "--backing-chain"],
       values: ["--output", "-f"],
     },
-    (p) => count(p, 1, "one image") ?? { inputs: p, outputs: [] },
+    (p, parsed) =>
+      count(p, 1, "one image") ??
+        { inputs: p, outputs: [], ...unlessRaw(parsed.values.get("-f")) },
   ),
   check: withOptions(
     { flags: ["-U", "--force-share", "-q"], values: ["--output", "-f", "-r"] },
     (p, parsed) =>
       count(p, 1, "one image") ??
-        (parsed.values.has("-r") ? { inputs: [], outputs: p } : { inputs: p, outputs: [] }),
+        (parsed.values.has("-r")
+          ? { inputs: [], outputs: p, ...unlessRaw(parsed.values.get("-f")) }
+          : { inputs: p, outputs: [], ...unlessRaw(parsed.values.get("-f")) }),
   ),
   measure: withOptions(
     { flags: ["-U", "--force-share"], values: ["--output", "-f", "-O", "-o", "--size", "-l"] },
     (p, parsed) => {
       if (parsed.values.has("-o")) return '"-o" is not understood with measure';
-      return p.length <= 1 ? { inputs: p, outputs: [] } : "expected at most one image";
+      if (p.length > 1) return "expected at most one image";
+      return { inputs: p, outputs: [], ...(p.length ? unlessRaw(parsed.values.get("-f")) : {}) };
     },
   ),
   create: withOptions(
@@ -182,6 +219,9 @@ const QEMU_IMG: Record<string, Reader> = {
       const image = p[0]!;
       const paths: Paths = { inputs: [], outputs: [image] };
       const backing = parsed.values.get("-b");
+      if (backing !== undefined && hasProtocol(backing)) {
+        return `"-b ${backing}" names a protocol, not a file`;
+      }
       if (backing !== undefined) paths.inputs.push(relativeTo(backing, image));
       const options = parsed.values.get("-o");
       if (options !== undefined) {
@@ -190,7 +230,8 @@ const QEMU_IMG: Record<string, Reader> = {
         paths.inputs.push(...more.inputs);
         paths.outputs.push(...more.outputs);
       }
-      return paths;
+      // A backing image is opened (its header followed) unless it is raw.
+      return paths.inputs.length ? { ...paths, ...unlessRaw(parsed.values.get("-F")) } : paths;
     },
   ),
   convert: withOptions(
@@ -201,9 +242,19 @@ const QEMU_IMG: Record<string, Reader> = {
     (p, parsed) => {
       if (p.length < 2) return "expected one or more images and an output";
       const output = p.at(-1)!;
-      const paths: Paths = { inputs: p.slice(0, -1), outputs: [output] };
+      const paths: Paths = {
+        inputs: p.slice(0, -1),
+        outputs: [output],
+        ...unlessRaw(parsed.values.get("-f")),
+      };
       const backing = parsed.values.get("-B");
-      if (backing !== undefined) paths.inputs.push(relativeTo(backing, output));
+      if (backing !== undefined && hasProtocol(backing)) {
+        return `"-B ${backing}" names a protocol, not a file`;
+      }
+      if (backing !== undefined) {
+        paths.inputs.push(relativeTo(backing, output));
+        if (parsed.values.get("-F") !== "raw") paths.unchecked = HEADERS_UNCHECKED;
+      }
       const options = parsed.values.get("-o");
       if (options !== undefined) {
         const more = qemuImgOptions(options, output);
@@ -538,6 +589,8 @@ export function readArgv(argv: readonly string[]): ArgvReading {
     inputs: read.inputs,
     outputs: read.outputs,
     programs: read.programs ?? [],
-    ...(description.coreOnly ? { coreOnly: description.coreOnly } : {}),
+    ...(description.coreOnly || read.unchecked
+      ? { coreOnly: description.coreOnly ?? read.unchecked! }
+      : {}),
   };
 }

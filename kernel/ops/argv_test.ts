@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "../../tests/_assert.ts";
 import { readArgv } from "./argv.ts";
+import { isReadOnlyInvocation } from "./run.ts";
 
 function paths(argv: string[]) {
   const reading = readArgv(argv);
@@ -172,4 +173,9 @@ Deno.test("readArgv() does not understand arguments that could name a path it ca
     const reading = readArgv(["dracut", "--force", "--regenerate-all"]);
     assert(reading.kind === "paths" && reading.coreOnly?.includes("hooks"));
   });
+});
+
+Deno.test("qemu-img check repairs with -r: a change, never run in a dry run", () => {
+  assertEquals(isReadOnlyInvocation(["qemu-img", "check", "/x.qcow2"]), true);
+  assertEquals(isReadOnlyInvocation(["qemu-img", "check", "-r", "all", "/x.qcow2"]), false);
 });

@@ -149,6 +149,47 @@ export function checkSysfs(grants: Grants, op: string, path: string): void {
   }
 }
 
+/**
+ * The /proc files the kernel serves: system-wide facts about the host. Nothing of a process
+ * (`/proc/self`, `/proc/thread-self`, `/proc/<pid>/…`: the kernel's own environment, memory,
+ * open files), and nothing that is a link into one (`/proc/mounts`, `/proc/net`).
+ */
+export const PROC_ALLOWED: readonly string[] = [
+  "/proc/cpuinfo",
+  "/proc/meminfo",
+  "/proc/cmdline",
+  "/proc/modules",
+  "/proc/interrupts",
+  "/proc/version",
+  "/proc/uptime",
+  "/proc/loadavg",
+  "/proc/swaps",
+  "/proc/partitions",
+  "/proc/filesystems",
+  "/proc/devices",
+  "/proc/sys/kernel/osrelease",
+  "/proc/sys/kernel/ostype",
+  "/proc/sys/kernel/version",
+  "/proc/sys/vm/nr_hugepages",
+];
+
+/** Refuses a /proc path (canonical) that is not on the allowlist. */
+export function checkProc(grants: Grants, op: string, path: string, canonical: string): void {
+  // The folders holding allowed files are allowed too (a stat's parent, a listing of /proc).
+  if (
+    !isWithin(canonical, "/proc") ||
+    PROC_ALLOWED.some((file) => file === canonical || isWithin(file, canonical))
+  ) return;
+  const resolvedNote = canonical === path ? "" : ` (it resolves to "${canonical}")`;
+  throw new PermissionDeniedError(
+    grants.plugin,
+    op,
+    path,
+    `the kernel serves only system-wide /proc files, not those of a process${resolvedNote}`,
+    `Read one of: ${PROC_ALLOWED.join(", ")}`,
+  );
+}
+
 /** Checks a path against roots; returns its canonical form or throws. */
 export function checkPath(
   grants: Grants,
@@ -166,6 +207,8 @@ export function checkPath(
     );
   }
   const canonical = canonicalize(path);
+  // Every read, whichever op asks (a copy, a download, a program's input): /proc's allowlist.
+  if (access === "read") checkProc(grants, op, path, canonical);
   const roots = access === "write" ? grants.write : grants.read;
   if (!roots.some((root) => isWithin(canonical, root))) {
     const resolvedNote = canonical === normalize(path) ? "" : ` (it resolves to "${canonical}")`;

@@ -8,6 +8,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
 import { argvCheckNeed } from "./broker.ts";
+import { hasProtocol, HEADERS_UNCHECKED } from "./argv.ts";
 import { capturePath, type PathState } from "./_fs.ts";
 import { defineOp, formatBytes } from "./types.ts";
 
@@ -16,7 +17,12 @@ const ImageCreateArgs = z.strictObject({
   format: z.enum(["qcow2", "raw"]),
   /** Optional for an overlay: without it, the overlay is the size of its backing image. */
   sizeBytes: z.number().int().positive().optional(),
-  backing: z.strictObject({ path: z.string().min(1), format: z.string().min(1) }).optional(),
+  backing: z.strictObject({
+    path: z.string().min(1).refine((p) => !hasProtocol(p), {
+      message: 'expected a file, not a protocol (a ":" before the first "/")',
+    }),
+    format: z.string().min(1),
+  }).optional(),
 }).refine((a) => a.sizeBytes !== undefined || a.backing !== undefined, {
   path: ["sizeBytes"],
   message: "expected a size (only an overlay may take its backing image's)",
@@ -59,6 +65,10 @@ export const imageCreate = defineOp<ImageCreateArgs>({
     { grant: "run", program: "qemu-img" },
     ...(a.backing
       ? [argvCheckNeed({ program: "qemu-img", input: resolve(dirname(a.path), a.backing.path) })]
+      : []),
+    // A backing image's header may name further files: only raw ones are read as given.
+    ...(a.backing && a.backing.format !== "raw"
+      ? [argvCheckNeed({ program: "qemu-img", unchecked: HEADERS_UNCHECKED })]
       : []),
   ],
   capture: async (a) => await capturePath(a.path),

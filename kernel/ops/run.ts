@@ -71,7 +71,9 @@ const VERSION_FLAGS = new Set(["--version", "-version", "version", "-V"]);
 /** Invocations that change nothing, by program: a predicate over the arguments. */
 const READ_ONLY: Record<string, (args: string[]) => boolean> = {
   "qemu-img": (a) =>
-    VERSION_FLAGS.has(a[0] ?? "") || a[0] === "info" || a[0] === "check" || a[0] === "measure",
+    VERSION_FLAGS.has(a[0] ?? "") || a[0] === "info" || a[0] === "measure" ||
+    // check -r repairs the image: a change.
+    (a[0] === "check" && !a.includes("-r")),
   "qemu-system-x86_64": (a) =>
     a.length >= 1 && (VERSION_FLAGS.has(a[0]!) || (a.length === 2 && a[1] === "help")),
   "vgs": () => true,

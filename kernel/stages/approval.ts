@@ -84,6 +84,8 @@ export function approvalGuard(
   return {
     beforeExecute(record: OpRecord) {
       if (record.readOnly) return;
+      // Shut once it refused: no later change runs only to be rolled back.
+      if (refusal) throw refusal;
       const index = next.get(record.stage) ?? 0;
       const wanted = plan.stages[record.stage]?.[index];
       if (
