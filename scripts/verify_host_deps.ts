@@ -16,6 +16,7 @@
 import { isAbsolute, join } from "node:path";
 import { parse } from "smol-toml";
 import { fromFileUrl } from "../kernel/url.ts";
+import { REBUILD_PROGRAMS } from "../kernel/ops/argv.ts";
 
 const REPO = fromFileUrl(new URL("../", import.meta.url));
 const INSTALL_SCRIPT = "scripts/install-host-deps.sh";
@@ -53,16 +54,7 @@ export const EXEMPT: Record<string, { reason: string; within?: string[] }> = {
   // installs them); the VFIO tests run them inside fixture roots through chroot, where they are
   // stand-ins or the debootstrapped root's own.
   ...Object.fromEntries(
-    [
-      "update-initramfs",
-      "dracut",
-      "mkinitcpio",
-      "booster",
-      "grub-mkconfig",
-      "grub2-mkconfig",
-      "kernel-install",
-      "kernelstub",
-    ].map((p) => [p, {
+    REBUILD_PROGRAMS.map((p) => [p, {
       reason: "the configured distribution's rebuild command, run inside the target root",
       within: ["plugins/vfio/", "tests/vfio_test.ts"],
     }]),
@@ -105,7 +97,7 @@ export const DECLARED: { file: string; program: string; mention: string; why: st
   },
   { file: INSTALL_SCRIPT, program: "sudo", mention: 'SUDO="sudo"', why: "$SUDO when not root" },
   {
-    file: "tests/vfio_test.ts",
+    file: "tests/_vfio_roots.ts",
     program: "/bin/busybox",
     mention: '"/bin/busybox"',
     why: "copied into fixture roots as their shell",

@@ -7,6 +7,7 @@ import { resolvePlugins } from "../kernel/plugins/resolve.ts";
 import { journaledArgs, type JournalRecord } from "../kernel/journal/journal.ts";
 import { type Json, RUNTIME_VALUE_PATTERN, runtimeValue } from "../workers/protocol.ts";
 import { macHome, releaseZips } from "./_macos_fakes.ts";
+import { chrootableRoot } from "./_vfio_roots.ts";
 import { recordingUi, REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
 
 async function loadExample() {
@@ -315,26 +316,6 @@ Deno.test("gini up of a macOS VM journals exactly the changes gini plan listed (
     await Deno.remove(home, { recursive: true });
   }
 });
-
-const REBUILD_PROGRAMS = ["update-initramfs", "dracut", "grub-mkconfig", "grub2-mkconfig"];
-
-/** A copy of a fixture root that can be chrooted into, its rebuild programs stand-ins. */
-async function chrootableRoot(source: string): Promise<string> {
-  const root = await Deno.makeTempDir({ prefix: "gini-vfio-root-" });
-  await sh("cp", "-a", `${source}/.`, root);
-  for (const dir of ["bin", "usr/sbin", "var/log"]) {
-    await Deno.mkdir(join(root, dir), { recursive: true });
-  }
-  await Deno.copyFile("/bin/busybox", join(root, "bin/busybox"));
-  await Deno.chmod(join(root, "bin/busybox"), 0o755);
-  await Deno.symlink("busybox", join(root, "bin/sh"));
-  for (const program of REBUILD_PROGRAMS) {
-    const path = join(root, "usr/sbin", program);
-    await Deno.writeTextFile(path, `#!/bin/sh\necho "${program} $*" >> /var/log/rebuild.log\n`);
-    await Deno.chmod(path, 0o755);
-  }
-  return root;
-}
 
 Deno.test("gini vfio apply journals exactly the changes gini vfio plan listed", async (t) => {
   // vfio apply checks its live run against the plan it made itself; a plan made by another

@@ -10,21 +10,11 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { REPO, runGini, sh } from "./_helpers.ts";
+import { chrootableRoot, REBUILD_LOG } from "./_vfio_roots.ts";
 import { sha256Hex } from "../kernel/ops/_fs.ts";
 
 const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
 const DISTROS = join(REPO, "tests/fixtures/distros");
-const LOG = "var/log/gini-rebuild.log";
-const PROGRAMS = [
-  "update-initramfs",
-  "dracut",
-  "mkinitcpio",
-  "booster",
-  "grub-mkconfig",
-  "grub2-mkconfig",
-  "kernel-install",
-  "kernelstub",
-];
 
 /** The distribution roots, the device passed through on each, and the commands expected. */
 const CASES: Record<string, { device: string; commands: string[]; force?: boolean }> = {
@@ -51,30 +41,6 @@ const CASES: Record<string, { device: string; commands: string[]; force?: boolea
   "arch-refind": { device: "0000:01:00.0", commands: ["mkinitcpio -P"] },
 };
 
-/**
- * A copy of a fixture root that can be chrooted into: busybox as /bin/sh and, for each rebuild
- * program, a script that logs its arguments and whether Gini's modprobe.d file existed then.
- */
-async function chrootableRoot(source: string): Promise<string> {
-  const root = await Deno.makeTempDir({ prefix: "gini-vfio-root-" });
-  await sh("cp", "-a", `${source}/.`, root);
-  await Deno.mkdir(join(root, "bin"), { recursive: true });
-  await Deno.mkdir(join(root, "usr/sbin"), { recursive: true });
-  await Deno.mkdir(join(root, "var/log"), { recursive: true });
-  await Deno.copyFile("/bin/busybox", join(root, "bin/busybox"));
-  await Deno.chmod(join(root, "bin/busybox"), 0o755);
-  await Deno.symlink("busybox", join(root, "bin/sh"));
-  for (const program of PROGRAMS) {
-    const path = join(root, "usr/sbin", program);
-    await Deno.writeTextFile(
-      path,
-      `#!/bin/sh\nif [ -e /etc/modprobe.d/gini-vfio.conf ]; then state=configured; else state=clean; fi\nargs="$*"; [ -n "$args" ] && args=" $args"\necho "${program}$args ($state)" >> /${LOG}\n`,
-    );
-    await Deno.chmod(path, 0o755);
-  }
-  return root;
-}
-
 /** Every path under `root` with its mode and content hash; the rebuild log is left out. */
 async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -82,7 +48,7 @@ async function snapshot(root: string): Promise<Record<string, string>> {
     for (const entry of [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name))) {
       const key = `${prefix}${entry.name}`;
       const path = join(dir, entry.name);
-      if (key === LOG) continue;
+      if (key === REBUILD_LOG) continue;
       if (entry.isSymlink) out[key] = `-> ${await Deno.readLink(path)}`;
       else if (entry.isDirectory) {
         out[`${key}/`] = (await Deno.stat(path)).mode!.toString(8);
@@ -102,7 +68,7 @@ async function home(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "gini-vfio-home-" });
 }
 
-const readLog = (root: string) => Deno.readTextFile(join(root, LOG)).catch(() => "");
+const readLog = (root: string) => Deno.readTextFile(join(root, REBUILD_LOG)).catch(() => "");
 
 function changedPaths(a: Record<string, string>, b: Record<string, string>): string[] {
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).sort();
@@ -508,7 +474,7 @@ Deno.test("a VFIO apply killed after any op, or between an op and its journal re
       assertEquals(changedPaths(expected, withoutSys(await snapshot(root))), []);
       assertEquals(await overrides(root), expectedOverrides);
       // The last rebuild saw the configuration in place.
-      const log = (await Deno.readTextFile(join(root, LOG))).trim().split("\n");
+      const log = (await Deno.readTextFile(join(root, REBUILD_LOG))).trim().split("\n");
       assertStringIncludes(log.at(-1)!, "(configured)");
       assertEquals((await runGini(h, ["recover"])).stdout.trim(), "Nothing to recover");
       await Deno.remove(root, { recursive: true });

@@ -560,6 +560,11 @@ const DESCRIPTIONS: Record<string, { read: Reader; coreOnly?: string }> = {
   },
 };
 
+/** The distributions' initramfs and boot loader rebuild commands (the VFIO set-up runs them). */
+export const REBUILD_PROGRAMS: readonly string[] = Object.keys(DESCRIPTIONS).filter((p) =>
+  DESCRIPTIONS[p]!.coreOnly === REBUILD
+);
+
 /** Whether the kernel has a description of `program`'s arguments. */
 export function isDescribed(program: string): boolean {
   return Object.hasOwn(DESCRIPTIONS, program);
