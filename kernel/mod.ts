@@ -25,9 +25,9 @@ import { journalObserver, rollback, type RollbackReport } from "./journal/recove
 import { lockState, type StateLock } from "./journal/lock.ts";
 import { onStopSignal, STOP_SIGNALS, type StopSignal } from "./signals.ts";
 import type { OpEnv } from "./ops/types.ts";
-import { buildReport, type PlanReport } from "./stages/dry_run.ts";
+import { buildReport, type PlanReport, renderReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
-import type { Json } from "../workers/protocol.ts";
+import type { Json, RenderView } from "../workers/protocol.ts";
 import { GiniError, InterruptedError, UsageError } from "./errors.ts";
 
 export * from "./errors.ts";
@@ -79,12 +79,19 @@ export interface RunStagesOptions {
   approved?: ApprovedPlan;
   /** Continue an interrupted transaction instead of starting one (`gini recover --resume`). */
   resume?: { file: string; completed: string[]; context: Record<string, Json>; lastSeq: number };
+  /**
+   * A plugin that renders the command's output once the stages succeed, before its worker ends:
+   * the view lacks only the context and the plan, which the run supplies.
+   */
+  render?: { plugin: string; command: string; view: Omit<RenderView, "context" | "plan"> };
 }
 
 /** What a run produced. */
 export interface RunOutcome {
   result: PipelineResult;
   report: PlanReport;
+  /** The plugin's rendering of the output (`render`), when it renders one. */
+  output?: { text: string; data?: Json };
 }
 
 /**
@@ -225,7 +232,10 @@ async function runInTransaction(
         }`,
       );
     }
-    return { result, report };
+    const output = result.ok && options.render
+      ? await renderOutput(pipeline, options.render, result, report, options.ui)
+      : undefined;
+    return { result, report, ...(output ? { output } : {}) };
   } finally {
     await pipeline.close();
     if (journal) {
@@ -283,6 +293,30 @@ async function runInTransaction(
         if (changedNothing) await Deno.remove(journal.file).catch(() => {});
       }
     }
+  }
+}
+
+/** The plugin's rendering of a command's output; a plugin that fails to render only warns. */
+async function renderOutput(
+  pipeline: Pipeline,
+  render: NonNullable<RunStagesOptions["render"]>,
+  result: PipelineResult,
+  report: PlanReport,
+  ui: Ui,
+): Promise<{ text: string; data?: Json } | undefined> {
+  try {
+    return await pipeline.render(render.plugin, render.command, {
+      ...render.view,
+      context: result.context,
+      plan: render.view.phase === "query" ? null : renderReport(report),
+    });
+  } catch (error) {
+    ui.warn(
+      `Plugin "${render.plugin}" could not render the output of "${render.command}": ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+    return undefined;
   }
 }
 

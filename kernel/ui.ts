@@ -7,6 +7,7 @@
  * @module
  */
 import type { UiMessage } from "../workers/protocol.ts";
+import { type Colour, paintText } from "../workers/paint.ts";
 import { formatError, GiniError } from "./errors.ts";
 import { formatBytes } from "./ops/types.ts";
 import { preloadProgress, type ProgressBar, startProgressBar } from "./host/progress.ts";
@@ -31,8 +32,6 @@ export function processSink(): UiSink {
   };
 }
 
-const COLOURS = { info: 36, warn: 33, error: 31, debug: 90, ok: 32, bold: 1 } as const;
-
 /** Shows messages and results. */
 export interface Ui {
   readonly json: boolean;
@@ -45,7 +44,7 @@ export interface Ui {
   /** A failure, with its hint; JSON with `--json`. */
   failure(error: unknown): void;
   /** Colours text on a terminal. */
-  paint(colour: keyof typeof COLOURS, text: string): string;
+  paint(colour: Colour, text: string): string;
 }
 
 /** Options for {@linkcode createUi}. */
@@ -93,8 +92,7 @@ export function createUi(options: UiOptions = {}): Ui {
       started: number;
     }
   >();
-  const paint = (colour: keyof typeof COLOURS, text: string) =>
-    sink.isTerminal ? `\x1b[${COLOURS[colour]}m${text}\x1b[0m` : text;
+  const paint = (colour: Colour, text: string) => paintText(sink.isTerminal, colour, text);
   const line = (text: string) => sink.err(`${text}\n`);
   if (sink.isTerminal && !json) preloadProgress();
 

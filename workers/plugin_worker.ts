@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { paintText } from "./paint.ts";
 import {
   type Json,
   type KernelMessage,
@@ -251,6 +252,7 @@ async function handle(message: KernelMessage): Promise<void> {
       events: Object.keys(def.on ?? {}),
       hooks,
       preflight: typeof def.preflight === "function",
+      renders: Object.keys(def.commands ?? {}),
     });
     return;
   }
@@ -306,6 +308,18 @@ async function handle(message: KernelMessage): Promise<void> {
         const hook = message.hook === "pre-stage" ? def.hooks?.preStage : def.hooks?.postStage;
         await hook?.(info, baseContext(call, s));
         post({ type: "done", call, ok: true, writes: {} });
+        break;
+      }
+      case "render": {
+        const render = def.commands?.[message.command]?.render;
+        if (!render) throw new Error(`The plugin renders no command "${message.command}"`);
+        const view = message.view;
+        const output = await render({
+          ...view,
+          paint: (colour, text) => paintText(view.color, colour, text),
+        });
+        const reply = typeof output === "string" ? { text: output } : output;
+        post({ type: "done", call, ok: true, writes: {}, reply });
         break;
       }
       case "event": {

@@ -119,6 +119,25 @@ export type OpRequest = z.infer<typeof OpRequestSchema>;
 
 const id = z.number().int().nonnegative();
 
+/**
+ * What a plugin renders a command's output from: the command as parsed, the final values of the
+ * context keys the plugin's stages read or write, and, for a change, the plan as text.
+ */
+export const RenderViewSchema = z.object({
+  command: z.string(),
+  args: z.record(z.string(), json),
+  flags: z.record(z.string(), json),
+  context: z.record(z.string(), json),
+  dryRun: z.boolean(),
+  /** query: a read-only command; plan: a change shown before it runs; applied: after it ran. */
+  phase: z.enum(["query", "plan", "applied"]),
+  /** The plan (change commands and the pipeline's verbs), as the kernel shows it. */
+  plan: z.string().nullable(),
+  /** Whether colours reach the terminal. */
+  color: z.boolean(),
+});
+export type RenderView = z.infer<typeof RenderViewSchema>;
+
 /** Kernel → worker. */
 export const KernelMessageSchema = z.discriminatedUnion("type", [
   z.object({
@@ -144,6 +163,7 @@ export const KernelMessageSchema = z.discriminatedUnion("type", [
     error: z.string().optional(),
   }),
   z.object({ type: z.literal("event"), call: id, event: z.string(), payload: json }),
+  z.object({ type: z.literal("render"), call: id, command: z.string(), view: RenderViewSchema }),
   z.object({
     type: z.literal("op-result"),
     req: id,
@@ -163,6 +183,8 @@ export const WorkerMessageSchema = z.discriminatedUnion("type", [
     events: z.array(z.string()),
     hooks: z.array(z.enum(["pre-stage", "post-stage"])),
     preflight: z.boolean(),
+    /** Commands the module renders output for. */
+    renders: z.array(z.string()).default([]),
   }),
   z.object({ type: z.literal("init-failed"), error: WireErrorSchema }),
   z.object({ type: z.literal("op"), req: id, call: id, op: OpRequestSchema }),

@@ -22,9 +22,10 @@
  * @module
  */
 import { registerPlugin } from "./plugin_worker.ts";
-import type { Json, UiMessage } from "./protocol.ts";
+import type { Json, RenderView, UiMessage } from "./protocol.ts";
+import type { Colour } from "./paint.ts";
 
-export type { Json, UiMessage };
+export type { Colour, Json, RenderView, UiMessage };
 export { runtimeValue } from "./protocol.ts";
 
 /** A progress bar a stage drives. */
@@ -115,6 +116,23 @@ export interface HookInfo {
   error?: string;
 }
 
+/** What a command's `render` receives: the command, its context keys, and a colour helper. */
+export interface CommandView extends RenderView {
+  /** Colours text when it goes to a terminal. */
+  paint(colour: Colour, text: string): string;
+}
+
+/**
+ * A command's output, rendered in the plugin's worker: text for the terminal, and optionally the
+ * data `--json` prints (by default the value of the command's `result` key).
+ */
+export type CommandOutput = string | { text: string; data?: Json };
+
+/** How a plugin presents one of its `[[commands]]` (or a kernel verb its stage serves). */
+export interface CommandDefinition {
+  render(view: CommandView): CommandOutput | Promise<CommandOutput>;
+}
+
 /** A plugin's definition. */
 export interface PluginDefinition {
   /** Stage functions by stage name; each must be declared in the manifest's `[[stages]]`. */
@@ -128,6 +146,8 @@ export interface PluginDefinition {
   };
   /** Event handlers by event name. */
   on?: Record<string, EventHandler>;
+  /** Output of the plugin's `[[commands]]` by command path ("vfio plan"), or of a kernel verb ("up"). */
+  commands?: Record<string, CommandDefinition>;
 }
 
 /** Declares a plugin. The returned value is the module's default export. */

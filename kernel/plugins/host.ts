@@ -72,6 +72,7 @@ export interface WorkerAbilities {
   events: string[];
   hooks: ("pre-stage" | "post-stage")[];
   preflight: boolean;
+  renders: string[];
 }
 
 interface InFlight {
@@ -162,6 +163,7 @@ export class PluginHost {
           events: message.events,
           hooks: message.hooks,
           preflight: message.preflight,
+          renders: message.renders,
         });
       };
       this.#onStartError = (reason) => {

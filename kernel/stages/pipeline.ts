@@ -19,7 +19,7 @@ import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
 import type { Ui } from "../ui.ts";
-import type { Json } from "../../workers/protocol.ts";
+import type { Json, RenderView } from "../../workers/protocol.ts";
 import { type Contracts, loadContracts } from "./contracts.ts";
 
 /** What happened to one stage. */
@@ -638,6 +638,36 @@ export class Pipeline {
         .concat(skipped),
       ...(failure ? { error: failure } : {}),
     };
+  }
+
+  /**
+   * Asks a plugin to render a command's output from `view` (its `context` limited to the keys the
+   * plugin's stages read or write); undefined when the plugin renders no such command.
+   */
+  async render(
+    plugin: string,
+    command: string,
+    view: RenderView,
+  ): Promise<{ text: string; data?: Json } | undefined> {
+    const manifest = this.#manifests.get(plugin)!;
+    const host = await this.host(plugin);
+    if (!host.abilities?.renders.includes(command)) return undefined;
+    const visible = new Set(manifest.stages.flatMap((s) => [...s.reads, ...s.writes]));
+    const context = Object.fromEntries(
+      Object.entries(view.context).filter(([key]) => visible.has(key)),
+    );
+    const { reply } = await this.#call(
+      host,
+      { type: "render", command, view: { ...view, context } },
+      `${plugin} rendering "${command}"`,
+      this.#timeout(manifest),
+      `${plugin}:render`,
+    );
+    const output = reply as { text?: unknown; data?: Json } | undefined;
+    if (typeof output?.text !== "string") {
+      throw new StageFailedError("render", plugin, `its output for "${command}" has no text`);
+    }
+    return { text: output.text, ...(output.data === undefined ? {} : { data: output.data }) };
   }
 
   /** Stops every worker this pipeline started. */
