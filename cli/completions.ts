@@ -5,7 +5,10 @@
  *
  * @module
  */
-import type { Command, Option } from "@commander-js/extra-typings";
+import type { Argument, Command, Option } from "@commander-js/extra-typings";
+import { join } from "node:path";
+import { didYouMean, UsageError } from "../kernel/mod.ts";
+import type { Cli } from "./_env.ts";
 
 /** The shells a script is written for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -53,6 +56,23 @@ complete -c gini -f -a '(gini __complete (commandline -opc)[2..-1] (commandline 
 }
 
 type AnyCommand = Command<unknown[], Record<string, unknown>, Record<string, unknown>>;
+
+/** What Tab offers for an argument: VM names, files ending with a suffix, transaction ids. */
+export type CompletionKind = "vms" | "files" | "transactions";
+
+const argumentSources = new WeakMap<Argument, { kind: CompletionKind; suffix: string }>();
+
+/** Makes Tab offer `kind` for a command's argument at `index`. */
+export function completeWith(
+  // deno-lint-ignore no-explicit-any
+  command: Command<any, any, any>,
+  index: number,
+  kind: CompletionKind,
+  suffix = "",
+): void {
+  const argument = command.registeredArguments[index];
+  if (argument) argumentSources.set(argument, { kind, suffix });
+}
 
 function takesValue(option: Option): boolean {
   return option.required || option.optional;
@@ -108,14 +128,55 @@ export async function complete(
     .map((c) => c.name());
   const args = command.registeredArguments;
   const argument = args[position] ?? (args.at(-1)?.variadic ? args.at(-1) : undefined);
-  const values = !argument
-    ? []
-    : argument.description === "the VM's name"
+  const source = argument ? argumentSources.get(argument) : undefined;
+  const values = source?.kind === "vms"
     ? await sources.vms()
-    : argument.name() === "vm.toml"
-    ? await sources.files(".toml")
-    : argument.name() === "id"
+    : source?.kind === "files"
+    ? await sources.files(source.suffix)
+    : source?.kind === "transactions"
     ? await sources.transactions()
     : [];
   return matching([...subcommands, ...values]);
+}
+
+/** Registers `gini completions SHELL` (and the hidden `__complete`, answered by main()). */
+export function registerCompletions(cli: Cli): void {
+  cli.program.command("completions")
+    .description("print a shell completion script: bash, zsh or fish (see the README)")
+    .argument("<shell>", "bash, zsh or fish")
+    .action(cli.action(({ ui }, shell: string) => {
+      if (!(SHELLS as readonly string[]).includes(shell)) {
+        throw new UsageError(
+          `Cannot write completions for "${shell}": expected bash, zsh or fish`,
+          {
+            hint: didYouMean(shell, SHELLS) ?? "Run: gini completions bash",
+            location: { flag: "<shell>" },
+          },
+        );
+      }
+      const script = completionScript(shell as Shell);
+      ui.result({ shell, script }, () => script.trimEnd());
+    }));
+  cli.program.command("__complete", { hidden: true })
+    .description("the candidates at the cursor, for the completion scripts")
+    .argument("[words...]", "the words after gini, the last one being typed")
+    .allowUnknownOption()
+    .helpOption(false);
+}
+
+/** The names of the VMs under `<data>/vms` (folders holding a vm.json). */
+export async function vmNames(dataDir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(join(dataDir, "vms"))) {
+      if (entry.isDirectory && await exists(join(dataDir, "vms", entry.name, "vm.json"))) {
+        names.push(entry.name);
+      }
+    }
+  } catch { /* no VMs yet */ }
+  return names.sort();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
 }

@@ -36,6 +36,8 @@ export function processSink(): UiSink {
 export interface Ui {
   readonly json: boolean;
   readonly verbose: boolean;
+  /** Whether output is coloured (a terminal). */
+  readonly color: boolean;
   message(message: UiMessage): void;
   info(text: string): void;
   warn(text: string): void;
@@ -99,6 +101,7 @@ export function createUi(options: UiOptions = {}): Ui {
   const ui: Ui = {
     json,
     verbose,
+    color: sink.isTerminal,
     paint,
     message(message) {
       if (json) {

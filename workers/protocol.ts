@@ -121,7 +121,7 @@ const id = z.number().int().nonnegative();
 
 /**
  * What a plugin renders a command's output from: the command as parsed, the final values of the
- * context keys the plugin's stages read or write, and, for a change, the plan as text.
+ * context keys the plugin's stages read or write, and the run's plan (the ops it asked for).
  */
 export const RenderViewSchema = z.object({
   command: z.string(),
@@ -131,8 +131,9 @@ export const RenderViewSchema = z.object({
   dryRun: z.boolean(),
   /** query: a read-only command; plan: a change shown before it runs; applied: after it ran. */
   phase: z.enum(["query", "plan", "applied"]),
-  /** The plan (change commands and the pipeline's verbs), as the kernel shows it. */
-  plan: z.string().nullable(),
+  /** The run's plan as the kernel shows it, and as data (stages, ops, summary). */
+  plan: z.string(),
+  report: json,
   /** Whether colours reach the terminal. */
   color: z.boolean(),
 });

@@ -1,6 +1,7 @@
 /**
  * `gini journal prune`: removes the logs of old, ended transactions and the backup blobs no
- * remaining log needs. What recovery or `gini vfio undo` may still need is always kept.
+ * remaining log needs. What recovery or an undo command (`gini vfio undo`) may still need is
+ * always kept.
  *
  * @module
  */
@@ -18,10 +19,13 @@ export interface PruneReport {
   blobs: { removed: number; bytes: number; kept: number };
 }
 
-/** A committed VFIO apply whose changes are still in place: `gini vfio undo` reads it. */
-function inPlace(tx: Transaction): boolean {
-  return tx.state === "committed" && tx.command.startsWith("vfio apply") &&
-    tx.applied.length > 0;
+/**
+ * A committed run of an undoable command (`vfio apply`) whose changes are still in place: its
+ * undo command (`gini vfio undo`) reads it.
+ */
+function inPlace(tx: Transaction, undoable: string[]): boolean {
+  return tx.state === "committed" && tx.applied.length > 0 &&
+    undoable.some((path) => tx.command === path || tx.command.startsWith(`${path} `));
 }
 
 /** The backup blobs a transaction's undo could still need. */
@@ -37,12 +41,12 @@ async function sizeOf(path: string): Promise<number> {
 }
 
 /**
- * Keeps incomplete transactions, VFIO configurations in place, and the newest `keep` other
+ * Keeps incomplete transactions, runs of `undoable` commands still in place, and the newest `keep` other
  * ended transactions; removes the other logs, then every blob no kept log refers to.
  */
 export async function pruneJournal(
   stateDir: string,
-  options: { keep: number; dryRun: boolean; now?: number },
+  options: { keep: number; dryRun: boolean; now?: number; undoable?: string[] },
 ): Promise<PruneReport> {
   const report: PruneReport = {
     dryRun: options.dryRun,
@@ -55,7 +59,7 @@ export async function pruneJournal(
   for (const file of await journalFiles(stateDir)) {
     const tx = await loadTransaction(file);
     if (tx.state === "incomplete") report.kept.incomplete++;
-    else if (inPlace(tx)) report.kept.inPlace++;
+    else if (inPlace(tx, options.undoable ?? [])) report.kept.inPlace++;
     else if (report.kept.recent < options.keep) report.kept.recent++;
     else {
       report.removed.push({

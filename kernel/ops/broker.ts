@@ -101,12 +101,17 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
       }
       return canonical;
     });
-  const write = expand(manifest.ops.write, "ops.write");
+  // Files named on the command line are the user's own paths, not host paths under --host-root.
+  const named = {
+    read: (manifest.named?.read ?? []).map(canonicalize),
+    write: (manifest.named?.write ?? []).map(canonicalize),
+  };
+  const write = [...expand(manifest.ops.write, "ops.write"), ...named.write];
   return {
     plugin: manifest.plugin.name,
     core: manifest.origin === "core",
     write,
-    read: [...expand(manifest.permissions.read, "permissions.read"), ...write],
+    read: [...expand(manifest.permissions.read, "permissions.read"), ...named.read, ...write],
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,

@@ -26,6 +26,8 @@ export interface PluginSummary {
   stages: { id: string; after: string[]; reads: string[]; writes: string[]; timeoutMs: number }[];
   events: string[];
   hooks: string[];
+  /** Command paths the plugin adds (`vfio plan`). */
+  commands: string[];
 }
 
 /** The summary of a manifest. */
@@ -55,7 +57,20 @@ export function pluginSummary(m: Manifest): PluginSummary {
       ...(m.hooks.pre_stage ? ["pre-stage"] : []),
       ...(m.hooks.post_stage ? ["post-stage"] : []),
     ],
+    commands: m.commands.filter((c) => c.mode !== "group").map((c) => c.path),
   };
+}
+
+/** One command's line in `plugins info`: its mode, what it runs, the files it may touch. */
+function commandLine(m: Manifest, command: Manifest["commands"][number]): string {
+  const named = [...command.arguments, ...command.flags].filter((v) => v.access)
+    .map((v) => `${v.access}s the file given as ${"short" in v ? `--${v.name}` : `<${v.name}>`}`);
+  const runs = command.mode === "undo"
+    ? `rolls back the last "gini ${command.undoes}"`
+    : command.stages.map((s) => `${m.plugin.name}:${s}`).join(", ");
+  return `    gini ${command.path} (${command.mode}${
+    command.mode === "change" && !command.ask ? ", without asking" : ""
+  }): ${runs}${named.length ? `; ${named.join("; ")}` : ""}`;
 }
 
 function list(values: string[]): string {
@@ -101,6 +116,9 @@ export async function describePlugin(
       }${s.writes.length ? `; writes ${s.writes.join(", ")}` : ""}`
     ),
     ...(summary.stages.length ? [] : ["    none"]),
+    "  commands:",
+    ...m.commands.filter((c) => c.mode !== "group").map((c) => commandLine(m, c)),
+    ...(summary.commands.length ? [] : ["    none"]),
   ];
   return { data: { ...summary, entrySha256 }, text: lines.join("\n") };
 }

@@ -7,7 +7,7 @@
 import { dirname, resolve } from "node:path";
 import semver from "semver";
 import { z } from "zod";
-import { ManifestError } from "../errors.ts";
+import { didYouMean, ManifestError } from "../errors.ts";
 import { parseTomlFile, schemaKeysAt } from "../toml.ts";
 import { coreOnlyReason, describedPrograms, isDescribed } from "../ops/argv.ts";
 
@@ -56,6 +56,10 @@ const priority = z.string().transform((value, ctx) => {
 });
 const stringList = z.array(z.string().min(1)).default([]);
 
+/** The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`. */
+export const VERBS = ["up", "create", "down", "rm"] as const;
+export type Verb = typeof VERBS[number];
+
 /** One stage a plugin declares; its function lives in the plugin module. */
 export const StageManifestSchema = z.strictObject({
   name: kebab,
@@ -66,7 +70,89 @@ export const StageManifestSchema = z.strictObject({
   reads: z.array(contextKey).default([]),
   writes: z.array(contextKey).default([]),
   timeout_ms: z.number().int().positive().max(24 * 3600 * 1000).optional(),
+  /** Kernel verbs that run this stage (`gini up` runs the stages serving "up"). */
+  serves: z.array(z.enum(VERBS)).default([]),
 });
+
+const optionName = z.string().regex(
+  /^[a-z][a-z0-9-]*$/,
+  'expected a kebab-case name like "bind-now"',
+);
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+
+/** One positional argument or flag of a plugin command. */
+const valueSpec = {
+  name: optionName,
+  summary: z.string().min(1),
+  /** `file`: a path, made absolute against the current folder. */
+  type: z.enum(["string", "number", "file"]).default("string"),
+  repeatable: z.boolean().default(false),
+  choices: z.array(z.string().min(1)).optional(),
+  /** A string default may name other values: "{name}.toml". */
+  default: scalar.optional(),
+  /** What Tab offers: VM names, files (with `suffix`), transaction ids. */
+  complete: z.enum(["vms", "files", "transactions"]).optional(),
+  suffix: z.string().optional(),
+  /**
+   * A `file` the plugin may read or write for this run only: the user named it on the command
+   * line, so the kernel grants exactly that path.
+   */
+  access: z.enum(["read", "write"]).optional(),
+};
+
+/** A plugin command's positional argument. */
+export const ArgumentManifestSchema = z.strictObject({
+  ...valueSpec,
+  required: z.boolean().default(true),
+});
+
+/** A plugin command's flag (`--name`, `-s`). */
+export const FlagManifestSchema = z.strictObject({
+  ...valueSpec,
+  type: z.enum(["string", "number", "file", "boolean"]).default("string"),
+  short: z.string().regex(/^[a-zA-Z]$/, "expected one letter").optional(),
+  /** The value's name in help: `--device <address>`. */
+  value: z.string().regex(/^[a-z][a-z0-9-]*$/).optional(),
+});
+
+/** One `[[commands]]` entry. */
+export const CommandManifestSchema = z.strictObject({
+  /** The words after `gini`: "check", "vfio plan". */
+  path: z.string().regex(
+    /^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)*$/,
+    'expected command words like "vfio plan"',
+  ),
+  summary: z.string().min(1),
+  /**
+   * query: runs as a dry run and prints; change: plans, shows the plan, asks unless --yes, then
+   * runs exactly that plan, journaled; undo: the kernel rolls back the last committed run of the
+   * change named in `undoes`, byte for byte; group: only holds subcommands.
+   */
+  mode: z.enum(["query", "change", "undo", "group"]).default("query"),
+  /** An undo command: the change command of this plugin whose last committed run it reverses. */
+  undoes: z.string().optional(),
+  /** The plugin's stages the command runs (and whatever they need). */
+  stages: z.array(kebab).default([]),
+  /** The context key `--json` prints when the plugin renders no data of its own. */
+  result: contextKey.optional(),
+  /** What `gini recover` does with an interrupted change. */
+  recover: z.enum(["rollback", "resume"]).default("rollback"),
+  /**
+   * A query whose result is a VM file (`{ file, text, flags? }`) that the kernel then deploys as
+   * `gini up` deploys one, writing the file as part of the deploy (`create-vm`).
+   */
+  deploys: z.boolean().default(false),
+  /** The confirmation question of a change. */
+  confirm: z.string().optional(),
+  /**
+   * false: a change that makes only what the user named (a new file) runs without asking; core
+   * plugins only.
+   */
+  ask: z.boolean().default(true),
+  arguments: z.array(ArgumentManifestSchema).default([]),
+  flags: z.array(FlagManifestSchema).default([]),
+});
+export type CommandManifest = z.output<typeof CommandManifestSchema>;
 
 /** The schema of `plugin.toml`. */
 export const ManifestSchema = z.strictObject({
@@ -126,20 +212,12 @@ export const ManifestSchema = z.strictObject({
   }).default({ subscribe: [] }),
   stages: z.array(StageManifestSchema).default([]),
   /**
-   * `register_commands`: `gini` subcommands the plugin adds. Each runs one of the plugin's
-   * stages (and what it needs) with `session.command` seeded with the command's arguments,
-   * then prints the context key `result`.
+   * `register_commands`: `gini` commands the plugin adds, as rich as the kernel's own. The kernel
+   * parses and checks their arguments and flags from this table alone (help and completions start
+   * no worker), seeds `session.command`, runs the named stages (and what they need), and asks the
+   * plugin to render the output.
    */
-  commands: z.array(z.strictObject({
-    name: kebab,
-    description: z.string().min(1),
-    stage: kebab,
-    arguments: z.array(z.string().regex(/^[a-z][a-z0-9-]*\??$/, 'expected "name" or "name?"'))
-      .default([]),
-    result: contextKey,
-    /** Run live (changes the host through ops, journaled) rather than as a dry run. */
-    live: z.boolean().default(false),
-  })).default([]),
+  commands: z.array(CommandManifestSchema).default([]),
 });
 
 type RawManifest = z.output<typeof ManifestSchema>;
@@ -152,6 +230,11 @@ export interface Manifest extends RawManifest {
   dir: string;
   /** Where it was discovered. */
   origin: "core" | "user" | "system" | "extra";
+  /**
+   * Set by the kernel for one command run: the files the user named on its command line, which
+   * the plugin may read or write for that run (a `file` argument with `access`).
+   */
+  named?: { read: string[]; write: string[] };
 }
 
 function manifestError(message: string, options: ConstructorParameters<typeof ManifestError>[1]) {
@@ -211,6 +294,194 @@ function grantErrors(
   return errors;
 }
 
+/** Flags every command has (the global ones), which a plugin command may not redefine. */
+export const GLOBAL_FLAGS = [
+  "dry-run",
+  "json",
+  "verbose",
+  "yes",
+  "host-root",
+  "config-dir",
+  "data-dir",
+  "state-dir",
+  "cache-dir",
+  "plugin-dir",
+  "help",
+  "version",
+];
+const GLOBAL_SHORTS = ["n", "v", "y", "h", "V"];
+
+/** What a `[[commands]]` entry promises that the rest of the manifest must keep. */
+function commandErrors(value: RawManifest, file: string, origin: Manifest["origin"]) {
+  const errors: ManifestError[] = [];
+  const fail = (i: number, key: string, message: string, hint: string) =>
+    errors.push(
+      new ManifestError(message, { location: { file, key: `commands.${i}.${key}` }, hint }),
+    );
+  const paths = new Set<string>();
+  for (const [i, command] of value.commands.entries()) {
+    const name = `Cannot register command "${command.path}"`;
+    if (paths.has(command.path)) {
+      fail(i, "path", `${name} twice`, "Give each [[commands]] entry its own path");
+    }
+    paths.add(command.path);
+    if (command.mode === "group") {
+      if (command.stages.length || command.arguments.length || command.flags.length) {
+        fail(
+          i,
+          "mode",
+          `${name}: a group only holds subcommands`,
+          "Remove its stages, arguments and flags",
+        );
+      }
+      continue;
+    }
+    if (command.mode === "undo") {
+      const target = value.commands.find((other) => other.path === command.undoes);
+      if (target?.mode !== "change") {
+        fail(
+          i,
+          "undoes",
+          `${name}: an undo command names one of the plugin's change commands in undoes`,
+          `Set undoes to one of: ${
+            value.commands.filter((o) => o.mode === "change").map((o) => `"${o.path}"`).join(
+              ", ",
+            ) || "(none: add a change command)"
+          }`,
+        );
+      }
+      if (command.stages.length) {
+        fail(
+          i,
+          "stages",
+          `${name}: an undo runs no stage (the kernel rolls back)`,
+          "Remove stages",
+        );
+      }
+      continue;
+    }
+    if (command.undoes) {
+      fail(
+        i,
+        "undoes",
+        `${name}: undoes is for mode = "undo"`,
+        'Set mode = "undo", or remove undoes',
+      );
+    }
+    if (command.stages.length === 0) {
+      fail(
+        i,
+        "stages",
+        `${name}: it runs no stage`,
+        "Name one of the plugin's [[stages]] in stages",
+      );
+    }
+    for (const [j, stage] of command.stages.entries()) {
+      if (!value.stages.some((st) => st.name === stage)) {
+        fail(
+          i,
+          `stages.${j}`,
+          `${name}: the plugin has no stage "${stage}"`,
+          didYouMean(stage, value.stages.map((st) => st.name)) ??
+            "A command runs the plugin's own [[stages]]",
+        );
+      }
+    }
+    const written = value.stages.filter((st) => command.stages.includes(st.name)).flatMap((st) =>
+      st.writes
+    );
+    if (command.result && !written.includes(command.result)) {
+      fail(
+        i,
+        "result",
+        `${name}: none of its stages writes "${command.result}"`,
+        `Add "${command.result}" to the writes of one of: ${command.stages.join(", ")}`,
+      );
+    }
+    if (!command.ask && origin !== "core") {
+      fail(
+        i,
+        "ask",
+        `${name}: only plugins shipped with Gini may change the host without asking`,
+        "Remove ask = false: the user confirms every change a third-party command makes",
+      );
+    }
+    if (command.mode !== "change" && (command.confirm || !command.ask)) {
+      fail(
+        i,
+        command.confirm ? "confirm" : "ask",
+        `${name}: only a change asks for confirmation`,
+        'Set mode = "change", or remove the key',
+      );
+    }
+    const names = new Set<string>();
+    const shorts = new Set<string>();
+    for (const [j, flag] of command.flags.entries()) {
+      if (GLOBAL_FLAGS.includes(flag.name) || names.has(flag.name)) {
+        fail(
+          i,
+          `flags.${j}.name`,
+          `${name}: the flag "--${flag.name}" is ${
+            names.has(flag.name) ? "declared twice" : "a global flag"
+          }`,
+          "Choose another name",
+        );
+      }
+      names.add(flag.name);
+      if (flag.short && (GLOBAL_SHORTS.includes(flag.short) || shorts.has(flag.short))) {
+        fail(
+          i,
+          `flags.${j}.short`,
+          `${name}: the short flag "-${flag.short}" is taken`,
+          `Choose a letter other than ${[...GLOBAL_SHORTS, ...shorts].join(", ")}`,
+        );
+      }
+      if (flag.short) shorts.add(flag.short);
+      if (flag.type === "boolean" && (flag.repeatable || flag.choices || flag.access)) {
+        fail(
+          i,
+          `flags.${j}.type`,
+          `${name}: a boolean flag takes no value`,
+          "Remove repeatable, choices and access",
+        );
+      }
+    }
+    for (const [j, arg] of command.arguments.entries()) {
+      const last = j === command.arguments.length - 1;
+      if (arg.repeatable && !last) {
+        fail(
+          i,
+          `arguments.${j}.repeatable`,
+          `${name}: only the last argument may repeat`,
+          "Make it a repeatable flag",
+        );
+      }
+      const earlier = command.arguments.slice(0, j);
+      if (arg.required && earlier.some((a) => !a.required)) {
+        fail(
+          i,
+          `arguments.${j}.required`,
+          `${name}: a required argument follows an optional one`,
+          "Put required arguments first",
+        );
+      }
+    }
+    for (const [j, spec] of [...command.arguments, ...command.flags].entries()) {
+      if (spec.access && spec.type !== "file") {
+        fail(
+          i,
+          j < command.arguments.length
+            ? `arguments.${j}.access`
+            : `flags.${j - command.arguments.length}.access`,
+          `${name}: access is for file values`,
+          'Set type = "file", or remove access',
+        );
+      }
+    }
+  }
+  return errors;
+}
+
 /**
  * Parses and validates a manifest's text. Returns every problem found.
  */
@@ -252,24 +523,7 @@ export function parseManifest(
     }
     names.add(stage.name);
   }
-  for (const [i, command] of value.commands.entries()) {
-    const stage = value.stages.find((st) => st.name === command.stage);
-    if (!stage || !stage.writes.includes(command.result)) {
-      errors.push(
-        new ManifestError(
-          `Cannot register command "${command.name}": ${
-            stage
-              ? `stage "${command.stage}" does not write "${command.result}"`
-              : `the plugin has no stage "${command.stage}"`
-          }`,
-          {
-            location: { file, key: `commands.${i}.${stage ? "result" : "stage"}` },
-            hint: "A command runs one of the plugin's own [[stages]] and prints a key it writes",
-          },
-        ),
-      );
-    }
-  }
+  errors.push(...commandErrors(value, file, origin));
   errors.push(...grantErrors(value, file, origin));
   if (errors.length) return { ok: false, errors };
   const dir = dirname(resolve(file));

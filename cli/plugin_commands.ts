@@ -1,0 +1,433 @@
+/**
+ * `register_commands`: the `[[commands]]` of the loaded plugins become `gini` commands, parsed and
+ * checked by the kernel from the manifests alone (help and completions start no worker), run in
+ * the owning plugin's worker and rendered by it.
+ *
+ * - `query`: the stages run as a dry run (only read-only queries execute); the plugin renders.
+ * - `change`: a dry run shows the plan; after a yes (or `--yes`) exactly that plan runs,
+ *   journaled, recovered as the manifest says (rollback or resume).
+ * - `undo`: the kernel rolls back the last committed run of the named change, byte for byte.
+ *
+ * @module
+ */
+import { Argument, type Command, Option } from "@commander-js/extra-typings";
+import { resolve } from "node:path";
+import {
+  approvedPlan,
+  createOpEnv,
+  didYouMean,
+  type Manifest,
+  PlanChangedError,
+  renderReport,
+  type Resolution,
+  type RunOutcome,
+  runStages,
+  UsageError,
+} from "../kernel/mod.ts";
+import type { CommandManifest } from "../kernel/plugins/manifest.ts";
+import { listTransactions } from "../kernel/journal/journal.ts";
+import { rollbackFile } from "../kernel/journal/recovery.ts";
+import type { Json } from "../workers/protocol.ts";
+import { type Cli, type CommandEnv, confirmed } from "./_env.ts";
+import { deployVm } from "./_pipeline.ts";
+import { renderUndo } from "./_undo.ts";
+import { completeWith } from "./completions.ts";
+
+type ValueSpec = CommandManifest["arguments"][number] | CommandManifest["flags"][number];
+
+/** The command's values by declared name, as the plugin reads them from `session.command`. */
+interface CommandInput {
+  args: Record<string, Json>;
+  flags: Record<string, Json>;
+  /** The words the user typed after `gini`, for the journal. */
+  line: string;
+}
+
+/** Checks one value against its declaration; `where` names it in errors ("--device"). */
+function checkValue(spec: ValueSpec, raw: string, where: string): Json {
+  if (spec.choices && !spec.choices.includes(raw)) {
+    throw new UsageError(
+      `Cannot use ${where} "${raw}": expected ${spec.choices.map((c) => `"${c}"`).join(", ")}`,
+      {
+        location: { flag: where },
+        hint: didYouMean(raw, spec.choices) ?? `Choose one of: ${spec.choices.join(", ")}`,
+      },
+    );
+  }
+  if (spec.type === "number") {
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n)) {
+      throw new UsageError(`Cannot use ${where} "${raw}": expected a number`, {
+        location: { flag: where },
+        hint: `For example: ${where.startsWith("-") ? `${where} 4` : "4"}`,
+      });
+    }
+    return n;
+  }
+  return raw;
+}
+
+function summaryOf(spec: ValueSpec): string {
+  const extras = [
+    ...(spec.choices ? [`one of: ${spec.choices.join(", ")}`] : []),
+    ...(spec.default !== undefined ? [`default ${JSON.stringify(spec.default)}`] : []),
+    ...(spec.repeatable ? ["repeatable"] : []),
+  ];
+  return extras.length ? `${spec.summary} (${extras.join("; ")})` : spec.summary;
+}
+
+function addArgument(command: Command, spec: CommandManifest["arguments"][number]): void {
+  const name = `${spec.name}${spec.repeatable ? "..." : ""}`;
+  const argument = new Argument(spec.required ? `<${name}>` : `[${name}]`, summaryOf(spec));
+  argument.argParser((raw: string, previous: unknown) => {
+    const value = checkValue(spec, raw, `<${spec.name}>`);
+    return spec.repeatable ? [...(Array.isArray(previous) ? previous : []), value] : value;
+  });
+  command.addArgument(argument);
+  if (spec.complete) {
+    completeWith(command, command.registeredArguments.length - 1, spec.complete, spec.suffix);
+  }
+}
+
+function addFlag(command: Command, spec: CommandManifest["flags"][number]): void {
+  const head = `${spec.short ? `-${spec.short}, ` : ""}--${spec.name}`;
+  if (spec.type === "boolean") {
+    command.addOption(new Option(head, summaryOf(spec)));
+    return;
+  }
+  const option = new Option(`${head} <${spec.value ?? spec.name}>`, summaryOf(spec));
+  option.argParser((raw: string, previous: unknown) => {
+    const value = checkValue(spec, raw, `--${spec.name}`);
+    return spec.repeatable ? [...(Array.isArray(previous) ? previous : []), value] : value;
+  });
+  command.addOption(option);
+}
+
+/** The camelCase key commander stores a flag under. */
+function optionKey(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Fills defaults ("{name}.toml" names another value) and makes file values absolute. */
+function finishInput(
+  spec: CommandManifest,
+  values: unknown[],
+  options: Record<string, unknown>,
+  cwd: string,
+) {
+  const args: Record<string, Json> = {};
+  const flags: Record<string, Json> = {};
+  spec.arguments.forEach((a, i) => {
+    args[a.name] = (values[i] as Json | undefined) ?? (a.repeatable ? [] : null);
+  });
+  for (const f of spec.flags) {
+    const value = options[optionKey(f.name)] as Json | undefined;
+    flags[f.name] = value ?? (f.type === "boolean" ? false : f.repeatable ? [] : null);
+  }
+  const known = { ...args, ...flags };
+  const fill = (spec: ValueSpec, value: Json): Json => {
+    if (value !== null || spec.default === undefined) return value;
+    if (typeof spec.default !== "string") return spec.default;
+    return spec.default.replace(/\{([a-z][a-z0-9-]*)\}/g, (all, name: string) => {
+      const v = known[name];
+      return typeof v === "string" || typeof v === "number" ? String(v) : all;
+    });
+  };
+  const absolute = (spec: ValueSpec, value: Json): Json =>
+    spec.type !== "file" || value === null
+      ? value
+      : Array.isArray(value)
+      ? value.map((v) => resolve(cwd, String(v)))
+      : resolve(cwd, String(value));
+  for (const a of spec.arguments) args[a.name] = absolute(a, fill(a, args[a.name]!));
+  for (const f of spec.flags) flags[f.name] = absolute(f, fill(f, flags[f.name]!));
+  return { args, flags };
+}
+
+/** The plugin with the files the user named granted for this run only. */
+function withNamedFiles(
+  loaded: Resolution,
+  manifest: Manifest,
+  spec: CommandManifest,
+  input: CommandInput,
+): Resolution {
+  const named = { read: [] as string[], write: [] as string[] };
+  const all: [ValueSpec, Json | undefined][] = [
+    ...spec.arguments.map((a) => [a, input.args[a.name]] as [ValueSpec, Json | undefined]),
+    ...spec.flags.map((f) => [f, input.flags[f.name]] as [ValueSpec, Json | undefined]),
+  ];
+  for (const [value, given] of all) {
+    if (!value.access || given === null || given === undefined) continue;
+    named[value.access].push(...(Array.isArray(given) ? given.map(String) : [String(given)]));
+  }
+  if (!named.read.length && !named.write.length) return loaded;
+  return {
+    ...loaded,
+    plugins: loaded.plugins.map((m) => m === manifest ? { ...m, named } : m),
+  };
+}
+
+/** Runs a plugin command's stages once, dry or live. */
+function runOnce(
+  c: CommandEnv,
+  loaded: Resolution,
+  manifest: Manifest,
+  spec: CommandManifest,
+  input: CommandInput,
+  phase: "query" | "plan" | "applied",
+  approved?: ReturnType<typeof approvedPlan>,
+): Promise<RunOutcome> {
+  const plugin = manifest.plugin.name;
+  const dryRun = phase !== "applied";
+  return runStages({
+    env: c.env,
+    loaded: withNamedFiles(loaded, manifest, spec, input),
+    ui: c.ui,
+    dryRun,
+    targets: spec.stages.map((s) => `${plugin}:${s}`),
+    seeds: {
+      "session.command": { path: spec.path, args: input.args, flags: input.flags, cwd: c.env.cwd },
+    },
+    command: input.line,
+    pluginDirs: c.flags.pluginDir ?? [],
+    recoverBy: spec.recover,
+    ...(approved ? { approved } : {}),
+    render: {
+      plugin,
+      command: spec.path,
+      view: {
+        command: spec.path,
+        args: input.args,
+        flags: input.flags,
+        dryRun,
+        phase,
+        color: c.ui.color,
+      },
+    },
+  });
+}
+
+/** Prints a run's output: the plugin's text and data, or the result key. */
+function printOutcome(c: CommandEnv, spec: CommandManifest, outcome: RunOutcome): void {
+  const value = spec.result ? outcome.result.context[spec.result] ?? null : null;
+  const data = outcome.output?.data ??
+    (spec.mode === "change" ? { ...outcome.report, result: value } : value);
+  c.ui.result(data, () =>
+    outcome.output?.text ??
+      (typeof value === "string" ? value : JSON.stringify(value, null, 2)));
+}
+
+async function runQuery(
+  c: CommandEnv,
+  loaded: Resolution,
+  manifest: Manifest,
+  spec: CommandManifest,
+  input: CommandInput,
+) {
+  const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
+  if (!outcome.result.ok) throw outcome.result.error;
+  printOutcome(c, spec, outcome);
+  const handOff = spec.result ? outcome.result.context[spec.result] : undefined;
+  return handOff;
+}
+
+async function runChange(
+  c: CommandEnv,
+  loaded: Resolution,
+  manifest: Manifest,
+  spec: CommandManifest,
+  input: CommandInput,
+): Promise<number> {
+  const plan = await runOnce(c, loaded, manifest, spec, input, "plan");
+  if (!plan.result.ok) throw plan.result.error;
+  const changes = plan.report.summary.operations - plan.report.summary.readOnly;
+  if (c.flags.dryRun || changes === 0) {
+    printOutcome(c, spec, plan);
+    return 0;
+  }
+  const approved = approvedPlan(plan.report);
+  const shown = plan.output?.text ?? plan.output?.data !== undefined
+    ? plan.output?.text ?? ""
+    : plan.report.stages.length
+    ? JSON.stringify(plan.report.summary)
+    : "";
+  if (
+    spec.ask &&
+    !confirmed(
+      c,
+      `${spec.confirm ?? "Apply these changes?"} (plan ${approved.digest.slice(7, 19)})`,
+      `Cannot run "gini ${spec.path}" without confirmation`,
+      shown,
+    )
+  ) return 1;
+  const live = await runOnce(c, loaded, manifest, spec, input, "applied", approved);
+  if (live.result.error instanceof PlanChangedError) {
+    const again = await runOnce(c, loaded, manifest, spec, input, "plan").catch(() => undefined);
+    if (again?.output) c.ui.info(`The plan now:\n${again.output.text}`);
+  }
+  if (!live.result.ok) throw live.result.error;
+  printOutcome(c, spec, live);
+  return 0;
+}
+
+/** The last committed run of the plugin's change `path` that still has changes in place. */
+async function lastRun(c: CommandEnv, manifest: Manifest, path: string) {
+  const prefix = `${manifest.plugin.name}:`;
+  return (await listTransactions(c.env.dirs.state)).find((t) =>
+    t.state === "committed" && t.applied.length > 0 &&
+    (t.command === path || t.command.startsWith(`${path} `)) &&
+    (t.replay?.targets ?? []).every((target) => target.startsWith(prefix))
+  );
+}
+
+async function runUndo(c: CommandEnv, manifest: Manifest, spec: CommandManifest): Promise<number> {
+  const path = spec.undoes!;
+  const tx = await lastRun(c, manifest, path);
+  if (!tx) {
+    c.ui.result({ undone: null }, () => `Nothing to undo: no "gini ${path}" with changes in place`);
+    return 0;
+  }
+  const dryRun = c.flags.dryRun ?? false;
+  const report = await rollbackFile(tx.file, createOpEnv(c.env, c.ui), dryRun);
+  c.ui.result(
+    { id: tx.id, ...report },
+    () =>
+      [
+        `${dryRun ? "Would undo" : "Undid"} ${tx.id} (${tx.command}):`,
+        ...renderUndo(report, dryRun),
+      ]
+        .join("\n"),
+  );
+  return report.failed.length ? 1 : 0;
+}
+
+/**
+ * A VM file a command made (`{ file, text, flags? }` in its result), deployed as `gini up` deploys
+ * one, the file written as part of the deploy; refused when the file exists with other content.
+ */
+async function handToUp(
+  c: CommandEnv,
+  spec: CommandManifest,
+  input: CommandInput,
+  value: Json | undefined,
+) {
+  const made = value as { file?: unknown; text?: unknown; flags?: Record<string, string> } | null;
+  if (typeof made?.file !== "string" || typeof made.text !== "string") {
+    throw new UsageError(
+      `Cannot deploy what "gini ${spec.path}" made: its result is not a VM file`,
+      {
+        hint: `Its result key "${spec.result}" must hold { file, text }`,
+      },
+    );
+  }
+  const existing = await Deno.readTextFile(made.file).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  });
+  if (existing !== null && existing !== made.text) {
+    throw new UsageError(`Cannot create "${made.file}": it exists with other settings`, {
+      hint: `Edit it and run "gini up ${made.file}", or choose other values`,
+    });
+  }
+  await deployVm(c, made.file, c.flags.dryRun ?? false, true, {
+    text: made.text,
+    command: input.line,
+    save: existing === null,
+    ...(made.flags ? { flags: made.flags } : {}),
+  });
+}
+
+/** Runs a plugin command by its mode; returns the exit code. */
+async function runCommand(
+  c: CommandEnv,
+  loaded: Resolution,
+  manifest: Manifest,
+  spec: CommandManifest,
+  input: CommandInput,
+): Promise<number> {
+  switch (spec.mode) {
+    case "undo":
+      return runUndo(c, manifest, spec);
+    case "change":
+      return runChange(c, loaded, manifest, spec, input);
+    default: {
+      if (spec.deploys) {
+        const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
+        if (!outcome.result.ok) throw outcome.result.error;
+        await handToUp(
+          c,
+          spec,
+          input,
+          spec.result ? outcome.result.context[spec.result] : undefined,
+        );
+        return 0;
+      }
+      await runQuery(c, loaded, manifest, spec, input);
+      return 0;
+    }
+  }
+}
+
+/** The group command at `words`, made (described by the first plugin to declare it) if missing. */
+function groupAt(root: Command, words: string[], plugin: string): Command {
+  let parent = root;
+  for (const word of words) {
+    let sub = parent.commands.find((c) => c.name() === word) as Command | undefined;
+    sub ??= parent.command(word).description(`commands of plugin ${plugin}`) as unknown as Command;
+    parent = sub;
+  }
+  return parent;
+}
+
+/**
+ * Adds the loaded plugins' commands to the program, in load order: a path the kernel or an
+ * earlier plugin has is skipped with a warning (shown with --verbose).
+ */
+export function registerPluginCommands(
+  cli: Cli,
+  loaded: Resolution,
+  warn: (text: string) => void,
+): void {
+  const kernel = new Set(cli.program.commands.map((c) => c.name()));
+  for (const manifest of loaded.plugins) {
+    const plugin = manifest.plugin.name;
+    for (const spec of manifest.commands) {
+      const words = spec.path.split(" ");
+      const name = words.at(-1)!;
+      if (kernel.has(words[0]!)) {
+        warn(`Plugin "${plugin}" declares "gini ${spec.path}", which is the kernel's: skipped`);
+        continue;
+      }
+      const parent = groupAt(cli.program as unknown as Command, words.slice(0, -1), plugin);
+      const existing = parent.commands.find((c) => c.name() === name);
+      if (spec.mode === "group") {
+        if (existing) existing.description(spec.summary);
+        else parent.command(name).description(spec.summary);
+        continue;
+      }
+      if (existing) {
+        warn(`Plugin "${plugin}" declares "gini ${spec.path}", which another plugin has: skipped`);
+        continue;
+      }
+      const command = parent.command(name).description(
+        manifest.origin === "core" ? spec.summary : `${spec.summary} (plugin ${plugin})`,
+      ) as unknown as Command;
+      for (const arg of spec.arguments) addArgument(command, arg);
+      for (const flag of spec.flags) addFlag(command, flag);
+      command.action(
+        cli.action(async (c: CommandEnv, ...values: unknown[]) => {
+          const options = (values.at(-2) ?? {}) as Record<string, unknown>;
+          const finished = finishInput(
+            spec,
+            values.slice(0, spec.arguments.length),
+            options,
+            c.env.cwd,
+          );
+          const typed = (values.at(-1) as Command).args;
+          const input = { ...finished, line: [spec.path, ...typed].join(" ") };
+          return runCommand(c, loaded, manifest, spec, input);
+        }) as (...args: unknown[]) => Promise<void>,
+      );
+    }
+  }
+}
