@@ -146,6 +146,18 @@ async function answerCompletion(cli: Cli, words: string[]): Promise<number> {
   return 0;
 }
 
+/** The command words of `args` ("notes add "), for a hint. */
+function commandPath(program: Command, args: string[], first: string | undefined): string {
+  const words: string[] = [];
+  let command: Command | undefined = program;
+  for (const arg of args.slice(first ? args.indexOf(first) : args.length)) {
+    command = command?.commands.find((c) => c.name() === arg) as Command | undefined;
+    if (!command) break;
+    words.push(arg);
+  }
+  return words.map((w) => `${w} `).join("");
+}
+
 /** A parse error (bad command, flag or value): exit code 2, as text or as a JSON error. */
 function usageFailure(cli: Cli, args: string[], command: string | undefined, error: unknown) {
   const ui = createUi({ json: args.includes("--json"), ...(cli.sink ? { sink: cli.sink } : {}) });
@@ -163,7 +175,7 @@ function usageFailure(cli: Cli, args: string[], command: string | undefined, err
         ? `Did you mean "${suggestion}"?`
         : error.code === "commander.unknownCommand"
         ? "List the commands with: gini help"
-        : `See: gini ${command ? `${command} ` : ""}--help`,
+        : `See: gini ${commandPath(cli.program, args, command)}--help`,
     }),
   );
   return 2;

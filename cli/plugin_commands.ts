@@ -108,6 +108,27 @@ function optionKey(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** The command as the journal records it: its path, arguments and the flags the user gave. */
+function commandLine(spec: CommandManifest, values: unknown[], command: Command): string {
+  const words = [spec.path];
+  spec.arguments.forEach((_, i) => {
+    const value = values[i];
+    if (value !== undefined) words.push(...(Array.isArray(value) ? value : [value]).map(String));
+  });
+  for (const flag of spec.flags) {
+    const key = optionKey(flag.name);
+    if (command.getOptionValueSource(key) !== "cli") continue;
+    const value = command.getOptionValue(key);
+    if (flag.type === "boolean") words.push(`--${flag.name}`);
+    else {
+      for (const v of Array.isArray(value) ? value : [value]) {
+        words.push(`--${flag.name}`, String(v));
+      }
+    }
+  }
+  return words.join(" ");
+}
+
 /** Fills defaults ("{name}.toml" names another value) and makes file values absolute. */
 function finishInput(
   spec: CommandManifest,
@@ -423,8 +444,8 @@ export function registerPluginCommands(
             options,
             c.env.cwd,
           );
-          const typed = (values.at(-1) as Command).args;
-          const input = { ...finished, line: [spec.path, ...typed].join(" ") };
+          const line = commandLine(spec, values, values.at(-1) as Command);
+          const input = { ...finished, line };
           return runCommand(c, loaded, manifest, spec, input);
         }) as (...args: unknown[]) => Promise<void>,
       );

@@ -398,6 +398,14 @@ function commandErrors(value: RawManifest, file: string, origin: Manifest["origi
         `Add "${command.result}" to the writes of one of: ${command.stages.join(", ")}`,
       );
     }
+    if (command.deploys && (command.mode !== "query" || !command.result)) {
+      fail(
+        i,
+        "deploys",
+        `${name}: a command that deploys is a query whose result is a VM file`,
+        'Set mode = "query" and result = the key holding { file, text }',
+      );
+    }
     if (!command.ask && origin !== "core") {
       fail(
         i,
