@@ -4,16 +4,28 @@
  * permissions its manifest declares, and asks the kernel for every side effect
  * through `ctx.op`.
  *
+ * Context values are typed by their key: a producer exports a {@linkcode ContextKey} handle
+ * for each key it writes (from its `contracts.ts`, typed by the key's zod schema), and
+ * `ctx.get(HANDLE)` / `ctx.set(HANDLE, value)` take their type from it. A handle is the key's
+ * string at run time, so a plain string key works as well (its value is `Json`).
+ *
+ * Importing this module starts the worker's bootstrap: a module the kernel loads too (a
+ * `contracts.ts`) imports only its types (`import type`).
+ *
  * @example
  * ```ts
- * import { definePlugin } from "../../workers/sdk.ts";
+ * import { type ContextKey, definePlugin } from "../../workers/sdk.ts";
+ * import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
+ *
+ * const REPORT: ContextKey<{ path: string; threads: number }> = "example.report";
  *
  * export default definePlugin({
  *   stages: {
  *     "write-report": async (ctx) => {
+ *       const host = ctx.get(ENVIRONMENT_DATA)!; // EnvironmentData
  *       const path = `${ctx.dirs.data}/report.txt`;
- *       await ctx.op("fs.write", { path, content: "hello\n" });
- *       ctx.set("example.report", { path });
+ *       await ctx.op("fs.write", { path, content: `${host.cpu.threads} threads\n` });
+ *       ctx.set(REPORT, { path, threads: host.cpu.threads });
  *     },
  *   },
  * });
@@ -27,6 +39,90 @@ import type { Colour } from "./paint.ts";
 
 export type { Colour, Json, RenderView, UiMessage };
 export { runtimeValue } from "./protocol.ts";
+export type { GiniErrorOptions, SourceLocation } from "../kernel/errors.ts";
+/** Errors with a location (file, line, column, key or flag) and a hint, as the CLI reports them. */
+export { ConfigError, didYouMean, UsageError } from "../kernel/errors.ts";
+/** TOML checked against a zod schema, with errors that point into the file. */
+export { locateKey, parseTomlFile, schemaKeysAt } from "../kernel/toml.ts";
+
+declare const VALUE: unique symbol;
+
+/**
+ * A context key that carries the type of its value. At run time it is the key's string, so it
+ * crosses to the kernel unchanged (which still checks every write against the producer's
+ * schema); any string is a `ContextKey<Json>`.
+ *
+ * @example
+ * ```ts
+ * import type { ContextKey, Plain } from "../../workers/sdk.ts";
+ * import type { z } from "zod";
+ *
+ * const ReportSchema = z.object({ path: z.string(), note: z.string().optional() });
+ * export type Report = Plain<z.infer<typeof ReportSchema>>;
+ * export const REPORT: ContextKey<Report> = "example.report";
+ * ```
+ */
+export type ContextKey<T extends Json = Json> = string & {
+  /** Never present: the value's type, invariant so that a handle is neither widened nor narrowed. */
+  readonly [VALUE]?: (value: T) => T;
+};
+
+/**
+ * `T` as it is stored in the context: plain JSON, where an optional property is absent, never
+ * `undefined` (the kernel refuses a write holding `undefined`). Use it on a zod schema's
+ * inferred type (`Plain<z.infer<typeof Schema>>`) or on interfaces, to type a handle.
+ */
+export type Plain<T> = T extends readonly (infer E)[] ? Plain<E>[]
+  : T extends object ? { [K in keyof T]: Plain<Exclude<T[K], undefined>> }
+  : T;
+
+/** `session.user_vm_request`: the VM file a command deploys or plans (`gini up`, `plan`, `create-vm`…). */
+export type UserVmRequest = {
+  /** The VM file's absolute path. */
+  file: string;
+  text: string;
+  /** Write the file as part of the deploy (a VM file the command generated). */
+  save?: boolean;
+  /** The user's defaults for a guest: their login name and public SSH keys. */
+  defaults?: { user?: string; sshKeys?: string[] };
+  /** For a generated VM file: the flag each key came from, so that errors name the flag. */
+  flags?: Record<string, string>;
+};
+/** The VM file a command deploys or plans; seeded by the command. */
+export const USER_VM_REQUEST: ContextKey<UserVmRequest> = "session.user_vm_request";
+
+/** `session.target_vm`: the VM `gini down` or `gini rm` acts on. */
+export type TargetVm = { name: string; timeoutMs?: number };
+/** The VM a command stops or removes; seeded by the command. */
+export const TARGET_VM: ContextKey<TargetVm> = "session.target_vm";
+
+/** `session.image_request`: the base image `gini image pull` fetches, and the directory it ran in. */
+export type ImageRequest = { name: string; cwd: string };
+/** The image a command pulls; seeded by the command. */
+export const IMAGE_REQUEST: ContextKey<ImageRequest> = "session.image_request";
+
+/**
+ * A context key's value in a command's view (`view.context`), typed by its handle.
+ *
+ * @example
+ * ```ts
+ * const report = contextValue(view, ENVIRONMENT_DATA);
+ * ```
+ */
+export function contextValue<T extends Json>(
+  view: { context: Record<string, Json> },
+  key: ContextKey<T>,
+): T | undefined {
+  // The kernel checked the value against the producer's schema when it was written.
+  return view.context[key] as T | undefined;
+}
+
+/** The SHA-256 of a text or bytes, as lower-case hex (what `fs.edit` expects as `expectSha256`). */
+export async function sha256Hex(data: Uint8Array | string): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** A progress bar a stage drives. */
 export interface Progress {
@@ -92,10 +188,16 @@ export interface BaseContext {
 /** What a stage receives. */
 export interface StageContext extends BaseContext {
   readonly stage: string;
-  /** A context key the stage declared in `reads` (or `writes`). */
-  get<T extends Json = Json>(key: string): T | undefined;
-  /** Writes a key the stage declared in `writes`; checked against the producer's schema. */
-  set(key: string, value: Json): void;
+  /**
+   * A context key the stage declared in `reads` (or `writes`), typed by its handle
+   * (`ctx.get(ENVIRONMENT_DATA)`); `Json` for a plain string key.
+   */
+  get<T extends Json = Json>(key: ContextKey<T>): T | undefined;
+  /**
+   * Writes a key the stage declared in `writes`, a value of its handle's type; the kernel checks
+   * it against the producer's schema.
+   */
+  set<T extends Json = Json>(key: ContextKey<T>, value: NoInfer<T>): void;
   /** Subscribes to an event for the rest of the run. */
   on(event: string, handler: EventHandler): void;
 }
@@ -124,9 +226,11 @@ export interface CommandView extends RenderView {
 
 /**
  * A command's output, rendered in the plugin's worker: text for the terminal, and optionally the
- * data `--json` prints (by default the value of the command's `result` key).
+ * data `--json` prints (by default the value of the command's `result` key) and the exit code:
+ * 1 when the command found a failure it reports as output (a failed check), 0 (the default)
+ * otherwise. Bad input and errors are thrown by stages instead.
  */
-export type CommandOutput = string | { text: string; data?: Json };
+export type CommandOutput = string | { text: string; data?: Json; exitCode?: 0 | 1 };
 
 /** How a plugin presents one of its `[[commands]]` (or a kernel verb its stage serves). */
 export interface CommandDefinition {
