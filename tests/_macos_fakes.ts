@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { zipSync } from "fflate";
 import { sh } from "./_helpers.ts";
-import { MAC_RELEASES } from "../plugins/opencore/_releases.ts";
+import { MAC_RELEASES } from "../plugins/opencore/releases.ts";
 
 export const BOOT_MARKER = "GINI-OPENCORE-ESP-BOOTED";
 const enc = new TextEncoder();

@@ -13,9 +13,9 @@ import { assert, assertEquals } from "./_assert.ts";
 import { join } from "node:path";
 import { loadPlugins, runStages } from "../kernel/mod.ts";
 import type { Json } from "../workers/sdk.ts";
-import { startScript } from "../plugins/qemu_setup/_qemu_args.ts";
+import { startScript } from "../plugins/qemu_setup/start_script.ts";
 import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
-import { findRelease } from "../plugins/opencore/_releases.ts";
+import { findRelease } from "../plugins/opencore/releases.ts";
 import { macosVmToml } from "../plugins/opencore/_vmfile.ts";
 import { recordingUi, REPO, sh, tempEnv } from "./_helpers.ts";
 

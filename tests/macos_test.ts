@@ -9,7 +9,7 @@ import {
   type RecoveryFaults,
   recoveryImage,
 } from "./_macos_fakes.ts";
-import { chooseCpu, MAC_RELEASES } from "../plugins/opencore/_releases.ts";
+import { chooseCpu, MAC_RELEASES } from "../plugins/opencore/releases.ts";
 import { identityProblems, type MacIdentity } from "../plugins/opencore/_smbios.ts";
 import { ovmfResolution } from "../plugins/opencore/_ovmf.ts";
 

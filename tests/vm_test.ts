@@ -2,7 +2,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_asse
 import { join } from "node:path";
 import { runStages } from "../kernel/mod.ts";
 import { loadPlugins } from "../kernel/mod.ts";
-import { startScript } from "../plugins/qemu_setup/_qemu_args.ts";
+import { startScript } from "../plugins/qemu_setup/start_script.ts";
 import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
 import { recordingUi, REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
 

@@ -8,7 +8,7 @@
 import { dirname, join } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
-import { startScript } from "../qemu_setup/_qemu_args.ts";
+import { startScript } from "../qemu_setup/start_script.ts";
 
 const definition = (ctx: StageContext) =>
   ctx.get("session.vm_definition") as unknown as VmDefinition;

@@ -10,7 +10,7 @@ import { basename, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import { type LinuxConfig, parseVmConfig } from "../qemu_setup/vm_schema.ts";
-import { vmMac, vmUuid } from "../qemu_setup/_names.ts";
+import { vmMac, vmUuid } from "../qemu_setup/names.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import {
   instanceId,

@@ -1,6 +1,6 @@
 /**
  * A Mac identity for one VM: serial number, board serial (MLB), ROM and system UUID, in the
- * formats Apple uses, derived once per VM from its seed (`_vm_seed.ts`; so a plan shows the identity
+ * formats Apple uses, derived once per VM from its seed (`vm_seed.ts`; so a plan shows the identity
  * the deploy writes) and kept (see opencore:edit) so that the VM stays the same Mac across rebuilds.
  *
  * @module

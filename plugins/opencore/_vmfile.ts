@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { CPU_PROFILES, type MacRelease } from "./_releases.ts";
+import { CPU_PROFILES, type MacRelease } from "./releases.ts";
 
 /** Options of a macOS VM file. */
 export interface MacVmOptions {

@@ -18,9 +18,9 @@ import {
 } from "../../workers/sdk.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
-import { findRelease, type MacRelease, parseResolution } from "./_releases.ts";
+import { findRelease, type MacRelease, parseResolution } from "./releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
-import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./_vm_seed.ts";
+import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./vm_seed.ts";
 import { buildConfig, configXml, kernelAdd, type KextEntry, type PlistValue } from "./_config.ts";
 import { setOvmfResolution } from "./_ovmf.ts";
 import builtin from "./catalogue.json" with { type: "json" };

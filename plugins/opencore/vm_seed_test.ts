@@ -1,8 +1,6 @@
 import { assert, assertEquals } from "../../tests/_assert.ts";
 import { identityProblems, newIdentity } from "./_smbios.ts";
-import { seededHex, seededRandom, vmSeed } from "./_vm_seed.ts";
-import { recoveryBody } from "../macos_recovery/mod.ts";
-import { findRelease } from "./_releases.ts";
+import { seededHex, seededRandom, vmSeed } from "./vm_seed.ts";
 
 function assertNotEquals(actual: unknown, other: unknown): void {
   assert(JSON.stringify(actual) !== JSON.stringify(other), `${JSON.stringify(actual)} repeated`);
@@ -43,19 +41,4 @@ Deno.test("seededHex() draws independent values per purpose", () => {
   assertEquals(seededHex(seed, "k", 64), seededHex(seed, "k", 64));
   assertNotEquals(seededHex(seed, "k", 64), seededHex(seed, "fg", 64));
   assert(/^[0-9A-F]{64}$/.test(seededHex(seed, "k", 64)));
-});
-
-Deno.test("recoveryBody() is derived from the VM's seed, and random without one", () => {
-  const release = findRelease("monterey")!;
-  const seed = vmSeed(MACHINE, "/data", "mac");
-  const body = recoveryBody(release, seed);
-  assertEquals(recoveryBody(release, seed), body);
-  assert(
-    new RegExp(
-      `^cid=[0-9A-F]{16}\\nsn=${release.mlb}\\nbid=${release.boardId}\\nk=[0-9A-F]{64}\\nfg=[0-9A-F]{64}\\nos=${release.os}$`,
-    ).test(body),
-    body,
-  );
-  assertNotEquals(recoveryBody(release, vmSeed(MACHINE, "/data", "mac2")), body);
-  assertNotEquals(recoveryBody(release, null), recoveryBody(release, null));
 });

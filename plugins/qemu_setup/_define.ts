@@ -5,12 +5,11 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { ConfigError, didYouMean } from "../../kernel/errors.ts";
-import { locateKey } from "../../kernel/toml.ts";
+import { ConfigError, didYouMean, locateKey } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
 import { DiskSchema, parseSize, type VmConfig } from "./vm_schema.ts";
-import { vmMac } from "./_names.ts";
+import { vmMac } from "./names.ts";
 import {
   macosDisks,
   type MacosPlan,

@@ -15,7 +15,7 @@ import {
   findRelease,
   MAC_RELEASES,
   type MacRelease,
-} from "../opencore/_releases.ts";
+} from "../opencore/releases.ts";
 import { configError, type Source } from "./_define.ts";
 import type { VmDisk } from "./contracts.ts";
 import { parseSize, type VmConfig } from "./vm_schema.ts";

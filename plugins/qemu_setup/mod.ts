@@ -22,7 +22,7 @@ import {
   type Source,
   validateRequest,
 } from "./_define.ts";
-import { vmUuid } from "./_names.ts";
+import { vmUuid } from "./names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
 import { macosArgs, type MacosPlan, type RecoveryImage } from "./_macos.ts";

@@ -6,8 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { ConfigError } from "../../kernel/errors.ts";
-import { parseTomlFile, schemaKeysAt } from "../../kernel/toml.ts";
+import { ConfigError, parseTomlFile, schemaKeysAt } from "../../workers/sdk.ts";
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?$/i;
 const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };

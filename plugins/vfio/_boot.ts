@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { UsageError } from "../../kernel/errors.ts";
+import { UsageError } from "../../workers/sdk.ts";
 import { withArgs } from "./_cmdline.ts";
 
 /** Reads host files by host path; null when absent. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UsageError } from "../../kernel/errors.ts";
+import { UsageError } from "../../workers/sdk.ts";
 import type { EnvironmentData, PciDevice } from "../env_check/contracts.ts";
 
 /** One device of the set. */

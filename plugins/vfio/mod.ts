@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { sha256Hex } from "../../kernel/ops/_fs.ts";
-import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import { definePlugin, type Json, sha256Hex, type StageContext } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { type BootPlan, type FileEdit, type Files, MARK, planBoot, vfioModules } from "./_boot.ts";
 import { managedArgs, vfioKernelArgs } from "./_cmdline.ts";
