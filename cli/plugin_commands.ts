@@ -248,8 +248,7 @@ async function runQuery(
   const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
   if (!outcome.result.ok) throw outcome.result.error;
   printOutcome(c, spec, outcome);
-  const handOff = spec.result ? outcome.result.context[spec.result] : undefined;
-  return handOff;
+  return outcome.output?.exitCode ?? 0;
 }
 
 async function runChange(
@@ -264,7 +263,7 @@ async function runChange(
   const changes = plan.report.summary.operations - plan.report.summary.readOnly;
   if (c.flags.dryRun || changes === 0) {
     printOutcome(c, spec, plan);
-    return 0;
+    return plan.output?.exitCode ?? 0;
   }
   const approved = approvedPlan(plan.report);
   const shown = plan.output?.text ?? plan.output?.data !== undefined
@@ -288,7 +287,7 @@ async function runChange(
   }
   if (!live.result.ok) throw live.result.error;
   printOutcome(c, spec, live);
-  return 0;
+  return live.output?.exitCode ?? 0;
 }
 
 /** The last committed run of the plugin's change `path` that still has changes in place. */
@@ -383,8 +382,7 @@ async function runCommand(
         );
         return 0;
       }
-      await runQuery(c, loaded, manifest, spec, input);
-      return 0;
+      return await runQuery(c, loaded, manifest, spec, input);
     }
   }
 }

@@ -27,7 +27,7 @@ import { onStopSignal, STOP_SIGNALS, type StopSignal } from "./signals.ts";
 import type { OpEnv } from "./ops/types.ts";
 import { buildReport, type PlanReport, renderReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
-import type { Json, RenderView } from "../workers/protocol.ts";
+import type { Json, RenderOutput, RenderView } from "../workers/protocol.ts";
 import { GiniError, InterruptedError, UsageError } from "./errors.ts";
 
 export * from "./errors.ts";
@@ -91,7 +91,7 @@ export interface RunOutcome {
   result: PipelineResult;
   report: PlanReport;
   /** The plugin's rendering of the output (`render`), when it renders one. */
-  output?: { text: string; data?: Json };
+  output?: RenderOutput;
 }
 
 /**
@@ -303,7 +303,7 @@ async function renderOutput(
   result: PipelineResult,
   report: PlanReport,
   ui: Ui,
-): Promise<{ text: string; data?: Json } | undefined> {
+): Promise<RenderOutput | undefined> {
   try {
     return await pipeline.render(render.plugin, render.command, {
       ...render.view,

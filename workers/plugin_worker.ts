@@ -318,7 +318,12 @@ async function handle(message: KernelMessage): Promise<void> {
           ...view,
           paint: (colour, text) => paintText(view.color, colour, text),
         });
-        const reply = typeof output === "string" ? { text: output } : output;
+        // Only the keys the kernel reads, and none holding undefined (not JSON).
+        const reply = typeof output === "string" ? { text: output } : {
+          text: output.text,
+          ...(output.data === undefined ? {} : { data: output.data }),
+          ...(output.exitCode === undefined ? {} : { exitCode: output.exitCode }),
+        };
         post({ type: "done", call, ok: true, writes: {}, reply });
         break;
       }

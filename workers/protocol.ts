@@ -139,6 +139,17 @@ export const RenderViewSchema = z.object({
 });
 export type RenderView = z.infer<typeof RenderViewSchema>;
 
+/**
+ * A plugin's rendering of a command's output (the reply to "render"): the text, the data `--json`
+ * prints, and the exit code (1: the command found a failure, as `gini check` does).
+ */
+export const RenderOutputSchema = z.object({
+  text: z.string(),
+  data: json.optional(),
+  exitCode: z.union([z.literal(0), z.literal(1)]).optional(),
+});
+export type RenderOutput = z.infer<typeof RenderOutputSchema>;
+
 /** Kernel → worker. */
 export const KernelMessageSchema = z.discriminatedUnion("type", [
   z.object({

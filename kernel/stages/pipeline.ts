@@ -19,7 +19,12 @@ import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
 import type { Ui } from "../ui.ts";
-import type { Json, RenderView } from "../../workers/protocol.ts";
+import {
+  type Json,
+  type RenderOutput,
+  RenderOutputSchema,
+  type RenderView,
+} from "../../workers/protocol.ts";
 import { type Contracts, loadContracts } from "./contracts.ts";
 
 /** What happened to one stage. */
@@ -648,7 +653,7 @@ export class Pipeline {
     plugin: string,
     command: string,
     view: RenderView,
-  ): Promise<{ text: string; data?: Json } | undefined> {
+  ): Promise<RenderOutput | undefined> {
     const manifest = this.#manifests.get(plugin)!;
     const host = await this.host(plugin);
     if (!host.abilities?.renders.includes(command)) return undefined;
@@ -663,11 +668,20 @@ export class Pipeline {
       this.#timeout(manifest),
       `${plugin}:render`,
     );
-    const output = reply as { text?: unknown; data?: Json } | undefined;
-    if (typeof output?.text !== "string") {
-      throw new StageFailedError("render", plugin, `its output for "${command}" has no text`);
+    const output = RenderOutputSchema.safeParse(reply);
+    if (!output.success) {
+      throw new StageFailedError(
+        "render",
+        plugin,
+        `its output for "${command}" is not { text, data?, exitCode?: 0 | 1 }`,
+      );
     }
-    return { text: output.text, ...(output.data === undefined ? {} : { data: output.data }) };
+    const { text, data, exitCode } = output.data;
+    return {
+      text,
+      ...(data === undefined ? {} : { data }),
+      ...(exitCode === undefined ? {} : { exitCode }),
+    };
   }
 
   /** Stops every worker this pipeline started. */

@@ -23,6 +23,7 @@ import {
   parseVersion,
 } from "./_gather.ts";
 import { computeChecks } from "./_checks.ts";
+import { checkCommand } from "./commands.ts";
 import type { EnvironmentData, PciDevice } from "./contracts.ts";
 
 /** Runs a gatherer with a tolerant reader and stores its result, warnings and time under `key`. */
@@ -169,4 +170,5 @@ export default definePlugin({
       }
     },
   },
+  commands: { check: checkCommand },
 });
