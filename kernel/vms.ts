@@ -1,58 +1,9 @@
 /**
- * The VMs Gini made (`<data-dir>/vms/*\/vm.json`) and new VM files sized for the host.
+ * New VM files sized for the host.
  *
  * @module
  */
-import { join } from "node:path";
 import type { EnvironmentData } from "../plugins/env_check/contracts.ts";
-import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
-import { runningPid } from "./ops/qemu_launch.ts";
-
-/** One line of `gini ls`. */
-export interface VmSummary {
-  name: string;
-  state: "running" | "stopped";
-  pid: number | null;
-  accel: string;
-  vcpus: number;
-  memory: string;
-  backend: string;
-  dir: string;
-  configFile: string;
-}
-
-/** Lists the VMs under `<data>/vms`. */
-export async function listVms(dataDir: string): Promise<VmSummary[]> {
-  const root = join(dataDir, "vms");
-  const result: VmSummary[] = [];
-  let entries: Deno.DirEntry[] = [];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(root));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    let def: VmDefinition;
-    try {
-      def = JSON.parse(await Deno.readTextFile(join(root, entry.name, "vm.json")));
-    } catch {
-      continue;
-    }
-    const pid = await runningPid(def.paths.pidFile);
-    result.push({
-      name: def.name,
-      state: pid ? "running" : "stopped",
-      pid,
-      accel: def.accel,
-      vcpus: def.cpu.vcpus,
-      memory: `${Math.round(def.memory.bytes / 1024 / 1024)} MiB`,
-      backend: def.backend,
-      dir: def.paths.dir,
-      configFile: def.configFile,
-    });
-  }
-  return result;
-}
 
 /**
  * A commented VM file, sized quickemu-style from the host: half the threads (≤ 8), a quarter of

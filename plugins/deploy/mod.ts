@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
+import { commands, type VmSummary } from "./commands.ts";
 
 const definition = (ctx: StageContext) =>
   ctx.get("session.vm_definition") as unknown as VmDefinition;
@@ -67,6 +68,37 @@ function powerControl(ctx: StageContext, def: VmDefinition) {
   };
 }
 
+/** The VMs under `<data>/vms` (each folder's vm.json), by name, with their state. */
+async function listVms(ctx: StageContext): Promise<VmSummary[]> {
+  const root = `${ctx.dirs.data}/vms`;
+  const names = await ctx.host.readDir(root).catch(() => [] as string[]);
+  const vms: VmSummary[] = [];
+  for (const name of names.sort((a, b) => a.localeCompare(b))) {
+    let def: VmDefinition;
+    try {
+      def = JSON.parse(await ctx.host.readText(`${root}/${name}/vm.json`)) as VmDefinition;
+    } catch {
+      continue;
+    }
+    const running = await powerControl(ctx, def).running();
+    const pid = running
+      ? Number.parseInt(await ctx.host.readText(def.paths.pidFile).catch(() => ""), 10)
+      : NaN;
+    vms.push({
+      name: def.name,
+      state: running ? "running" : "stopped",
+      pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+      accel: def.accel,
+      vcpus: def.cpu.vcpus,
+      memory: `${Math.round(def.memory.bytes / 1024 / 1024)} MiB`,
+      backend: def.backend,
+      dir: def.paths.dir,
+      configFile: def.configFile,
+    });
+  }
+  return vms;
+}
+
 /** Powers a VM off (ACPI, then forced after the timeout); says how it ended. */
 async function powerDown(
   ctx: StageContext,
@@ -87,7 +119,11 @@ async function powerDown(
 }
 
 export default definePlugin({
+  commands,
   stages: {
+    list: async (ctx) => {
+      ctx.set("deploy.vms", await listVms(ctx) as unknown as Json);
+    },
     "create-disks": async (ctx) => {
       const def = definition(ctx);
       await ctx.op("fs.mkdir", { path: def.paths.dir });
