@@ -11,14 +11,13 @@
  * @module
  */
 import { Argument, type Command, Option } from "@commander-js/extra-typings";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import {
   approvedPlan,
   createOpEnv,
   didYouMean,
   type Manifest,
   PlanChangedError,
-  renderReport,
   type Resolution,
   type RunOutcome,
   runStages,
@@ -100,6 +99,7 @@ function addFlag(command: Command, spec: CommandManifest["flags"][number]): void
     const value = checkValue(spec, raw, `--${spec.name}`);
     return spec.repeatable ? [...(Array.isArray(previous) ? previous : []), value] : value;
   });
+  option.makeOptionMandatory(spec.required);
   command.addOption(option);
 }
 
@@ -328,7 +328,6 @@ async function runUndo(c: CommandEnv, manifest: Manifest, spec: CommandManifest)
 async function handToUp(
   c: CommandEnv,
   spec: CommandManifest,
-  input: CommandInput,
   value: Json | undefined,
 ) {
   const made = value as { file?: unknown; text?: unknown; flags?: Record<string, string> } | null;
@@ -351,7 +350,8 @@ async function handToUp(
   }
   await deployVm(c, made.file, c.flags.dryRun ?? false, true, {
     text: made.text,
-    command: input.line,
+    // The journal names the VM made ("create-vm Mac-Four"), as `gini up` names its file.
+    command: `${spec.path} ${basename(made.file, ".toml")}`,
     save: existing === null,
     ...(made.flags ? { flags: made.flags } : {}),
   });
@@ -374,12 +374,7 @@ async function runCommand(
       if (spec.deploys) {
         const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
         if (!outcome.result.ok) throw outcome.result.error;
-        await handToUp(
-          c,
-          spec,
-          input,
-          spec.result ? outcome.result.context[spec.result] : undefined,
-        );
+        await handToUp(c, spec, spec.result ? outcome.result.context[spec.result] : undefined);
         return 0;
       }
       return await runQuery(c, loaded, manifest, spec, input);
@@ -434,7 +429,7 @@ export function registerPluginCommands(
       for (const arg of spec.arguments) addArgument(command, arg);
       for (const flag of spec.flags) addFlag(command, flag);
       command.action(
-        cli.action(async (c: CommandEnv, ...values: unknown[]) => {
+        cli.action((c: CommandEnv, ...values: unknown[]) => {
           const options = (values.at(-2) ?? {}) as Record<string, unknown>;
           const finished = finishInput(
             spec,

@@ -113,6 +113,8 @@ export const FlagManifestSchema = z.strictObject({
   short: z.string().regex(/^[a-zA-Z]$/, "expected one letter").optional(),
   /** The value's name in help: `--device <address>`. */
   value: z.string().regex(/^[a-z][a-z0-9-]*$/).optional(),
+  /** The command refuses to run without it (commander: "required option ... not specified"). */
+  required: z.boolean().default(false),
 });
 
 /** One `[[commands]]` entry. */
@@ -294,7 +296,11 @@ function grantErrors(
   return errors;
 }
 
-/** Flags every command has (the global ones), which a plugin command may not redefine. */
+/**
+ * Flags every command has (the global ones), which a plugin command may not redefine. `--version`
+ * is not one: only `gini --version`, before any command, means `gini version`, so a command may
+ * take its own (`gini new --version sonoma`).
+ */
 export const GLOBAL_FLAGS = [
   "dry-run",
   "json",
@@ -307,7 +313,6 @@ export const GLOBAL_FLAGS = [
   "cache-dir",
   "plugin-dir",
   "help",
-  "version",
 ];
 const GLOBAL_SHORTS = ["n", "v", "y", "h", "V"];
 
@@ -445,12 +450,14 @@ function commandErrors(value: RawManifest, file: string, origin: Manifest["origi
         );
       }
       if (flag.short) shorts.add(flag.short);
-      if (flag.type === "boolean" && (flag.repeatable || flag.choices || flag.access)) {
+      if (
+        flag.type === "boolean" && (flag.repeatable || flag.choices || flag.access || flag.required)
+      ) {
         fail(
           i,
           `flags.${j}.type`,
           `${name}: a boolean flag takes no value`,
-          "Remove repeatable, choices and access",
+          "Remove repeatable, choices, access and required",
         );
       }
     }
