@@ -19,7 +19,7 @@ import {
   type RequestDefaults,
   userData,
 } from "./_cloud_init.ts";
-import { CATALOGUE, findChecksum } from "./_catalogue.ts";
+import { CATALOGUE, findChecksum } from "./catalogue.ts";
 
 interface SetupConfig {
   name: string;

@@ -2,7 +2,9 @@
  * qemu-setup: from the user's VM file (`session.user_vm_request`, read by the
  * kernel) and the host report to `session.vm_definition` — the QEMU argv — and
  * the libvirt domain XML. It changes nothing; it only asks `qemu-img info`
- * (read-only) about the images the file names.
+ * (read-only) about the images the file names. Its commands: `gini new` writes a VM file
+ * sized for the host (the one file the user named), `gini schema vm` prints the VM file's
+ * JSON Schema.
  *
  * @module
  */
@@ -10,7 +12,7 @@ import { join } from "node:path";
 import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import { type VmDefinition, VmDefinitionSchema } from "./contracts.ts";
-import { parseVmConfig, type VmConfig } from "./vm_schema.ts";
+import { parseVmConfig, type VmConfig, vmJsonSchema } from "./vm_schema.ts";
 import {
   type BaseImage,
   configError,
@@ -26,6 +28,8 @@ import { vmUuid } from "./names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
 import { macosArgs, type MacosPlan, type RecoveryImage } from "./_macos.ts";
+import { writeNewVmFile } from "./_new_vm.ts";
+import { newCommand } from "./commands.ts";
 
 const source = (ctx: StageContext) =>
   ctx.get<{ file: string; text: string }>("session.user_vm_request")! as Source;
@@ -227,5 +231,10 @@ export default definePlugin({
         libvirtXml(ctx.get("session.vm_definition") as unknown as VmDefinition),
       );
     },
+    "write-vm-file": writeNewVmFile,
+    "vm-json-schema": (ctx) => {
+      ctx.set("qemu_setup.vm_json_schema", vmJsonSchema() as Json);
+    },
   },
+  commands: { new: newCommand },
 });

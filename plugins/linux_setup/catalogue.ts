@@ -1,6 +1,7 @@
 /**
  * The cloud image catalogue (data, in catalogue.json) and checksum files in their
- * usual formats (`HASH  file`, `SHA256 (file) = HASH`).
+ * usual formats (`HASH  file`, `SHA256 (file) = HASH`). Public: `gini new` (qemu-setup) checks
+ * `--image` against the catalogue.
  *
  * @module
  */
