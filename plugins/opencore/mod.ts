@@ -23,6 +23,7 @@ import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
 import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./vm_seed.ts";
 import { buildConfig, configXml, kernelAdd, type KextEntry, type PlistValue } from "./_config.ts";
 import { setOvmfResolution } from "./_ovmf.ts";
+import { listReleases, makeVmFile, versionsCommand, vmFileRequested } from "./commands.ts";
 import builtin from "./catalogue.json" with { type: "json" };
 
 /** Pinned components (`catalogue.json`, or the one `<config-dir>/macos.toml` names). */
@@ -406,5 +407,9 @@ export default definePlugin({
       await ctx.op("fs.write", { path: varsPath, contentBase64: base64(vars), overwrite: true });
       ctx.set("opencore.image", { path: qcow2, vars: varsPath, release: sources.release });
     },
+    "list-releases": listReleases,
+    "make-vm-file": makeVmFile,
   },
+  on: { "vm:file-requested": vmFileRequested },
+  commands: { "macos versions": versionsCommand },
 });
