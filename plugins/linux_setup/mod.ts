@@ -20,6 +20,12 @@ import {
   userData,
 } from "./_cloud_init.ts";
 import { CATALOGUE, findChecksum } from "./catalogue.ts";
+import {
+  imagesListCommand,
+  imagesPullCommand,
+  listImages,
+  PULL_COMMAND,
+} from "./commands.ts";
 
 interface SetupConfig {
   name: string;
@@ -239,7 +245,7 @@ export default definePlugin({
       ctx.set("session.guest_seed", { path: iso });
     },
     "pull-image": async (ctx) => {
-      const { name, cwd } = ctx.get<{ name: string; cwd: string }>("session.image_request")!;
+      const { args: { name }, cwd } = ctx.get(PULL_COMMAND)!;
       const image = await resolveImage(ctx, { file: join(cwd, "request") } as SetupConfig, name);
       ctx.set("linux_setup.pulled", { name, path: image.path, source: image.source });
     },
@@ -279,5 +285,7 @@ export default definePlugin({
         source: image.source,
       });
     },
+    "list-images": listImages,
   },
+  commands: { "images list": imagesListCommand, "images pull": imagesPullCommand },
 });
