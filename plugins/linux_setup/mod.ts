@@ -20,12 +20,7 @@ import {
   userData,
 } from "./_cloud_init.ts";
 import { CATALOGUE, findChecksum } from "./catalogue.ts";
-import {
-  imagesListCommand,
-  imagesPullCommand,
-  listImages,
-  PULL_COMMAND,
-} from "./commands.ts";
+import { imagesListCommand, imagesPullCommand, listImages, PULL_COMMAND } from "./commands.ts";
 
 interface SetupConfig {
   name: string;
