@@ -135,7 +135,12 @@ Deno.test("a confirmed change runs only the approved plan: a host changed in bet
     ui: recordingUi(),
     targets: ["vfio:configure"],
     seeds: {
-      "session.vfio_request": { devices: ["0000:01:00.0"], force: false, bindNow: false },
+      "session.command": {
+        path: "vfio apply",
+        args: {},
+        flags: { device: ["0000:01:00.0"], force: false, "bind-now": false },
+        cwd: root,
+      },
     },
     command: "vfio apply 0000:01:00.0",
     recoverBy: "rollback" as const,

@@ -1,20 +1,10 @@
 /**
- * The vfio plugin's context keys: the request `gini vfio` seeds, the plan it made
- * and the status it read.
+ * The vfio plugin's context keys: the plan `configure` made and the status `status`
+ * read.
  *
  * @module
  */
 import { z } from "zod";
-
-/** What `gini vfio plan|apply` seeds; a seed has no producer, so the stage parses it. */
-export const VfioRequestSchema = z.object({
-  devices: z.array(z.string()),
-  force: z.boolean().default(false),
-  bindNow: z.boolean().default(false),
-  initramfs: z.string().optional(),
-  bootloader: z.string().optional(),
-});
-export type VfioRequest = z.infer<typeof VfioRequestSchema>;
 
 const Device = z.object({
   address: z.string(),

@@ -14,12 +14,9 @@ import type { EnvironmentData } from "../env_check/contracts.ts";
 import { type BootPlan, type FileEdit, type Files, MARK, planBoot, vfioModules } from "./_boot.ts";
 import { managedArgs, vfioKernelArgs } from "./_cmdline.ts";
 import { selectDevices, type SetDevice, softdeps } from "./_devices.ts";
-import {
-  type VfioPlan,
-  type VfioRequest,
-  VfioRequestSchema,
-  type VfioStatus,
-} from "./contracts.ts";
+import { commands } from "./commands.ts";
+import { vfioRequest } from "./_request.ts";
+import type { VfioPlan, VfioStatus } from "./contracts.ts";
 
 const MODPROBE = "/etc/modprobe.d/gini-vfio.conf";
 
@@ -51,10 +48,11 @@ async function lifecycle(ctx: StageContext, event: string, payload: Json): Promi
 }
 
 export default definePlugin({
+  commands,
   stages: {
     async configure(ctx) {
       const report = ctx.get("session.environment_data") as unknown as EnvironmentData;
-      const request: VfioRequest = VfioRequestSchema.parse(ctx.get("session.vfio_request"));
+      const request = vfioRequest(ctx);
       const set = selectDevices(report, request.devices, request.force);
       const files = hostFiles(ctx);
       const modules = vfioModules(report.os.kernel);
