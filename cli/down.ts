@@ -6,7 +6,7 @@
  */
 import { UsageError } from "../kernel/mod.ts";
 import { type Cli, plugins } from "./_env.ts";
-import { printVerb, runVerb } from "./_pipeline.ts";
+import { runVerb } from "./_pipeline.ts";
 import { completeWith } from "./completions.ts";
 
 /** Registers `gini down`. */
