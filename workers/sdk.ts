@@ -96,11 +96,6 @@ export type TargetVm = { name: string; timeoutMs?: number };
 /** The VM a command stops or removes; seeded by the command. */
 export const TARGET_VM: ContextKey<TargetVm> = "session.target_vm";
 
-/** `session.image_request`: the base image `gini image pull` fetches, and the directory it ran in. */
-export type ImageRequest = { name: string; cwd: string };
-/** The image a command pulls; seeded by the command. */
-export const IMAGE_REQUEST: ContextKey<ImageRequest> = "session.image_request";
-
 /**
  * A context key's value in a command's view (`view.context`), typed by its handle.
  *

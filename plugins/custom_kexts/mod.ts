@@ -7,7 +7,8 @@
  */
 import { join } from "node:path";
 import { type BaseContext, definePlugin, stageError } from "../../workers/sdk.ts";
-import type { VmConfig } from "../qemu_setup/vm_schema.ts";
+import { VM_CONFIG } from "../qemu_setup/contracts.ts";
+import { CUSTOM_KEXTS, type CustomKexts } from "./contracts.ts";
 
 async function files(ctx: BaseContext, dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -23,9 +24,9 @@ async function files(ctx: BaseContext, dir: string, prefix = ""): Promise<string
 export default definePlugin({
   stages: {
     async "add-kexts"(ctx) {
-      const c = ctx.get("qemu_setup.config") as unknown as VmConfig;
+      const c = ctx.get(VM_CONFIG)!;
       if (!ctx.get("opencore.config") || !c.macos?.kexts) {
-        return ctx.set("opencore.custom_kexts", { kexts: [], copies: [] });
+        return ctx.set(CUSTOM_KEXTS, { kexts: [], copies: [] });
       }
       const dir = join(ctx.dirs.config, "kexts", c.macos.kexts);
       let names: string[];
@@ -38,8 +39,8 @@ export default definePlugin({
           "CONFIG_INVALID",
         );
       }
-      const kexts = [];
-      const copies = [];
+      const kexts: CustomKexts["kexts"] = [];
+      const copies: CustomKexts["copies"] = [];
       for (const bundle of names) {
         const all = await files(ctx, join(dir, bundle));
         if (!all.includes("Contents/Info.plist")) {
@@ -56,7 +57,7 @@ export default definePlugin({
         }
         ctx.ui.info(`Adding your kext ${bundle}`);
       }
-      ctx.set("opencore.custom_kexts", { kexts, copies });
+      ctx.set(CUSTOM_KEXTS, { kexts, copies });
     },
   },
 });

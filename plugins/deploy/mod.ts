@@ -6,16 +6,21 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
-import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import {
+  definePlugin,
+  type Json,
+  type StageContext,
+  TARGET_VM,
+  USER_VM_REQUEST,
+} from "../../workers/sdk.ts";
+import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
 import { commands, type VmSummary } from "./commands.ts";
 
-const definition = (ctx: StageContext) =>
-  ctx.get("session.vm_definition") as unknown as VmDefinition;
+const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
 
 async function savedDefinition(ctx: StageContext): Promise<VmDefinition> {
-  const { name } = ctx.get<{ name: string }>("session.target_vm")!;
+  const { name } = ctx.get(TARGET_VM)!;
   try {
     return JSON.parse(
       await ctx.host.readText(`${ctx.dirs.data}/vms/${name}/vm.json`),
@@ -104,7 +109,7 @@ async function powerDown(
   ctx: StageContext,
   def: VmDefinition,
 ): Promise<"not-running" | "acpi" | "quit"> {
-  const { timeoutMs = 60_000 } = ctx.get<{ timeoutMs?: number }>("session.target_vm")!;
+  const { timeoutMs = 60_000 } = ctx.get(TARGET_VM)!;
   const vm = powerControl(ctx, def);
   if (!(await vm.running())) return "not-running";
   await vm.shutdown();
@@ -160,9 +165,7 @@ export default definePlugin({
       const def = definition(ctx);
       // A VM file made by the command (create-vm) is written here, so that it is in the plan
       // and undone with the rest when the deploy fails or is rolled back.
-      const request = ctx.get<{ file: string; text: string; save?: boolean }>(
-        "session.user_vm_request",
-      )!;
+      const request = ctx.get(USER_VM_REQUEST)!;
       if (request.save) {
         await ctx.op("fs.mkdir", { path: dirname(request.file) });
         await ctx.op("fs.write", { path: request.file, content: request.text, overwrite: false });
@@ -175,7 +178,7 @@ export default definePlugin({
       });
       await ctx.op("fs.write", {
         path: def.paths.domainXml,
-        content: ctx.get<string>("session.libvirt_xml")!,
+        content: ctx.get(LIBVIRT_XML)!,
         overwrite: true,
       });
       await ctx.op("fs.write", {
@@ -221,10 +224,11 @@ export default definePlugin({
       const how = await powerDown(ctx, def);
       ctx.set("deploy.stopped", { name: def.name, how });
       if (how !== "not-running") {
-        await ctx.emit(
-          "on_post_vm_shutdown",
-          { name: def.name, how, passthrough: def.passthrough } as unknown as Json,
-        );
+        await ctx.emit("on_post_vm_shutdown", {
+          name: def.name,
+          how,
+          passthrough: def.passthrough,
+        });
       }
     },
     remove: async (ctx) => {
@@ -249,11 +253,8 @@ export default definePlugin({
         }
       }
       await ctx.op("fs.remove", { path: def.paths.dir, recursive: true });
-      ctx.set("deploy.removed", { name: def.name } as Json);
-      await ctx.emit(
-        "on_cleanup",
-        { name: def.name, passthrough: def.passthrough } as unknown as Json,
-      );
+      ctx.set("deploy.removed", { name: def.name });
+      await ctx.emit("on_cleanup", { name: def.name, passthrough: def.passthrough });
     },
   },
 });

@@ -4,9 +4,13 @@
  * The fields named in the README's "Check your host" section are a documented
  * contract for scripts.
  *
+ * Stages read and write these keys through the handles below (`ctx.get(ENVIRONMENT_DATA)`),
+ * typed by their schemas.
+ *
  * @module
  */
 import { z } from "zod";
+import type { ContextKey, Plain } from "../../workers/sdk.ts";
 
 const hex4 = z.string().regex(/^[0-9a-f]{4}$/);
 
@@ -29,7 +33,7 @@ export const PciDeviceSchema = z.object({
   vendorName: z.string().nullable(),
   deviceName: z.string().nullable(),
 });
-export type PciDevice = z.infer<typeof PciDeviceSchema>;
+export type PciDevice = Plain<z.infer<typeof PciDeviceSchema>>;
 
 /** A PASS/WARN/FAIL line of `gini check`. */
 export const CheckSchema = z.object({
@@ -39,7 +43,7 @@ export const CheckSchema = z.object({
   detail: z.string(),
   hint: z.string().optional(),
 });
-export type Check = z.infer<typeof CheckSchema>;
+export type Check = Plain<z.infer<typeof CheckSchema>>;
 
 export const OsInfoSchema = z.object({
   id: z.string(),
@@ -52,6 +56,8 @@ export const OsInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.os`: the distribution and the running kernel. */
+export type OsInfo = Plain<z.infer<typeof OsInfoSchema>>;
 
 export const CpuInfoSchema = z.object({
   cpu: z.object({
@@ -76,6 +82,8 @@ export const CpuInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.cpu`: the CPU and KVM. */
+export type CpuInfo = Plain<z.infer<typeof CpuInfoSchema>>;
 
 export const MemoryInfoSchema = z.object({
   memory: z.object({
@@ -91,6 +99,8 @@ export const MemoryInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.memory`: memory and huge pages. */
+export type MemoryInfo = Plain<z.infer<typeof MemoryInfoSchema>>;
 
 export const GpuSchema = z.object({
   address: z.string(),
@@ -104,6 +114,7 @@ export const GpuSchema = z.object({
   /** Other functions of the same card (HDMI audio, USB-C controller…). */
   companions: z.array(z.string()),
 });
+export type Gpu = Plain<z.infer<typeof GpuSchema>>;
 
 export const PciInfoSchema = z.object({
   devices: z.array(PciDeviceSchema),
@@ -111,6 +122,8 @@ export const PciInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.pci`: PCI functions and the GPUs among them. */
+export type PciInfo = Plain<z.infer<typeof PciInfoSchema>>;
 
 export const IommuInfoSchema = z.object({
   enabled: z.boolean(),
@@ -131,6 +144,8 @@ export const IommuInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.iommu`: the IOMMU and its groups. */
+export type IommuInfo = Plain<z.infer<typeof IommuInfoSchema>>;
 
 export const ToolsInfoSchema = z.object({
   modules: z.record(z.string(), z.boolean()),
@@ -155,6 +170,8 @@ export const ToolsInfoSchema = z.object({
   warnings: z.array(z.string()),
   ms: z.number().nonnegative(),
 });
+/** `env_check.tools`: modules, device nodes, programs, firmware, LVM and network. */
+export type ToolsInfo = Plain<z.infer<typeof ToolsInfoSchema>>;
 
 /** The whole host report. */
 export const EnvironmentDataSchema = z.object({
@@ -180,15 +197,24 @@ export const EnvironmentDataSchema = z.object({
   checks: z.array(CheckSchema),
   timings: z.object({ gatherMs: z.number() }),
 });
-export type EnvironmentData = z.infer<typeof EnvironmentDataSchema>;
+export type EnvironmentData = Plain<z.infer<typeof EnvironmentDataSchema>>;
+
+export const OS_INFO: ContextKey<OsInfo> = "env_check.os";
+export const CPU_INFO: ContextKey<CpuInfo> = "env_check.cpu";
+export const MEMORY_INFO: ContextKey<MemoryInfo> = "env_check.memory";
+export const PCI_INFO: ContextKey<PciInfo> = "env_check.pci";
+export const IOMMU_INFO: ContextKey<IommuInfo> = "env_check.iommu";
+export const TOOLS_INFO: ContextKey<ToolsInfo> = "env_check.tools";
+/** `session.environment_data`: the host report every plugin that plans against the host reads. */
+export const ENVIRONMENT_DATA: ContextKey<EnvironmentData> = "session.environment_data";
 
 /** Schemas by context key, for the kernel. */
 export const contracts = {
-  "env_check.os": OsInfoSchema,
-  "env_check.cpu": CpuInfoSchema,
-  "env_check.memory": MemoryInfoSchema,
-  "env_check.pci": PciInfoSchema,
-  "env_check.iommu": IommuInfoSchema,
-  "env_check.tools": ToolsInfoSchema,
-  "session.environment_data": EnvironmentDataSchema,
+  [OS_INFO]: OsInfoSchema,
+  [CPU_INFO]: CpuInfoSchema,
+  [MEMORY_INFO]: MemoryInfoSchema,
+  [PCI_INFO]: PciInfoSchema,
+  [IOMMU_INFO]: IommuInfoSchema,
+  [TOOLS_INFO]: ToolsInfoSchema,
+  [ENVIRONMENT_DATA]: EnvironmentDataSchema,
 };

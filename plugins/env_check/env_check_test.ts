@@ -22,7 +22,7 @@ async function hostReport(
   });
   assert(result.ok, result.error?.message);
   return {
-    report: result.context["session.environment_data"] as unknown as EnvironmentData,
+    report: result.context["session.environment_data"] as EnvironmentData,
     warnings: ui.err.join(""),
   };
 }

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import { type ContextKey, definePlugin, type StageContext } from "../../workers/sdk.ts";
 import { TolerantReader } from "./_reader.ts";
 import {
   gatherCpu,
@@ -24,21 +24,29 @@ import {
 } from "./_gather.ts";
 import { computeChecks } from "./_checks.ts";
 import { checkCommand } from "./commands.ts";
-import type { EnvironmentData, PciDevice } from "./contracts.ts";
+import {
+  CPU_INFO,
+  ENVIRONMENT_DATA,
+  type EnvironmentData,
+  IOMMU_INFO,
+  MEMORY_INFO,
+  OS_INFO,
+  PCI_INFO,
+  TOOLS_INFO,
+} from "./contracts.ts";
 
-/** Runs a gatherer with a tolerant reader and stores its result, warnings and time under `key`. */
+/** What every part of the host report has besides its data. */
+type Timed = { warnings: string[]; ms: number };
+
+/** Runs a gatherer with a tolerant reader: its result, with the reader's warnings and the time. */
 async function gather<T extends object>(
   ctx: StageContext,
-  key: string,
   fn: (r: TolerantReader) => Promise<T>,
-) {
+): Promise<T & Timed> {
   const started = performance.now();
   const reader = new TolerantReader(ctx.host);
   const data = await fn(reader);
-  ctx.set(
-    key,
-    { ...data, warnings: reader.warnings, ms: performance.now() - started } as unknown as Json,
-  );
+  return { ...data, warnings: reader.warnings, ms: performance.now() - started };
 }
 
 const PROGRAMS: [string, string[]][] = [
@@ -103,14 +111,14 @@ async function probeLvm(ctx: StageContext, warnings: string[]) {
 
 export default definePlugin({
   stages: {
-    "gather-os-info": (ctx) => gather(ctx, "env_check.os", gatherOs),
-    "gather-cpu-info": (ctx) => gather(ctx, "env_check.cpu", gatherCpu),
-    "gather-memory-info": (ctx) => gather(ctx, "env_check.memory", gatherMemory),
-    "gather-gpu-info": (ctx) => gather(ctx, "env_check.pci", gatherPci),
-    "check-iommu": (ctx) => {
-      const pci = ctx.get<{ devices: PciDevice[] } & Json>("env_check.pci")!;
-      const os = ctx.get<{ cmdline: string }>("env_check.os")!;
-      return gather(ctx, "env_check.iommu", (r) => gatherIommu(r, pci.devices, os.cmdline));
+    "gather-os-info": async (ctx) => ctx.set(OS_INFO, await gather(ctx, gatherOs)),
+    "gather-cpu-info": async (ctx) => ctx.set(CPU_INFO, await gather(ctx, gatherCpu)),
+    "gather-memory-info": async (ctx) => ctx.set(MEMORY_INFO, await gather(ctx, gatherMemory)),
+    "gather-gpu-info": async (ctx) => ctx.set(PCI_INFO, await gather(ctx, gatherPci)),
+    "check-iommu": async (ctx) => {
+      const pci = ctx.get(PCI_INFO)!;
+      const os = ctx.get(OS_INFO)!;
+      ctx.set(IOMMU_INFO, await gather(ctx, (r) => gatherIommu(r, pci.devices, os.cmdline)));
     },
     "gather-tools": async (ctx) => {
       const started = performance.now();
@@ -120,29 +128,28 @@ export default definePlugin({
       const real = ctx.host.root === "/";
       const programs = real ? await probePrograms(ctx) : {};
       const lvm = real ? await probeLvm(ctx, reader.warnings) : null;
-      ctx.set("env_check.tools", {
+      ctx.set(TOOLS_INFO, {
         ...files,
         programs,
         lvm,
         notChecked: real ? [] : ["programs", "lvm"],
         warnings: reader.warnings,
         ms: performance.now() - started,
-      } as unknown as Json);
+      });
     },
     "finalize-host-report": async (ctx) => {
-      type Part = { warnings: string[]; ms: number } & Record<string, unknown>;
-      const take = (key: string) => {
-        const { warnings, ms, ...rest } = ctx.get<Part & Json>(key)! as Part;
+      const take = <T extends Timed>(key: ContextKey<T>) => {
+        const { warnings, ms, ...rest } = ctx.get(key)!;
         return { rest, warnings, ms };
       };
-      const os = take("env_check.os");
-      const cpu = take("env_check.cpu");
-      const memory = take("env_check.memory");
-      const pci = take("env_check.pci");
-      const iommu = take("env_check.iommu");
-      const tools = take("env_check.tools");
+      const os = take(OS_INFO);
+      const cpu = take(CPU_INFO);
+      const memory = take(MEMORY_INFO);
+      const pci = take(PCI_INFO);
+      const iommu = take(IOMMU_INFO);
+      const tools = take(TOOLS_INFO);
       const parts = [os, cpu, memory, pci, iommu, tools];
-      const report = {
+      const report: Omit<EnvironmentData, "checks"> = {
         hostRoot: ctx.host.root,
         os: os.rest,
         ...cpu.rest,
@@ -153,20 +160,17 @@ export default definePlugin({
         ...tools.rest,
         warnings: parts.flatMap((p) => p.warnings),
         timings: { gatherMs: parts.reduce((n, p) => n + p.ms, 0) },
-      } as unknown as Omit<EnvironmentData, "checks">;
-      ctx.set(
-        "session.environment_data",
-        { ...report, checks: computeChecks(report) } as unknown as Json,
-      );
+      };
+      ctx.set(ENVIRONMENT_DATA, { ...report, checks: computeChecks(report) });
       // Lifecycle events for plugins that act on the host as found (nothing runs without subscribers).
       await ctx.emit("on_system_detected", {
         os: report.os,
         cpu: { vendor: report.cpu.vendor, model: report.cpu.model },
         accel: report.accel,
-      } as unknown as Json);
-      await ctx.emit("on_device_enumeration", { devices: report.pci } as unknown as Json);
+      });
+      await ctx.emit("on_device_enumeration", { devices: report.pci });
       for (const gpu of report.gpus) {
-        await ctx.emit("on_gpu_detected", { gpu } as unknown as Json);
+        await ctx.emit("on_gpu_detected", { gpu });
       }
     },
   },

@@ -5,13 +5,11 @@
  * @module
  */
 import { stringify } from "yaml";
+import type { UserVmRequest } from "../../workers/sdk.ts";
 import type { LinuxConfig } from "../qemu_setup/vm_schema.ts";
 
 /** What the kernel adds to a request from the user's session. */
-export interface RequestDefaults {
-  user?: string;
-  sshKeys?: string[];
-}
+export type RequestDefaults = NonNullable<UserVmRequest["defaults"]>;
 
 /** A stable instance-id: cloud-init runs again only when it changes (on purpose). */
 export function instanceId(name: string, uuid: string, linux: LinuxConfig): string {

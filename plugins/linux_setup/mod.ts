@@ -8,10 +8,15 @@
  */
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
+import {
+  type ContextKey,
+  definePlugin,
+  type StageContext,
+  USER_VM_REQUEST,
+} from "../../workers/sdk.ts";
 import { type LinuxConfig, parseVmConfig } from "../qemu_setup/vm_schema.ts";
 import { vmMac, vmUuid } from "../qemu_setup/names.ts";
-import type { EnvironmentData } from "../env_check/contracts.ts";
+import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
 import {
   instanceId,
   metaData,
@@ -20,9 +25,11 @@ import {
   userData,
 } from "./_cloud_init.ts";
 import { CATALOGUE, findChecksum } from "./catalogue.ts";
+import { GUEST_BASE_IMAGE, GUEST_SEED } from "./contracts.ts";
 import { imagesListCommand, imagesPullCommand, listImages, PULL_COMMAND } from "./commands.ts";
 
-interface SetupConfig {
+/** What the stages need of the VM file and the request. */
+type SetupConfig = {
   name: string;
   /** The first NIC's MAC (as qemu-setup derives it), or null without networking. */
   mac: string | null;
@@ -31,9 +38,15 @@ interface SetupConfig {
   file: string;
   linux: LinuxConfig | null;
   defaults: RequestDefaults;
-}
+};
 
-const config = (ctx: StageContext) => ctx.get("linux_setup.config") as unknown as SetupConfig;
+const CONFIG: ContextKey<SetupConfig> = "linux_setup.config";
+/** The seed's files: meta-data, user-data and network-config (null for a VM without [linux]). */
+const META_DATA: ContextKey<string | null> = "linux_setup.meta_data";
+const USER_DATA: ContextKey<string | null> = "linux_setup.user_data";
+const NETWORK_CONFIG: ContextKey<string | null> = "linux_setup.network_config";
+
+const config = (ctx: StageContext) => ctx.get(CONFIG)!;
 
 /** The seed's three files, checked to be YAML cloud-init will read. */
 function checkYaml(name: string, text: string): void {
@@ -149,9 +162,7 @@ const SEED_EPOCH = 946684800;
 export default definePlugin({
   stages: {
     "load-config-toml": async (ctx) => {
-      const request = ctx.get<{ file: string; text: string; defaults?: RequestDefaults } & Json>(
-        "session.user_vm_request",
-      )!;
+      const request = ctx.get(USER_VM_REQUEST)!;
       const vm = parseVmConfig(request.text, request.file);
       const setup: SetupConfig = {
         name: vm.name,
@@ -164,20 +175,20 @@ export default definePlugin({
         linux: vm.linux ?? null,
         defaults: request.defaults ?? {},
       };
-      ctx.set("linux_setup.config", setup as unknown as Json);
+      ctx.set(CONFIG, setup);
     },
     "generate-cloud-init-meta": (ctx) => {
       const c = config(ctx);
-      if (!c.linux) return ctx.set("linux_setup.meta_data", null);
+      if (!c.linux) return ctx.set(META_DATA, null);
       const text = metaData(c.name, instanceId(c.name, c.uuid, c.linux), c.linux);
       checkYaml("meta-data", text);
-      ctx.set("linux_setup.meta_data", text);
+      ctx.set(META_DATA, text);
     },
     "generate-cloud-init-user": async (ctx) => {
       const c = config(ctx);
-      if (!c.linux) return ctx.set("linux_setup.user_data", null);
+      if (!c.linux) return ctx.set(USER_DATA, null);
       if (c.linux.user_data) {
-        ctx.set("linux_setup.user_data", await readUserCloudConfig(ctx, c, c.linux.user_data));
+        ctx.set(USER_DATA, await readUserCloudConfig(ctx, c, c.linux.user_data));
         return;
       }
       const text = userData(c.name, c.linux, c.defaults);
@@ -189,25 +200,25 @@ export default definePlugin({
           `"${c.name}" gets no SSH key and no password, so nobody can log in to it: make a key with "ssh-keygen -t ed25519" (Gini adds your ~/.ssh/*.pub), or set ssh_authorized_keys or password_hash in [linux] of ${c.file}`,
         );
       }
-      ctx.set("linux_setup.user_data", text);
+      ctx.set(USER_DATA, text);
     },
     "generate-network-config": (ctx) => {
       const c = config(ctx);
-      if (!c.linux) return ctx.set("linux_setup.network_config", null);
+      if (!c.linux) return ctx.set(NETWORK_CONFIG, null);
       const text = networkConfig(c.linux, c.mac);
       checkYaml("network-config", text);
-      ctx.set("linux_setup.network_config", text);
+      ctx.set(NETWORK_CONFIG, text);
     },
     "assemble-cloud-init-iso": async (ctx) => {
       const c = config(ctx);
-      if (!c.linux) return ctx.set("session.guest_seed", null);
-      const host = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      if (!c.linux) return ctx.set(GUEST_SEED, null);
+      const host = ctx.get(ENVIRONMENT_DATA)!;
       const seedDir = join(c.dir, "cidata");
       await ctx.op("fs.mkdir", { path: seedDir });
       const files: [string, string][] = [
-        ["meta-data", ctx.get<string>("linux_setup.meta_data")!],
-        ["user-data", ctx.get<string>("linux_setup.user_data")!],
-        ["network-config", ctx.get<string>("linux_setup.network_config")!],
+        ["meta-data", ctx.get(META_DATA)!],
+        ["user-data", ctx.get(USER_DATA)!],
+        ["network-config", ctx.get(NETWORK_CONFIG)!],
       ];
       for (const [name, content] of files) {
         await ctx.op("fs.write", { path: join(seedDir, name), content, overwrite: true });
@@ -237,16 +248,16 @@ export default definePlugin({
         timeoutMs: 60_000,
         ...(useGenisoimage ? {} : { env: { SOURCE_DATE_EPOCH: String(SEED_EPOCH) } }),
       });
-      ctx.set("session.guest_seed", { path: iso });
+      ctx.set(GUEST_SEED, { path: iso });
     },
     "pull-image": async (ctx) => {
       const { args: { name }, cwd } = ctx.get(PULL_COMMAND)!;
-      const image = await resolveImage(ctx, { file: join(cwd, "request") } as SetupConfig, name);
+      const image = await resolveImage(ctx, { file: join(cwd, "request") }, name);
       ctx.set("linux_setup.pulled", { name, path: image.path, source: image.source });
     },
     "prepare-base-disk": async (ctx) => {
       const c = config(ctx);
-      if (!c.linux?.image) return ctx.set("session.guest_base_image", null);
+      if (!c.linux?.image) return ctx.set(GUEST_BASE_IMAGE, null);
       const image = await resolveImage(ctx, c, c.linux.image);
       let format = image.format;
       let virtualSize: number | null = null;
@@ -273,7 +284,7 @@ export default definePlugin({
         format = parsed.format as "qcow2" | "raw";
         virtualSize = parsed["virtual-size"];
       }
-      ctx.set("session.guest_base_image", {
+      ctx.set(GUEST_BASE_IMAGE, {
         path: image.path,
         format: format ?? "qcow2",
         virtualSize,

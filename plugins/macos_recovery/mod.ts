@@ -12,11 +12,12 @@
  */
 import { join } from "node:path";
 import { definePlugin, runtimeValue, type StageContext, stageError } from "../../workers/sdk.ts";
-import type { VmConfig } from "../qemu_setup/vm_schema.ts";
+import { VM_CONFIG } from "../qemu_setup/contracts.ts";
 import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/releases.ts";
 import { machineId, vmSeed } from "../opencore/vm_seed.ts";
 import { parseImageInfo, recoveryBody } from "./_recovery_request.ts";
 import { APPLE_CDN, APPLE_SERVER, macosSettings } from "./_settings.ts";
+import { MACOS_RECOVERY, type RecoveryImage } from "./contracts.ts";
 import keys from "./keys.json" with { type: "json" };
 
 async function exists(ctx: StageContext, path: string): Promise<boolean> {
@@ -28,7 +29,7 @@ async function exists(ctx: StageContext, path: string): Promise<boolean> {
   }
 }
 
-async function prepare(ctx: StageContext, release: MacRelease, vm: string) {
+async function prepare(ctx: StageContext, release: MacRelease, vm: string): Promise<RecoveryImage> {
   const settings = await macosSettings(ctx);
   const server = settings.recovery.server;
   const dir = join(ctx.dirs.cache, "macos", release.name);
@@ -130,10 +131,8 @@ async function prepare(ctx: StageContext, release: MacRelease, vm: string) {
 export default definePlugin({
   stages: {
     async prepare(ctx) {
-      const config = ctx.get("qemu_setup.config") as unknown as VmConfig;
-      if (config.guest !== "macos" || !config.macos) {
-        return ctx.set("session.macos_recovery", null);
-      }
+      const config = ctx.get(VM_CONFIG)!;
+      if (config.guest !== "macos" || !config.macos) return ctx.set(MACOS_RECOVERY, null);
       const release = findRelease(config.macos.version);
       if (!release) {
         throw stageError(
@@ -142,7 +141,7 @@ export default definePlugin({
           "CONFIG_INVALID",
         );
       }
-      ctx.set("session.macos_recovery", await prepare(ctx, release, config.name));
+      ctx.set(MACOS_RECOVERY, await prepare(ctx, release, config.name));
     },
   },
 });

@@ -12,12 +12,16 @@ import { basename, join } from "node:path";
 import { unzipSync } from "fflate";
 import {
   type BaseContext,
+  type ContextKey,
   definePlugin,
+  type Plain,
   type StageContext,
   stageError,
 } from "../../workers/sdk.ts";
+import { VM_CONFIG } from "../qemu_setup/contracts.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
-import type { EnvironmentData } from "../env_check/contracts.ts";
+import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
+import { CUSTOM_KEXTS } from "../custom_kexts/contracts.ts";
 import { findRelease, type MacRelease, parseResolution } from "./releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
 import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./vm_seed.ts";
@@ -57,7 +61,16 @@ interface Edited {
   kexts: KextEntry[];
 }
 
-const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as VmConfig;
+/** What each stage hands the next (null for a VM that is not macOS). */
+const SOURCES: ContextKey<Plain<Sources> | null> = "opencore.sources";
+const EDITED: ContextKey<Plain<Edited> | null> = "opencore.config";
+const BRANDING: ContextKey<
+  { name: string; volumeLabel: string; picker: Record<string, PlistValue> } | null
+> = "opencore.branding";
+const TREE: ContextKey<{ root: string; files: string[] } | null> = "opencore.tree";
+const IMAGE: ContextKey<{ path: string; vars: string; release: string } | null> = "opencore.image";
+
+const config = (ctx: StageContext) => ctx.get(VM_CONFIG)!;
 const vmDir = (ctx: BaseContext, name: string) => join(ctx.dirs.data, "vms", name);
 
 function macRelease(c: VmConfig): MacRelease | null {
@@ -136,7 +149,7 @@ export default definePlugin({
     async gather(ctx) {
       const c = config(ctx);
       const release = macRelease(c);
-      if (!release) return ctx.set("opencore.sources", null);
+      if (!release) return ctx.set(SOURCES, null);
       const catalogue = await readCatalogue(ctx);
       const zips: Record<string, string | null> = {};
       const components = [
@@ -154,7 +167,7 @@ export default definePlugin({
         const cached = join(ctx.dirs.cache, "downloads", `sha256-${part.sha256}`);
         zips[part.name] = ctx.dryRun ? (await isFile(cached) ? cached : null) : got.path;
       }
-      const host = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      const host = ctx.get(ENVIRONMENT_DATA)!;
       const ovmf = host.firmware.ovmf.find((f) => !f.secureBoot && f.vars) ??
         host.firmware.ovmf.find((f) => f.vars);
       if (!ovmf?.vars) {
@@ -164,19 +177,14 @@ export default definePlugin({
           "OPENCORE_FAILED",
         );
       }
-      ctx.set("opencore.sources", {
-        release: release.name,
-        catalogue,
-        zips,
-        ovmfVars: ovmf.vars,
-      } as unknown as Sources as never);
+      ctx.set(SOURCES, { release: release.name, catalogue, zips, ovmfVars: ovmf.vars });
     },
 
     async edit(ctx) {
       const c = config(ctx);
-      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
+      const sources = ctx.get(SOURCES);
       const release = macRelease(c);
-      if (!sources || !release || !c.macos) return ctx.set("opencore.config", null);
+      if (!sources || !release || !c.macos) return ctx.set(EDITED, null);
       // The VM's Mac identity is derived once (so gini plan shows the one gini up writes) and
       // kept outside the VM's folder, so that gini rm and a rebuild keep the same Mac (Apple's
       // services see one machine); a saved identity wins.
@@ -229,14 +237,14 @@ export default definePlugin({
         showPicker: c.macos.show_picker,
         timeout: c.macos.timeout,
       });
-      ctx.set("opencore.config", { plist, identity, kexts } as unknown as Edited as never);
+      ctx.set(EDITED, { plist, identity, kexts });
     },
 
     branding(ctx) {
       const c = config(ctx);
-      if (!ctx.get("opencore.config")) return ctx.set("opencore.branding", null);
+      if (!ctx.get(EDITED)) return ctx.set(BRANDING, null);
       const name = c.description ?? c.name;
-      ctx.set("opencore.branding", {
+      ctx.set(BRANDING, {
         name,
         volumeLabel: volumeLabel(c.name),
         picker: { PickerAttributes: 17, PickerVariant: "Auto", HideAuxiliary: true },
@@ -245,16 +253,11 @@ export default definePlugin({
 
     async assemble(ctx) {
       const c = config(ctx);
-      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
-      const edited = ctx.get("opencore.config") as unknown as Edited | null;
-      if (!sources || !edited) return ctx.set("opencore.tree", null);
-      const branding = ctx.get("opencore.branding") as unknown as {
-        picker: Record<string, PlistValue>;
-      };
-      const custom = (ctx.get("opencore.custom_kexts") ?? { kexts: [], copies: [] }) as unknown as {
-        kexts: KextEntry[];
-        copies: { from: string; to: string }[];
-      };
+      const sources = ctx.get(SOURCES);
+      const edited = ctx.get(EDITED);
+      if (!sources || !edited) return ctx.set(TREE, null);
+      const branding = ctx.get(BRANDING)!;
+      const custom = ctx.get(CUSTOM_KEXTS) ?? { kexts: [], copies: [] };
       const root = join(vmDir(ctx, c.name), "opencore");
       const wanted = new Map<string, Uint8Array | null>();
       // Where each file comes from: a plan (whose downloads are simulated) describes it by that.
@@ -338,7 +341,7 @@ export default definePlugin({
         path: join(root, "EFI/OC/config.plist"),
         content: configXml(plist),
       });
-      ctx.set("opencore.tree", {
+      ctx.set(TREE, {
         root,
         files: [...wanted.keys(), ...custom.copies.map((x) => x.to), "EFI/OC/config.plist"].sort(),
       });
@@ -346,10 +349,10 @@ export default definePlugin({
 
     async compile(ctx) {
       const c = config(ctx);
-      const sources = ctx.get("opencore.sources") as unknown as Sources | null;
-      const tree = ctx.get("opencore.tree") as unknown as { root: string } | null;
-      if (!sources || !tree || !c.macos) return ctx.set("opencore.image", null);
-      const branding = ctx.get("opencore.branding") as unknown as { volumeLabel: string };
+      const sources = ctx.get(SOURCES);
+      const tree = ctx.get(TREE);
+      if (!sources || !tree || !c.macos) return ctx.set(IMAGE, null);
+      const branding = ctx.get(BRANDING)!;
       const dir = vmDir(ctx, c.name);
       const raw = join(dir, "OpenCore.img");
       const qcow2 = join(dir, "OpenCore.qcow2");
@@ -405,7 +408,7 @@ export default definePlugin({
       );
       const varsPath = join(dir, `OVMF_VARS-${c.macos.resolution}.fd`);
       await ctx.op("fs.write", { path: varsPath, contentBase64: base64(vars), overwrite: true });
-      ctx.set("opencore.image", { path: qcow2, vars: varsPath, release: sources.release });
+      ctx.set(IMAGE, { path: qcow2, vars: varsPath, release: sources.release });
     },
     "list-releases": listReleases,
     "make-vm-file": makeVmFile,

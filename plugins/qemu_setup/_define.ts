@@ -5,29 +5,20 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { ConfigError, didYouMean, locateKey } from "../../workers/sdk.ts";
+import { ConfigError, didYouMean, locateKey, type UserVmRequest } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
+import type { GuestBaseImage } from "../linux_setup/contracts.ts";
+import type { RecoveryImage } from "../macos_recovery/contracts.ts";
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
 import { DiskSchema, parseSize, type VmConfig } from "./vm_schema.ts";
 import { vmMac } from "./names.ts";
-import {
-  macosDisks,
-  type MacosPlan,
-  macosVarsTemplate,
-  planMacos,
-  type RecoveryImage,
-} from "./_macos.ts";
+import { macosDisks, type MacosPlan, macosVarsTemplate, planMacos } from "./_macos.ts";
 
-/** The VM file: where it is and what it says. */
-export interface Source {
-  file: string;
-  text: string;
-  /**
-   * For a VM file a command generated from its flags (create-vm) and did not write yet: the
-   * flag each key came from, so that an error names the flag the user typed.
-   */
-  flags?: Record<string, string>;
-}
+/**
+ * The VM file: where it is and what it says, and for a VM file a command generated from its
+ * flags (create-vm), the flag each key came from, so that an error names the flag the user typed.
+ */
+export type Source = Pick<UserVmRequest, "file" | "text" | "flags">;
 
 /** A ConfigError pointing at `path` in the VM file, or at the flag it was generated from. */
 export function configError(
@@ -56,8 +47,6 @@ export function fromFile(source: Source, path: string): string {
 }
 
 const GIB = 1024 ** 3;
-
-export type { MacosPlan, RecoveryImage };
 
 /** Checks the request against the host; returns the accelerator and warnings. */
 export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
@@ -175,14 +164,6 @@ export function defineCpuRam(
   };
 }
 
-/** A guest plugin's base image (linux-setup's `session.guest_base_image`). */
-export interface BaseImage {
-  path: string;
-  format: string;
-  /** Null in a dry run before the image is downloaded. */
-  virtualSize: number | null;
-}
-
 /** What `qemu-img info` said of an image, or null when it could not read it. */
 export type Probe = (path: string) => Promise<{ format: string; virtualSize: number } | null>;
 
@@ -193,7 +174,7 @@ export async function defineStorage(
   source: Source,
   dir: string,
   probe: Probe,
-  base: BaseImage | null = null,
+  base: GuestBaseImage | null = null,
   macos: { plan: MacosPlan; recovery: RecoveryImage | null } | null = null,
 ): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
   // A macOS guest boots OpenCore from its own disk, with the recovery image next to it.

@@ -18,6 +18,7 @@ import {
 } from "../opencore/releases.ts";
 import { configError, type Source } from "./_define.ts";
 import type { VmDisk } from "./contracts.ts";
+import type { RecoveryImage } from "../macos_recovery/contracts.ts";
 import { parseSize, type VmConfig } from "./vm_schema.ts";
 
 /** What validation decided for a macOS guest. */
@@ -25,13 +26,6 @@ export interface MacosPlan {
   release: MacRelease;
   cpu: { model: string; features: string[] };
   resolution: string;
-}
-
-/** The recovery image macos-recovery prepared (`session.macos_recovery`). */
-export interface RecoveryImage {
-  path: string;
-  /** Null in a dry run before the image exists. */
-  sizeBytes: number | null;
 }
 
 const GIB = 1024 ** 3;

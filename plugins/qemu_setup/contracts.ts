@@ -1,10 +1,14 @@
 /**
  * `session.vm_definition`: the complete, resolved description of a VM that the
- * launch script, the QEMU argv and the libvirt domain are generated from.
+ * launch script, the QEMU argv and the libvirt domain are generated from; and the handles
+ * of the other keys qemu-setup writes for other plugins: `qemu_setup.config` (the checked VM
+ * file) and `session.libvirt_xml`.
  *
  * @module
  */
 import { z } from "zod";
+import type { ContextKey, Plain } from "../../workers/sdk.ts";
+import type { VmConfig } from "./vm_schema.ts";
 
 export const VmDiskSchema = z.object({
   id: z.string(),
@@ -24,7 +28,7 @@ export const VmDiskSchema = z.object({
   readonly: z.boolean(),
   cdrom: z.boolean(),
 });
-export type VmDisk = z.infer<typeof VmDiskSchema>;
+export type VmDisk = Plain<z.infer<typeof VmDiskSchema>>;
 
 export const VmNicSchema = z.object({
   id: z.string(),
@@ -44,7 +48,7 @@ export const VmNicSchema = z.object({
     }),
   ),
 });
-export type VmNic = z.infer<typeof VmNicSchema>;
+export type VmNic = Plain<z.infer<typeof VmNicSchema>>;
 
 export const VmDefinitionSchema = z.object({
   name: z.string(),
@@ -117,8 +121,15 @@ export const VmDefinitionSchema = z.object({
   argv: z.array(z.string()),
   warnings: z.array(z.string()),
 });
-export type VmDefinition = z.infer<typeof VmDefinitionSchema>;
+export type VmDefinition = Plain<z.infer<typeof VmDefinitionSchema>>;
+
+/** `session.vm_definition`: the VM definition deploy turns into files and a running VM. */
+export const VM_DEFINITION: ContextKey<VmDefinition> = "session.vm_definition";
+/** `qemu_setup.config`: the VM file, checked and with its defaults (plugins that build a guest read it). */
+export const VM_CONFIG: ContextKey<VmConfig> = "qemu_setup.config";
+/** `session.libvirt_xml`: the libvirt domain of the VM definition. */
+export const LIBVIRT_XML: ContextKey<string> = "session.libvirt_xml";
 
 export const contracts = {
-  "session.vm_definition": VmDefinitionSchema,
+  [VM_DEFINITION]: VmDefinitionSchema,
 };

@@ -9,48 +9,60 @@
  * @module
  */
 import { join } from "node:path";
-import { definePlugin, type Json, type StageContext } from "../../workers/sdk.ts";
-import type { EnvironmentData } from "../env_check/contracts.ts";
-import { type VmDefinition, VmDefinitionSchema } from "./contracts.ts";
-import { parseVmConfig, type VmConfig, vmJsonSchema } from "./vm_schema.ts";
 import {
-  type BaseImage,
+  type ContextKey,
+  definePlugin,
+  type Json,
+  type Plain,
+  type StageContext,
+  USER_VM_REQUEST,
+} from "../../workers/sdk.ts";
+import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
+import { GUEST_BASE_IMAGE } from "../linux_setup/contracts.ts";
+import { MACOS_RECOVERY } from "../macos_recovery/contracts.ts";
+import {
+  LIBVIRT_XML,
+  VM_CONFIG,
+  VM_DEFINITION,
+  type VmDefinition,
+  VmDefinitionSchema,
+  type VmNic,
+} from "./contracts.ts";
+import { parseVmConfig, vmJsonSchema } from "./vm_schema.ts";
+import {
   configError,
   configureVfio,
   defineCpuRam,
   defineNetworking,
   defineStorage,
   type Probe,
-  type Source,
   validateRequest,
 } from "./_define.ts";
 import { vmUuid } from "./names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
-import { macosArgs, type MacosPlan, type RecoveryImage } from "./_macos.ts";
+import { macosArgs } from "./_macos.ts";
 import { writeNewVmFile } from "./_new_vm.ts";
 import { newCommand } from "./commands.ts";
 
-const source = (ctx: StageContext) =>
-  ctx.get<{ file: string; text: string }>("session.user_vm_request")! as Source;
-const config = (ctx: StageContext) => ctx.get("qemu_setup.config") as unknown as VmConfig;
-const host = (ctx: StageContext) =>
-  ctx.get("session.environment_data") as unknown as EnvironmentData;
+/** The parts of the definition, each written by its stage for finalize-vm-definition. */
+const VALIDATED: ContextKey<Plain<ReturnType<typeof validateRequest>>> = "qemu_setup.validated";
+const CPU_RAM: ContextKey<Plain<ReturnType<typeof defineCpuRam>>> = "qemu_setup.cpu_ram";
+const STORAGE: ContextKey<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> =
+  "qemu_setup.storage";
+const NETWORK: ContextKey<VmNic[]> = "qemu_setup.network";
+const VFIO: ContextKey<Pick<VmDefinition, "usb" | "passthrough">> = "qemu_setup.vfio";
+
+const source = (ctx: StageContext) => ctx.get(USER_VM_REQUEST)!;
+const config = (ctx: StageContext) => ctx.get(VM_CONFIG)!;
+const host = (ctx: StageContext) => ctx.get(ENVIRONMENT_DATA)!;
 const vmDir = (ctx: StageContext, name: string) => join(ctx.dirs.data, "vms", name);
-const validated = (ctx: StageContext) =>
-  ctx.get("qemu_setup.validated") as unknown as {
-    accel: "kvm" | "tcg";
-    warnings: string[];
-    macos: MacosPlan | null;
-  };
+const validated = (ctx: StageContext) => ctx.get(VALIDATED)!;
 /** The macOS plan and the recovery image macos-recovery prepared, for a macOS guest. */
 const macosStorage = (ctx: StageContext) => {
   const plan = validated(ctx).macos;
   if (!plan) return null;
-  return {
-    plan,
-    recovery: (ctx.get("session.macos_recovery") ?? null) as unknown as RecoveryImage | null,
-  };
+  return { plan, recovery: ctx.get(MACOS_RECOVERY) ?? null };
 };
 
 function probeWith(ctx: StageContext): Probe {
@@ -88,13 +100,13 @@ async function preVmStart(
   ctx: StageContext,
   definition: Omit<VmDefinition, "argv">,
 ): Promise<Omit<VmDefinition, "argv">> {
-  const replies = await ctx.emit("on_pre_vm_start", { definition } as unknown as Json);
-  let current = definition as unknown as Json;
+  const replies = await ctx.emit("on_pre_vm_start", { definition });
+  let current: Json = definition;
   for (const reply of replies) {
     const patch = (reply as { patch?: Json } | null)?.patch;
     if (patch !== undefined) current = mergePatch(current, patch);
   }
-  if (current === (definition as unknown as Json)) return definition;
+  if (current === definition) return definition;
   const parsed = VmDefinitionSchema.omit({ argv: true }).safeParse(current);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -116,20 +128,20 @@ export default definePlugin({
   stages: {
     "load-vm-config-toml": (ctx) => {
       const { file, text } = source(ctx);
-      ctx.set("qemu_setup.config", parseVmConfig(text, file) as unknown as Json);
+      ctx.set(VM_CONFIG, parseVmConfig(text, file));
     },
     "validate-vm-request": (ctx) => {
       const checked = validateRequest(config(ctx), host(ctx), source(ctx));
       for (const warning of checked.warnings) ctx.ui.warn(warning);
-      ctx.set("qemu_setup.validated", checked as unknown as Json);
+      ctx.set(VALIDATED, checked);
     },
     "define-cpu-ram": (ctx) => {
       const { accel, macos } = validated(ctx);
-      ctx.set("qemu_setup.cpu_ram", defineCpuRam(config(ctx), accel, macos) as unknown as Json);
+      ctx.set(CPU_RAM, defineCpuRam(config(ctx), accel, macos));
     },
     "define-storage": async (ctx) => {
       const c = config(ctx);
-      const base = ctx.get("session.guest_base_image") as unknown as BaseImage | null;
+      const base = ctx.get(GUEST_BASE_IMAGE) ?? null;
       const storage = await defineStorage(
         c,
         host(ctx),
@@ -139,34 +151,22 @@ export default definePlugin({
         base,
         macosStorage(ctx),
       );
-      ctx.set("qemu_setup.storage", storage as unknown as Json);
+      ctx.set(STORAGE, storage);
     },
     "define-networking": async (ctx) => {
-      ctx.set(
-        "qemu_setup.network",
-        await defineNetworking(config(ctx), host(ctx), source(ctx)) as unknown as Json,
-      );
+      ctx.set(NETWORK, await defineNetworking(config(ctx), host(ctx), source(ctx)));
     },
     "configure-vfio": (ctx) => {
-      ctx.set(
-        "qemu_setup.vfio",
-        configureVfio(config(ctx), host(ctx), source(ctx)) as unknown as Json,
-      );
+      ctx.set(VFIO, configureVfio(config(ctx), host(ctx), source(ctx)));
     },
     "finalize-vm-definition": async (ctx) => {
       const c = config(ctx);
       const dir = vmDir(ctx, c.name);
-      const cpuRam = ctx.get("qemu_setup.cpu_ram") as unknown as ReturnType<typeof defineCpuRam>;
-      const storage = ctx.get("qemu_setup.storage") as unknown as Pick<
-        VmDefinition,
-        "disks" | "firmware" | "kernelBoot"
-      >;
-      const vfio = ctx.get("qemu_setup.vfio") as unknown as Pick<
-        VmDefinition,
-        "usb" | "passthrough"
-      >;
+      const cpuRam = ctx.get(CPU_RAM)!;
+      const storage = ctx.get(STORAGE)!;
+      const vfio = ctx.get(VFIO)!;
       const checked = validated(ctx);
-      const nics = ctx.get("qemu_setup.network") as unknown as VmDefinition["nics"];
+      const nics = ctx.get(NETWORK)!;
       const definition: Omit<VmDefinition, "argv"> = {
         name: c.name,
         uuid: await vmUuid(c.name),
@@ -220,16 +220,10 @@ export default definePlugin({
         }
       }
       const final = await preVmStart(ctx, definition);
-      ctx.set(
-        "session.vm_definition",
-        { ...final, argv: qemuArgv(final) } as unknown as Json,
-      );
+      ctx.set(VM_DEFINITION, { ...final, argv: qemuArgv(final) });
     },
     "generate-libvirt-xml": (ctx) => {
-      ctx.set(
-        "session.libvirt_xml",
-        libvirtXml(ctx.get("session.vm_definition") as unknown as VmDefinition),
-      );
+      ctx.set(LIBVIRT_XML, libvirtXml(ctx.get(VM_DEFINITION)!));
     },
     "write-vm-file": writeNewVmFile,
     "vm-json-schema": (ctx) => {

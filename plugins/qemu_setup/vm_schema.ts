@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { ConfigError, parseTomlFile, schemaKeysAt } from "../../workers/sdk.ts";
+import { ConfigError, parseTomlFile, type Plain, schemaKeysAt } from "../../workers/sdk.ts";
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?$/i;
 const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
@@ -110,7 +110,7 @@ export const LinuxSchema = z.strictObject({
     nameservers: z.array(z.string()).default([]),
   }).optional(),
 });
-export type LinuxConfig = z.output<typeof LinuxSchema>;
+export type LinuxConfig = Plain<z.output<typeof LinuxSchema>>;
 
 /** `[macos]`: the release, and what OpenCore is built with. */
 export const MacosSchema = z.strictObject({
@@ -129,7 +129,7 @@ export const MacosSchema = z.strictObject({
   /** A folder of your own .kext bundles (relative to the VM file), added and enabled. */
   kexts: z.string().min(1).optional(),
 });
-export type MacosConfig = z.output<typeof MacosSchema>;
+export type MacosConfig = Plain<z.output<typeof MacosSchema>>;
 
 /** The schema of a VM file. */
 export const VmConfigSchema = z.strictObject({
@@ -187,7 +187,7 @@ export const VmConfigSchema = z.strictObject({
 });
 
 /** A VM file as written (defaults applied). */
-export type VmConfig = z.output<typeof VmConfigSchema>;
+export type VmConfig = Plain<z.output<typeof VmConfigSchema>>;
 
 /** Parses a VM file's text, or throws the first problem as a {@linkcode ConfigError}. */
 export function parseVmConfig(text: string, file: string): VmConfig {
@@ -199,7 +199,8 @@ export function parseVmConfig(text: string, file: string): VmConfig {
     (path) => schemaKeysAt(VmConfigSchema, path),
   );
   if (!result.ok) throw result.errors[0]!;
-  return result.value;
+  // zod leaves an optional key the file does not give absent (TOML has no undefined).
+  return result.value as VmConfig;
 }
 
 /** The VM file's JSON Schema, for editors. */

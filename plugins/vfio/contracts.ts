@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { ContextKey, Plain } from "../../workers/sdk.ts";
 
 const Device = z.object({
   address: z.string(),
@@ -30,7 +31,7 @@ export const VfioPlanSchema = z.object({
   notes: z.array(z.string()),
   warnings: z.array(z.string()),
 });
-export type VfioPlan = z.infer<typeof VfioPlanSchema>;
+export type VfioPlan = Plain<z.infer<typeof VfioPlanSchema>>;
 
 export const VfioStatusSchema = z.object({
   bound: z.array(z.object({ address: z.string(), name: z.string() })),
@@ -45,9 +46,14 @@ export const VfioStatusSchema = z.object({
   rebootPending: z.boolean(),
   notes: z.array(z.string()),
 });
-export type VfioStatus = z.infer<typeof VfioStatusSchema>;
+export type VfioStatus = Plain<z.infer<typeof VfioStatusSchema>>;
+
+/** `vfio.plan`: what `configure` changed or, in a dry run (`gini vfio plan`), would change. */
+export const VFIO_PLAN: ContextKey<VfioPlan> = "vfio.plan";
+/** `vfio.status`: what `status` found bound, configured and running. */
+export const VFIO_STATUS: ContextKey<VfioStatus> = "vfio.status";
 
 export const contracts = {
-  "vfio.plan": VfioPlanSchema,
-  "vfio.status": VfioStatusSchema,
+  [VFIO_PLAN]: VfioPlanSchema,
+  [VFIO_STATUS]: VfioStatusSchema,
 };

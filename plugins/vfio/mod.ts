@@ -10,13 +10,13 @@
  * @module
  */
 import { definePlugin, type Json, sha256Hex, type StageContext } from "../../workers/sdk.ts";
-import type { EnvironmentData } from "../env_check/contracts.ts";
+import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
 import { type BootPlan, type FileEdit, type Files, MARK, planBoot, vfioModules } from "./_boot.ts";
 import { managedArgs, vfioKernelArgs } from "./_cmdline.ts";
 import { selectDevices, type SetDevice, softdeps } from "./_devices.ts";
 import { commands } from "./commands.ts";
 import { vfioRequest } from "./_request.ts";
-import type { VfioPlan, VfioStatus } from "./contracts.ts";
+import { VFIO_PLAN, VFIO_STATUS, type VfioPlan, type VfioStatus } from "./contracts.ts";
 
 const MODPROBE = "/etc/modprobe.d/gini-vfio.conf";
 
@@ -51,7 +51,7 @@ export default definePlugin({
   commands,
   stages: {
     async configure(ctx) {
-      const report = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      const report = ctx.get(ENVIRONMENT_DATA)!;
       const request = vfioRequest(ctx);
       const set = selectDevices(report, request.devices, request.force);
       const files = hostFiles(ctx);
@@ -174,11 +174,11 @@ export default definePlugin({
         notes: [...boot.initramfs.notes, ...boot.bootloader.notes],
         warnings: set.warnings,
       };
-      ctx.set("vfio.plan", plan as unknown as Json);
+      ctx.set(VFIO_PLAN, plan);
     },
 
     async status(ctx) {
-      const report = ctx.get("session.environment_data") as unknown as EnvironmentData;
+      const report = ctx.get(ENVIRONMENT_DATA)!;
       const files = hostFiles(ctx);
       const notes: string[] = [];
       const modprobe = await files.read(MODPROBE);
@@ -216,7 +216,7 @@ export default definePlugin({
           (ids.length > 0 && !report.pci.some((d) => d.driver === "vfio-pci")),
         notes,
       };
-      ctx.set("vfio.status", status as unknown as Json);
+      ctx.set(VFIO_STATUS, status);
     },
   },
 });

@@ -12,21 +12,23 @@
  *
  * @module
  */
-import { definePlugin, type Json } from "../../../workers/sdk.ts";
+import { definePlugin } from "../../../workers/sdk.ts";
+import { ENVIRONMENT_DATA } from "../../env_check/contracts.ts";
 
 /** At most 12 characters; any value other than KVM's own works. */
 const VENDOR_ID = "GiniVfio0001";
 const NVIDIA = "10de";
 
-interface Definition {
+/** What this plugin reads of the VM definition the event carries. */
+type Definition = {
   name: string;
   passthrough: { address: string; vendor: string }[];
-}
+};
 
 export default definePlugin({
   on: {
     on_pre_vm_start(payload, ctx) {
-      const def = (payload as unknown as { definition: Definition }).definition;
+      const def = (payload as { definition: Definition }).definition;
       const nvidia = def.passthrough.filter((d) => d.vendor === NVIDIA);
       if (nvidia.length === 0) return;
       ctx.ui.info(
@@ -39,19 +41,16 @@ export default definePlugin({
   },
   stages: {
     report(ctx) {
-      const report = ctx.get("session.environment_data") as unknown as {
-        gpus: { address: string; vendor: string; name: string; driver: string | null }[];
-      };
-      const gpus = report.gpus.filter((g) => g.vendor === NVIDIA);
+      const gpus = ctx.get(ENVIRONMENT_DATA)!.gpus.filter((g) => g.vendor === NVIDIA);
       ctx.set(
         "nvidia_code43.report",
-        (gpus.length === 0
+        gpus.length === 0
           ? "No NVIDIA GPU on this host: nothing to do"
           : gpus.map((g) =>
             `${g.address} ${g.name} (${
               g.driver ?? "no driver"
             }): VMs passing it through get kvm=off and hv-vendor-id=${VENDOR_ID}`
-          ).join("\n")) as Json,
+          ).join("\n"),
       );
     },
   },
