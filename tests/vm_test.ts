@@ -414,6 +414,12 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
       new TextDecoder().decode((await virsh("domstate", name)).stdout).trim(),
       "running",
     );
+    // gini ls asks libvirt for the state of a libvirt domain.
+    const states = async () =>
+      JSON.parse((await gini(root, "--data-dir", join(root, "data"), "ls", "--json")).stdout).map(
+        (v: { name: string; state: string; backend: string }) => [v.name, v.state, v.backend],
+      );
+    assertEquals(await states(), [[name, "running", "libvirt"]]);
     await waitFor(join(root, "data/vms", name, "serial.log"), "GINI-TINY-GUEST-BOOTED", 120);
     const down = await gini(root, "--data-dir", join(root, "data"), "down", name, "--timeout", "3");
     assertEquals(down.code, 0, down.stderr);
@@ -421,6 +427,7 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
       new TextDecoder().decode((await virsh("domstate", name)).stdout).trim(),
       "shut off",
     );
+    assertEquals(await states(), [[name, "stopped", "libvirt"]]);
     const rm = await gini(root, "--data-dir", join(root, "data"), "rm", name, "--yes");
     assertEquals(rm.code, 0, rm.stderr);
     assertEquals((await virsh("dominfo", name)).code, 1, "the domain is undefined");
