@@ -18,6 +18,7 @@ import {
   didYouMean,
   type Manifest,
   PlanChangedError,
+  renderReport,
   type Resolution,
   type RunOutcome,
   runStages,
@@ -266,11 +267,7 @@ async function runChange(
     return plan.output?.exitCode ?? 0;
   }
   const approved = approvedPlan(plan.report);
-  const shown = plan.output?.text ?? plan.output?.data !== undefined
-    ? plan.output?.text ?? ""
-    : plan.report.stages.length
-    ? JSON.stringify(plan.report.summary)
-    : "";
+  const shown = plan.output?.text ?? renderReport(plan.report);
   if (
     spec.ask &&
     !confirmed(
