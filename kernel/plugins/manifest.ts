@@ -316,182 +316,183 @@ export const GLOBAL_FLAGS = [
 ];
 const GLOBAL_SHORTS = ["n", "v", "y", "h", "V"];
 
+type Command = RawManifest["commands"][number];
+/** One problem of a command: the key under `commands.N`, the message's end, the hint. */
+type Problem = [key: string, message: string, hint: string];
+
+/** What a group, an undo or a command that runs stages must and must not have. */
+function modeProblems(command: Command, value: RawManifest, origin: Manifest["origin"]) {
+  const problems: Problem[] = [];
+  const changes = value.commands.filter((o) => o.mode === "change").map((o) => `"${o.path}"`);
+  if (
+    command.mode === "group" &&
+    (command.stages.length || command.arguments.length || command.flags.length)
+  ) {
+    problems.push([
+      "mode",
+      "a group only holds subcommands",
+      "Remove its stages, arguments and flags",
+    ]);
+  }
+  if (command.mode === "undo") {
+    if (value.commands.find((o) => o.path === command.undoes)?.mode !== "change") {
+      problems.push([
+        "undoes",
+        "an undo command names one of the plugin's change commands in undoes",
+        `Set undoes to one of: ${changes.join(", ") || "(none: add a change command)"}`,
+      ]);
+    }
+    if (command.stages.length) {
+      problems.push(["stages", "an undo runs no stage (the kernel rolls back)", "Remove stages"]);
+    }
+  } else if (command.undoes) {
+    problems.push(["undoes", 'undoes is for mode = "undo"', 'Set mode = "undo", or remove undoes']);
+  }
+  if (command.deploys && (command.mode !== "query" || !command.result)) {
+    problems.push([
+      "deploys",
+      "a command that deploys is a query whose result is a VM file",
+      'Set mode = "query" and result = the key holding { file, text }',
+    ]);
+  }
+  if (!command.ask && origin !== "core") {
+    problems.push([
+      "ask",
+      "only plugins shipped with Gini may change the host without asking",
+      "Remove ask = false: the user confirms every change a third-party command makes",
+    ]);
+  }
+  if (command.mode !== "change" && (command.confirm || !command.ask)) {
+    problems.push([
+      command.confirm ? "confirm" : "ask",
+      "only a change asks for confirmation",
+      'Set mode = "change", or remove the key',
+    ]);
+  }
+  return problems;
+}
+
+/** The stages a query or change runs must be the plugin's, and one must write its result. */
+function stageProblems(command: Command, value: RawManifest): Problem[] {
+  if (command.mode === "group" || command.mode === "undo") return [];
+  const problems: Problem[] = [];
+  const names = value.stages.map((st) => st.name);
+  if (command.stages.length === 0) {
+    problems.push(["stages", "it runs no stage", "Name one of the plugin's [[stages]] in stages"]);
+  }
+  for (const [j, stage] of command.stages.entries()) {
+    if (names.includes(stage)) continue;
+    problems.push([
+      `stages.${j}`,
+      `the plugin has no stage "${stage}"`,
+      didYouMean(stage, names) ?? "A command runs the plugin's own [[stages]]",
+    ]);
+  }
+  const written = value.stages.filter((st) => command.stages.includes(st.name)).flatMap((st) =>
+    st.writes
+  );
+  if (command.result && !written.includes(command.result)) {
+    problems.push([
+      "result",
+      `none of its stages writes "${command.result}"`,
+      `Add "${command.result}" to the writes of one of: ${command.stages.join(", ")}`,
+    ]);
+  }
+  return problems;
+}
+
+/** Flags may not take a global flag's name or letter, twice; a boolean takes no value. */
+function flagProblems(command: Command): Problem[] {
+  const problems: Problem[] = [];
+  const names = new Set<string>();
+  const shorts = new Set<string>();
+  for (const [j, flag] of command.flags.entries()) {
+    if (GLOBAL_FLAGS.includes(flag.name) || names.has(flag.name)) {
+      problems.push([
+        `flags.${j}.name`,
+        `the flag "--${flag.name}" is ${names.has(flag.name) ? "declared twice" : "a global flag"}`,
+        "Choose another name",
+      ]);
+    }
+    names.add(flag.name);
+    if (flag.short && (GLOBAL_SHORTS.includes(flag.short) || shorts.has(flag.short))) {
+      problems.push([
+        `flags.${j}.short`,
+        `the short flag "-${flag.short}" is taken`,
+        `Choose a letter other than ${[...GLOBAL_SHORTS, ...shorts].join(", ")}`,
+      ]);
+    }
+    if (flag.short) shorts.add(flag.short);
+    if (
+      flag.type === "boolean" && (flag.repeatable || flag.choices || flag.access || flag.required)
+    ) {
+      problems.push([
+        `flags.${j}.type`,
+        "a boolean flag takes no value",
+        "Remove repeatable, choices, access and required",
+      ]);
+    }
+  }
+  return problems;
+}
+
+/** Only the last argument repeats, required ones come first, and access is for files. */
+function valueProblems(command: Command): Problem[] {
+  const problems: Problem[] = [];
+  for (const [j, arg] of command.arguments.entries()) {
+    if (arg.repeatable && j < command.arguments.length - 1) {
+      problems.push([
+        `arguments.${j}.repeatable`,
+        "only the last argument may repeat",
+        "Make it a repeatable flag",
+      ]);
+    }
+    if (arg.required && command.arguments.slice(0, j).some((a) => !a.required)) {
+      problems.push([
+        `arguments.${j}.required`,
+        "a required argument follows an optional one",
+        "Put required arguments first",
+      ]);
+    }
+  }
+  const values: [string, { access?: string | undefined; type: string }][] = [
+    ...command.arguments.map((a, j) => [`arguments.${j}`, a] as [string, typeof a]),
+    ...command.flags.map((f, j) => [`flags.${j}`, f] as [string, typeof f]),
+  ];
+  for (const [key, spec] of values) {
+    if (spec.access && spec.type !== "file") {
+      problems.push([
+        `${key}.access`,
+        "access is for file values",
+        'Set type = "file", or remove access',
+      ]);
+    }
+  }
+  return problems;
+}
+
 /** What a `[[commands]]` entry promises that the rest of the manifest must keep. */
 function commandErrors(value: RawManifest, file: string, origin: Manifest["origin"]) {
   const errors: ManifestError[] = [];
-  const fail = (i: number, key: string, message: string, hint: string) =>
-    errors.push(
-      new ManifestError(message, { location: { file, key: `commands.${i}.${key}` }, hint }),
-    );
-  const paths = new Set<string>();
+  const seen = new Set<string>();
   for (const [i, command] of value.commands.entries()) {
-    const name = `Cannot register command "${command.path}"`;
-    if (paths.has(command.path)) {
-      fail(i, "path", `${name} twice`, "Give each [[commands]] entry its own path");
-    }
-    paths.add(command.path);
-    if (command.mode === "group") {
-      if (command.stages.length || command.arguments.length || command.flags.length) {
-        fail(
-          i,
-          "mode",
-          `${name}: a group only holds subcommands`,
-          "Remove its stages, arguments and flags",
-        );
-      }
-      continue;
-    }
-    if (command.mode === "undo") {
-      const target = value.commands.find((other) => other.path === command.undoes);
-      if (target?.mode !== "change") {
-        fail(
-          i,
-          "undoes",
-          `${name}: an undo command names one of the plugin's change commands in undoes`,
-          `Set undoes to one of: ${
-            value.commands.filter((o) => o.mode === "change").map((o) => `"${o.path}"`).join(
-              ", ",
-            ) || "(none: add a change command)"
-          }`,
-        );
-      }
-      if (command.stages.length) {
-        fail(
-          i,
-          "stages",
-          `${name}: an undo runs no stage (the kernel rolls back)`,
-          "Remove stages",
-        );
-      }
-      continue;
-    }
-    if (command.undoes) {
-      fail(
-        i,
-        "undoes",
-        `${name}: undoes is for mode = "undo"`,
-        'Set mode = "undo", or remove undoes',
+    const problems: Problem[] = [
+      ...(seen.has(command.path)
+        ? [["path", "it is declared twice", "Give each [[commands]] entry its own path"] as Problem]
+        : []),
+      ...modeProblems(command, value, origin),
+      ...stageProblems(command, value),
+      ...flagProblems(command),
+      ...valueProblems(command),
+    ];
+    seen.add(command.path);
+    for (const [key, message, hint] of problems) {
+      errors.push(
+        new ManifestError(`Cannot register command "${command.path}": ${message}`, {
+          location: { file, key: `commands.${i}.${key}` },
+          hint,
+        }),
       );
-    }
-    if (command.stages.length === 0) {
-      fail(
-        i,
-        "stages",
-        `${name}: it runs no stage`,
-        "Name one of the plugin's [[stages]] in stages",
-      );
-    }
-    for (const [j, stage] of command.stages.entries()) {
-      if (!value.stages.some((st) => st.name === stage)) {
-        fail(
-          i,
-          `stages.${j}`,
-          `${name}: the plugin has no stage "${stage}"`,
-          didYouMean(stage, value.stages.map((st) => st.name)) ??
-            "A command runs the plugin's own [[stages]]",
-        );
-      }
-    }
-    const written = value.stages.filter((st) => command.stages.includes(st.name)).flatMap((st) =>
-      st.writes
-    );
-    if (command.result && !written.includes(command.result)) {
-      fail(
-        i,
-        "result",
-        `${name}: none of its stages writes "${command.result}"`,
-        `Add "${command.result}" to the writes of one of: ${command.stages.join(", ")}`,
-      );
-    }
-    if (command.deploys && (command.mode !== "query" || !command.result)) {
-      fail(
-        i,
-        "deploys",
-        `${name}: a command that deploys is a query whose result is a VM file`,
-        'Set mode = "query" and result = the key holding { file, text }',
-      );
-    }
-    if (!command.ask && origin !== "core") {
-      fail(
-        i,
-        "ask",
-        `${name}: only plugins shipped with Gini may change the host without asking`,
-        "Remove ask = false: the user confirms every change a third-party command makes",
-      );
-    }
-    if (command.mode !== "change" && (command.confirm || !command.ask)) {
-      fail(
-        i,
-        command.confirm ? "confirm" : "ask",
-        `${name}: only a change asks for confirmation`,
-        'Set mode = "change", or remove the key',
-      );
-    }
-    const names = new Set<string>();
-    const shorts = new Set<string>();
-    for (const [j, flag] of command.flags.entries()) {
-      if (GLOBAL_FLAGS.includes(flag.name) || names.has(flag.name)) {
-        fail(
-          i,
-          `flags.${j}.name`,
-          `${name}: the flag "--${flag.name}" is ${
-            names.has(flag.name) ? "declared twice" : "a global flag"
-          }`,
-          "Choose another name",
-        );
-      }
-      names.add(flag.name);
-      if (flag.short && (GLOBAL_SHORTS.includes(flag.short) || shorts.has(flag.short))) {
-        fail(
-          i,
-          `flags.${j}.short`,
-          `${name}: the short flag "-${flag.short}" is taken`,
-          `Choose a letter other than ${[...GLOBAL_SHORTS, ...shorts].join(", ")}`,
-        );
-      }
-      if (flag.short) shorts.add(flag.short);
-      if (
-        flag.type === "boolean" && (flag.repeatable || flag.choices || flag.access || flag.required)
-      ) {
-        fail(
-          i,
-          `flags.${j}.type`,
-          `${name}: a boolean flag takes no value`,
-          "Remove repeatable, choices, access and required",
-        );
-      }
-    }
-    for (const [j, arg] of command.arguments.entries()) {
-      const last = j === command.arguments.length - 1;
-      if (arg.repeatable && !last) {
-        fail(
-          i,
-          `arguments.${j}.repeatable`,
-          `${name}: only the last argument may repeat`,
-          "Make it a repeatable flag",
-        );
-      }
-      const earlier = command.arguments.slice(0, j);
-      if (arg.required && earlier.some((a) => !a.required)) {
-        fail(
-          i,
-          `arguments.${j}.required`,
-          `${name}: a required argument follows an optional one`,
-          "Put required arguments first",
-        );
-      }
-    }
-    for (const [j, spec] of [...command.arguments, ...command.flags].entries()) {
-      if (spec.access && spec.type !== "file") {
-        fail(
-          i,
-          j < command.arguments.length
-            ? `arguments.${j}.access`
-            : `flags.${j - command.arguments.length}.access`,
-          `${name}: access is for file values`,
-          'Set type = "file", or remove access',
-        );
-      }
     }
   }
   return errors;

@@ -1,0 +1,96 @@
+import { assertEquals } from "../../tests/_assert.ts";
+import { parseManifest } from "./manifest.ts";
+
+const HEAD = `[plugin]
+name = "demo"
+version = "1.0.0"
+description = "demo"
+priority = "third-party:160"
+[compatibility]
+kernel_api = "^1.0.0"
+[[stages]]
+name = "run"
+writes = ["demo.out"]
+`;
+
+/** The keys of the errors a manifest's commands produce. */
+function commandProblems(commands: string, origin: "core" | "extra" = "extra"): string[] {
+  const withSummaries = commands.replace(/^(path = .*)$/gm, '$1\nsummary = "s"');
+  const parsed = parseManifest(HEAD + withSummaries, "/p/plugin.toml", origin);
+  return parsed.ok ? [] : parsed.errors.map((e) => e.location?.key ?? e.message);
+}
+
+Deno.test("parseManifest() holds a command to what the rest of its manifest declares", async (t) => {
+  const cases: [string, string, string[]][] = [
+    [
+      "a valid query",
+      `[[commands]]\npath = "demo show"\nstages = ["run"]\nresult = "demo.out"`,
+      [],
+    ],
+    ["an unknown stage", `[[commands]]\npath = "x"\nstages = ["rnu"]`, ["commands.0.stages.0"]],
+    [
+      "a result no stage writes",
+      `[[commands]]\npath = "x"\nstages = ["run"]\nresult = "demo.other"`,
+      ["commands.0.result"],
+    ],
+    ["no stage", `[[commands]]\npath = "x"`, ["commands.0.stages"]],
+    [
+      "a group with a flag",
+      `[[commands]]\npath = "x"\nmode = "group"\n[[commands.flags]]\nname = "f"\nsummary = "f"`,
+      ["commands.0.mode"],
+    ],
+    ["an undo of nothing", `[[commands]]\npath = "x"\nmode = "undo"\nundoes = "y"`, [
+      "commands.0.undoes",
+    ]],
+    [
+      "a global flag",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "json"\nsummary = "j"`,
+      ["commands.0.flags.0.name"],
+    ],
+    [
+      "a taken letter",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "nope"\nshort = "n"\nsummary = "n"`,
+      ["commands.0.flags.0.short"],
+    ],
+    [
+      "a boolean with choices",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "b"\ntype = "boolean"\nchoices = ["a"]\nsummary = "b"`,
+      ["commands.0.flags.0.type"],
+    ],
+    [
+      "access on a string",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.arguments]]\nname = "a"\naccess = "write"\nsummary = "a"`,
+      ["commands.0.arguments.0.access"],
+    ],
+    [
+      "a repeating first argument",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.arguments]]\nname = "a"\nrepeatable = true\nsummary = "a"\n[[commands.arguments]]\nname = "b"\nsummary = "b"`,
+      ["commands.0.arguments.0.repeatable"],
+    ],
+    ["a query asking", `[[commands]]\npath = "x"\nstages = ["run"]\nconfirm = "Sure?"`, [
+      "commands.0.confirm",
+    ]],
+    [
+      "a third party not asking",
+      `[[commands]]\npath = "x"\nmode = "change"\nstages = ["run"]\nask = false`,
+      ["commands.0.ask"],
+    ],
+    [
+      "a path twice",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands]]\npath = "x"\nstages = ["run"]`,
+      ["commands.1.path"],
+    ],
+  ];
+  for (const [name, commands, keys] of cases) {
+    await t.step(name, () => assertEquals(commandProblems(commands), keys));
+  }
+  await t.step("a core plugin may change without asking", () => {
+    assertEquals(
+      commandProblems(
+        `[[commands]]\npath = "x"\nmode = "change"\nstages = ["run"]\nask = false`,
+        "core",
+      ),
+      [],
+    );
+  });
+});
