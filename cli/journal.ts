@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Command } from "@commander-js/extra-typings";
 import { UsageError } from "../kernel/mod.ts";
 import { listTransactions, readJournal } from "../kernel/journal/journal.ts";
 import { pruneJournal } from "../kernel/journal/prune.ts";
@@ -15,7 +16,14 @@ import { completeWith } from "./completions.ts";
 export function registerJournal(cli: Cli): void {
   const journal = cli.program.command("journal").description(
     "the history of operations that changed this host",
-  );
+  ) as unknown as Command;
+  registerList(cli, journal);
+  registerShow(cli, journal);
+  registerVerify(cli, journal);
+  registerPrune(cli, journal);
+}
+
+function registerList(cli: Cli, journal: Command): void {
   journal.command("list")
     .description("list transactions, newest first")
     .action(cli.action(async ({ ui, env }) => {
@@ -38,6 +46,9 @@ export function registerJournal(cli: Cli): void {
             ).join("\n"),
       );
     }));
+}
+
+function registerShow(cli: Cli, journal: Command): void {
   const show = journal.command("show")
     .description("show one transaction's records")
     .argument("<id>", "a transaction id from gini journal list")
@@ -62,6 +73,9 @@ export function registerJournal(cli: Cli): void {
       );
     }));
   completeWith(show, 0, "transactions");
+}
+
+function registerVerify(cli: Cli, journal: Command): void {
   journal.command("verify")
     .description(
       "check that files committed transactions produced still have their recorded hashes",
@@ -81,6 +95,9 @@ export function registerJournal(cli: Cli): void {
       );
       return changed.length ? 1 : 0;
     }));
+}
+
+function registerPrune(cli: Cli, journal: Command): void {
   journal.command("prune")
     .description(
       "remove old ended transactions and unneeded backups (keeps what recover and vfio undo need)",
