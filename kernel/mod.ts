@@ -83,7 +83,11 @@ export interface RunStagesOptions {
    * A plugin that renders the command's output once the stages succeed, before its worker ends:
    * the view lacks only the context and the plan, which the run supplies.
    */
-  render?: { plugin: string; command: string; view: Omit<RenderView, "context" | "plan"> };
+  render?: {
+    plugin: string;
+    command: string;
+    view: Omit<RenderView, "context" | "plan" | "report">;
+  };
 }
 
 /** What a run produced. */
@@ -152,70 +156,15 @@ async function runInTransaction(
   options: RunStagesOptions,
   journal: Journal | undefined,
 ): Promise<RunOutcome> {
-  const { env } = options;
   const guard = options.approved ? approvalGuard(options.approved) : undefined;
   // The checkpoint callback needs the pipeline, which needs the engine, which needs opEnv.
   const pipelineRef: { current?: Pipeline } = {};
-  const opEnv: OpEnv = {
-    ...createOpEnv(env, options.ui, options.requestDir),
-    ...(journal
-      ? {
-        checkpoint: async (stage: string) => {
-          const keys = pipelineRef.current!.stageWrites(stage);
-          await journal.append({ type: "checkpoint", stage, keys });
-          return { stage, saved: true, keys: Object.keys(keys) };
-        },
-      }
-      : {}),
-  };
-  // Observers see only executed ops, so a dry run (which executes none that change anything) has none.
-  const engine: OpEngine = new OpEngine(
-    options.dryRun ? "dry" : "live",
-    opEnv,
-    guarded(
-      guard,
-      journal
-        ? journalObserver(
-          journal,
-          env,
-          (index) => interruptAfter(engine, index, env.crash.interruptAfter),
-        )
-        : {},
-    ),
-    options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
-  );
-  const pipeline = new Pipeline({
-    resolution: options.loaded,
-    env,
-    engine,
-    ui: options.ui,
-    ...(options.targets ? { targets: options.targets } : {}),
-    seeds: { ...options.seeds, ...options.resume?.context },
-    ...(options.stageTimeoutMs ? { stageTimeoutMs: options.stageTimeoutMs } : {}),
-    ...(options.resume ? { completed: options.resume.completed } : {}),
-  });
+  const opEnv = transactionOpEnv(options, journal, pipelineRef);
+  const engine = createEngine(options, opEnv, journal, guard);
+  const pipeline = createPipeline(options, engine);
   pipelineRef.current = pipeline;
-  // The kernel owns its signals: Ctrl-C lets the change in progress finish, SIGTERM and SIGHUP
-  // (and a second signal) cancel it, journaled; then every worker is ended, whatever listeners
-  // its plugin registered, and the run stops with 128 + the signal's number.
-  let stoppedBy: StopSignal | undefined;
-  const onSignal = (signal: StopSignal) => {
-    if (signal === "SIGINT" && !stoppedBy) {
-      stoppedBy = signal;
-      engine.interrupt("interrupted by Ctrl-C");
-      options.ui.warn("Interrupted: finishing the operation in progress, then stopping");
-      void engine.settled().then(() => pipeline.close(`the run was interrupted by ${signal}`));
-      return;
-    }
-    stoppedBy ??= signal;
-    options.ui.warn(
-      `Stopping on ${signal}: cancelling the operation in progress (it is journaled either way)`,
-    );
-    void engine.cancelAll(`stopped by ${signal}`).then(() =>
-      pipeline.close(`the run was stopped by ${signal}`)
-    );
-  };
-  const stopListening = journal ? onStopSignal(onSignal) : undefined;
+  const stopper = createStopper(engine, pipeline, options.ui);
+  const stopListening = journal ? onStopSignal(stopper.onSignal) : undefined;
   let result: PipelineResult | undefined;
   try {
     result = await pipeline.run();
@@ -239,61 +188,196 @@ async function runInTransaction(
   } finally {
     await pipeline.close();
     if (journal) {
-      // A run that asked for no change (a failed validation, a query) leaves no log behind; a
-      // resumed one keeps the log it continues.
-      const changedNothing = !options.resume && !engine.interrupted &&
-        engine.records.every((r) => r.readOnly);
-      try {
-        // Ctrl-C after the last change of a run that completed changes nothing: it commits.
-        if (result?.ok) await journal.append({ type: "commit" });
-        else if (engine.interrupted) {
-          // Left incomplete on purpose: everything that ran is journaled, nothing is half-done.
-          const tx = await loadTransaction(journal.file);
-          // deno-lint-ignore no-unsafe-finally
-          throw new InterruptedError(
-            `Interrupted after ${tx.applied.length} change(s) (${tx.checkpoints.size} stage(s) complete): ${
-              options.command ?? "run"
-            } (${journal.id})`,
-            {
-              hint:
-                "Continue it with: gini recover --resume; or undo it with: gini recover --rollback (add --dry-run to see how)",
-            },
-            STOP_SIGNALS[stoppedBy ?? "SIGINT"],
-          );
-        } else {
-          const tx = await loadTransaction(journal.file);
-          if (tx.applied.length) {
-            options.ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
-          }
-          const undo = await rollback(tx, opEnv, { dryRun: false, journal });
-          for (const i of undo.irreversible) {
-            options.ui.warn(`Cannot undo "${i.description}" automatically`);
-          }
-          const reason = result?.error?.message ?? "the run stopped";
-          if (undo.failed.length) {
-            // Not closed: the changes still in place stay recorded, and recover retries them.
-            await journal.append({
-              type: "rollback-incomplete",
-              reason,
-              failed: undo.failed.map((f) => ({ seq: f.seq, error: f.error })),
-            });
-            options.ui.warn(
-              [
-                `${undo.failed.length} change(s) could not be undone and are still in place (transaction ${journal.id}):`,
-                ...undo.failed.map((f) => `  ✗ ${f.description}: ${f.error}`),
-                'Fix what is named, then run "gini recover" to finish undoing them (add --dry-run to see how)',
-              ].join("\n"),
-            );
-          } else await journal.append({ type: "abort", reason });
-        }
-      } finally {
-        journal.close();
-        // Until the journal's last record: a signal before it must not end the process.
-        stopListening?.();
-        if (changedNothing) await Deno.remove(journal.file).catch(() => {});
-      }
+      await closeJournal(journal, { result, engine, opEnv, options, stopper, stopListening });
     }
   }
+}
+
+/** The op environment of a run; a live one can checkpoint a completed stage's context keys. */
+function transactionOpEnv(
+  options: RunStagesOptions,
+  journal: Journal | undefined,
+  pipelineRef: { current?: Pipeline },
+): OpEnv {
+  return {
+    ...createOpEnv(options.env, options.ui, options.requestDir),
+    ...(journal
+      ? {
+        checkpoint: async (stage: string) => {
+          const keys = pipelineRef.current!.stageWrites(stage);
+          await journal.append({ type: "checkpoint", stage, keys });
+          return { stage, saved: true, keys: Object.keys(keys) };
+        },
+      }
+      : {}),
+  };
+}
+
+/** The op engine of a run: dry, or live with every change checked and journaled. */
+function createEngine(
+  options: RunStagesOptions,
+  opEnv: OpEnv,
+  journal: Journal | undefined,
+  guard: OpObserver | undefined,
+): OpEngine {
+  const { env } = options;
+  // Observers see only executed ops, so a dry run (which executes none that change anything) has none.
+  const engine: OpEngine = new OpEngine(
+    options.dryRun ? "dry" : "live",
+    opEnv,
+    guarded(
+      guard,
+      journal
+        ? journalObserver(
+          journal,
+          env,
+          (index) => interruptAfter(engine, index, env.crash.interruptAfter),
+        )
+        : {},
+    ),
+    options.resume ? { firstSeq: options.resume.lastSeq + 1 } : {},
+  );
+  return engine;
+}
+
+/** The pipeline of a run, resumed from its checkpoints' context when it continues one. */
+function createPipeline(options: RunStagesOptions, engine: OpEngine): Pipeline {
+  return new Pipeline({
+    resolution: options.loaded,
+    env: options.env,
+    engine,
+    ui: options.ui,
+    ...(options.targets ? { targets: options.targets } : {}),
+    seeds: { ...options.seeds, ...options.resume?.context },
+    ...(options.stageTimeoutMs ? { stageTimeoutMs: options.stageTimeoutMs } : {}),
+    ...(options.resume ? { completed: options.resume.completed } : {}),
+  });
+}
+
+/** A run's answer to stop signals, and the first signal it got. */
+interface Stopper {
+  stoppedBy: StopSignal | undefined;
+  onSignal(signal: StopSignal): void;
+}
+
+/**
+ * The kernel owns its signals: Ctrl-C lets the change in progress finish, SIGTERM and SIGHUP
+ * (and a second signal) cancel it, journaled; then every worker is ended, whatever listeners
+ * its plugin registered, and the run stops with 128 + the signal's number.
+ */
+function createStopper(engine: OpEngine, pipeline: Pipeline, ui: Ui): Stopper {
+  const stopper: Stopper = {
+    stoppedBy: undefined,
+    onSignal: (signal) => {
+      if (signal === "SIGINT" && !stopper.stoppedBy) {
+        stopper.stoppedBy = signal;
+        engine.interrupt("interrupted by Ctrl-C");
+        ui.warn("Interrupted: finishing the operation in progress, then stopping");
+        void engine.settled().then(() => pipeline.close(`the run was interrupted by ${signal}`));
+        return;
+      }
+      stopper.stoppedBy ??= signal;
+      ui.warn(
+        `Stopping on ${signal}: cancelling the operation in progress (it is journaled either way)`,
+      );
+      void engine.cancelAll(`stopped by ${signal}`).then(() =>
+        pipeline.close(`the run was stopped by ${signal}`)
+      );
+    },
+  };
+  return stopper;
+}
+
+/** What closing a run's journal needs to know of the run. */
+interface RunEnd {
+  result: PipelineResult | undefined;
+  engine: OpEngine;
+  opEnv: OpEnv;
+  options: RunStagesOptions;
+  stopper: Stopper;
+  stopListening: (() => void) | undefined;
+}
+
+/**
+ * Ends a live run's transaction: commits a run that succeeded, leaves an interrupted one open
+ * (throwing InterruptedError), and rolls back a failed one.
+ */
+async function closeJournal(journal: Journal, run: RunEnd): Promise<void> {
+  const { result, engine, options } = run;
+  // A run that asked for no change (a failed validation, a query) leaves no log behind; a
+  // resumed one keeps the log it continues.
+  const changedNothing = !options.resume && !engine.interrupted &&
+    engine.records.every((r) => r.readOnly);
+  try {
+    // Ctrl-C after the last change of a run that completed changes nothing: it commits.
+    if (result?.ok) await journal.append({ type: "commit" });
+    else if (engine.interrupted) {
+      // Left incomplete on purpose: everything that ran is journaled, nothing is half-done.
+      throw await interruptedError(journal, options.command, run.stopper);
+    } else {
+      await rollbackFailedRun(journal, run.opEnv, result?.error?.message, options.ui);
+    }
+  } finally {
+    journal.close();
+    // Until the journal's last record: a signal before it must not end the process.
+    run.stopListening?.();
+    if (changedNothing) await Deno.remove(journal.file).catch(() => {});
+  }
+}
+
+/** How far an interrupted run got, and how to continue or undo it. */
+async function interruptedError(
+  journal: Journal,
+  command: string | undefined,
+  stopper: Stopper,
+): Promise<InterruptedError> {
+  const tx = await loadTransaction(journal.file);
+  return new InterruptedError(
+    `Interrupted after ${tx.applied.length} change(s) (${tx.checkpoints.size} stage(s) complete): ${
+      command ?? "run"
+    } (${journal.id})`,
+    {
+      hint:
+        "Continue it with: gini recover --resume; or undo it with: gini recover --rollback (add --dry-run to see how)",
+    },
+    STOP_SIGNALS[stopper.stoppedBy ?? "SIGINT"],
+  );
+}
+
+/**
+ * Undoes what a failed run changed and closes its transaction; what cannot be undone stays
+ * recorded (rollback-incomplete) for `gini recover`.
+ */
+async function rollbackFailedRun(
+  journal: Journal,
+  opEnv: OpEnv,
+  error: string | undefined,
+  ui: Ui,
+): Promise<void> {
+  const tx = await loadTransaction(journal.file);
+  if (tx.applied.length) {
+    ui.warn(`The run failed; undoing the ${tx.applied.length} change(s) it made`);
+  }
+  const undo = await rollback(tx, opEnv, { dryRun: false, journal });
+  for (const i of undo.irreversible) {
+    ui.warn(`Cannot undo "${i.description}" automatically`);
+  }
+  const reason = error ?? "the run stopped";
+  if (undo.failed.length) {
+    // Not closed: the changes still in place stay recorded, and recover retries them.
+    await journal.append({
+      type: "rollback-incomplete",
+      reason,
+      failed: undo.failed.map((f) => ({ seq: f.seq, error: f.error })),
+    });
+    ui.warn(
+      [
+        `${undo.failed.length} change(s) could not be undone and are still in place (transaction ${journal.id}):`,
+        ...undo.failed.map((f) => `  ✗ ${f.description}: ${f.error}`),
+        'Fix what is named, then run "gini recover" to finish undoing them (add --dry-run to see how)',
+      ].join("\n"),
+    );
+  } else await journal.append({ type: "abort", reason });
 }
 
 /** The plugin's rendering of a command's output; a plugin that fails to render only warns. */
@@ -308,7 +392,8 @@ async function renderOutput(
     return await pipeline.render(render.plugin, render.command, {
       ...render.view,
       context: result.context,
-      plan: render.view.phase === "query" ? null : renderReport(report),
+      plan: renderReport(report),
+      report: report as unknown as Json,
     });
   } catch (error) {
     ui.warn(

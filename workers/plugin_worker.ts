@@ -218,44 +218,15 @@ function baseContext(call: number, s: Session): BaseContext {
   };
 }
 
+/** The kernel message of one type. */
+type Message<T extends KernelMessage["type"]> = Extract<KernelMessage, { type: T }>;
+/** What a call that succeeded answers with, besides its call id. */
+type Done = Pick<Extract<WorkerMessage, { type: "done" }>, "writes" | "veto" | "reply">;
+
+/** Answers one kernel message; a call that fails answers with its error. */
 async function handle(message: KernelMessage): Promise<void> {
-  if (message.type === "op-result") {
-    const waiter = pending.get(message.req);
-    if (!waiter) return;
-    pending.delete(message.req);
-    if (message.ok) waiter.resolve(message.result ?? null);
-    else {
-      // Deno's own error classes survive the trip, so `instanceof Deno.errors.NotFound` works.
-      const wire = message.error ?? { name: "Error", message: "The kernel refused the request" };
-      const native =
-        (Deno.errors as unknown as Record<string, new (m: string) => Error>)[wire.name];
-      waiter.reject(native && !wire.code ? new native(wire.message) : new RemoteError(wire));
-    }
-    return;
-  }
-  if (message.type === "init") {
-    await registered;
-    session = {
-      plugin: message.plugin,
-      dryRun: message.dryRun,
-      hostRoot: message.hostRoot,
-      dirs: message.dirs,
-    };
-    const def = definition!;
-    const hooks: ("pre-stage" | "post-stage")[] = [];
-    if (def.hooks?.preStage) hooks.push("pre-stage");
-    if (def.hooks?.postStage) hooks.push("post-stage");
-    post({
-      type: "ready",
-      v: PROTOCOL_VERSION,
-      stages: Object.keys(def.stages ?? {}),
-      events: Object.keys(def.on ?? {}),
-      hooks,
-      preflight: typeof def.preflight === "function",
-      renders: Object.keys(def.commands ?? {}),
-    });
-    return;
-  }
+  if (message.type === "op-result") return settleRequest(message);
+  if (message.type === "init") return await initialise(message);
   const s = session;
   const def = definition;
   if (!s || !def) {
@@ -270,80 +241,140 @@ async function handle(message: KernelMessage): Promise<void> {
   const call = message.call;
   try {
     switch (message.type) {
-      case "run-stage": {
-        const fn = def.stages?.[message.stage];
-        if (!fn) throw new Error(`The plugin defines no stage "${message.stage}"`);
-        const values = new Map(Object.entries(message.context));
-        const writes: Record<string, Json> = {};
-        const ctx: StageContext = {
-          ...baseContext(call, s),
-          stage: message.stage,
-          get: <T extends Json>(key: string) =>
-            (key in writes ? writes[key] : values.get(key)) as T | undefined,
-          set: (key, value) => {
-            writes[key] = value;
-          },
-          on: (event, handler) => {
-            dynamicHandlers.set(event, handler);
-            post({ type: "subscribe", event });
-          },
-        };
-        await fn(ctx);
-        post({ type: "done", call, ok: true, writes });
+      case "run-stage":
+        post({ type: "done", call, ok: true, ...await runStage(message, s, def) });
         break;
-      }
-      case "preflight": {
-        const veto = await def.preflight?.(baseContext(call, s));
-        post({
-          type: "done",
-          call,
-          ok: true,
-          writes: {},
-          ...(typeof veto === "string" ? { veto } : {}),
-        });
+      case "preflight":
+        post({ type: "done", call, ok: true, ...await preflight(message, s, def) });
         break;
-      }
-      case "hook": {
-        const info = { stage: message.stage, ...(message.error ? { error: message.error } : {}) };
-        const hook = message.hook === "pre-stage" ? def.hooks?.preStage : def.hooks?.postStage;
-        await hook?.(info, baseContext(call, s));
-        post({ type: "done", call, ok: true, writes: {} });
+      case "hook":
+        post({ type: "done", call, ok: true, ...await runHook(message, s, def) });
         break;
-      }
-      case "render": {
-        const render = def.commands?.[message.command]?.render;
-        if (!render) throw new Error(`The plugin renders no command "${message.command}"`);
-        const view = message.view;
-        const output = await render({
-          ...view,
-          paint: (colour, text) => paintText(view.color, colour, text),
-        });
-        // Only the keys the kernel reads, and none holding undefined (not JSON).
-        const reply = typeof output === "string" ? { text: output } : {
-          text: output.text,
-          ...(output.data === undefined ? {} : { data: output.data }),
-          ...(output.exitCode === undefined ? {} : { exitCode: output.exitCode }),
-        };
-        post({ type: "done", call, ok: true, writes: {}, reply });
+      case "render":
+        post({ type: "done", call, ok: true, ...await renderCommand(message, def) });
         break;
-      }
-      case "event": {
-        const handler = def.on?.[message.event] ?? dynamicHandlers.get(message.event);
-        const reply = await handler?.(message.payload, {
-          ...baseContext(call, s),
-          event: message.event,
-        });
-        post({
-          type: "done",
-          call,
-          ok: true,
-          writes: {},
-          ...(reply === undefined ? {} : { reply }),
-        });
+      case "event":
+        post({ type: "done", call, ok: true, ...await handleEvent(message, s, def) });
         break;
-      }
     }
   } catch (error) {
     post({ type: "done", call, ok: false, error: toWireError(error) });
   }
+}
+
+/** Answers the plugin's request that the kernel has served or refused. */
+function settleRequest(message: Message<"op-result">): void {
+  const waiter = pending.get(message.req);
+  if (!waiter) return;
+  pending.delete(message.req);
+  if (message.ok) waiter.resolve(message.result ?? null);
+  else {
+    // Deno's own error classes survive the trip, so `instanceof Deno.errors.NotFound` works.
+    const wire = message.error ?? { name: "Error", message: "The kernel refused the request" };
+    const native = (Deno.errors as unknown as Record<string, new (m: string) => Error>)[wire.name];
+    waiter.reject(native && !wire.code ? new native(wire.message) : new RemoteError(wire));
+  }
+}
+
+/** Starts the session once the plugin has registered, and says what it defines. */
+async function initialise(message: Message<"init">): Promise<void> {
+  await registered;
+  session = {
+    plugin: message.plugin,
+    dryRun: message.dryRun,
+    hostRoot: message.hostRoot,
+    dirs: message.dirs,
+  };
+  const def = definition!;
+  const hooks: ("pre-stage" | "post-stage")[] = [];
+  if (def.hooks?.preStage) hooks.push("pre-stage");
+  if (def.hooks?.postStage) hooks.push("post-stage");
+  post({
+    type: "ready",
+    v: PROTOCOL_VERSION,
+    stages: Object.keys(def.stages ?? {}),
+    events: Object.keys(def.on ?? {}),
+    hooks,
+    preflight: typeof def.preflight === "function",
+    renders: Object.keys(def.commands ?? {}),
+  });
+}
+
+/** Runs one stage with the context keys it reads; answers with the keys it wrote. */
+async function runStage(
+  message: Message<"run-stage">,
+  s: Session,
+  def: PluginDefinition,
+): Promise<Done> {
+  const fn = def.stages?.[message.stage];
+  if (!fn) throw new Error(`The plugin defines no stage "${message.stage}"`);
+  const values = new Map(Object.entries(message.context));
+  const writes: Record<string, Json> = {};
+  const ctx: StageContext = {
+    ...baseContext(message.call, s),
+    stage: message.stage,
+    get: <T extends Json>(key: string) =>
+      (key in writes ? writes[key] : values.get(key)) as T | undefined,
+    set: (key, value) => {
+      writes[key] = value;
+    },
+    on: (event, handler) => {
+      dynamicHandlers.set(event, handler);
+      post({ type: "subscribe", event });
+    },
+  };
+  await fn(ctx);
+  return { writes };
+}
+
+/** Runs the plugin's preflight; a string it returns vetoes the run. */
+async function preflight(
+  message: Message<"preflight">,
+  s: Session,
+  def: PluginDefinition,
+): Promise<Done> {
+  const veto = await def.preflight?.(baseContext(message.call, s));
+  return { writes: {}, ...(typeof veto === "string" ? { veto } : {}) };
+}
+
+/** Runs the plugin's pre- or post-stage hook, if it has one. */
+async function runHook(message: Message<"hook">, s: Session, def: PluginDefinition): Promise<Done> {
+  const info = { stage: message.stage, ...(message.error ? { error: message.error } : {}) };
+  const hook = message.hook === "pre-stage" ? def.hooks?.preStage : def.hooks?.postStage;
+  await hook?.(info, baseContext(message.call, s));
+  return { writes: {} };
+}
+
+/** Renders a command's output; a plain string is the text. */
+async function renderCommand(message: Message<"render">, def: PluginDefinition): Promise<Done> {
+  const render = def.commands?.[message.command]?.render;
+  if (!render) throw new Error(`The plugin renders no command "${message.command}"`);
+  const view = message.view;
+  const output = await render({
+    ...view,
+    paint: (colour, text) => paintText(view.color, colour, text),
+  });
+  if (typeof output === "string") return { writes: {}, reply: { text: output } };
+  // Only the keys the kernel reads, and none holding undefined (not JSON).
+  const { text, data, exitCode } = output;
+  const reply = {
+    text,
+    ...(data === undefined ? {} : { data }),
+    ...(exitCode === undefined ? {} : { exitCode }),
+  };
+  return { writes: {}, reply };
+}
+
+/** Hands an event to the plugin's handler for it (declared or subscribed by a stage). */
+async function handleEvent(
+  message: Message<"event">,
+  s: Session,
+  def: PluginDefinition,
+): Promise<Done> {
+  const handler = def.on?.[message.event] ?? dynamicHandlers.get(message.event);
+  const reply = await handler?.(message.payload, {
+    ...baseContext(message.call, s),
+    event: message.event,
+  });
+  return { writes: {}, ...(reply === undefined ? {} : { reply }) };
 }

@@ -259,12 +259,7 @@ export class PluginHost {
 
   #receive(raw: unknown): void {
     if (this.#dead) return;
-    const now = performance.now();
-    if (now - this.#windowStart > 1000) {
-      this.#windowStart = now;
-      this.#windowCount = 0;
-    }
-    if (++this.#windowCount > FLOOD_LIMIT_PER_SECOND) {
+    if (this.#flooding()) {
       this.terminate(
         `it flooded the kernel with more than ${FLOOD_LIMIT_PER_SECOND} messages a second`,
       );
@@ -288,67 +283,83 @@ export class PluginHost {
       case "subscribe":
         this.#anyHandlers()?.subscribe(message.event);
         return;
-      case "done": {
-        const call = this.#calls.get(message.call);
-        if (!call) return this.#refuse(`"done" for unknown call ${message.call}`);
-        this.#calls.delete(message.call);
-        clearTimeout(call.timer);
-        if (message.ok) {
-          call.resolve({
-            writes: message.writes ?? {},
-            ...(message.veto === undefined ? {} : { veto: message.veto }),
-            ...(message.reply === undefined ? {} : { reply: message.reply }),
-          });
-        } else {
-          call.reject(
-            new PluginCodeError(
-              this.name,
-              message.error ??
-                { name: "Error", message: "the plugin reported a failure without an error" },
-            ),
-          );
-        }
-        return;
-      }
+      case "done":
+        return this.#finish(message);
       case "op":
       case "read":
-      case "emit": {
-        const call = this.#calls.get(message.call);
-        if (!call) return this.#refuse(`request for unknown call ${message.call}`);
-        // Async so that a handler throwing synchronously becomes an answer, never a kernel crash.
-        const work =
-          (async () =>
-            message.type === "op"
-              ? await call.handlers.op(message.op.kind, message.op.args)
-              : message.type === "read"
-              ? await call.handlers.read(message.read.kind, message.read.path)
-              : await call.handlers.emit(message.event, message.payload))();
-        work.then(
-          (result) =>
-            this.#post({ type: "op-result", req: message.req, ok: true, result: result as Json }),
-          (error: unknown) =>
-            this.#post({
-              type: "op-result",
-              req: message.req,
-              ok: false,
-              error: error instanceof GiniError
-                ? {
-                  name: error.name,
-                  message: error.message,
-                  code: error.code,
-                  ...(error.hint ? { hint: error.hint } : {}),
-                }
-                : error instanceof Error
-                ? { name: error.name, message: error.message }
-                : { name: "Error", message: String(error) },
-            }),
-        );
-        return;
-      }
+      case "emit":
+        return this.#serve(message);
     }
+  }
+
+  /** Counts one message against the flood limit; true once the worker is over it. */
+  #flooding(): boolean {
+    const now = performance.now();
+    if (now - this.#windowStart > 1000) {
+      this.#windowStart = now;
+      this.#windowCount = 0;
+    }
+    return ++this.#windowCount > FLOOD_LIMIT_PER_SECOND;
+  }
+
+  /** Settles a call the worker says is done. */
+  #finish(message: Extract<WorkerMessage, { type: "done" }>): void {
+    const call = this.#calls.get(message.call);
+    if (!call) return this.#refuse(`"done" for unknown call ${message.call}`);
+    this.#calls.delete(message.call);
+    clearTimeout(call.timer);
+    if (message.ok) {
+      call.resolve({
+        writes: message.writes ?? {},
+        ...(message.veto === undefined ? {} : { veto: message.veto }),
+        ...(message.reply === undefined ? {} : { reply: message.reply }),
+      });
+    } else {
+      call.reject(
+        new PluginCodeError(
+          this.name,
+          message.error ??
+            { name: "Error", message: "the plugin reported a failure without an error" },
+        ),
+      );
+    }
+  }
+
+  /** Serves a call's request (an op, a read, an event to emit) and posts the answer. */
+  #serve(message: Extract<WorkerMessage, { type: "op" | "read" | "emit" }>): void {
+    const call = this.#calls.get(message.call);
+    if (!call) return this.#refuse(`request for unknown call ${message.call}`);
+    // Async so that a handler throwing synchronously becomes an answer, never a kernel crash.
+    const work =
+      (async () =>
+        message.type === "op"
+          ? await call.handlers.op(message.op.kind, message.op.args)
+          : message.type === "read"
+          ? await call.handlers.read(message.read.kind, message.read.path)
+          : await call.handlers.emit(message.event, message.payload))();
+    work.then(
+      (result) =>
+        this.#post({ type: "op-result", req: message.req, ok: true, result: result as Json }),
+      (error: unknown) =>
+        this.#post({ type: "op-result", req: message.req, ok: false, error: requestError(error) }),
+    );
   }
 
   #anyHandlers(): CallHandlers | undefined {
     return this.#calls.values().next().value?.handlers;
   }
+}
+
+/** How a request's error is answered to the worker; a GiniError keeps its code and hint. */
+function requestError(error: unknown): WireError {
+  return error instanceof GiniError
+    ? {
+      name: error.name,
+      message: error.message,
+      code: error.code,
+      ...(error.hint ? { hint: error.hint } : {}),
+    }
+    : error instanceof Error
+    ? { name: error.name, message: error.message }
+    : { name: "Error", message: String(error) };
 }

@@ -171,6 +171,62 @@ export function stageEdges(
   return edges;
 }
 
+/** Throws if a stage reads a context key that is neither seeded nor produced by any stage. */
+function checkReads(
+  stages: ResolvedStage[],
+  resolution: Resolution,
+  context: Map<string, Json>,
+): void {
+  for (const s of stages) {
+    for (const key of s.reads) {
+      if (!context.has(key) && !resolution.producers.has(key)) {
+        throw new GiniError(
+          "PIPELINE_INVALID",
+          `Cannot run stage "${s.id}": nothing produces context key "${key}" it reads`,
+          2,
+          {
+            hint: didYouMean(key, [...resolution.producers.keys(), ...context.keys()]) ??
+              "Install the plugin that produces it",
+          },
+        );
+      }
+    }
+  }
+}
+
+/** What a stage's error is reported as. */
+function stageError(stage: ResolvedStage, error: unknown): GiniError {
+  // Bad input found by a stage (exit code 2) is shown as itself, not as a stage failure.
+  if (error instanceof GiniError && error.exitCode === 2) return error;
+  if (error instanceof StageFailedError) return error;
+  if (error instanceof GiniError) {
+    return new StageFailedError(stage.id, stage.plugin, error.message, {
+      ...(error.hint ? { hint: error.hint } : {}),
+      cause: error,
+    });
+  }
+  return new StageFailedError(
+    stage.id,
+    stage.plugin,
+    error instanceof Error ? error.message : String(error),
+  );
+}
+
+/** Where one run stands, shared by the steps of {@linkcode Pipeline.run}. */
+interface RunState {
+  context: Map<string, Json>;
+  /** Each stage's prerequisites. */
+  edges: Map<string, Set<string>>;
+  reports: Map<string, StageReport>;
+  /** Stages not yet launched. */
+  pending: Map<string, ResolvedStage>;
+  running: Map<string, Promise<void>>;
+  /** Stage ids in the order they were launched. */
+  launchOrder: string[];
+  /** The first failure of a required stage. */
+  failure: GiniError | undefined;
+}
+
 /** Runs plugins' stages; owns the workers it starts and stops them at the end. */
 export class Pipeline {
   readonly #o: PipelineOptions;
@@ -452,8 +508,56 @@ export class Pipeline {
 
   /** Runs preflight for every participating plugin, then the stages. */
   async run(): Promise<PipelineResult> {
-    const { resolution, ui } = this.#o;
     const context = new Map<string, Json>(Object.entries(this.#o.seeds ?? {}));
+    const { selected, wanting, stages, edges } = this.#plan(context);
+    const completed = new Set(this.#o.completed ?? []);
+    const participants = await this.#startWorkers(stages, completed);
+    await this.#preflight(participants);
+
+    const state: RunState = {
+      context,
+      edges,
+      reports: new Map(),
+      pending: new Map(stages.filter((s) => !completed.has(s.id)).map((s) => [s.id, s])),
+      running: new Map(),
+      launchOrder: [],
+      failure: undefined,
+    };
+    for (const s of stages.filter((s) => completed.has(s.id))) {
+      state.reports.set(s.id, {
+        id: s.id,
+        plugin: s.plugin,
+        status: "done",
+        durationMs: 0,
+        restored: true,
+      });
+    }
+    try {
+      await this.#schedule(state);
+    } finally {
+      await Promise.allSettled(state.running.values());
+    }
+    const skipped: StageReport[] = selected.filter((s) => wanting.has(s.id)).map((s) => ({
+      id: s.id,
+      plugin: s.plugin,
+      status: "skipped",
+      durationMs: 0,
+      error: wanting.get(s.id)!,
+    }));
+    return this.#outcome(state, stages, completed, skipped);
+  }
+
+  /**
+   * The stages this run takes on, with their prerequisites, and those it skips for want of
+   * inputs (each with its reason). Throws on a cycle or a key that nothing produces.
+   */
+  #plan(context: Map<string, Json>): {
+    selected: ResolvedStage[];
+    wanting: Map<string, string>;
+    stages: ResolvedStage[];
+    edges: Map<string, Set<string>>;
+  } {
+    const { resolution } = this.#o;
     const selected = selectStages(resolution, this.#o.targets);
     // Run with no targets ("run everything"), a stage whose inputs nobody gives (a key only a
     // command seeds, such as session.user_vm_request) is skipped with its reason, not an error.
@@ -462,22 +566,15 @@ export class Pipeline {
       : wantingInputs(selected, resolution, context);
     const stages = selected.filter((s) => !wanting.has(s.id));
     const edges = stageEdges(stages, resolution);
-    for (const s of stages) {
-      for (const key of s.reads) {
-        if (!context.has(key) && !resolution.producers.has(key)) {
-          throw new GiniError(
-            "PIPELINE_INVALID",
-            `Cannot run stage "${s.id}": nothing produces context key "${key}" it reads`,
-            2,
-            {
-              hint: didYouMean(key, [...resolution.producers.keys(), ...context.keys()]) ??
-                "Install the plugin that produces it",
-            },
-          );
-        }
-      }
-    }
-    const completed = new Set(this.#o.completed ?? []);
+    checkReads(stages, resolution, context);
+    return { selected, wanting, stages, edges };
+  }
+
+  /**
+   * Loads the contracts of the plugins that take part (those with a stage to run, and hook
+   * plugins) and starts their workers; returns their names.
+   */
+  async #startWorkers(stages: ResolvedStage[], completed: Set<string>): Promise<Set<string>> {
     const participants = new Set(stages.filter((s) => !completed.has(s.id)).map((s) => s.plugin));
     for (const m of [...this.#hookPlugins("pre-stage"), ...this.#hookPlugins("post-stage")]) {
       participants.add(m.plugin.name);
@@ -485,9 +582,13 @@ export class Pipeline {
     this.#contracts = await loadContracts(
       [...this.#manifests.values()].filter((m) => participants.has(m.plugin.name)),
     );
-
     // Start every participating worker at once (they load in parallel), then preflight in order.
     await Promise.all([...participants].map((name) => this.host(name)));
+    return participants;
+  }
+
+  /** Runs each participant's preflight in priority order; throws on the first veto. */
+  async #preflight(participants: Set<string>): Promise<void> {
     for (const name of this.#byPriority(participants)) {
       const manifest = this.#manifests.get(name)!;
       const host = await this.host(name);
@@ -501,126 +602,133 @@ export class Pipeline {
       );
       if (result.veto) throw new PreflightVetoError(name, result.veto);
     }
+  }
 
-    const reports = new Map<string, StageReport>();
-    const skipped: StageReport[] = selected.filter((s) => wanting.has(s.id)).map((s) => ({
-      id: s.id,
-      plugin: s.plugin,
-      status: "skipped",
-      durationMs: 0,
-      error: wanting.get(s.id)!,
-    }));
-    for (const s of stages.filter((s) => completed.has(s.id))) {
-      reports.set(s.id, {
-        id: s.id,
-        plugin: s.plugin,
-        status: "done",
-        durationMs: 0,
-        restored: true,
-      });
-    }
-    const pending = new Map(stages.filter((s) => !completed.has(s.id)).map((s) => [s.id, s]));
-    const running = new Map<string, Promise<void>>();
-    let failure: GiniError | undefined;
-    const optional = (s: ResolvedStage) => this.#manifests.get(s.plugin)!.plugin.optional;
+  #optional(stage: ResolvedStage): boolean {
+    return this.#manifests.get(stage.plugin)!.plugin.optional;
+  }
 
-    const launchOrder: string[] = [];
-    const launch = (stage: ResolvedStage) => {
-      pending.delete(stage.id);
-      launchOrder.push(stage.id);
-      const started = performance.now();
-      const work = (async () => {
-        let error: unknown;
-        try {
-          await this.#hooks("pre-stage", stage);
-          await this.#runStage(stage, context);
-        } catch (e) {
-          error = e;
-        }
-        try {
-          await this.#hooks(
-            "post-stage",
-            stage,
-            error ? String(error instanceof Error ? error.message : error) : undefined,
-          );
-        } catch (e) {
-          error ??= e;
-        }
-        const durationMs = performance.now() - started;
-        if (error === undefined) {
-          reports.set(stage.id, { id: stage.id, plugin: stage.plugin, status: "done", durationMs });
-          await this.emit("stage:completed", { stage: stage.id, durationMs }, stage.id);
-          return;
-        }
-        // Bad input found by a stage (exit code 2) is shown as itself, not as a stage failure.
-        const gini = error instanceof GiniError && error.exitCode === 2
-          ? error
-          : error instanceof GiniError
-          ? error instanceof StageFailedError
-            ? error
-            : new StageFailedError(stage.id, stage.plugin, error.message, {
-              ...(error.hint ? { hint: error.hint } : {}),
-              cause: error,
-            })
-          : new StageFailedError(
-            stage.id,
-            stage.plugin,
-            error instanceof Error ? error.message : String(error),
-          );
-        reports.set(stage.id, {
-          id: stage.id,
-          plugin: stage.plugin,
-          status: "failed",
-          durationMs,
-          error: gini.message,
-        });
-        if (optional(stage)) {
-          ui.warn(
-            `Optional plugin "${stage.plugin}" failed; its stage "${stage.id}" is skipped: ${gini.message}`,
-          );
-        } else failure ??= gini;
-        await this.emit("stage:failed", { stage: stage.id, error: gini.message }, stage.id);
-      })();
-      running.set(stage.id, work.finally(() => running.delete(stage.id)));
-    };
-
-    try {
-      while (pending.size || running.size) {
-        if (!failure) {
-          // Stages whose prerequisites failed or were skipped are skipped too.
-          for (const stage of [...pending.values()]) {
-            const deps = [...edges.get(stage.id)!];
-            const blocked = deps.find((d) => reports.get(d) && reports.get(d)!.status !== "done");
-            if (blocked) {
-              pending.delete(stage.id);
-              reports.set(stage.id, {
-                id: stage.id,
-                plugin: stage.plugin,
-                status: "skipped",
-                durationMs: 0,
-                error: `"${blocked}" did not complete`,
-              });
-              if (!optional(stage)) {
-                failure ??= new StageFailedError(
-                  stage.id,
-                  stage.plugin,
-                  `it needs "${blocked}", which did not complete`,
-                );
-              }
-            }
-          }
-          const ready = [...pending.values()]
-            .filter((s) => [...edges.get(s.id)!].every((d) => reports.get(d)?.status === "done"))
-            .sort((a, b) => (this.#order.get(a.plugin) ?? 0) - (this.#order.get(b.plugin) ?? 0));
-          ready.forEach(launch);
-        }
-        if (running.size === 0) break;
-        await Promise.race(running.values());
+  /** Launches stages as their prerequisites complete, until none is pending or running. */
+  async #schedule(state: RunState): Promise<void> {
+    while (state.pending.size || state.running.size) {
+      if (!state.failure) {
+        this.#skipBlocked(state);
+        const ready = [...state.pending.values()]
+          .filter((s) =>
+            [...state.edges.get(s.id)!].every((d) => state.reports.get(d)?.status === "done")
+          )
+          .sort((a, b) => (this.#order.get(a.plugin) ?? 0) - (this.#order.get(b.plugin) ?? 0));
+        ready.forEach((stage) => this.#launch(state, stage));
       }
-    } finally {
-      await Promise.allSettled(running.values());
+      if (state.running.size === 0) break;
+      await Promise.race(state.running.values());
     }
-    for (const stage of pending.values()) {
+  }
+
+  /** Stages whose prerequisites failed or were skipped are skipped too. */
+  #skipBlocked(state: RunState): void {
+    for (const stage of [...state.pending.values()]) {
+      const deps = [...state.edges.get(stage.id)!];
+      const blocked = deps.find((d) =>
+        state.reports.get(d) && state.reports.get(d)!.status !== "done"
+      );
+      if (!blocked) continue;
+      state.pending.delete(stage.id);
+      state.reports.set(stage.id, {
+        id: stage.id,
+        plugin: stage.plugin,
+        status: "skipped",
+        durationMs: 0,
+        error: `"${blocked}" did not complete`,
+      });
+      if (!this.#optional(stage)) {
+        state.failure ??= new StageFailedError(
+          stage.id,
+          stage.plugin,
+          `it needs "${blocked}", which did not complete`,
+        );
+      }
+    }
+  }
+
+  /** Starts one stage with its hooks; it is running until its report is in. */
+  #launch(state: RunState, stage: ResolvedStage): void {
+    state.pending.delete(stage.id);
+    state.launchOrder.push(stage.id);
+    const started = performance.now();
+    const work = (async () => {
+      const error = await this.#runWithHooks(stage, state.context);
+      await this.#report(state, stage, error, performance.now() - started);
+    })();
+    state.running.set(stage.id, work.finally(() => state.running.delete(stage.id)));
+  }
+
+  /** Runs a stage between its pre- and post-stage hooks; returns the first error, if any. */
+  async #runWithHooks(stage: ResolvedStage, context: Map<string, Json>): Promise<unknown> {
+    let error: unknown;
+    try {
+      await this.#hooks("pre-stage", stage);
+      await this.#runStage(stage, context);
+    } catch (e) {
+      error = e;
+    }
+    try {
+      await this.#hooks(
+        "post-stage",
+        stage,
+        error ? String(error instanceof Error ? error.message : error) : undefined,
+      );
+    } catch (e) {
+      error ??= e;
+    }
+    return error;
+  }
+
+  /**
+   * Records how a stage ended and tells subscribers; a failure of a required plugin's stage
+   * becomes the run's failure, an optional one's only a warning.
+   */
+  async #report(
+    state: RunState,
+    stage: ResolvedStage,
+    error: unknown,
+    durationMs: number,
+  ): Promise<void> {
+    if (error === undefined) {
+      state.reports.set(stage.id, {
+        id: stage.id,
+        plugin: stage.plugin,
+        status: "done",
+        durationMs,
+      });
+      await this.emit("stage:completed", { stage: stage.id, durationMs }, stage.id);
+      return;
+    }
+    const gini = stageError(stage, error);
+    state.reports.set(stage.id, {
+      id: stage.id,
+      plugin: stage.plugin,
+      status: "failed",
+      durationMs,
+      error: gini.message,
+    });
+    if (this.#optional(stage)) {
+      this.#o.ui.warn(
+        `Optional plugin "${stage.plugin}" failed; its stage "${stage.id}" is skipped: ${gini.message}`,
+      );
+    } else state.failure ??= gini;
+    await this.emit("stage:failed", { stage: stage.id, error: gini.message }, stage.id);
+  }
+
+  /** The run's result, with every stage's report in the order the user reads them. */
+  #outcome(
+    state: RunState,
+    stages: ResolvedStage[],
+    completed: Set<string>,
+    skipped: StageReport[],
+  ): PipelineResult {
+    const { reports, launchOrder, failure } = state;
+    for (const stage of state.pending.values()) {
       reports.set(stage.id, {
         id: stage.id,
         plugin: stage.plugin,
@@ -632,7 +740,7 @@ export class Pipeline {
     const restored = stages.map((s) => s.id).filter((id) => completed.has(id));
     return {
       ok: failure === undefined,
-      context: Object.fromEntries(context),
+      context: Object.fromEntries(state.context),
       // Restored stages first, then in the order stages started; those that never started last.
       stages: [
         ...restored,
