@@ -189,13 +189,18 @@ function withNamedFiles(
   };
 }
 
+/** One invocation of a plugin command: where it runs, whose it is, and what the user typed. */
+interface Invocation {
+  c: CommandEnv;
+  loaded: Resolution;
+  manifest: Manifest;
+  spec: CommandManifest;
+  input: CommandInput;
+}
+
 /** Runs a plugin command's stages once, dry or live. */
 function runOnce(
-  c: CommandEnv,
-  loaded: Resolution,
-  manifest: Manifest,
-  spec: CommandManifest,
-  input: CommandInput,
+  { c, loaded, manifest, spec, input }: Invocation,
   phase: "query" | "plan" | "applied",
   approved?: ReturnType<typeof approvedPlan>,
 ): Promise<RunOutcome> {
@@ -239,27 +244,17 @@ function printOutcome(c: CommandEnv, spec: CommandManifest, outcome: RunOutcome)
       (typeof value === "string" ? value : JSON.stringify(value, null, 2)));
 }
 
-async function runQuery(
-  c: CommandEnv,
-  loaded: Resolution,
-  manifest: Manifest,
-  spec: CommandManifest,
-  input: CommandInput,
-) {
-  const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
+async function runQuery(call: Invocation): Promise<number> {
+  const { c, spec } = call;
+  const outcome = await runOnce(call, "query");
   if (!outcome.result.ok) throw outcome.result.error;
   printOutcome(c, spec, outcome);
   return outcome.output?.exitCode ?? 0;
 }
 
-async function runChange(
-  c: CommandEnv,
-  loaded: Resolution,
-  manifest: Manifest,
-  spec: CommandManifest,
-  input: CommandInput,
-): Promise<number> {
-  const plan = await runOnce(c, loaded, manifest, spec, input, "plan");
+async function runChange(call: Invocation): Promise<number> {
+  const { c, spec } = call;
+  const plan = await runOnce(call, "plan");
   if (!plan.result.ok) throw plan.result.error;
   const changes = plan.report.summary.operations - plan.report.summary.readOnly;
   if (c.flags.dryRun || changes === 0) {
@@ -277,9 +272,9 @@ async function runChange(
       shown,
     )
   ) return 1;
-  const live = await runOnce(c, loaded, manifest, spec, input, "applied", approved);
+  const live = await runOnce(call, "applied", approved);
   if (live.result.error instanceof PlanChangedError) {
-    const again = await runOnce(c, loaded, manifest, spec, input, "plan").catch(() => undefined);
+    const again = await runOnce(call, "plan").catch(() => undefined);
     if (again?.output) c.ui.info(`The plan now:\n${again.output.text}`);
   }
   if (!live.result.ok) throw live.result.error;
@@ -297,7 +292,7 @@ async function lastRun(c: CommandEnv, manifest: Manifest, path: string) {
   );
 }
 
-async function runUndo(c: CommandEnv, manifest: Manifest, spec: CommandManifest): Promise<number> {
+async function runUndo({ c, manifest, spec }: Invocation): Promise<number> {
   const path = spec.undoes!;
   const tx = await lastRun(c, manifest, path);
   if (!tx) {
@@ -322,11 +317,11 @@ async function runUndo(c: CommandEnv, manifest: Manifest, spec: CommandManifest)
  * A VM file a command made (`{ file, text, flags? }` in its result), deployed as `gini up` deploys
  * one, the file written as part of the deploy; refused when the file exists with other content.
  */
-async function handToUp(
-  c: CommandEnv,
-  spec: CommandManifest,
-  value: Json | undefined,
-) {
+async function handToUp(call: Invocation): Promise<number> {
+  const { c, spec } = call;
+  const outcome = await runOnce(call, "query");
+  if (!outcome.result.ok) throw outcome.result.error;
+  const value = spec.result ? outcome.result.context[spec.result] : undefined;
   const made = value as { file?: unknown; text?: unknown; flags?: Record<string, string> } | null;
   if (typeof made?.file !== "string" || typeof made.text !== "string") {
     throw new UsageError(
@@ -352,30 +347,18 @@ async function handToUp(
     save: existing === null,
     ...(made.flags ? { flags: made.flags } : {}),
   });
+  return 0;
 }
 
 /** Runs a plugin command by its mode; returns the exit code. */
-async function runCommand(
-  c: CommandEnv,
-  loaded: Resolution,
-  manifest: Manifest,
-  spec: CommandManifest,
-  input: CommandInput,
-): Promise<number> {
-  switch (spec.mode) {
+function runCommand(call: Invocation): Promise<number> {
+  switch (call.spec.mode) {
     case "undo":
-      return runUndo(c, manifest, spec);
+      return runUndo(call);
     case "change":
-      return runChange(c, loaded, manifest, spec, input);
-    default: {
-      if (spec.deploys) {
-        const outcome = await runOnce(c, loaded, manifest, spec, input, "query");
-        if (!outcome.result.ok) throw outcome.result.error;
-        await handToUp(c, spec, spec.result ? outcome.result.context[spec.result] : undefined);
-        return 0;
-      }
-      return await runQuery(c, loaded, manifest, spec, input);
-    }
+      return runChange(call);
+    default:
+      return call.spec.deploys ? handToUp(call) : runQuery(call);
   }
 }
 
@@ -436,7 +419,7 @@ export function registerPluginCommands(
           );
           const line = commandLine(spec, values, values.at(-1) as Command);
           const input = { ...finished, line };
-          return runCommand(c, loaded, manifest, spec, input);
+          return runCommand({ c, loaded, manifest, spec, input });
         }) as (...args: unknown[]) => Promise<void>,
       );
     }
