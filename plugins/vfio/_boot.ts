@@ -259,6 +259,106 @@ async function buildsUkis(files: Files, initramfs: Initramfs): Promise<boolean> 
   return false;
 }
 
+/** The plan for one boot loader, with what its edits read and add. */
+interface BootEditor {
+  plan: BootPlan;
+  files: Files;
+  args: string[];
+}
+
+/**
+ * Adds the arguments to every command line in `path` that `re` matches (group 2); when none
+ * matches, `missing` writes one.
+ */
+async function editFile(
+  e: BootEditor,
+  path: string,
+  re: RegExp,
+  missing?: (before: string) => string,
+): Promise<void> {
+  const before = await e.files.read(path);
+  if (before === null) return;
+  const { text, found } = editLines(before, re, e.args);
+  e.plan.cmdlines.push(...found);
+  const after = found.length === 0 && missing ? missing(before) : text;
+  e.plan.edits.push(...edit(path, before, after));
+}
+
+/** Adds the arguments to /etc/kernel/cmdline, when the host has one. */
+async function editKernelCmdline(e: BootEditor): Promise<void> {
+  const path = "/etc/kernel/cmdline";
+  const before = await e.files.read(path);
+  if (before === null) return;
+  const line = before.replace(/\n$/, "");
+  e.plan.cmdlines.push(line);
+  e.plan.edits.push(
+    ...edit(
+      path,
+      before,
+      before === "" ? `${withArgs("", e.args)}\n` : before.replace(line, withArgs(line, e.args)),
+    ),
+  );
+}
+
+/** GRUB: a drop-in or /etc/default/grub, the BLS entries for `grub-bls`, then grub-mkconfig. */
+async function planGrub(e: BootEditor, name: "grub" | "grub-bls"): Promise<void> {
+  const { plan, files, args } = e;
+  const key = name === "grub" ? "GRUB_CMDLINE_LINUX_DEFAULT" : "GRUB_CMDLINE_LINUX";
+  const dropInDir = name === "grub" ? await files.list("/etc/default/grub.d") : null;
+  if (dropInDir !== null) {
+    const path = "/etc/default/grub.d/gini-vfio.cfg";
+    const before = await files.read(path);
+    plan.edits.push(
+      ...edit(path, before, `${MARK}\n${key}="$${key} ${args.join(" ")}"\n`),
+    );
+    plan.cmdlines.push(
+      before?.match(new RegExp(`^${key}="\\$${key} (.*)"`, "m"))?.[1] ?? "",
+    );
+  } else {
+    await editFile(
+      e,
+      "/etc/default/grub",
+      new RegExp(`^(${key}=["']?)([^"']*)(["']?\\s*)$`),
+      (before) => `${nl(before)}${key}="${args.join(" ")}"\n`,
+    );
+  }
+  if (name === "grub-bls") {
+    for (const path of await entries(files, "/boot/loader/entries")) {
+      await editFile(e, path, /^(options\s+)(.*?)(\s*)$/);
+    }
+  }
+  const mkconfig = await grubCfg(files);
+  if (mkconfig) plan.commands.push(mkconfig);
+  else plan.notes.push("No grub.cfg found: run grub-mkconfig yourself");
+}
+
+/** kernelstub: the `user.kernel_options` list in its JSON configuration. */
+async function planKernelstub(e: BootEditor): Promise<void> {
+  const { plan, files, args } = e;
+  const path = "/etc/kernelstub/configuration";
+  const before = (await files.read(path))!;
+  let config: { user?: { kernel_options?: string[] } };
+  try {
+    config = JSON.parse(before);
+  } catch (error) {
+    throw new UsageError(`Cannot read ${path}: ${(error as Error).message}`, {
+      hint: "Fix the JSON (kernelstub writes it), then plan again",
+    });
+  }
+  const options = config.user?.kernel_options ?? [];
+  plan.cmdlines.push(options.join(" "));
+  const next = withArgs(options.join(" "), args).split(" ").filter(Boolean);
+  if (next.join(" ") !== options.join(" ")) {
+    config.user = { ...config.user, kernel_options: next };
+    plan.edits.push({
+      path,
+      before,
+      after: JSON.stringify(config, null, 2) + (before.endsWith("\n") ? "\n" : ""),
+    });
+  }
+  plan.commands.push(["kernelstub"]);
+}
+
 async function planBootloader(
   name: Bootloader,
   files: Files,
@@ -266,68 +366,21 @@ async function planBootloader(
   initramfs: Initramfs,
 ): Promise<BootPlan> {
   const plan: BootPlan = { name, edits: [], commands: [], cmdlines: [], notes: [] };
-  const args = host.args;
-  const editFile = async (path: string, re: RegExp, missing?: (before: string) => string) => {
-    const before = await files.read(path);
-    if (before === null) return;
-    const { text, found } = editLines(before, re, args);
-    plan.cmdlines.push(...found);
-    const after = found.length === 0 && missing ? missing(before) : text;
-    plan.edits.push(...edit(path, before, after));
-  };
-  const kernelCmdline = async () => {
-    const path = "/etc/kernel/cmdline";
-    const before = await files.read(path);
-    if (before === null) return false;
-    const line = before.replace(/\n$/, "");
-    plan.cmdlines.push(line);
-    plan.edits.push(
-      ...edit(
-        path,
-        before,
-        before === "" ? `${withArgs("", args)}\n` : before.replace(line, withArgs(line, args)),
-      ),
-    );
-    return true;
-  };
+  const e: BootEditor = { plan, files, args: host.args };
   if (name === "grub" || name === "grub-bls") {
-    const key = name === "grub" ? "GRUB_CMDLINE_LINUX_DEFAULT" : "GRUB_CMDLINE_LINUX";
-    const dropInDir = name === "grub" ? await files.list("/etc/default/grub.d") : null;
-    if (dropInDir !== null) {
-      const path = "/etc/default/grub.d/gini-vfio.cfg";
-      const before = await files.read(path);
-      plan.edits.push(
-        ...edit(path, before, `${MARK}\n${key}="$${key} ${args.join(" ")}"\n`),
-      );
-      plan.cmdlines.push(
-        before?.match(new RegExp(`^${key}="\\$${key} (.*)"`, "m"))?.[1] ?? "",
-      );
-    } else {
-      await editFile(
-        "/etc/default/grub",
-        new RegExp(`^(${key}=["']?)([^"']*)(["']?\\s*)$`),
-        (before) => `${nl(before)}${key}="${args.join(" ")}"\n`,
-      );
-    }
-    if (name === "grub-bls") {
-      for (const path of await entries(files, "/boot/loader/entries")) {
-        await editFile(path, /^(options\s+)(.*?)(\s*)$/);
-      }
-    }
-    const mkconfig = await grubCfg(files);
-    if (mkconfig) plan.commands.push(mkconfig);
-    else plan.notes.push("No grub.cfg found: run grub-mkconfig yourself");
+    await planGrub(e, name);
   } else if (name === "systemd-boot") {
     for (const path of await loaderEntries(files)) {
       await editFile(
+        e,
         path,
         /^(options\s+)(.*?)(\s*)$/,
-        (b) => `${nl(b)}options ${args.join(" ")}\n`,
+        (b) => `${nl(b)}options ${host.args.join(" ")}\n`,
       );
     }
-    await kernelCmdline();
+    await editKernelCmdline(e);
   } else if (name === "kernel-cmdline") {
-    await kernelCmdline();
+    await editKernelCmdline(e);
     if (!await buildsUkis(files, initramfs)) {
       plan.commands.push([
         "kernel-install",
@@ -337,33 +390,12 @@ async function planBootloader(
       ]);
     }
   } else if (name === "kernelstub") {
-    const path = "/etc/kernelstub/configuration";
-    const before = (await files.read(path))!;
-    let config: { user?: { kernel_options?: string[] } };
-    try {
-      config = JSON.parse(before);
-    } catch (error) {
-      throw new UsageError(`Cannot read ${path}: ${(error as Error).message}`, {
-        hint: "Fix the JSON (kernelstub writes it), then plan again",
-      });
-    }
-    const options = config.user?.kernel_options ?? [];
-    plan.cmdlines.push(options.join(" "));
-    const next = withArgs(options.join(" "), args).split(" ").filter(Boolean);
-    if (next.join(" ") !== options.join(" ")) {
-      config.user = { ...config.user, kernel_options: next };
-      plan.edits.push({
-        path,
-        before,
-        after: JSON.stringify(config, null, 2) + (before.endsWith("\n") ? "\n" : ""),
-      });
-    }
-    plan.commands.push(["kernelstub"]);
+    await planKernelstub(e);
   } else if (name === "refind") {
-    await editFile("/boot/refind_linux.conf", /^(\s*"[^"]*"\s+")([^"]*)(".*)$/);
+    await editFile(e, "/boot/refind_linux.conf", /^(\s*"[^"]*"\s+")([^"]*)(".*)$/);
   } else {
     for (const path of LIMINE) {
-      await editFile(path, /^(\s*(?:kernel_)?cmdline:\s*|\s*(?:KERNEL_)?CMDLINE=)(.*?)(\s*)$/i);
+      await editFile(e, path, /^(\s*(?:kernel_)?cmdline:\s*|\s*(?:KERNEL_)?CMDLINE=)(.*?)(\s*)$/i);
     }
   }
   return plan;

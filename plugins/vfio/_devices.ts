@@ -43,21 +43,12 @@ function describe(d: PciDevice): string {
   return [d.vendorName, d.deviceName].filter(Boolean).join(" ") || `[${d.vendor}:${d.device}]`;
 }
 
-/** Chooses the device set, or throws a UsageError that says why not and what to do. */
-export function selectDevices(
-  report: EnvironmentData,
-  listed: string[],
-  force: boolean,
-): DeviceSet {
-  if (listed.length === 0) {
-    throw new UsageError("Cannot plan VFIO without devices", {
-      hint: 'Name them with --device ADDRESS (see "gini check --iommu")',
-    });
-  }
-  const warnings: string[] = [];
-  const wanted = listed.map(normalizeAddress);
-  const byAddress = new Map(report.pci.map((d) => [d.address, d]));
-  const chosen = new Map<string, SetDevice["reason"]>();
+/** Why each chosen address is in the set. */
+type Reasons = Map<string, SetDevice["reason"]>;
+
+/** The listed devices, each found on the host and not a bridge. */
+function chooseListed(wanted: string[], byAddress: Map<string, PciDevice>): Reasons {
+  const chosen: Reasons = new Map();
   for (const address of wanted) {
     const device = byAddress.get(address);
     if (!device) {
@@ -72,7 +63,11 @@ export function selectDevices(
     }
     chosen.set(address, "listed");
   }
-  // A card's other functions (HDMI audio, USB-C) go with it, even from another group.
+  return chosen;
+}
+
+/** A card's other functions (HDMI audio, USB-C) go with it, even from another group. */
+function addSlotMates(report: EnvironmentData, wanted: string[], chosen: Reasons): void {
   for (const address of wanted) {
     for (const d of report.pci) {
       if (slot(d.address) === slot(address) && !chosen.has(d.address) && !isBridge(d)) {
@@ -80,6 +75,17 @@ export function selectDevices(
       }
     }
   }
+}
+
+/**
+ * Adds the rest of each chosen device's IOMMU group, refusing a group that holds a device of
+ * another slot; returns the groups.
+ */
+function addGroupMates(
+  report: EnvironmentData,
+  byAddress: Map<string, PciDevice>,
+  chosen: Reasons,
+): Set<number> {
   const groups = new Set<number>();
   const slots = new Set([...chosen.keys()].map(slot));
   for (const address of [...chosen.keys()]) {
@@ -102,6 +108,53 @@ export function selectDevices(
     }
     for (const d of members) if (!chosen.has(d.address)) chosen.set(d.address, "same group");
   }
+  return groups;
+}
+
+/** Refuses, unless forced, a set that holds the boot display or every display of the host. */
+function checkHostDisplay(
+  report: EnvironmentData,
+  byAddress: Map<string, PciDevice>,
+  chosen: Reasons,
+  devices: SetDevice[],
+  force: boolean,
+  warnings: string[],
+): void {
+  const bootVga = devices.find((d) => byAddress.get(d.address)!.bootVga === true);
+  const displays = report.pci.filter(isDisplay);
+  const onlyDisplay = displays.length > 0 &&
+    displays.every((d) => chosen.has(d.address));
+  if ((bootVga || onlyDisplay) && !force) {
+    const what = bootVga
+      ? `"${bootVga.address}" is the boot display`
+      : "the host would have no display device left";
+    throw new UsageError(`Cannot take these devices from the host: ${what}`, {
+      hint:
+        "Pass through another GPU, or add --force if you reach the host another way (ssh, serial)",
+    });
+  }
+  if (bootVga || onlyDisplay) {
+    warnings.push("--force: the host will lose its display once vfio-pci claims the GPU");
+  }
+}
+
+/** Chooses the device set, or throws a UsageError that says why not and what to do. */
+export function selectDevices(
+  report: EnvironmentData,
+  listed: string[],
+  force: boolean,
+): DeviceSet {
+  if (listed.length === 0) {
+    throw new UsageError("Cannot plan VFIO without devices", {
+      hint: 'Name them with --device ADDRESS (see "gini check --iommu")',
+    });
+  }
+  const warnings: string[] = [];
+  const wanted = listed.map(normalizeAddress);
+  const byAddress = new Map(report.pci.map((d) => [d.address, d]));
+  const chosen = chooseListed(wanted, byAddress);
+  addSlotMates(report, wanted, chosen);
+  const groups = addGroupMates(report, byAddress, chosen);
   if (!report.iommu.enabled) {
     warnings.push(
       "The IOMMU is off: the groups are unknown until the host boots with the IOMMU on; check them then with gini check --iommu",
@@ -120,23 +173,7 @@ export function selectDevices(
       reason,
     };
   }).sort((a, b) => a.address.localeCompare(b.address));
-
-  const bootVga = devices.find((d) => byAddress.get(d.address)!.bootVga === true);
-  const displays = report.pci.filter(isDisplay);
-  const onlyDisplay = displays.length > 0 &&
-    displays.every((d) => chosen.has(d.address));
-  if ((bootVga || onlyDisplay) && !force) {
-    const what = bootVga
-      ? `"${bootVga.address}" is the boot display`
-      : "the host would have no display device left";
-    throw new UsageError(`Cannot take these devices from the host: ${what}`, {
-      hint:
-        "Pass through another GPU, or add --force if you reach the host another way (ssh, serial)",
-    });
-  }
-  if (bootVga || onlyDisplay) {
-    warnings.push("--force: the host will lose its display once vfio-pci claims the GPU");
-  }
+  checkHostDisplay(report, byAddress, chosen, devices, force, warnings);
   const ids = [...new Set(devices.map((d) => `${d.vendor}:${d.device}`))];
   const shared = ids.filter((id) =>
     report.pci.some((d) => `${d.vendor}:${d.device}` === id && !chosen.has(d.address))
