@@ -54,8 +54,8 @@ declare const VALUE: unique symbol;
  *
  * @example
  * ```ts
+ * import { z } from "zod";
  * import type { ContextKey, Plain } from "../../workers/sdk.ts";
- * import type { z } from "zod";
  *
  * const ReportSchema = z.object({ path: z.string(), note: z.string().optional() });
  * export type Report = Plain<z.infer<typeof ReportSchema>>;

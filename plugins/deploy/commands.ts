@@ -4,41 +4,22 @@
  *
  * @module
  */
-import type { CommandDefinition, CommandView, Json } from "../../workers/sdk.ts";
-import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import {
+  type CommandDefinition,
+  type CommandView,
+  contextValue,
+  TARGET_VM,
+} from "../../workers/sdk.ts";
+import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
-
-/** One line of `gini ls`. */
-export interface VmSummary {
-  name: string;
-  state: "running" | "stopped";
-  pid: number | null;
-  accel: string;
-  vcpus: number;
-  memory: string;
-  backend: string;
-  dir: string;
-  configFile: string;
-}
-
-/** What deploy:start records of a started VM. */
-interface Started {
-  name: string;
-  backend: string;
-  pid?: number | null;
-}
+import { STARTED, type Started, STOPPED, VMS, type VmSummary } from "./contracts.ts";
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
-  const def = view.context["session.vm_definition"] as unknown as VmDefinition;
-  const xml = view.context["session.libvirt_xml"] as string;
-  const started = (view.context["deploy.started"] ?? null) as Started | null;
-  return {
-    def,
-    xml,
-    started,
-    data: { vmDefinition: def, libvirtXml: xml, started } as unknown as Json,
-  };
+  const def = contextValue(view, VM_DEFINITION)!;
+  const xml = contextValue(view, LIBVIRT_XML)!;
+  const started = contextValue(view, STARTED) ?? null;
+  return { def, xml, started, data: { vmDefinition: def, libvirtXml: xml, started } };
 }
 
 function upText(def: VmDefinition, xml: string, started: Started | null, dryRun: boolean) {
@@ -106,8 +87,8 @@ export const commands: Record<string, CommandDefinition> = {
   },
   down: {
     render(view) {
-      const stopped = view.context["deploy.stopped"] as { name: string; how: string };
-      const { name } = view.context["session.target_vm"] as { name: string };
+      const stopped = contextValue(view, STOPPED)!;
+      const { name } = contextValue(view, TARGET_VM)!;
       return {
         text: stopped.how === "not-running"
           ? `VM "${name}" is not running`
@@ -118,14 +99,14 @@ export const commands: Record<string, CommandDefinition> = {
   },
   rm: {
     render(view) {
-      const { name } = view.context["session.target_vm"] as { name: string };
+      const { name } = contextValue(view, TARGET_VM)!;
       return `VM "${name}" removed`;
     },
   },
   ls: {
     render(view) {
-      const vms = (view.context["deploy.vms"] ?? []) as unknown as VmSummary[];
-      return { text: renderVms(vms), data: vms as unknown as Json };
+      const vms = contextValue(view, VMS) ?? [];
+      return { text: renderVms(vms), data: vms };
     },
   },
 };

@@ -6,16 +6,11 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import {
-  definePlugin,
-  type Json,
-  type StageContext,
-  TARGET_VM,
-  USER_VM_REQUEST,
-} from "../../workers/sdk.ts";
+import { definePlugin, type StageContext, TARGET_VM, USER_VM_REQUEST } from "../../workers/sdk.ts";
 import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
-import { commands, type VmSummary } from "./commands.ts";
+import { commands } from "./commands.ts";
+import { REMOVED, STARTED, STOPPED, VMS, type VmSummary } from "./contracts.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
 
@@ -127,7 +122,7 @@ export default definePlugin({
   commands,
   stages: {
     list: async (ctx) => {
-      ctx.set("deploy.vms", await listVms(ctx) as unknown as Json);
+      ctx.set(VMS, await listVms(ctx));
     },
     "create-disks": async (ctx) => {
       const def = definition(ctx);
@@ -198,7 +193,7 @@ export default definePlugin({
           argv: ["virsh", "-c", def.libvirtUri, "start", def.name],
           undo: [["virsh", "-c", def.libvirtUri, "destroy", def.name]],
         });
-        ctx.set("deploy.started", { name: def.name, backend: "libvirt", uri: def.libvirtUri });
+        ctx.set(STARTED, { name: def.name, backend: "libvirt", uri: def.libvirtUri });
         return;
       }
       if (def.tpm.enabled) {
@@ -217,12 +212,12 @@ export default definePlugin({
         qmpSocket: def.paths.qmpSocket,
         serialLog: def.paths.serialLog,
       });
-      ctx.set("deploy.started", { name: def.name, backend: "qemu", pid: started.pid ?? null });
+      ctx.set(STARTED, { name: def.name, backend: "qemu", pid: started.pid ?? null });
     },
     "power-down": async (ctx) => {
       const def = await savedDefinition(ctx);
       const how = await powerDown(ctx, def);
-      ctx.set("deploy.stopped", { name: def.name, how });
+      ctx.set(STOPPED, { name: def.name, how });
       if (how !== "not-running") {
         await ctx.emit("on_post_vm_shutdown", {
           name: def.name,
@@ -253,7 +248,7 @@ export default definePlugin({
         }
       }
       await ctx.op("fs.remove", { path: def.paths.dir, recursive: true });
-      ctx.set("deploy.removed", { name: def.name });
+      ctx.set(REMOVED, { name: def.name });
       await ctx.emit("on_cleanup", { name: def.name, passthrough: def.passthrough });
     },
   },

@@ -4,21 +4,17 @@
  *
  * @module
  */
-import type { CommandDefinition, Json } from "../../workers/sdk.ts";
-import type { EnvironmentData } from "./contracts.ts";
+import { type CommandDefinition, contextValue } from "../../workers/sdk.ts";
+import { ENVIRONMENT_DATA } from "./contracts.ts";
 import { renderChecks, renderIommu } from "./render.ts";
 
 /** `gini check [--iommu]`. */
 export const checkCommand: CommandDefinition = {
   render(view) {
-    const report = view.context["session.environment_data"] as unknown as EnvironmentData;
+    const report = contextValue(view, ENVIRONMENT_DATA)!;
     const exitCode = report.checks.some((c) => c.status === "FAIL") ? 1 : 0;
     return view.flags.iommu
-      ? {
-        text: renderIommu(report, view.paint),
-        data: report.iommu as unknown as Json,
-        exitCode,
-      }
-      : { text: renderChecks(report, view.paint), data: report as unknown as Json, exitCode };
+      ? { text: renderIommu(report, view.paint), data: report.iommu, exitCode }
+      : { text: renderChecks(report, view.paint), data: report, exitCode };
   },
 };

@@ -4,12 +4,13 @@
  *
  * @module
  */
-import type {
-  CommandDefinition,
-  ContextKey,
-  Json,
-  Plain,
-  StageContext,
+import {
+  type CommandDefinition,
+  type ContextKey,
+  contextValue,
+  type Json,
+  type Plain,
+  type StageContext,
 } from "../../workers/sdk.ts";
 import { CATALOGUE, type CatalogueEntry } from "./catalogue.ts";
 
@@ -22,6 +23,7 @@ export const CATALOGUE_LIST: ContextKey<CatalogueRow[]> = "linux_setup.catalogue
 
 /** `linux_setup.pulled`: the image `gini images pull` put in the cache. */
 export type PulledImage = { name: string; path: string; source: string };
+export const PULLED: ContextKey<PulledImage> = "linux_setup.pulled";
 
 /** The stage of `gini images list`. */
 export function listImages(ctx: StageContext): void {
@@ -31,7 +33,7 @@ export function listImages(ctx: StageContext): void {
 /** `gini images list`: two lines an image. */
 export const imagesListCommand: CommandDefinition = {
   render(view) {
-    const list = view.context[CATALOGUE_LIST] as CatalogueRow[];
+    const list = contextValue(view, CATALOGUE_LIST)!;
     return list.map((e) =>
       `${e.name.padEnd(14)} ${e.description}\n${
         "".padEnd(14)
@@ -43,7 +45,7 @@ export const imagesListCommand: CommandDefinition = {
 /** `gini images pull NAME`: where the image is, or the plan of fetching it; --json both. */
 export const imagesPullCommand: CommandDefinition = {
   render(view) {
-    const pulled = view.context["linux_setup.pulled"] as PulledImage;
+    const pulled = contextValue(view, PULLED)!;
     const summary = (view.report as { summary: { operations: number; readOnly: number } })
       .summary;
     const planned = view.phase !== "applied" && summary.operations > summary.readOnly;

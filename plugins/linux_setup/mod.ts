@@ -26,7 +26,13 @@ import {
 } from "./_cloud_init.ts";
 import { CATALOGUE, findChecksum } from "./catalogue.ts";
 import { GUEST_BASE_IMAGE, GUEST_SEED } from "./contracts.ts";
-import { imagesListCommand, imagesPullCommand, listImages, PULL_COMMAND } from "./commands.ts";
+import {
+  imagesListCommand,
+  imagesPullCommand,
+  listImages,
+  PULL_COMMAND,
+  PULLED,
+} from "./commands.ts";
 
 /** What the stages need of the VM file and the request. */
 type SetupConfig = {
@@ -253,7 +259,7 @@ export default definePlugin({
     "pull-image": async (ctx) => {
       const { args: { name }, cwd } = ctx.get(PULL_COMMAND)!;
       const image = await resolveImage(ctx, { file: join(cwd, "request") }, name);
-      ctx.set("linux_setup.pulled", { name, path: image.path, source: image.source });
+      ctx.set(PULLED, { name, path: image.path, source: image.source });
     },
     "prepare-base-disk": async (ctx) => {
       const c = config(ctx);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   type CommandDefinition,
   type ContextKey,
+  contextValue,
   type EventHandler,
   type Json,
   type Plain,
@@ -57,7 +58,7 @@ export function listReleases(ctx: StageContext): void {
 /** `gini macos versions`: a table, and Apple's licence. */
 export const versionsCommand: CommandDefinition = {
   render(view) {
-    const list = view.context[RELEASES] as ReleaseRow[];
+    const list = contextValue(view, RELEASES)!;
     return [
       "name         version  title                 board-id               CPU model       disk    nic",
       ...list.map((r) =>

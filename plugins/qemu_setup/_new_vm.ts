@@ -22,7 +22,7 @@ type NewCommand = {
   flags: { guest: string; image: string | null; version: string | null; output: string };
   cwd: string;
 };
-const COMMAND: ContextKey<NewCommand> = "session.command";
+export const NEW_COMMAND: ContextKey<NewCommand> = "session.command";
 
 /** `qemu_setup.new_vm_file`: the file `gini new` writes, and its text. */
 export type NewVmFile = {
@@ -201,7 +201,7 @@ async function requestedVmFile(ctx: StageContext, request: Record<string, Json>)
  * writes the file, never over an existing one.
  */
 export async function writeNewVmFile(ctx: StageContext): Promise<void> {
-  const { args: { name }, flags } = ctx.get(COMMAND)!;
+  const { args: { name }, flags } = ctx.get(NEW_COMMAND)!;
   checkName(name);
   checkImage(flags.guest, flags.image);
   const host = ctx.get(ENVIRONMENT_DATA)!;

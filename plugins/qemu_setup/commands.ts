@@ -5,8 +5,8 @@
  * @module
  */
 import { isAbsolute, relative } from "node:path";
-import type { CommandDefinition } from "../../workers/sdk.ts";
-import { NEW_VM_FILE, type NewVmFile } from "./_new_vm.ts";
+import { type CommandDefinition, contextValue } from "../../workers/sdk.ts";
+import { NEW_COMMAND, NEW_VM_FILE } from "./_new_vm.ts";
 
 /** The file as the user would type it from where they ran gini: relative below it, else absolute. */
 function shownPath(cwd: string, file: string): string {
@@ -17,13 +17,13 @@ function shownPath(cwd: string, file: string): string {
 /** `gini new NAME`. */
 export const newCommand: CommandDefinition = {
   render(view) {
-    const { file, text } = view.context[NEW_VM_FILE] as NewVmFile;
+    const { file, text } = contextValue(view, NEW_VM_FILE)!;
     const written = view.phase === "applied";
     const data = { file, text, written };
     if (!written) {
       return { text: `Would write ${file} (dry run: nothing was written):\n${text}`, data };
     }
-    const cwd = (view.context["session.command"] as { cwd: string }).cwd;
+    const { cwd } = contextValue(view, NEW_COMMAND)!;
     const shown = shownPath(cwd, file);
     return {
       text: `Wrote ${file}: edit it, then run "gini plan ${shown}" and "gini up ${shown}"`,

@@ -5,8 +5,13 @@
  *
  * @module
  */
-import type { CommandDefinition, CommandView, Json } from "../../workers/sdk.ts";
-import type { VfioPlan, VfioStatus } from "./contracts.ts";
+import {
+  type CommandDefinition,
+  type CommandView,
+  contextValue,
+  type Json,
+} from "../../workers/sdk.ts";
+import { VFIO_PLAN, VFIO_STATUS, type VfioPlan, type VfioStatus } from "./contracts.ts";
 
 /** The text of `gini vfio plan` (`dryRun`) and of `gini vfio apply`; `report` is the kernel's plan. */
 export function renderVfio(plan: VfioPlan, report: string, dryRun: boolean): string {
@@ -51,10 +56,10 @@ export function renderStatus(s: VfioStatus): string {
 
 /** plan and apply: the text above, and the plan report with the VFIO plan as `vfio`. */
 function renderPlan(view: CommandView) {
-  const plan = view.context["vfio.plan"] as unknown as VfioPlan;
+  const plan = contextValue(view, VFIO_PLAN)!;
   return {
     text: renderVfio(plan, view.plan, view.dryRun),
-    data: { ...(view.report as Record<string, Json>), vfio: plan as unknown as Json },
+    data: { ...(view.report as Record<string, Json>), vfio: plan },
   };
 }
 
@@ -64,8 +69,8 @@ export const commands: Record<string, CommandDefinition> = {
   "vfio apply": { render: renderPlan },
   "vfio status": {
     render(view) {
-      const status = view.context["vfio.status"] as unknown as VfioStatus;
-      return { text: renderStatus(status), data: status as unknown as Json };
+      const status = contextValue(view, VFIO_STATUS)!;
+      return { text: renderStatus(status), data: status };
     },
   },
 };
