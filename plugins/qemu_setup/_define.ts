@@ -48,9 +48,13 @@ export function fromFile(source: Source, path: string): string {
 
 const GIB = 1024 ** 3;
 
-/** Checks the request against the host; returns the accelerator and warnings. */
-export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
-  const warnings: string[] = [];
+/** Warns of more vCPUs or memory than the host has free; refuses more memory than it has. */
+function checkCpuMemory(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+  warnings: string[],
+): void {
   const vcpus = config.cpu.cores * config.cpu.threads * config.cpu.sockets;
   // QEMU runs more vCPUs than host threads (they share them, each slower); like virt-install,
   // say so rather than refuse.
@@ -92,7 +96,15 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
       );
     }
   }
-  let accel: "kvm" | "tcg";
+}
+
+/** KVM when asked for or, with accel = "auto", when usable; TCG otherwise. */
+function chooseAccel(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+  warnings: string[],
+): "kvm" | "tcg" {
   if (config.accel === "kvm" && !host.kvm.usable) {
     throw configError(
       source,
@@ -100,15 +112,18 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
       `Cannot use KVM: ${host.kvm.reason}`,
       'Set accel = "auto" to fall back to TCG, or run "gini check"',
     );
-  } else if (config.accel === "tcg") accel = "tcg";
-  else {
-    accel = host.kvm.usable ? "kvm" : "tcg";
-    if (!host.kvm.usable) {
-      warnings.push(
-        `KVM is not usable (${host.kvm.reason}); "${config.name}" will run under TCG, much slower`,
-      );
-    }
   }
+  if (config.accel === "tcg") return "tcg";
+  if (!host.kvm.usable) {
+    warnings.push(
+      `KVM is not usable (${host.kvm.reason}); "${config.name}" will run under TCG, much slower`,
+    );
+  }
+  return host.kvm.usable ? "kvm" : "tcg";
+}
+
+/** Refuses UEFI, Secure Boot or a TPM the host has no firmware or swtpm for. */
+function checkFirmware(config: VmConfig, host: EnvironmentData, source: Source): void {
   if (config.firmware.type === "uefi" && !config.firmware.code && host.firmware.ovmf.length === 0) {
     throw configError(
       source,
@@ -136,6 +151,14 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
       "Install swtpm",
     );
   }
+}
+
+/** Checks the request against the host; returns the accelerator and warnings. */
+export function validateRequest(config: VmConfig, host: EnvironmentData, source: Source) {
+  const warnings: string[] = [];
+  checkCpuMemory(config, host, source, warnings);
+  const accel = chooseAccel(config, host, source, warnings);
+  checkFirmware(config, host, source);
   if (config.guest !== "macos") return { accel, warnings, macos: null };
   if (!config.firmware.code && host.firmware.ovmf.length === 0) {
     throw configError(
@@ -167,19 +190,126 @@ export function defineCpuRam(
 /** What `qemu-img info` said of an image, or null when it could not read it. */
 export type Probe = (path: string) => Promise<{ format: string; virtualSize: number } | null>;
 
-/** Disks, firmware and direct kernel boot. */
-export async function defineStorage(
-  config: VmConfig,
-  host: EnvironmentData,
+/** What defining the disks reads: the VM file, the host, the VM's folder and the image prober. */
+interface DiskInputs {
+  config: VmConfig;
+  host: EnvironmentData;
+  source: Source;
+  dir: string;
+  probe: Probe;
+}
+
+/** A [[disks]] table, or the root disk made up for a cloud image. */
+type DiskConfig = VmConfig["disks"][number] | ReturnType<typeof DiskSchema.parse>;
+type ConfigPath = (string | number)[];
+
+/** The image a disk is layered over, if any, and the disk's size, at least the image's. */
+async function diskBacking(
   source: Source,
-  dir: string,
   probe: Probe,
-  base: GuestBaseImage | null = null,
-  macos: { plan: MacosPlan; recovery: RecoveryImage | null } | null = null,
-): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
-  // A macOS guest boots OpenCore from its own disk, with the recovery image next to it.
-  const disks: VmDisk[] = macos ? macosDisks(dir, macos.recovery) : [];
-  const first = disks.length;
+  d: DiskConfig,
+  key: ConfigPath,
+  base: GuestBaseImage | null,
+): Promise<{ backing: VmDisk["backing"]; size: number }> {
+  const size = d.size ? parseSize(d.size)! : 0;
+  if (base && !d.backing && !d.path && d.backend === "file") {
+    return {
+      backing: { path: base.path, format: base.format },
+      size: Math.max(size, base.virtualSize ?? 0),
+    };
+  }
+  if (!d.backing) return { backing: null, size };
+  const path = fromFile(source, d.backing);
+  const info = await probe(path);
+  if (!info) {
+    throw configError(
+      source,
+      [...key, "backing"],
+      `Cannot use backing image "${path}": it does not exist or is not a disk image`,
+      "Check the path (relative paths start at the VM file's folder), or download it first",
+    );
+  }
+  if (d.format !== "qcow2") {
+    throw configError(
+      source,
+      [...key, "format"],
+      "Cannot layer a raw disk over a backing image",
+      'Use format = "qcow2" with backing',
+    );
+  }
+  return { backing: { path, format: info.format }, size: Math.max(size, info.virtualSize) };
+}
+
+/** The logical volume of an LVM disk, checked against the host's volume groups. */
+function lvmVolume(inputs: DiskInputs, d: DiskConfig, key: ConfigPath, size: number): string {
+  const { config, host, source } = inputs;
+  if (!d.volume_group) {
+    throw configError(
+      source,
+      [...key, "volume_group"],
+      `Cannot put disk "${d.name}" on LVM without a volume group`,
+      'Add volume_group = "vg0"',
+    );
+  }
+  const vg = host.lvm?.volumeGroups.find((v) => v.name === d.volume_group);
+  if (host.lvm && !vg) {
+    throw configError(
+      source,
+      [...key, "volume_group"],
+      `Cannot find volume group "${d.volume_group}"`,
+      didYouMean(d.volume_group, host.lvm.volumeGroups.map((v) => v.name)) ??
+        `Volume groups here: ${host.lvm.volumeGroups.map((v) => v.name).join(", ") || "none"}`,
+    );
+  }
+  if (vg && size > vg.freeBytes) {
+    throw configError(
+      source,
+      [...key, "size"],
+      `Cannot create ${d.size} in "${vg.name}": it has ${(vg.freeBytes / GIB).toFixed(1)} GiB free`,
+      "Lower the size or free space in the volume group",
+    );
+  }
+  return `gini-${config.name}-${d.name}`;
+}
+
+/** Where a disk lives: an existing image, a new logical volume, or a new file in the VM's folder. */
+async function diskPlace(
+  inputs: DiskInputs,
+  d: DiskConfig,
+  key: ConfigPath,
+  size: number,
+): Promise<{ path: string; create: boolean; logicalVolume: string | null; size: number }> {
+  const { source, dir, probe } = inputs;
+  if (d.path) {
+    const path = fromFile(source, d.path);
+    const info = await probe(path);
+    if (!info) {
+      throw configError(
+        source,
+        [...key, "path"],
+        `Cannot use disk "${path}": it does not exist or is not a disk image`,
+        "Check the path, or remove it to create a new disk",
+      );
+    }
+    return { path, create: false, logicalVolume: null, size: info.virtualSize };
+  }
+  if (d.backend === "lvm") {
+    const logicalVolume = lvmVolume(inputs, d, key, size);
+    return { path: `/dev/${d.volume_group}/${logicalVolume}`, create: true, logicalVolume, size };
+  }
+  const path = join(dir, `${d.name}.${d.format === "qcow2" ? "qcow2" : "img"}`);
+  return { path, create: true, logicalVolume: null, size };
+}
+
+/** The disks the VM file lists; `first` is how many disks come before them. */
+async function defineDisks(
+  inputs: DiskInputs,
+  base: GuestBaseImage | null,
+  macos: MacosPlan | null,
+  first: number,
+): Promise<VmDisk[]> {
+  const { config, source } = inputs;
+  const disks: VmDisk[] = [];
   const names = new Set<string>();
   // A cloud image with no disk listed gets a 20 GiB root disk over it.
   const requested = base && config.disks.length === 0
@@ -196,82 +326,15 @@ export async function defineStorage(
       );
     }
     names.add(d.name);
-    let backing: VmDisk["backing"] = null;
-    let size = d.size ? parseSize(d.size)! : 0;
-    if (base && i === 0 && !d.backing && !d.path && d.backend === "file") {
-      backing = { path: base.path, format: base.format };
-      size = Math.max(size, base.virtualSize ?? 0);
-    } else if (d.backing) {
-      const path = fromFile(source, d.backing);
-      const info = await probe(path);
-      if (!info) {
-        throw configError(
-          source,
-          [...key, "backing"],
-          `Cannot use backing image "${path}": it does not exist or is not a disk image`,
-          "Check the path (relative paths start at the VM file's folder), or download it first",
-        );
-      }
-      if (d.format !== "qcow2") {
-        throw configError(
-          source,
-          [...key, "format"],
-          "Cannot layer a raw disk over a backing image",
-          'Use format = "qcow2" with backing',
-        );
-      }
-      backing = { path, format: info.format };
-      size = Math.max(size, info.virtualSize);
-    }
-    let path: string;
-    let create = true;
-    let logicalVolume: string | null = null;
-    if (d.path) {
-      path = fromFile(source, d.path);
-      const info = await probe(path);
-      if (!info) {
-        throw configError(
-          source,
-          [...key, "path"],
-          `Cannot use disk "${path}": it does not exist or is not a disk image`,
-          "Check the path, or remove it to create a new disk",
-        );
-      }
-      create = false;
-      size = info.virtualSize;
-    } else if (d.backend === "lvm") {
-      if (!d.volume_group) {
-        throw configError(
-          source,
-          [...key, "volume_group"],
-          `Cannot put disk "${d.name}" on LVM without a volume group`,
-          'Add volume_group = "vg0"',
-        );
-      }
-      const vg = host.lvm?.volumeGroups.find((v) => v.name === d.volume_group);
-      if (host.lvm && !vg) {
-        throw configError(
-          source,
-          [...key, "volume_group"],
-          `Cannot find volume group "${d.volume_group}"`,
-          didYouMean(d.volume_group, host.lvm.volumeGroups.map((v) => v.name)) ??
-            `Volume groups here: ${host.lvm.volumeGroups.map((v) => v.name).join(", ") || "none"}`,
-        );
-      }
-      if (vg && size > vg.freeBytes) {
-        throw configError(
-          source,
-          [...key, "size"],
-          `Cannot create ${d.size} in "${vg.name}": it has ${
-            (vg.freeBytes / GIB).toFixed(1)
-          } GiB free`,
-          "Lower the size or free space in the volume group",
-        );
-      }
-      logicalVolume = `gini-${config.name}-${d.name}`;
-      path = `/dev/${d.volume_group}/${logicalVolume}`;
-    } else path = join(dir, `${d.name}.${d.format === "qcow2" ? "qcow2" : "img"}`);
-    if (create && size === 0) {
+    const { backing, size } = await diskBacking(
+      source,
+      inputs.probe,
+      d,
+      key,
+      i === 0 ? base : null,
+    );
+    const place = await diskPlace(inputs, d, key, size);
+    if (place.create && place.size === 0) {
       throw configError(
         source,
         [...key, "size"],
@@ -283,105 +346,137 @@ export async function defineStorage(
       id: `disk${i}`,
       name: d.name,
       backend: d.backend,
-      path,
+      path: place.path,
       format: d.format,
-      sizeBytes: size,
+      sizeBytes: place.size,
       // Releases before Big Sur have no virtio-blk driver.
-      bus: macos?.plan.release.disk === "sata" && d.bus === "virtio" ? "sata" : d.bus,
+      bus: macos?.release.disk === "sata" && d.bus === "virtio" ? "sata" : d.bus,
       backing,
-      create,
+      create: place.create,
       volumeGroup: d.volume_group ?? null,
-      logicalVolume,
+      logicalVolume: place.logicalVolume,
       bootIndex: d.boot_order ?? (i === 0 && first === 0 && !config.boot?.kernel ? 1 : null),
       readonly: d.readonly,
       cdrom: d.cdrom,
     });
   }
-  if (config.linux) {
-    // The cloud-init seed linux-setup writes beside the VM, kept so that restarts work.
-    disks.push({
-      id: `disk${disks.length}`,
-      name: "cidata",
-      backend: "file",
-      path: join(dir, "seed.iso"),
-      format: "raw",
-      sizeBytes: 0,
-      bus: "sata",
-      backing: null,
-      create: false,
-      volumeGroup: null,
-      logicalVolume: null,
-      bootIndex: null,
-      readonly: true,
-      cdrom: true,
-    });
-  }
-  let firmware: VmDefinition["firmware"] = {
-    type: "bios",
-    secureBoot: false,
-    code: null,
-    varsTemplate: null,
-    vars: null,
+  return disks;
+}
+
+/** The cloud-init seed linux-setup writes beside the VM, kept so that restarts work. */
+function seedDisk(index: number, dir: string): VmDisk {
+  return {
+    id: `disk${index}`,
+    name: "cidata",
+    backend: "file",
+    path: join(dir, "seed.iso"),
+    format: "raw",
+    sizeBytes: 0,
+    bus: "sata",
+    backing: null,
+    create: false,
+    volumeGroup: null,
+    logicalVolume: null,
+    bootIndex: null,
+    readonly: true,
+    cdrom: true,
   };
-  if (config.firmware.type === "uefi" || macos) {
-    const found = host.firmware.ovmf.find((f) =>
-      f.secureBoot === config.firmware.secure_boot && f.vars
-    ) ??
-      host.firmware.ovmf.find((f) => f.vars);
-    const code = config.firmware.code
-      ? fromFile(source, config.firmware.code)
-      : found?.code ?? null;
-    const varsTemplate = macos
-      // Written by opencore:compile from the host's template, with the resolution set.
-      ? macosVarsTemplate(dir, macos.plan.resolution)
-      : config.firmware.vars
-      ? fromFile(source, config.firmware.vars)
-      : found?.vars ?? null;
-    if (!code || !varsTemplate) {
-      throw configError(
-        source,
-        ["firmware"],
-        "Cannot find OVMF code and vars files",
-        "Set firmware.code and firmware.vars",
-      );
-    }
-    firmware = {
-      type: "uefi",
-      secureBoot: config.firmware.secure_boot,
-      code,
-      varsTemplate,
-      vars: join(dir, "OVMF_VARS.fd"),
-    };
+}
+
+/** BIOS, or UEFI with the OVMF build the VM file names or the host's that fits. */
+function defineFirmware(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+  dir: string,
+  macos: MacosPlan | null,
+): VmDefinition["firmware"] {
+  if (config.firmware.type !== "uefi" && !macos) {
+    return { type: "bios", secureBoot: false, code: null, varsTemplate: null, vars: null };
   }
-  let kernelBoot: VmDefinition["kernelBoot"] = null;
-  if (config.boot?.kernel) {
-    const kernel = fromFile(source, config.boot.kernel);
-    if (!(await probe(kernel))) {
-      throw configError(
-        source,
-        ["boot", "kernel"],
-        `Cannot boot "${kernel}": the file does not exist`,
-        "Check the path",
-      );
-    }
-    const initrd = config.boot.initrd ? fromFile(source, config.boot.initrd) : null;
-    if (initrd && !(await probe(initrd))) {
-      throw configError(
-        source,
-        ["boot", "initrd"],
-        `Cannot use initrd "${initrd}": the file does not exist`,
-        "Check the path",
-      );
-    }
-    kernelBoot = { kernel, initrd, cmdline: config.boot.cmdline ?? null };
-  } else if (config.boot?.initrd || config.boot?.cmdline) {
+  const found =
+    host.firmware.ovmf.find((f) => f.secureBoot === config.firmware.secure_boot && f.vars) ??
+      host.firmware.ovmf.find((f) => f.vars);
+  const code = config.firmware.code ? fromFile(source, config.firmware.code) : found?.code ?? null;
+  const varsTemplate = macos
+    // Written by opencore:compile from the host's template, with the resolution set.
+    ? macosVarsTemplate(dir, macos.resolution)
+    : config.firmware.vars
+    ? fromFile(source, config.firmware.vars)
+    : found?.vars ?? null;
+  if (!code || !varsTemplate) {
     throw configError(
       source,
-      ["boot"],
-      "Cannot use boot.initrd or boot.cmdline without boot.kernel",
-      "Add boot.kernel",
+      ["firmware"],
+      "Cannot find OVMF code and vars files",
+      "Set firmware.code and firmware.vars",
     );
   }
+  return {
+    type: "uefi",
+    secureBoot: config.firmware.secure_boot,
+    code,
+    varsTemplate,
+    vars: join(dir, "OVMF_VARS.fd"),
+  };
+}
+
+/** Direct kernel boot, when [boot] names a kernel that exists. */
+async function defineKernelBoot(
+  config: VmConfig,
+  source: Source,
+  probe: Probe,
+): Promise<VmDefinition["kernelBoot"]> {
+  if (!config.boot?.kernel) {
+    if (config.boot?.initrd || config.boot?.cmdline) {
+      throw configError(
+        source,
+        ["boot"],
+        "Cannot use boot.initrd or boot.cmdline without boot.kernel",
+        "Add boot.kernel",
+      );
+    }
+    return null;
+  }
+  const kernel = fromFile(source, config.boot.kernel);
+  if (!(await probe(kernel))) {
+    throw configError(
+      source,
+      ["boot", "kernel"],
+      `Cannot boot "${kernel}": the file does not exist`,
+      "Check the path",
+    );
+  }
+  const initrd = config.boot.initrd ? fromFile(source, config.boot.initrd) : null;
+  if (initrd && !(await probe(initrd))) {
+    throw configError(
+      source,
+      ["boot", "initrd"],
+      `Cannot use initrd "${initrd}": the file does not exist`,
+      "Check the path",
+    );
+  }
+  return { kernel, initrd, cmdline: config.boot.cmdline ?? null };
+}
+
+/** Disks, firmware and direct kernel boot. */
+export async function defineStorage(
+  config: VmConfig,
+  host: EnvironmentData,
+  source: Source,
+  dir: string,
+  probe: Probe,
+  base: GuestBaseImage | null = null,
+  macos: { plan: MacosPlan; recovery: RecoveryImage | null } | null = null,
+): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
+  // A macOS guest boots OpenCore from its own disk, with the recovery image next to it.
+  const disks: VmDisk[] = macos ? macosDisks(dir, macos.recovery) : [];
+  const first = disks.length;
+  const inputs: DiskInputs = { config, host, source, dir, probe };
+  disks.push(...await defineDisks(inputs, base, macos?.plan ?? null, first));
+  if (config.linux) disks.push(seedDisk(disks.length, dir));
+  const firmware = defineFirmware(config, host, source, dir, macos?.plan ?? null);
+  const kernelBoot = await defineKernelBoot(config, source, probe);
   if (!disks.slice(first).some((d) => d.name !== "cidata" || !d.cdrom) && !kernelBoot) {
     throw configError(
       source,
