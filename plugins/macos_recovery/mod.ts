@@ -29,16 +29,8 @@ async function exists(ctx: StageContext, path: string): Promise<boolean> {
   }
 }
 
-async function prepare(ctx: StageContext, release: MacRelease, vm: string): Promise<RecoveryImage> {
-  const settings = await macosSettings(ctx);
-  const server = settings.recovery.server;
-  const dir = join(ctx.dirs.cache, "macos", release.name);
-  const raw = join(dir, "BaseSystem.img");
-  if (await exists(ctx, raw)) {
-    const { size } = await ctx.host.stat(raw);
-    ctx.ui.info(`${release.title}: using the verified recovery image in ${raw}`);
-    return { path: raw, sizeBytes: size, release: release.name, cached: true };
-  }
+/** Opens a session with the recovery server; returns its `session` cookie. */
+async function openSession(ctx: StageContext, server: string): Promise<string> {
   const session = await ctx.op<{ status: number; cookies: string[] }>("http.request", {
     url: `${server}/`,
     headers: { "User-Agent": "InternetRecovery/1.0" },
@@ -54,6 +46,17 @@ async function prepare(ctx: StageContext, release: MacRelease, vm: string): Prom
       "RECOVERY_FAILED",
     );
   }
+  return cookie;
+}
+
+/** Asks the server for the release's image; returns the answer's AP, AU, AT, CU and CT. */
+async function askForImage(
+  ctx: StageContext,
+  server: string,
+  cookie: string,
+  release: MacRelease,
+  vm: string,
+): Promise<Record<string, string>> {
   const machine = await machineId(ctx);
   const body = recoveryBody(release, machine ? vmSeed(machine, ctx.dirs.data, vm) : null);
   const answer = await ctx.op<{ status: number; text: string }>("http.request", {
@@ -67,37 +70,46 @@ async function prepare(ctx: StageContext, release: MacRelease, vm: string): Prom
     body,
     label: `Ask ${server} for the ${release.title} recovery image (board-id ${release.boardId})`,
   });
-  // A dry run has no answer: its values are marked as known at run time. A URL's host is
-  // checked against the download grant even in a plan, so only its path is marked: Apple's
-  // server sends its images from its CDN, a mirror from itself.
-  const answered = (what: string) => runtimeValue(`${what}, from the answer of ${server}`);
-  const from = server === APPLE_SERVER ? APPLE_CDN : server;
-  let info: Record<string, string> = {
-    AP: release.title,
-    AU: `${from}/${answered("the image's path")}`,
-    AT: answered("the image's AssetToken"),
-    CU: `${from}/${answered("the chunklist's path")}`,
-    CT: answered("the chunklist's AssetToken"),
-  };
-  if (!ctx.dryRun) {
-    if (answer.status !== 200) {
-      throw stageError(
-        `Cannot get the ${release.title} recovery image: ${server} answered ${answer.status} for board-id ${release.boardId}`,
-        "The server does not offer this release for that board; check gini macos versions",
-        "RECOVERY_FAILED",
-      );
-    }
-    info = parseImageInfo(answer.text);
-    const missing = ["AP", "AU", "AT", "CU", "CT"].filter((k) => !info[k]);
-    if (missing.length) {
-      throw stageError(
-        `Cannot use the recovery server's answer: it lacks ${missing.join(", ")}`,
-        "The protocol may have changed; report it with the answer from gini -v",
-        "RECOVERY_FAILED",
-      );
-    }
+  if (ctx.dryRun) {
+    // A dry run has no answer: its values are marked as known at run time. A URL's host is
+    // checked against the download grant even in a plan, so only its path is marked: Apple's
+    // server sends its images from its CDN, a mirror from itself.
+    const answered = (what: string) => runtimeValue(`${what}, from the answer of ${server}`);
+    const from = server === APPLE_SERVER ? APPLE_CDN : server;
+    return {
+      AP: release.title,
+      AU: `${from}/${answered("the image's path")}`,
+      AT: answered("the image's AssetToken"),
+      CU: `${from}/${answered("the chunklist's path")}`,
+      CT: answered("the chunklist's AssetToken"),
+    };
   }
-  ctx.ui.info(`${release.title}: recovery product ${info.AP}`);
+  if (answer.status !== 200) {
+    throw stageError(
+      `Cannot get the ${release.title} recovery image: ${server} answered ${answer.status} for board-id ${release.boardId}`,
+      "The server does not offer this release for that board; check gini macos versions",
+      "RECOVERY_FAILED",
+    );
+  }
+  const info = parseImageInfo(answer.text);
+  const missing = ["AP", "AU", "AT", "CU", "CT"].filter((k) => !info[k]);
+  if (missing.length) {
+    throw stageError(
+      `Cannot use the recovery server's answer: it lacks ${missing.join(", ")}`,
+      "The protocol may have changed; report it with the answer from gini -v",
+      "RECOVERY_FAILED",
+    );
+  }
+  return info;
+}
+
+/** Downloads the image and its chunklist and verifies every chunk; returns the image's path. */
+async function downloadVerified(
+  ctx: StageContext,
+  release: MacRelease,
+  info: Record<string, string>,
+  extraKeys: string[],
+): Promise<string> {
   const image = await ctx.op<{ path: string }>("download", {
     url: info.AU!,
     cookie: `AssetToken=${info.AT}`,
@@ -116,8 +128,25 @@ async function prepare(ctx: StageContext, release: MacRelease, vm: string): Prom
   await ctx.op("chunklist.verify", {
     image: dmg,
     chunklist: cnkl,
-    keys: [...keys.keys, ...settings.recovery.keys],
+    keys: [...keys.keys, ...extraKeys],
   });
+  return dmg;
+}
+
+async function prepare(ctx: StageContext, release: MacRelease, vm: string): Promise<RecoveryImage> {
+  const settings = await macosSettings(ctx);
+  const server = settings.recovery.server;
+  const dir = join(ctx.dirs.cache, "macos", release.name);
+  const raw = join(dir, "BaseSystem.img");
+  if (await exists(ctx, raw)) {
+    const { size } = await ctx.host.stat(raw);
+    ctx.ui.info(`${release.title}: using the verified recovery image in ${raw}`);
+    return { path: raw, sizeBytes: size, release: release.name, cached: true };
+  }
+  const cookie = await openSession(ctx, server);
+  const info = await askForImage(ctx, server, cookie, release, vm);
+  ctx.ui.info(`${release.title}: recovery product ${info.AP}`);
+  const dmg = await downloadVerified(ctx, release, info, settings.recovery.keys);
   await ctx.op("fs.mkdir", { path: dir });
   await ctx.op("run", {
     argv: ["qemu-img", "convert", "-O", "raw", dmg, raw],

@@ -21,7 +21,7 @@ import {
 import { VM_CONFIG } from "../qemu_setup/contracts.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
-import { CUSTOM_KEXTS } from "../custom_kexts/contracts.ts";
+import { CUSTOM_KEXTS, type CustomKexts } from "../custom_kexts/contracts.ts";
 import { findRelease, type MacRelease, parseResolution } from "./releases.ts";
 import { identityProblems, type MacIdentity, newIdentity } from "./_smbios.ts";
 import { MACHINE_ID_FILES, machineId, seededRandom, vmSeed } from "./vm_seed.ts";
@@ -142,6 +142,105 @@ const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 /** The FAT volume label for a VM name: 11 characters, upper case, letters, digits and '-'. */
 export function volumeLabel(name: string): string {
   return name.toUpperCase().replace(/[^A-Z0-9-]+/g, "").slice(0, 11) || "OPENCORE";
+}
+
+/** Records a file of the OpenCore tree, with where it comes from. */
+type Want = (to: string, bytes: Uint8Array | null, source: string) => void;
+type Kext = Plain<Sources>["catalogue"]["kexts"][number];
+
+/** The catalogue's files from the OpenCorePkg zip (contentless in a plan made before it). */
+async function wantOpenCore(sources: Plain<Sources>, want: Want): Promise<void> {
+  const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
+  for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
+    if (sources.zips.OpenCorePkg && !oc[from]) {
+      throw stageError(
+        `Cannot build OpenCore: ${sources.catalogue.opencore.url} has no ${from}`,
+        "The catalogue's file list does not match the release; fix the catalogue",
+        "OPENCORE_FAILED",
+      );
+    }
+    want(to, oc[from] ?? null, `${basename(sources.catalogue.opencore.url)}: ${from}`);
+  }
+}
+
+/**
+ * Every file of a kext's bundles from its zip; before the download, the files the catalogue
+ * pins, without content.
+ */
+async function wantKext(
+  ctx: StageContext,
+  kext: Kext,
+  zipPath: string | null,
+  want: Want,
+): Promise<void> {
+  const zip = await readZip(zipPath, kext.name);
+  for (const [from, bundle] of Object.entries(kext.bundles)) {
+    const entries = Object.entries(zip).filter(([p, d]) =>
+      p.startsWith(`${from}/`) && !p.endsWith("/") && d.byteLength >= 0
+    );
+    if (zipPath && !entries.some(([p]) => p === `${from}/Contents/Info.plist`)) {
+      throw stageError(
+        `Cannot build OpenCore: ${kext.url} has no ${from}/Contents/Info.plist`,
+        "The catalogue's bundle path does not match the release; fix the catalogue",
+        "OPENCORE_FAILED",
+      );
+    }
+    const zipName = basename(kext.url);
+    const pinned = kext.contents?.[from] ?? ["Contents/Info.plist"];
+    if (entries.length === 0) {
+      for (const file of pinned) {
+        want(`EFI/OC/Kexts/${bundle}/${file}`, null, `${zipName}: ${from}/${file}`);
+      }
+    } else if (
+      kext.contents?.[from] &&
+      entries.map(([p]) => p.slice(from.length + 1)).sort().join("\n") !==
+        [...pinned].sort().join("\n")
+    ) {
+      ctx.ui.warn(
+        `${kext.name} ${kext.version}: ${from} holds other files than the catalogue lists; a plan made before the download shows the catalogue's`,
+      );
+    }
+    for (const [p, d] of entries) {
+      want(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d, `${zipName}: ${p}`);
+    }
+  }
+}
+
+/** Writes the tree under `root` from empty: its folders, files, copies and config.plist. */
+async function writeTree(
+  ctx: StageContext,
+  root: string,
+  wanted: Map<string, Uint8Array | null>,
+  origin: Map<string, string>,
+  copies: CustomKexts["copies"],
+  plist: Record<string, PlistValue>,
+): Promise<void> {
+  const dirs = new Set<string>([
+    "EFI/OC/ACPI",
+    "EFI/OC/Resources",
+    "EFI/OC/Drivers",
+    "EFI/OC/Tools",
+  ]);
+  for (const path of [...wanted.keys(), ...copies.map((x) => x.to)]) {
+    dirs.add(path.split("/").slice(0, -1).join("/"));
+  }
+  // A rebuild starts from an empty tree.
+  await ctx.op("fs.remove", { path: root, recursive: true, missingOk: true });
+  for (const dir of [...dirs].sort()) await ctx.op("fs.mkdir", { path: join(root, dir) });
+  for (const [path, bytes] of [...wanted.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    await ctx.op("fs.write", {
+      path: join(root, path),
+      contentBase64: base64(bytes ?? new Uint8Array()),
+      ...(origin.has(path) ? { source: origin.get(path)! } : {}),
+    });
+  }
+  for (const copy of copies) {
+    await ctx.op("fs.copy", { from: copy.from, to: join(root, copy.to) });
+  }
+  await ctx.op("fs.write", {
+    path: join(root, "EFI/OC/config.plist"),
+    content: configXml(plist),
+  });
 }
 
 export default definePlugin({
@@ -266,81 +365,14 @@ export default definePlugin({
         wanted.set(to, bytes);
         origin.set(to, source);
       };
-      const oc = await readZip(sources.zips.OpenCorePkg ?? null, "OpenCorePkg");
-      for (const [from, to] of Object.entries(sources.catalogue.opencore.files)) {
-        if (sources.zips.OpenCorePkg && !oc[from]) {
-          throw stageError(
-            `Cannot build OpenCore: ${sources.catalogue.opencore.url} has no ${from}`,
-            "The catalogue's file list does not match the release; fix the catalogue",
-            "OPENCORE_FAILED",
-          );
-        }
-        want(to, oc[from] ?? null, `${basename(sources.catalogue.opencore.url)}: ${from}`);
-      }
+      await wantOpenCore(sources, want);
       for (const kext of sources.catalogue.kexts) {
-        const zip = await readZip(sources.zips[kext.name] ?? null, kext.name);
-        for (const [from, bundle] of Object.entries(kext.bundles)) {
-          const entries = Object.entries(zip).filter(([p, d]) =>
-            p.startsWith(`${from}/`) && !p.endsWith("/") && d.byteLength >= 0
-          );
-          if (
-            sources.zips[kext.name] && !entries.some(([p]) => p === `${from}/Contents/Info.plist`)
-          ) {
-            throw stageError(
-              `Cannot build OpenCore: ${kext.url} has no ${from}/Contents/Info.plist`,
-              "The catalogue's bundle path does not match the release; fix the catalogue",
-              "OPENCORE_FAILED",
-            );
-          }
-          const zipName = basename(kext.url);
-          const pinned = kext.contents?.[from] ?? ["Contents/Info.plist"];
-          if (entries.length === 0) {
-            for (const file of pinned) {
-              want(`EFI/OC/Kexts/${bundle}/${file}`, null, `${zipName}: ${from}/${file}`);
-            }
-          } else if (
-            kext.contents?.[from] &&
-            entries.map(([p]) => p.slice(from.length + 1)).sort().join("\n") !==
-              [...pinned].sort().join("\n")
-          ) {
-            ctx.ui.warn(
-              `${kext.name} ${kext.version}: ${from} holds other files than the catalogue lists; a plan made before the download shows the catalogue's`,
-            );
-          }
-          for (const [p, d] of entries) {
-            want(`EFI/OC/Kexts/${bundle}/${p.slice(from.length + 1)}`, d, `${zipName}: ${p}`);
-          }
-        }
+        await wantKext(ctx, kext, sources.zips[kext.name] ?? null, want);
       }
       const plist = structuredClone(edited.plist) as Record<string, Record<string, PlistValue>>;
       (plist.Kernel!.Add as PlistValue[]).push(...custom.kexts.map(kernelAdd));
       Object.assign(plist.Misc!.Boot as Record<string, PlistValue>, branding.picker);
-      const dirs = new Set<string>([
-        "EFI/OC/ACPI",
-        "EFI/OC/Resources",
-        "EFI/OC/Drivers",
-        "EFI/OC/Tools",
-      ]);
-      for (const path of [...wanted.keys(), ...custom.copies.map((x) => x.to)]) {
-        dirs.add(path.split("/").slice(0, -1).join("/"));
-      }
-      // A rebuild starts from an empty tree.
-      await ctx.op("fs.remove", { path: root, recursive: true, missingOk: true });
-      for (const dir of [...dirs].sort()) await ctx.op("fs.mkdir", { path: join(root, dir) });
-      for (const [path, bytes] of [...wanted.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-        await ctx.op("fs.write", {
-          path: join(root, path),
-          contentBase64: base64(bytes ?? new Uint8Array()),
-          ...(origin.has(path) ? { source: origin.get(path)! } : {}),
-        });
-      }
-      for (const copy of custom.copies) {
-        await ctx.op("fs.copy", { from: copy.from, to: join(root, copy.to) });
-      }
-      await ctx.op("fs.write", {
-        path: join(root, "EFI/OC/config.plist"),
-        content: configXml(plist),
-      });
+      await writeTree(ctx, root, wanted, origin, custom.copies, plist);
       ctx.set(TREE, {
         root,
         files: [...wanted.keys(), ...custom.copies.map((x) => x.to), "EFI/OC/config.plist"].sort(),
