@@ -188,63 +188,64 @@ function hexId(value: string | undefined, digits: number): string | null {
   return match ? match[1]!.toLowerCase().padStart(digits, "0").slice(-digits) : null;
 }
 
-export async function gatherPci(r: TolerantReader) {
-  const devices: PciDevice[] = [];
-  for (const address of await r.dir("/sys/bus/pci/devices")) {
-    if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address)) continue;
-    // Read through the device's real directory: one symlink resolved instead of one per attribute.
-    const target = await r.link(`/sys/bus/pci/devices/${address}`);
-    const base = target
-      ? posix.normalize(posix.join("/sys/bus/pci/devices", target))
-      : `/sys/bus/pci/devices/${address}`;
-    // uevent carries class, IDs, subsystem and driver in one read; older trees fall back to attributes.
-    const uevent = parseUevent(await r.text(`${base}/uevent`));
-    const [revision, groupLink] = await Promise.all([
-      r.attr(`${base}/revision`),
-      r.link(`${base}/iommu_group`),
-    ]);
-    const fromAttrs = uevent ? undefined : await Promise.all([
-      r.attr(`${base}/class`),
-      r.attr(`${base}/vendor`),
-      r.attr(`${base}/device`),
-      r.attr(`${base}/subsystem_vendor`),
-      r.attr(`${base}/subsystem_device`),
-      r.link(`${base}/driver`),
-    ]);
-    const [classRaw, vendorRaw, deviceRaw, subVendorRaw, subDeviceRaw] = uevent
-      ? [uevent.class, uevent.vendor, uevent.device, uevent.subsystemVendor, uevent.subsystemDevice]
-      : fromAttrs!;
-    const driverLink = uevent
-      ? (uevent.driver ? `drivers/${uevent.driver}` : undefined)
-      : fromAttrs![5];
-    const bootVga = classRaw?.startsWith("0x0300") ? await r.attr(`${base}/boot_vga`) : undefined;
-    const classCode = hexId(classRaw, 6);
-    const vendor = hexId(vendorRaw, 4);
-    const device = hexId(deviceRaw, 4);
-    if (!classCode || !vendor || !device) {
-      r.warnings.push(
-        `Cannot read PCI device "${address}": its class, vendor or device attribute is missing or malformed`,
-      );
-      continue;
-    }
-    const group = Number(basenameOf(groupLink));
-    devices.push({
-      address,
-      class: classCode.slice(0, 4),
-      progIf: classCode.slice(4),
-      vendor,
-      device,
-      subsystemVendor: hexId(subVendorRaw, 4),
-      subsystemDevice: hexId(subDeviceRaw, 4),
-      revision: hexId(revision, 2),
-      driver: basenameOf(driverLink),
-      iommuGroup: groupLink !== undefined && Number.isInteger(group) ? group : null,
-      bootVga: bootVga === undefined ? null : bootVga === "1",
-      className: null,
-      vendorName: null,
-      deviceName: null,
-    });
+/** One PCI device's attributes; null, with a warning, when they are missing or malformed. */
+async function readPciDevice(r: TolerantReader, address: string): Promise<PciDevice | null> {
+  // Read through the device's real directory: one symlink resolved instead of one per attribute.
+  const target = await r.link(`/sys/bus/pci/devices/${address}`);
+  const base = target
+    ? posix.normalize(posix.join("/sys/bus/pci/devices", target))
+    : `/sys/bus/pci/devices/${address}`;
+  // uevent carries class, IDs, subsystem and driver in one read; older trees fall back to attributes.
+  const uevent = parseUevent(await r.text(`${base}/uevent`));
+  const [revision, groupLink] = await Promise.all([
+    r.attr(`${base}/revision`),
+    r.link(`${base}/iommu_group`),
+  ]);
+  const fromAttrs = uevent ? undefined : await Promise.all([
+    r.attr(`${base}/class`),
+    r.attr(`${base}/vendor`),
+    r.attr(`${base}/device`),
+    r.attr(`${base}/subsystem_vendor`),
+    r.attr(`${base}/subsystem_device`),
+    r.link(`${base}/driver`),
+  ]);
+  const [classRaw, vendorRaw, deviceRaw, subVendorRaw, subDeviceRaw] = uevent
+    ? [uevent.class, uevent.vendor, uevent.device, uevent.subsystemVendor, uevent.subsystemDevice]
+    : fromAttrs!;
+  const driverLink = uevent
+    ? (uevent.driver ? `drivers/${uevent.driver}` : undefined)
+    : fromAttrs![5];
+  const bootVga = classRaw?.startsWith("0x0300") ? await r.attr(`${base}/boot_vga`) : undefined;
+  const classCode = hexId(classRaw, 6);
+  const vendor = hexId(vendorRaw, 4);
+  const device = hexId(deviceRaw, 4);
+  if (!classCode || !vendor || !device) {
+    r.warnings.push(
+      `Cannot read PCI device "${address}": its class, vendor or device attribute is missing or malformed`,
+    );
+    return null;
   }
+  const group = Number(basenameOf(groupLink));
+  return {
+    address,
+    class: classCode.slice(0, 4),
+    progIf: classCode.slice(4),
+    vendor,
+    device,
+    subsystemVendor: hexId(subVendorRaw, 4),
+    subsystemDevice: hexId(subDeviceRaw, 4),
+    revision: hexId(revision, 2),
+    driver: basenameOf(driverLink),
+    iommuGroup: groupLink !== undefined && Number.isInteger(group) ? group : null,
+    bootVga: bootVga === undefined ? null : bootVga === "1",
+    className: null,
+    vendorName: null,
+    deviceName: null,
+  };
+}
+
+/** Fills in the class, vendor and device names from the first pci.ids found. */
+async function nameDevices(r: TolerantReader, devices: PciDevice[]): Promise<void> {
   const wanted = new Set(devices.flatMap((d) => [d.vendor, `${d.vendor}:${d.device}`]));
   for (const path of PCI_IDS_PATHS) {
     const text = devices.length ? await r.text(path) : undefined;
@@ -257,8 +258,12 @@ export async function gatherPci(r: TolerantReader) {
     }
     break;
   }
+}
+
+/** The display controllers, each with the other functions of its slot. */
+function gpusOf(devices: PciDevice[]) {
   const slot = (address: string) => address.slice(0, -2);
-  const gpus = devices.filter((d) => GPU_CLASSES.has(d.class)).map((d) => ({
+  return devices.filter((d) => GPU_CLASSES.has(d.class)).map((d) => ({
     address: d.address,
     vendor: d.vendor,
     device: d.device,
@@ -271,7 +276,18 @@ export async function gatherPci(r: TolerantReader) {
       o.address !== d.address && slot(o.address) === slot(d.address)
     ).map((o) => o.address),
   }));
-  return { devices, gpus };
+}
+
+/** The host's PCI devices, named from pci.ids, and its GPUs. */
+export async function gatherPci(r: TolerantReader) {
+  const devices: PciDevice[] = [];
+  for (const address of await r.dir("/sys/bus/pci/devices")) {
+    if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address)) continue;
+    const device = await readPciDevice(r, address);
+    if (device) devices.push(device);
+  }
+  await nameDevices(r, devices);
+  return { devices, gpus: gpusOf(devices) };
 }
 
 const IOMMU_FLAGS =
