@@ -146,26 +146,21 @@ function order(manifests: Manifest[]): Manifest[] {
 }
 
 /**
- * Resolves manifests, or throws {@linkcode PluginResolutionError} listing every problem.
- * Optional plugins (`optional = true`) with problems are skipped instead, as are their dependents.
+ * Drops failing plugins until the rest is stable: optional ones into `skipped`, required ones'
+ * problems into `fatal`. Returns the plugins left.
  */
-export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Resolution {
-  const skipped: Resolution["skipped"] = [];
-  let manifests = all.filter((m) => {
-    if (!m.plugin.enabled) {
-      skipped.push({ plugin: m.plugin.name, reason: "disabled in its manifest" });
-    }
-    return m.plugin.enabled;
-  });
-  const fatal: GiniError[] = [...earlier];
-
-  // Drop failing plugins until stable: optional ones quietly, required ones as errors.
+function dropFailing(
+  manifests: Manifest[],
+  skipped: Resolution["skipped"],
+  fatal: GiniError[],
+): Manifest[] {
+  let rest = manifests;
   for (;;) {
-    const problems = problemsOf(manifests);
+    const problems = problemsOf(rest);
     if (problems.size === 0) break;
     const bad = new Set(problems.keys());
     for (const [plugin, errors] of problems) {
-      const m = manifests.find((x) => x.plugin.name === plugin);
+      const m = rest.find((x) => x.plugin.name === plugin);
       if (m?.plugin.optional) {
         skipped.push({
           plugin,
@@ -173,23 +168,31 @@ export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Reso
         });
       } else fatal.push(...errors);
     }
-    manifests = manifests.filter((m) => !bad.has(m.plugin.name));
-    if (manifests.length === 0) break;
+    rest = rest.filter((m) => !bad.has(m.plugin.name));
+    if (rest.length === 0) break;
   }
+  return rest;
+}
 
-  for (const cycle of findCycles(manifests)) {
+/** One error per dependency cycle, pointing at its first plugin's manifest. */
+function cycleErrors(manifests: Manifest[]): GiniError[] {
+  return findCycles(manifests).map((cycle) => {
     const first = manifests.find((m) => m.plugin.name === cycle[0])!;
-    fatal.push(
-      new ManifestError(
-        `Cannot order plugins: their dependencies form a cycle ${cycle.join(" → ")}`,
-        {
-          location: { file: first.file, key: "dependencies" },
-          hint: "Make one of these dependencies optional or remove it",
-        },
-      ),
+    return new ManifestError(
+      `Cannot order plugins: their dependencies form a cycle ${cycle.join(" → ")}`,
+      {
+        location: { file: first.file, key: "dependencies" },
+        hint: "Make one of these dependencies optional or remove it",
+      },
     );
-  }
+  });
+}
 
+/** Every stage by id, and the producer of each context key; a second producer goes to `fatal`. */
+function collectStages(
+  manifests: Manifest[],
+  fatal: GiniError[],
+): Pick<Resolution, "stages" | "producers"> {
   const stages = new Map<string, ResolvedStage>();
   const producers = new Map<string, string>();
   for (const m of manifests) {
@@ -220,6 +223,15 @@ export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Reso
       }
     }
   }
+  return { stages, producers };
+}
+
+/** An `after` naming no stage, unless it belongs to an optional dependency that is absent. */
+function unknownAfterErrors(
+  manifests: Manifest[],
+  stages: Map<string, ResolvedStage>,
+): GiniError[] {
+  const errors: GiniError[] = [];
   const present = new Set(manifests.map((m) => m.plugin.name));
   for (const m of manifests) {
     for (const [i, s] of m.stages.entries()) {
@@ -227,7 +239,7 @@ export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Reso
         if (stages.has(dep)) continue;
         const owner = dep.split(":")[0]!;
         if (!present.has(owner) && owner in m.optional_dependencies) continue;
-        fatal.push(
+        errors.push(
           new ManifestError(
             `Cannot run stage "${m.plugin.name}:${s.name}" after "${dep}": no such stage`,
             {
@@ -239,6 +251,26 @@ export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Reso
       }
     }
   }
+  return errors;
+}
+
+/**
+ * Resolves manifests, or throws {@linkcode PluginResolutionError} listing every problem.
+ * Optional plugins (`optional = true`) with problems are skipped instead, as are their dependents.
+ */
+export function resolvePlugins(all: Manifest[], earlier: GiniError[] = []): Resolution {
+  const skipped: Resolution["skipped"] = [];
+  const enabled = all.filter((m) => {
+    if (!m.plugin.enabled) {
+      skipped.push({ plugin: m.plugin.name, reason: "disabled in its manifest" });
+    }
+    return m.plugin.enabled;
+  });
+  const fatal: GiniError[] = [...earlier];
+  const manifests = dropFailing(enabled, skipped, fatal);
+  fatal.push(...cycleErrors(manifests));
+  const { stages, producers } = collectStages(manifests, fatal);
+  fatal.push(...unknownAfterErrors(manifests, stages));
   if (fatal.length) throw new PluginResolutionError(fatal);
   return { plugins: order(manifests), stages, producers, skipped };
 }
