@@ -130,6 +130,37 @@ async function capture(
   return keep === "tail" && held > limit ? all.subarray(held - limit) : all;
 }
 
+/** How a program ended, with its captured output. */
+interface Exit {
+  status: Deno.CommandStatus;
+  out: Uint8Array;
+  err: Uint8Array;
+  /** Stopped by its timeout. */
+  timedOut: boolean;
+}
+
+/** The result of a finished program; throws on a non-zero exit code unless `noThrow`. */
+function finish(argv: string[], exit: Exit, timeoutMs: number, noThrow: boolean): RunResult {
+  const decoder = new TextDecoder();
+  const stdout = decoder.decode(exit.out);
+  let stderr = decoder.decode(exit.err);
+  let code = exit.status.code;
+  if (exit.timedOut) {
+    code = TIMED_OUT_CODE;
+    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}` +
+      `gini: stopped after its time limit of ${timeoutMs} ms`;
+  }
+  if (code !== 0 && !noThrow) {
+    throw new HostCommandError(
+      argv,
+      code,
+      tail(stderr || stdout),
+      ...(exit.timedOut ? [`It did not finish within ${timeoutMs} ms`] : []),
+    );
+  }
+  return { code, stdout, stderr };
+}
+
 /** Runs programs for the kernel. */
 export class HostRunner {
   #path: string[];
@@ -218,8 +249,21 @@ export class HostRunner {
       // A session and process group of its own (setsid), so a stop reaches its children too.
       detached: true,
     }).spawn();
-    const pgid = child.pid;
+    const exit = await this.#supervise(child, options, signal, timeoutMs);
+    return finish([absolute, ...args], exit, timeoutMs, options.noThrow ?? false);
+  }
 
+  /**
+   * Feeds `child` its input and waits for it and its output, stopping its process group at the
+   * timeout or when `signal` aborts; rejects with the signal's reason once the group is gone.
+   */
+  async #supervise(
+    child: Deno.ChildProcess,
+    options: RunOptions,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<Exit> {
+    const pgid = child.pid;
     let stopping: Promise<void> | undefined;
     let timedOut = false;
     const stop = () =>
@@ -262,24 +306,7 @@ export class HostRunner {
       (await drained).cancel();
     }
     if (signal?.aborted && stopping) throw signal.reason;
-    const decoder = new TextDecoder();
-    const stdout = decoder.decode(out);
-    let stderr = decoder.decode(err);
-    let code = status.code;
-    if (timedOut) {
-      code = TIMED_OUT_CODE;
-      stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}` +
-        `gini: stopped after its time limit of ${timeoutMs} ms`;
-    }
-    if (code !== 0 && !options.noThrow) {
-      throw new HostCommandError(
-        [absolute, ...args],
-        code,
-        tail(stderr || stdout),
-        ...(timedOut ? [`It did not finish within ${timeoutMs} ms`] : []),
-      );
-    }
-    return { code, stdout, stderr };
+    return { status, out, err, timedOut };
   }
 
   /**
