@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import semver from "semver";
 import { z } from "zod";
 import { didYouMean, ManifestError } from "../errors.ts";
@@ -455,11 +455,23 @@ function valueProblems(command: Command): Problem[] {
       ]);
     }
   }
-  const values: [string, { access?: string | undefined; type: string }][] = [
+  const values: [string, { access?: string | undefined; type: string; default?: unknown }][] = [
     ...command.arguments.map((a, j) => [`arguments.${j}`, a] as [string, typeof a]),
     ...command.flags.map((f, j) => [`flags.${j}`, f] as [string, typeof f]),
   ];
   for (const [key, spec] of values) {
+    // The grant is for a path the user chose: a default may only name one in the current folder.
+    const fallback = spec.default;
+    if (
+      spec.access && typeof fallback === "string" &&
+      (isAbsolute(fallback) || fallback.split("/").includes(".."))
+    ) {
+      problems.push([
+        `${key}.default`,
+        `the default "${fallback}" of a file the plugin may ${spec.access} leaves the current folder`,
+        'Give a path relative to the current folder, without "..", or no default',
+      ]);
+    }
     if (spec.access && spec.type !== "file") {
       problems.push([
         `${key}.access`,

@@ -67,6 +67,11 @@ Deno.test("parseManifest() holds a command to what the rest of its manifest decl
       `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.arguments]]\nname = "a"\nrepeatable = true\nsummary = "a"\n[[commands.arguments]]\nname = "b"\nsummary = "b"`,
       ["commands.0.arguments.0.repeatable"],
     ],
+    [
+      "a granted file defaulting outside the current folder",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "out"\ntype = "file"\naccess = "write"\ndefault = "/etc/passwd"\nsummary = "o"`,
+      ["commands.0.flags.0.default"],
+    ],
     ["a query asking", `[[commands]]\npath = "x"\nstages = ["run"]\nconfirm = "Sure?"`, [
       "commands.0.confirm",
     ]],
