@@ -111,7 +111,8 @@ export function printVerb(
   text?: string,
 ): void {
   const report: PlanReport = outcome.report;
-  const data = { ...report, ...extra, ...(outcome.output?.data as Record<string, Json> ?? {}) };
+  // The plugin's data adds to the kernel's report and file; it never overrides them.
+  const data = { ...(outcome.output?.data as Record<string, Json> ?? {}), ...report, ...extra };
   c.ui.result(
     data,
     () => [renderReport(report), "", text ?? outcome.output?.text ?? ""].join("\n").trimEnd(),

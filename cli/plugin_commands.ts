@@ -143,7 +143,8 @@ function finishInput(
     args[a.name] = (values[i] as Json | undefined) ?? (a.repeatable ? [] : null);
   });
   for (const f of spec.flags) {
-    const value = options[optionKey(f.name)] as Json | undefined;
+    const key = optionKey(f.name);
+    const value = Object.hasOwn(options, key) ? options[key] as Json | undefined : undefined;
     flags[f.name] = value ?? (f.type === "boolean" ? false : f.repeatable ? [] : null);
   }
   const known = { ...args, ...flags };
@@ -213,7 +214,13 @@ function runOnce(
     dryRun,
     targets: spec.stages.map((s) => `${plugin}:${s}`),
     seeds: {
-      "session.command": { path: spec.path, args: input.args, flags: input.flags, cwd: c.env.cwd },
+      "session.command": {
+        plugin,
+        path: spec.path,
+        args: input.args,
+        flags: input.flags,
+        cwd: c.env.cwd,
+      },
     },
     command: input.line,
     pluginDirs: c.flags.pluginDir ?? [],
@@ -235,13 +242,19 @@ function runOnce(
 }
 
 /** Prints a run's output: the plugin's text and data, or the result key. */
-function printOutcome(c: CommandEnv, spec: CommandManifest, outcome: RunOutcome): void {
+function printOutcome(
+  c: CommandEnv,
+  spec: CommandManifest,
+  outcome: RunOutcome,
+  text = outcome.output?.text,
+): void {
   const value = spec.result ? outcome.result.context[spec.result] ?? null : null;
   const data = outcome.output?.data ??
     (spec.mode === "change" ? { ...outcome.report, result: value } : value);
-  c.ui.result(data, () =>
-    outcome.output?.text ??
-      (typeof value === "string" ? value : JSON.stringify(value, null, 2)));
+  c.ui.result(
+    data,
+    () => text ?? (typeof value === "string" ? value : JSON.stringify(value, null, 2)),
+  );
 }
 
 async function runQuery(call: Invocation): Promise<number> {
@@ -257,17 +270,23 @@ async function runChange(call: Invocation): Promise<number> {
   const plan = await runOnce(call, "plan");
   if (!plan.result.ok) throw plan.result.error;
   const changes = plan.report.summary.operations - plan.report.summary.readOnly;
+  // The kernel's plan is always shown: a plugin's text may add to it, never stand in for it.
+  const planned = renderReport(plan.report);
+  const text = plan.output?.text ?? "";
+  const shown = text.includes(planned) ? text : [text, planned].filter(Boolean).join("\n");
   if (c.flags.dryRun || changes === 0) {
-    printOutcome(c, spec, plan);
+    printOutcome(c, spec, plan, changes ? shown : undefined);
     return plan.output?.exitCode ?? 0;
   }
   const approved = approvedPlan(plan.report);
-  const shown = plan.output?.text ?? renderReport(plan.report);
+  const who = call.manifest.origin === "core" ? "" : `[plugin ${call.manifest.plugin.name}] `;
   if (
     spec.ask &&
     !confirmed(
       c,
-      `${spec.confirm ?? "Apply these changes?"} (plan ${approved.digest.slice(7, 19)})`,
+      `${who}${spec.confirm ?? "Apply these changes?"} (${changes} change(s), plan ${
+        approved.digest.slice(7, 19)
+      })`,
       `Cannot run "gini ${spec.path}" without confirmation`,
       shown,
     )
@@ -288,7 +307,9 @@ async function lastRun(c: CommandEnv, manifest: Manifest, path: string) {
   return (await listTransactions(c.env.dirs.state)).find((t) =>
     t.state === "committed" && t.applied.length > 0 &&
     (t.command === path || t.command.startsWith(`${path} `)) &&
-    (t.replay?.targets ?? []).every((target) => target.startsWith(prefix))
+    // Only a run of this plugin's own stages: a bare `gini run` (no targets) is nobody's.
+    (t.replay?.targets ?? []).length > 0 &&
+    t.replay!.targets!.every((target) => target.startsWith(prefix))
   );
 }
 
@@ -313,6 +334,21 @@ async function runUndo({ c, manifest, spec }: Invocation): Promise<number> {
   return report.failed.length ? 1 : 0;
 }
 
+/** The text of a VM file already at `path` (null if none); only a small regular file is read. */
+async function existingVmFile(path: string): Promise<string | null> {
+  const info = await Deno.lstat(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  });
+  if (!info) return null;
+  if (!info.isFile || info.size > 1024 * 1024) {
+    throw new UsageError(`Cannot create "${path}": something other than a VM file is there`, {
+      hint: "Choose another name, or move what is there",
+    });
+  }
+  return await Deno.readTextFile(path);
+}
+
 /**
  * A VM file a command made (`{ file, text, flags? }` in its result), deployed as `gini up` deploys
  * one, the file written as part of the deploy; refused when the file exists with other content.
@@ -331,10 +367,7 @@ async function handToUp(call: Invocation): Promise<number> {
       },
     );
   }
-  const existing = await Deno.readTextFile(made.file).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  });
+  const existing = await existingVmFile(made.file);
   if (existing !== null && existing !== made.text) {
     throw new UsageError(`Cannot create "${made.file}": it exists with other settings`, {
       hint: `Edit it and run "gini up ${made.file}", or choose other values`,
@@ -382,8 +415,14 @@ export function registerPluginCommands(
   loaded: Resolution,
   warn: (text: string) => void,
 ): void {
-  const kernel = new Set(cli.program.commands.map((c) => c.name()));
-  for (const manifest of loaded.plugins) {
+  const kernel = new Set([...cli.program.commands.map((c) => c.name()), "help"]);
+  // Plugins shipped with Gini first, whatever priority another claims: theirs are never shadowed.
+  const ordered = [
+    ...loaded.plugins.filter((m) => m.origin === "core"),
+    ...loaded.plugins.filter((m) => m.origin !== "core"),
+  ];
+  const owners = new Map<string, string>();
+  for (const manifest of ordered) {
     const plugin = manifest.plugin.name;
     for (const spec of manifest.commands) {
       const words = spec.path.split(" ");
@@ -392,6 +431,18 @@ export function registerPluginCommands(
         warn(`Plugin "${plugin}" declares "gini ${spec.path}", which is the kernel's: skipped`);
         continue;
       }
+      // A command word belongs to the first plugin to use it: no other nests commands under it.
+      const prefixes = words.map((_, i) => words.slice(0, i + 1).join(" "));
+      const taken = prefixes.find((p) => owners.has(p) && owners.get(p) !== plugin);
+      if (taken) {
+        warn(
+          `Plugin "${plugin}" declares "gini ${spec.path}", but "${taken}" is plugin "${
+            owners.get(taken)
+          }"'s: skipped`,
+        );
+        continue;
+      }
+      for (const p of prefixes) if (!owners.has(p)) owners.set(p, plugin);
       const parent = groupAt(cli.program as unknown as Command, words.slice(0, -1), plugin);
       const existing = parent.commands.find((c) => c.name() === name);
       if (spec.mode === "group") {

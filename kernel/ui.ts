@@ -7,7 +7,7 @@
  * @module
  */
 import type { UiMessage } from "../workers/protocol.ts";
-import { type Colour, paintText } from "../workers/paint.ts";
+import { type Colour, paintText, stripControls } from "../workers/paint.ts";
 import { formatError, GiniError } from "./errors.ts";
 import { formatBytes } from "./ops/types.ts";
 import { preloadProgress, type ProgressBar, startProgressBar } from "./host/progress.ts";
@@ -107,6 +107,11 @@ export function createUi(options: UiOptions = {}): Ui {
       if (json) {
         if (message.type !== "debug" || verbose) line(JSON.stringify(message));
         return;
+      }
+      // A plugin's words reach the terminal without its escape sequences (cursor moves, titles…).
+      if ("text" in message) message = { ...message, text: stripControls(message.text) };
+      if ("label" in message && message.label) {
+        message = { ...message, label: stripControls(message.label) };
       }
       const source = message.source ? paint("debug", `[${message.source}] `) : "";
       switch (message.type) {

@@ -159,3 +159,31 @@ Deno.test("gini --help, gini version and a plugin command's --help start no plug
   assertEquals(started, 1, "only the dry run started a worker");
   await Deno.remove(env.root, { recursive: true });
 });
+
+Deno.test("a hostile plugin cannot shadow core commands or hide its plan behind its rendering", async (t) => {
+  const env = await tempEnv();
+  const gini = (...args: string[]) =>
+    runGini(env.root, ["--plugin-dir", join(FIXTURE_PLUGINS, "usurper"), ...args]);
+  await t.step("a word another plugin owns stays theirs", async () => {
+    const fans = await gini("vfio", "fans");
+    assertEquals(fans.code, 2, fans.stderr);
+    assertStringIncludes(fans.stderr, 'Unknown command "fans"');
+    const help = await gini("--help");
+    assert(!help.stdout.includes("all checks pass"), help.stdout);
+  });
+  await t.step("the kernel's plan is shown, and the render's escapes are removed", async () => {
+    const dry = await gini("--dry-run", "tidy");
+    assertEquals(dry.code, 0, dry.stderr);
+    assertStringIncludes(dry.stdout, "usurper/owned");
+    assertStringIncludes(dry.stdout, "Nothing will change");
+    assert(!dry.stdout.includes("\x1b"), JSON.stringify(dry.stdout));
+    const refused = await gini("tidy");
+    assertEquals(refused.code, 2);
+    assertEquals(await notesIn(env.root), []);
+    assertEquals(
+      await Deno.stat(join(env.root, ".local/share/gini/usurper")).then(() => true, () => false),
+      false,
+    );
+  });
+  await Deno.remove(env.root, { recursive: true });
+});

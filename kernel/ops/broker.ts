@@ -22,6 +22,8 @@ export interface Grants {
   core?: boolean;
   write: string[];
   read: string[];
+  /** Files the user named for this run (`access`): exactly those paths, nothing below them. */
+  exact?: { read: string[]; write: string[] };
   run: Set<string>;
   lvm: boolean;
   /** Hosts the plugin may download from; "file" allows local files (file:// URLs). */
@@ -106,12 +108,13 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     read: (manifest.named?.read ?? []).map(canonicalize),
     write: (manifest.named?.write ?? []).map(canonicalize),
   };
-  const write = [...expand(manifest.ops.write, "ops.write"), ...named.write];
+  const write = expand(manifest.ops.write, "ops.write");
   return {
     plugin: manifest.plugin.name,
     core: manifest.origin === "core",
     write,
-    read: [...expand(manifest.permissions.read, "permissions.read"), ...named.read, ...write],
+    read: [...expand(manifest.permissions.read, "permissions.read"), ...write],
+    exact: { read: [...named.read, ...named.write], write: named.write },
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,
     download: manifest.ops.download,
@@ -215,7 +218,8 @@ export function checkPath(
   // Every read, whichever op asks (a copy, a download, a program's input): /proc's allowlist.
   if (access === "read") checkProc(grants, op, path, canonical);
   const roots = access === "write" ? grants.write : grants.read;
-  if (!roots.some((root) => isWithin(canonical, root))) {
+  const named = grants.exact?.[access] ?? [];
+  if (!named.includes(canonical) && !roots.some((root) => isWithin(canonical, root))) {
     const resolvedNote = canonical === normalize(path) ? "" : ` (it resolves to "${canonical}")`;
     throw new PermissionDeniedError(
       grants.plugin,

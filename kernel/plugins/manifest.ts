@@ -296,6 +296,85 @@ function grantErrors(
   return errors;
 }
 
+/** Context keys the kernel seeds from what the user typed: no plugin may produce them. */
+export const KERNEL_SEEDS = ["session.command", "session.user_vm_request", "session.target_vm"];
+
+/** Priority classes only plugins shipped with Gini may take. */
+const CORE_CLASSES: PriorityClass[] = ["kernel", "core-critical", "core"];
+
+/** Gini's own state and installed plugins: grants a third-party plugin may never hold. */
+const OWN_DIRS = ["{state}", "{data}/plugins"];
+
+type Trouble = [key: string, message: string, hint: string];
+
+/** Third parties may not take a reserved priority, serve a verb, deploy, or hold Gini's dirs. */
+function thirdPartyProblems(value: RawManifest): Trouble[] {
+  const name = value.plugin.name;
+  const shipped = "only plugins shipped with Gini may";
+  const problems: Trouble[] = [];
+  if (CORE_CLASSES.includes(value.plugin.priority.class)) {
+    problems.push([
+      "plugin.priority",
+      `Cannot give plugin "${name}" the priority "${value.plugin.priority.text}": ${shipped} take the classes ${
+        CORE_CLASSES.join(", ")
+      }`,
+      'Use a third-party class, such as "third-party:160"',
+    ]);
+  }
+  for (const [i, stage] of value.stages.entries()) {
+    if (!stage.serves.length) continue;
+    problems.push([
+      `stages.${i}.serves`,
+      `Cannot let stage "${stage.name}" serve ${
+        stage.serves.join(", ")
+      }: ${shipped} serve the kernel's verbs`,
+      "Remove serves, and order the stage with after",
+    ]);
+  }
+  for (const [i, command] of value.commands.entries()) {
+    if (!command.deploys) continue;
+    problems.push([
+      `commands.${i}.deploys`,
+      `Cannot register command "${command.path}": ${shipped} deploy a VM file they made`,
+      "Write the VM file, and let the user run gini up",
+    ]);
+  }
+  const grants: [string, string[]][] = [["permissions.read", value.permissions.read], [
+    "ops.write",
+    value.ops.write,
+  ]];
+  for (const [key, list] of grants) {
+    for (const [i, grant] of list.entries()) {
+      if (!OWN_DIRS.some((dir) => grant === dir || grant.startsWith(`${dir}/`))) continue;
+      problems.push([
+        `${key}.${i}`,
+        `Cannot grant plugin "${name}" "${grant}": it is Gini's own journal or plugins`,
+        "Use a folder of the plugin's own, such as {data}/<plugin-name>",
+      ]);
+    }
+  }
+  return problems;
+}
+
+/** What no plugin may do (produce a key the kernel seeds), and what only core plugins may. */
+function trustErrors(value: RawManifest, file: string, origin: Manifest["origin"]) {
+  const problems: Trouble[] = [];
+  for (const [i, stage] of value.stages.entries()) {
+    for (const [j, key] of stage.writes.entries()) {
+      if (!KERNEL_SEEDS.includes(key)) continue;
+      problems.push([
+        `stages.${i}.writes.${j}`,
+        `Cannot let plugin "${value.plugin.name}" write "${key}": the kernel seeds it from the user's command`,
+        `Remove "${key}" from writes`,
+      ]);
+    }
+  }
+  if (origin !== "core") problems.push(...thirdPartyProblems(value));
+  return problems.map(([key, message, hint]) =>
+    new ManifestError(message, { location: { file, key }, hint })
+  );
+}
+
 /**
  * Flags every command has (the global ones), which a plugin command may not redefine. `--version`
  * is not one: only `gini --version`, before any command, means `gini version`, so a command may
@@ -464,7 +543,7 @@ function valueProblems(command: Command): Problem[] {
     const fallback = spec.default;
     if (
       spec.access && typeof fallback === "string" &&
-      (isAbsolute(fallback) || fallback.split("/").includes(".."))
+      (isAbsolute(fallback) || fallback.split("/").some((part) => ["", ".", ".."].includes(part)))
     ) {
       problems.push([
         `${key}.default`,
@@ -552,7 +631,7 @@ export function parseManifest(
     names.add(stage.name);
   }
   errors.push(...commandErrors(value, file, origin));
-  errors.push(...grantErrors(value, file, origin));
+  errors.push(...grantErrors(value, file, origin), ...trustErrors(value, file, origin));
   if (errors.length) return { ok: false, errors };
   const dir = dirname(resolve(file));
   return { ok: true, manifest: { ...value, file: resolve(file), dir, origin } };

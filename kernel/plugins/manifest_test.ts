@@ -99,3 +99,35 @@ Deno.test("parseManifest() holds a command to what the rest of its manifest decl
     );
   });
 });
+
+Deno.test("parseManifest() keeps the kernel's keys and the core's powers from third-party plugins", async (t) => {
+  const keys = (text: string, origin: "core" | "extra" = "extra") => {
+    const parsed = parseManifest(text, "/p/plugin.toml", origin);
+    return parsed.ok ? [] : parsed.errors.map((e) => e.location?.key ?? e.message);
+  };
+  const cases: [string, string, string[]][] = [
+    ["a reserved priority", HEAD.replace("third-party:160", "kernel:0"), ["plugin.priority"]],
+    ["serving a verb", HEAD.replace('name = "run"', 'name = "run"\nserves = ["rm"]'), [
+      "stages.0.serves",
+    ]],
+    ["a grant on the journal", `${HEAD}[ops]\nwrite = ["{state}/journal"]\n`, ["ops.write.0"]],
+    ["a grant on installed plugins", `${HEAD}[permissions]\nread = ["{data}/plugins"]\n`, [
+      "permissions.read.0",
+    ]],
+    [
+      "producing a key the kernel seeds",
+      HEAD.replace('writes = ["demo.out"]', 'writes = ["session.target_vm"]'),
+      ["stages.0.writes.0"],
+    ],
+  ];
+  for (const [name, text, expected] of cases) {
+    await t.step(name, () => assertEquals(keys(text), expected));
+  }
+  await t.step("a core plugin may serve a verb, but not produce a seeded key either", () => {
+    assertEquals(keys(HEAD.replace('name = "run"', 'name = "run"\nserves = ["rm"]'), "core"), []);
+    assertEquals(
+      keys(HEAD.replace('writes = ["demo.out"]', 'writes = ["session.command"]'), "core"),
+      ["stages.0.writes.0"],
+    );
+  });
+});

@@ -26,6 +26,10 @@ import {
   type RenderView,
 } from "../../workers/protocol.ts";
 import { type Contracts, loadContracts } from "./contracts.ts";
+import { stripControls } from "../../workers/paint.ts";
+
+/** How long a plugin may take to render a command's output. */
+const RENDER_TIMEOUT_MS = 10_000;
 
 /** What happened to one stage. */
 export interface StageReport {
@@ -313,6 +317,18 @@ export class Pipeline {
       work.then(done, done);
       return work;
     };
+    // Rendering only shapes output: the run's plan and report are already final.
+    if (label === `${plugin}:render`) {
+      const refuse = () =>
+        Promise.reject(
+          new GiniError(
+            "RENDER_ONLY",
+            `Cannot act while rendering: plugin "${plugin}" may only return output`,
+            1,
+          ),
+        );
+      return { op: refuse, read: refuse, emit: refuse, ui: () => {}, subscribe: () => {} };
+    }
     return {
       op: (kind, args) =>
         track(this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }, { signal })),
@@ -773,7 +789,7 @@ export class Pipeline {
       host,
       { type: "render", command, view: { ...view, context } },
       `${plugin} rendering "${command}"`,
-      this.#timeout(manifest),
+      Math.min(this.#timeout(manifest), RENDER_TIMEOUT_MS),
       `${plugin}:render`,
     );
     const output = RenderOutputSchema.safeParse(reply);
@@ -786,7 +802,7 @@ export class Pipeline {
     }
     const { text, data, exitCode } = output.data;
     return {
-      text,
+      text: stripControls(text),
       ...(data === undefined ? {} : { data }),
       ...(exitCode === undefined ? {} : { exitCode }),
     };

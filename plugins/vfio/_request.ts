@@ -8,6 +8,7 @@ import type { ContextKey, StageContext } from "../../workers/sdk.ts";
 
 /** `session.command` of `gini vfio plan|apply`, by flag name as the manifest declares them. */
 type VfioCommand = {
+  plugin: string;
   path: string;
   flags: {
     device?: string[];
@@ -34,7 +35,9 @@ export interface VfioRequest {
  */
 export function vfioRequest(ctx: StageContext): VfioRequest {
   const command = ctx.get(COMMAND);
-  const flags = command?.path.startsWith("vfio ") ? command.flags : {};
+  // Only vfio's own commands carry a request: another plugin's command never steers it.
+  const own = command?.plugin === "vfio" && ["vfio plan", "vfio apply"].includes(command.path);
+  const flags = own ? command.flags : {};
   return {
     devices: flags.device ?? [],
     force: flags.force ?? false,
