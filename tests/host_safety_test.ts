@@ -136,6 +136,7 @@ Deno.test("a confirmed change runs only the approved plan: a host changed in bet
     targets: ["vfio:configure"],
     seeds: {
       "session.command": {
+        plugin: "vfio",
         path: "vfio apply",
         args: {},
         flags: { device: ["0000:01:00.0"], force: false, "bind-now": false },

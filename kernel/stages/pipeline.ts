@@ -229,6 +229,8 @@ interface RunState {
   launchOrder: string[];
   /** The first failure of a required stage. */
   failure: GiniError | undefined;
+  /** Each failed required stage's error: the one reported is the earliest launched. */
+  failures: Map<string, GiniError>;
 }
 
 /** Runs plugins' stages; owns the workers it starts and stops them at the end. */
@@ -538,6 +540,7 @@ export class Pipeline {
       running: new Map(),
       launchOrder: [],
       failure: undefined,
+      failures: new Map(),
     };
     for (const s of stages.filter((s) => completed.has(s.id))) {
       state.reports.set(s.id, {
@@ -732,7 +735,10 @@ export class Pipeline {
       this.#o.ui.warn(
         `Optional plugin "${stage.plugin}" failed; its stage "${stage.id}" is skipped: ${gini.message}`,
       );
-    } else state.failure ??= gini;
+    } else {
+      state.failures.set(stage.id, gini);
+      state.failure ??= gini;
+    }
     await this.emit("stage:failed", { stage: stage.id, error: gini.message }, stage.id);
   }
 
@@ -743,7 +749,10 @@ export class Pipeline {
     completed: Set<string>,
     skipped: StageReport[],
   ): PipelineResult {
-    const { reports, launchOrder, failure } = state;
+    const { reports, launchOrder } = state;
+    // Stages running side by side may fail in either order: report the one that started first,
+    // so the same input always gets the same error.
+    const failure = launchOrder.map((id) => state.failures.get(id)).find(Boolean) ?? state.failure;
     for (const stage of state.pending.values()) {
       reports.set(stage.id, {
         id: stage.id,
