@@ -233,6 +233,19 @@ interface RunState {
   failures: Map<string, GiniError>;
 }
 
+/** What a plugin may ask for while it renders a command's output: nothing but messages. */
+function renderOnlyHandlers(plugin: string): CallHandlers {
+  const refuse = () =>
+    Promise.reject(
+      new GiniError(
+        "RENDER_ONLY",
+        `Cannot act while rendering: plugin "${plugin}" may only return output`,
+        1,
+      ),
+    );
+  return { op: refuse, read: refuse, emit: refuse, ui: () => {}, subscribe: () => {} };
+}
+
 /** Runs plugins' stages; owns the workers it starts and stops them at the end. */
 export class Pipeline {
   readonly #o: PipelineOptions;
@@ -319,18 +332,6 @@ export class Pipeline {
       work.then(done, done);
       return work;
     };
-    // Rendering only shapes output: the run's plan and report are already final.
-    if (label === `${plugin}:render`) {
-      const refuse = () =>
-        Promise.reject(
-          new GiniError(
-            "RENDER_ONLY",
-            `Cannot act while rendering: plugin "${plugin}" may only return output`,
-            1,
-          ),
-        );
-      return { op: refuse, read: refuse, emit: refuse, ui: () => {}, subscribe: () => {} };
-    }
     return {
       op: (kind, args) =>
         track(this.#o.engine.request(this.#grantsOf(plugin), label, { kind, args }, { signal })),
@@ -399,7 +400,10 @@ export class Pipeline {
         message,
         label,
         timeoutMs,
-        this.#handlers(host.name, opLabel, scope.signal, inFlight),
+        // Rendering only shapes output: the run's plan and report are already final.
+        message.type === "render"
+          ? renderOnlyHandlers(host.name)
+          : this.#handlers(host.name, opLabel, scope.signal, inFlight),
       );
       // An op the plugin did not await still belongs to this call: it ends before the call does.
       await Promise.allSettled([...inFlight]);
