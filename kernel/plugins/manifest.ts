@@ -305,13 +305,21 @@ const CORE_CLASSES: PriorityClass[] = ["kernel", "core-critical", "core"];
 /** Gini's own state and installed plugins: grants a third-party plugin may never hold. */
 const OWN_DIRS = ["{state}", "{data}/plugins"];
 
-type Trouble = [key: string, message: string, hint: string];
+/** One problem of a manifest: the key it is at, what is wrong, the hint. */
+type Problem = [key: string, message: string, hint: string];
+
+/** Problems as errors naming the file and key (`keyPrefix` + key), messages after `lead`. */
+function problemErrors(file: string, problems: Problem[], keyPrefix = "", lead = "") {
+  return problems.map(([key, message, hint]) =>
+    new ManifestError(`${lead}${message}`, { location: { file, key: `${keyPrefix}${key}` }, hint })
+  );
+}
 
 /** Third parties may not take a reserved priority, serve a verb, deploy, or hold Gini's dirs. */
-function thirdPartyProblems(value: RawManifest): Trouble[] {
+function thirdPartyProblems(value: RawManifest): Problem[] {
   const name = value.plugin.name;
   const shipped = "only plugins shipped with Gini may";
-  const problems: Trouble[] = [];
+  const problems: Problem[] = [];
   if (CORE_CLASSES.includes(value.plugin.priority.class)) {
     problems.push([
       "plugin.priority",
@@ -358,7 +366,7 @@ function thirdPartyProblems(value: RawManifest): Trouble[] {
 
 /** What no plugin may do (produce a key the kernel seeds), and what only core plugins may. */
 function trustErrors(value: RawManifest, file: string, origin: Manifest["origin"]) {
-  const problems: Trouble[] = [];
+  const problems: Problem[] = [];
   for (const [i, stage] of value.stages.entries()) {
     for (const [j, key] of stage.writes.entries()) {
       if (!KERNEL_SEEDS.includes(key)) continue;
@@ -370,9 +378,7 @@ function trustErrors(value: RawManifest, file: string, origin: Manifest["origin"
     }
   }
   if (origin !== "core") problems.push(...thirdPartyProblems(value));
-  return problems.map(([key, message, hint]) =>
-    new ManifestError(message, { location: { file, key }, hint })
-  );
+  return problemErrors(file, problems);
 }
 
 /**
@@ -396,8 +402,6 @@ export const GLOBAL_FLAGS = [
 const GLOBAL_SHORTS = ["n", "v", "y", "h", "V"];
 
 type Command = RawManifest["commands"][number];
-/** One problem of a command: the key under `commands.N`, the message's end, the hint. */
-type Problem = [key: string, message: string, hint: string];
 
 /** What a group, an undo or a command that runs stages must and must not have. */
 function modeProblems(command: Command, value: RawManifest, origin: Manifest["origin"]) {
@@ -577,14 +581,14 @@ function commandErrors(value: RawManifest, file: string, origin: Manifest["origi
       ...valueProblems(command),
     ];
     seen.add(command.path);
-    for (const [key, message, hint] of problems) {
-      errors.push(
-        new ManifestError(`Cannot register command "${command.path}": ${message}`, {
-          location: { file, key: `commands.${i}.${key}` },
-          hint,
-        }),
-      );
-    }
+    errors.push(
+      ...problemErrors(
+        file,
+        problems,
+        `commands.${i}.`,
+        `Cannot register command "${command.path}": `,
+      ),
+    );
   }
   return errors;
 }
