@@ -25,7 +25,7 @@ import {
   UsageError,
 } from "../kernel/mod.ts";
 import type { CommandManifest } from "../kernel/plugins/manifest.ts";
-import { listTransactions } from "../kernel/journal/journal.ts";
+import { isRunInPlace, listTransactions } from "../kernel/journal/journal.ts";
 import { rollbackFile } from "../kernel/journal/recovery.ts";
 import type { Json } from "../workers/protocol.ts";
 import { type Cli, type CommandEnv, confirmed } from "./_env.ts";
@@ -305,8 +305,7 @@ async function runChange(call: Invocation): Promise<number> {
 async function lastRun(c: CommandEnv, manifest: Manifest, path: string) {
   const prefix = `${manifest.plugin.name}:`;
   return (await listTransactions(c.env.dirs.state)).find((t) =>
-    t.state === "committed" && t.applied.length > 0 &&
-    (t.command === path || t.command.startsWith(`${path} `)) &&
+    isRunInPlace(t, path) &&
     // Only a run of this plugin's own stages: a bare `gini run` (no targets) is nobody's.
     (t.replay?.targets ?? []).length > 0 &&
     t.replay!.targets!.every((target) => target.startsWith(prefix))

@@ -247,6 +247,15 @@ export async function journalFiles(stateDir: string): Promise<string[]> {
   return files.sort().reverse();
 }
 
+/**
+ * Whether `tx` is a committed run of the command `path` (`vfio apply`, with any arguments) whose
+ * changes are still in place: what an undo command reverses, and `journal prune` keeps.
+ */
+export function isRunInPlace(tx: Transaction, path: string): boolean {
+  return tx.state === "committed" && tx.applied.length > 0 &&
+    (tx.command === path || tx.command.startsWith(`${path} `));
+}
+
 /** Every transaction in the state directory, newest first. */
 export async function listTransactions(stateDir: string): Promise<Transaction[]> {
   const result: Transaction[] = [];

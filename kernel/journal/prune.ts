@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { journalFiles, loadTransaction, type Transaction } from "./journal.ts";
+import { isRunInPlace, journalFiles, loadTransaction, type Transaction } from "./journal.ts";
 
 /** Blobs younger than this are left alone: a run starting now may be about to use one. */
 const BLOB_GRACE_MS = 60 * 60 * 1000;
@@ -24,8 +24,7 @@ export interface PruneReport {
  * undo command (`gini vfio undo`) reads it.
  */
 function inPlace(tx: Transaction, undoable: string[]): boolean {
-  return tx.state === "committed" && tx.applied.length > 0 &&
-    undoable.some((path) => tx.command === path || tx.command.startsWith(`${path} `));
+  return undoable.some((path) => isRunInPlace(tx, path));
 }
 
 /** The backup blobs a transaction's undo could still need. */
