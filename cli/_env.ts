@@ -65,8 +65,16 @@ export function collect(value: string, previous: string[] = []): string[] {
 }
 
 /** The plugins of this run: the installed ones and those of --plugin-dir. */
-export function plugins(c: CommandEnv): Promise<Resolution> {
-  return loadPlugins(c.env, c.flags.pluginDir ?? []);
+export async function plugins(c: CommandEnv): Promise<Resolution> {
+  const dirs = c.flags.pluginDir ?? [];
+  if (dirs.length) {
+    c.ui.warn(
+      `Loading plugin sources from --plugin-dir ${
+        dirs.join(", ")
+      } without approval: for authoring only; install packages for use`,
+    );
+  }
+  return await loadPlugins(c.env, dirs);
 }
 
 /** A confirmed command goes ahead with --yes, or a yes on a terminal after seeing `shown`. */

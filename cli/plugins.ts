@@ -1,32 +1,62 @@
 /**
  * `gini plugins list|info|graph`: the plugins this run loads, what they may do, and how their
- * stages connect.
+ * stages connect; the package commands are in plugins_install.ts.
  *
  * @module
  */
 import { describePlugin, pluginGraph, pluginSummary } from "../kernel/plugins/describe.ts";
-import { type Cli, plugins } from "./_env.ts";
+import { lockPath } from "../kernel/plugins/installed.ts";
+import { readLock } from "../kernel/plugins/trust.ts";
+import type { Manifest } from "../kernel/plugins/manifest.ts";
+import { type Cli, type CommandEnv, plugins } from "./_env.ts";
+import { registerPluginInstall } from "./plugins_install.ts";
+
+/** Where a loaded plugin came from, its sha256 and whether the user approved it. */
+async function provenance(c: CommandEnv, m: Manifest) {
+  if (m.origin === "core") return { source: "built in", sha256: null, approved: true };
+  if (m.origin === "extra") return { source: m.dir, sha256: null, approved: false };
+  const entry = (await readLock(lockPath(c.env))).plugins[m.plugin.name];
+  return { source: entry?.source ?? m.dir, sha256: entry?.sha256 ?? null, approved: true };
+}
 
 /** Registers `gini plugins …`. */
 export function registerPlugins(cli: Cli): void {
-  const group = cli.program.command("plugins").description("list and inspect plugins");
+  const group = cli.program.command("plugins").description(
+    "list, inspect, install and approve plugins",
+  );
   group.command("list")
-    .description("list loaded plugins with their permissions, ops and stages")
+    .description("list plugins with their source, approval, permissions and stages")
     .action(cli.action(async (c) => {
       const loaded = await plugins(c);
-      for (const s of loaded.skipped) c.ui.warn(`Skipped plugin "${s.plugin}": ${s.reason}`);
-      const list = loaded.plugins.map(pluginSummary);
+      const list = await Promise.all(loaded.plugins.map(async (m) => ({
+        ...pluginSummary(m),
+        ...await provenance(c, m),
+        loaded: true,
+      })));
+      const notLoaded = loaded.skipped.map((s) => ({
+        name: s.plugin,
+        loaded: false,
+        approved: !s.reason.startsWith("not approved"),
+        reason: s.reason,
+      }));
       c.ui.result(
-        list,
+        [...list, ...notLoaded],
         () =>
-          list.length === 0 ? "No plugins found" : list.map((p) =>
-            [
-              `${p.name} ${p.version}  ${p.priority}${p.core ? "  core" : ""}`,
-              `  ${p.description}`,
-              `  stages: ${p.stages.map((s) => s.id).join(", ") || "(none)"}`,
-              ...(p.commands.length ? [`  commands: ${p.commands.join(", ")}`] : []),
-            ].join("\n")
-          ).join("\n"),
+          [
+            ...list.map((p) =>
+              [
+                `${p.name} ${p.version}  ${p.priority}${p.core ? "  core" : ""}${
+                  p.approved ? "" : "  NOT APPROVED (--plugin-dir)"
+                }`,
+                `  ${p.description}`,
+                ...(p.origin === "core" ? [] : [`  source: ${p.source}`]),
+                ...(p.sha256 ? [`  sha256: ${p.sha256}`] : []),
+                `  stages: ${p.stages.map((s) => s.id).join(", ") || "(none)"}`,
+                ...(p.commands.length ? [`  commands: ${p.commands.join(", ")}`] : []),
+              ].join("\n")
+            ),
+            ...notLoaded.map((p) => `${p.name}  NOT LOADED: ${p.reason}`),
+          ].join("\n") || "No plugins found",
       );
     }));
   group.command("info")
@@ -42,4 +72,5 @@ export function registerPlugins(cli: Cli): void {
       const graph = pluginGraph(await plugins(c));
       c.ui.result(graph.data, () => graph.mermaid);
     }));
+  registerPluginInstall(cli, group);
 }

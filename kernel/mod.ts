@@ -15,6 +15,7 @@
  */
 import { defaultSources, discoverPlugins } from "./plugins/discover.ts";
 import { type Resolution, resolvePlugins } from "./plugins/resolve.ts";
+import { loadInstalled } from "./plugins/installed.ts";
 import type { StartupEnv } from "./paths.ts";
 import { OpEngine, type OpObserver } from "./ops/engine.ts";
 import { approvalGuard, type ApprovedPlan, approvedPlan } from "./stages/approval.ts";
@@ -39,10 +40,27 @@ export type { PlanReport } from "./stages/dry_run.ts";
 export { renderReport } from "./stages/dry_run.ts";
 export { type ApprovedPlan, approvedPlan, PlanChangedError } from "./stages/approval.ts";
 
-/** Discovers and resolves plugins; throws with every problem at once. */
-export async function loadPlugins(env: StartupEnv, extraDirs: string[]): Promise<Resolution> {
-  const discovery = await discoverPlugins(defaultSources(env.dirs.data, extraDirs));
-  return resolvePlugins(discovery.manifests, discovery.errors);
+/**
+ * Discovers and resolves plugins: the core ones, the approved third-party ones (exactly the
+ * approved bytes), and the source folders of `--plugin-dir`. A plugin on disk that is not
+ * approved, or whose bytes changed, is not loaded: it is listed in `skipped` with the reason.
+ * Throws with every problem of the loaded ones at once.
+ */
+export async function loadPlugins(
+  env: StartupEnv,
+  extraDirs: string[],
+  systemDir?: string,
+): Promise<Resolution> {
+  const discovery = await discoverPlugins(defaultSources(extraDirs));
+  const installed = await loadInstalled(env, systemDir);
+  const resolution = resolvePlugins(
+    [...discovery.manifests, ...installed.manifests],
+    discovery.errors,
+  );
+  resolution.skipped.push(
+    ...installed.refused.map((r) => ({ plugin: r.plugin, reason: r.reason })),
+  );
+  return resolution;
 }
 
 /** What op kinds need from the kernel: its start-up environment, the program runner, the UI. */

@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import { paintText } from "./paint.ts";
+import { lockDown } from "./lockdown.ts";
 import {
   type Json,
   type KernelMessage,
@@ -37,7 +38,8 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const post = (message: WorkerMessage) => scope.postMessage(message);
+const postMessage = scope.postMessage.bind(scope);
+const post = (message: WorkerMessage) => postMessage(message);
 
 let definition: PluginDefinition | undefined;
 let announceRegistered: () => void = () => {};
@@ -56,36 +58,58 @@ const dynamicHandlers = new Map<string, EventHandler>();
 let nextRequest = 1;
 let nextProgress = 1;
 
-/** A plugin may not end the process or its worker: the kernel decides when a worker stops. */
-function forbid(name: string): never {
-  throw new Error(`Cannot call ${name} in a plugin: the kernel ends workers`);
-}
-for (const [target, key] of [[Deno, "exit"], [globalThis, "close"]] as const) {
-  try {
-    Object.defineProperty(target, key, {
-      value: () => forbid(key === "exit" ? "Deno.exit()" : "close()"),
-      writable: false,
-      configurable: false,
-    });
-  } catch { /* already locked down */ }
+/** The slot through which a plugin module registers, installed by the first bootstrap to run. */
+const BOOTSTRAP = Symbol.for("gini.plugin.bootstrap");
+
+interface Bootstrap {
+  register(plugin: PluginDefinition): void;
 }
 
-scope.addEventListener("message", (event: MessageEvent) => {
-  const parsed = parseKernelMessage(event.data);
-  if (!parsed.ok) {
-    post({
-      type: "ui",
-      message: { type: "error", text: `Ignored a kernel message: ${parsed.reason}` },
-    });
-    return;
-  }
-  void handle(parsed.message);
-});
+/**
+ * Installs this bootstrap unless one already runs in the worker. A packaged plugin's bundle
+ * carries its own copy of this module (through the SDK); that copy finds Gini's bootstrap,
+ * which started the worker and locked it down before importing the bundle, and stays inert.
+ */
+function install(): void {
+  const global = globalThis as unknown as Record<symbol, unknown>;
+  if (global[BOOTSTRAP]) return;
+  lockDown();
+  Object.defineProperty(global, BOOTSTRAP, {
+    value: Object.freeze({ register: registerHere }),
+    writable: false,
+    configurable: false,
+  });
+  scope.addEventListener("message", (event: MessageEvent) => {
+    const parsed = parseKernelMessage(event.data);
+    if (!parsed.ok) {
+      post({
+        type: "ui",
+        message: { type: "error", text: `Ignored a kernel message: ${parsed.reason}` },
+      });
+      return;
+    }
+    void handle(parsed.message);
+  });
+}
 
-/** Called by `definePlugin` when the plugin module evaluates. */
-export function registerPlugin(plugin: PluginDefinition): void {
+function registerHere(plugin: PluginDefinition): void {
+  if (definition) return;
   definition = plugin;
   announceRegistered();
+}
+
+install();
+
+let loadModule: ((url: string) => Promise<unknown>) | undefined;
+
+/** Set once by the packaged plugin's worker entry (package_worker.ts): how to import the package. */
+export function setModuleLoader(load: (url: string) => Promise<unknown>): void {
+  loadModule ??= load;
+}
+
+/** Called by `definePlugin` when the plugin module evaluates: registers with the running bootstrap. */
+export function registerPlugin(plugin: PluginDefinition): void {
+  ((globalThis as unknown as Record<symbol, Bootstrap>)[BOOTSTRAP])!.register(plugin);
 }
 
 class RemoteError extends Error {
@@ -278,6 +302,17 @@ function settleRequest(message: Message<"op-result">): void {
 
 /** Starts the session once the plugin has registered, and says what it defines. */
 async function initialise(message: Message<"init">): Promise<void> {
+  if (message.module !== undefined) {
+    try {
+      // A packaged plugin: its bundle, from a blob: URL of the approved bytes. Imported here,
+      // after the lockdown, so every import it makes is checked against this worker's permissions.
+      if (!loadModule) throw new Error("This worker was not started to load a package");
+      await loadModule(message.module);
+    } catch (error) {
+      post({ type: "init-failed", error: toWireError(error) });
+      return;
+    }
+  }
   await registered;
   session = {
     plugin: message.plugin,

@@ -159,6 +159,8 @@ export const KernelMessageSchema = z.discriminatedUnion("type", [
     dryRun: z.boolean(),
     hostRoot: z.string(),
     dirs: z.object({ config: z.string(), data: z.string(), state: z.string(), cache: z.string() }),
+    /** A packaged plugin's bundle (a `blob:` URL), which the bootstrap imports. */
+    module: z.string().startsWith("blob:").optional(),
   }),
   z.object({
     type: z.literal("run-stage"),

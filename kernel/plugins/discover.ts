@@ -1,7 +1,7 @@
 /**
- * Finds plugin manifests: core plugins shipped with Gini, the user's
- * (`<data-dir>/plugins`), the system's (`/usr/share/gini/plugins`) and any extra
- * directories given with `--plugin-dir`.
+ * Finds plugin manifests in source folders: core plugins shipped with Gini and any extra
+ * directories given with `--plugin-dir`. Third-party plugins installed for use are loaded from
+ * `plugins.lock` (installed.ts).
  *
  * @module
  */
@@ -78,12 +78,13 @@ export async function discoverPlugins(sources: PluginSource[]): Promise<Discover
   return { manifests, errors };
 }
 
-/** The default sources, in order: core, system, user, then extra directories. */
-export function defaultSources(dataDir: string, extra: string[]): PluginSource[] {
+/**
+ * The sources read as source folders: core plugins, then `--plugin-dir` (for authors). Installed
+ * plugins come from `plugins.lock` instead (installed.ts).
+ */
+export function defaultSources(extra: string[]): PluginSource[] {
   return [
     { dir: CORE_PLUGIN_DIR, origin: "core" },
-    { dir: SYSTEM_PLUGIN_DIR, origin: "system" },
-    { dir: join(dataDir, "plugins"), origin: "user" },
     ...extra.map((dir) => ({ dir, origin: "extra" as const })),
   ];
 }

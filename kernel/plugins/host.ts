@@ -21,6 +21,18 @@ import {
   type WorkerMessage,
 } from "../../workers/protocol.ts";
 import { join } from "node:path";
+import { codeFromStringsAllowed, NO_CODE_FROM_STRINGS } from "../../workers/lockdown.ts";
+
+/** Gini's worker bootstrap, where a packaged plugin's worker starts. */
+const BOOTSTRAP_URL = new URL("../../workers/package_worker.ts", import.meta.url);
+
+/** Raised when a plugin cannot be started safely. */
+export class PluginTrustError extends GiniError {
+  constructor(message: string, hint: string) {
+    super("PLUGIN_UNTRUSTED", message, 1, { hint });
+    this.name = "PluginTrustError";
+  }
+}
 
 /** Messages per second above which a worker is terminated as flooding. */
 export const FLOOD_LIMIT_PER_SECOND = 5_000;
@@ -139,7 +151,7 @@ export class PluginHost {
   /** Starts the worker and waits for it to say what it defines. */
   async start(): Promise<WorkerAbilities> {
     if (this.abilities) return this.abilities;
-    const entry = toFileUrl(join(this.manifest.dir, this.manifest.plugin.entry));
+    const { entry, module } = this.#entry();
     const worker = new Worker(entry, {
       type: "module",
       name: `gini-plugin:${this.name}`,
@@ -186,9 +198,33 @@ export class PluginHost {
       dryRun: this.#dryRun,
       hostRoot: this.#env.hostRoot,
       dirs: { ...this.#env.dirs },
+      ...(module ? { module } : {}),
     });
-    this.abilities = await ready;
+    try {
+      this.abilities = await ready;
+    } finally {
+      if (module) URL.revokeObjectURL(module);
+    }
     return this.abilities;
+  }
+
+  /**
+   * Where the worker starts. A core plugin, or an author's source folder (`--plugin-dir`), starts
+   * from its entry file, which imports the SDK and with it the bootstrap. A packaged plugin starts
+   * from Gini's bootstrap, which locks the worker down and then imports the approved bytes from a
+   * `blob:` URL: every import the bundle makes is then checked against the worker's permissions.
+   */
+  #entry(): { entry: URL; module?: string } {
+    const bundle = this.manifest.bundle;
+    if (!bundle) return { entry: toFileUrl(join(this.manifest.dir, this.manifest.plugin.entry)) };
+    if (codeFromStringsAllowed()) {
+      throw new PluginTrustError(
+        `Cannot start plugin "${this.name}": this Gini process allows code built from strings (eval), which would let a plugin past its sandbox`,
+        `Run Gini with deno's ${NO_CODE_FROM_STRINGS} (the compiled binary and \`deno task gini\` have it)`,
+      );
+    }
+    const blob = new Blob([bundle.code as BlobPart], { type: "text/javascript" });
+    return { entry: BOOTSTRAP_URL, module: URL.createObjectURL(blob) };
   }
 
   #onReady:

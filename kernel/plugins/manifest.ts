@@ -57,6 +57,22 @@ const priority = z.string().transform((value, ctx) => {
 const stringList = z.array(z.string().min(1)).default([]);
 
 /** The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`. */
+/** Parts of the VM definition an `on_pre_vm_start` patch may change only with a grant. */
+export const VM_PATCH_SCOPES = [
+  "cpu",
+  "memory",
+  "disks",
+  "nics",
+  "firmware",
+  "tpm",
+  "usb",
+  "passthrough",
+  "kernel_boot",
+  "extra_args",
+  "emulator",
+] as const;
+export type VmPatchScope = typeof VM_PATCH_SCOPES[number];
+
 export const VERBS = ["up", "create", "down", "rm"] as const;
 export type Verb = typeof VERBS[number];
 
@@ -211,7 +227,13 @@ export const ManifestSchema = z.strictObject({
   events: z.strictObject({
     /** Events the plugin handles (`stage:completed`, `on_pre_vm_start`…). */
     subscribe: z.array(z.string().regex(/^[a-z0-9_]+([:.-][a-z0-9_]+)*$/)).default([]),
-  }).default({ subscribe: [] }),
+    /**
+     * Parts of the VM definition an `on_pre_vm_start` patch may change beyond what every
+     * subscriber may (hypervisor flags, CPU features, display): each is a grant the install
+     * summary and `plugins info` show.
+     */
+    vm_patch: z.array(z.enum(VM_PATCH_SCOPES)).default([]),
+  }).default({ subscribe: [], vm_patch: [] }),
   stages: z.array(StageManifestSchema).default([]),
   /**
    * `register_commands`: `gini` commands the plugin adds, as rich as the kernel's own. The kernel
@@ -232,6 +254,17 @@ export interface Manifest extends RawManifest {
   dir: string;
   /** Where it was discovered. */
   origin: "core" | "user" | "system" | "extra";
+  /**
+   * For an approved package or bundled folder: the entry module's exact bytes (checked against
+   * `plugins.lock` at load), which the worker imports from a `blob:` URL after Gini's bootstrap
+   * has locked the worker down. Absent for core plugins and `--plugin-dir` sources.
+   */
+  bundle?: {
+    code: Uint8Array;
+    sha256: string;
+    /** Text files the manifest names (its `[context] schemas`), by name. */
+    files: Record<string, string>;
+  };
   /**
    * Set by the kernel for one command run: the files the user named on its command line, which
    * the plugin may read or write for that run (a `file` argument with `access`).
@@ -302,8 +335,19 @@ export const KERNEL_SEEDS = ["session.command", "session.user_vm_request", "sess
 /** Priority classes only plugins shipped with Gini may take. */
 const CORE_CLASSES: PriorityClass[] = ["kernel", "core-critical", "core"];
 
-/** Gini's own state and installed plugins: grants a third-party plugin may never hold. */
-const OWN_DIRS = ["{state}", "{data}/plugins"];
+/**
+ * Gini's own state, installed plugins and plugin approvals: a third-party plugin may hold no
+ * grant inside them, nor one that contains them (`{data}` holds `{data}/plugins`).
+ */
+const OWN_DIRS = ["{state}", "{data}/plugins", "{config}/plugins.lock"];
+
+/** Does the grant reach into one of Gini's own folders? */
+function reachesOwnDir(grant: string): boolean {
+  const path = grant.replace(/\/+$/, "");
+  return OWN_DIRS.some((dir) =>
+    path === dir || path.startsWith(`${dir}/`) || dir.startsWith(`${path}/`)
+  );
+}
 
 /** One problem of a manifest: the key it is at, what is wrong, the hint. */
 type Problem = [key: string, message: string, hint: string];
@@ -353,10 +397,12 @@ function thirdPartyProblems(value: RawManifest): Problem[] {
   ]];
   for (const [key, list] of grants) {
     for (const [i, grant] of list.entries()) {
-      if (!OWN_DIRS.some((dir) => grant === dir || grant.startsWith(`${dir}/`))) continue;
+      if (!reachesOwnDir(grant)) continue;
       problems.push([
         `${key}.${i}`,
-        `Cannot grant plugin "${name}" "${grant}": it is Gini's own journal or plugins`,
+        `Cannot grant plugin "${name}" "${grant}": it reaches Gini's own journal, plugins or plugin approvals (${
+          OWN_DIRS.join(", ")
+        })`,
         "Use a folder of the plugin's own, such as {data}/<plugin-name>",
       ]);
     }

@@ -23,7 +23,8 @@ export async function loadContracts(manifests: Manifest[]): Promise<Contracts> {
     const path = join(m.dir, file);
     let schemas: Record<string, unknown>;
     if (file.endsWith(".json")) {
-      const doc = JSON.parse(await Deno.readTextFile(path)) as Record<string, unknown>;
+      const text = m.bundle ? m.bundle.files[file] ?? "{}" : await Deno.readTextFile(path);
+      const doc = JSON.parse(text) as Record<string, unknown>;
       schemas = Object.fromEntries(
         Object.entries(doc).map(([key, schema]) => [key, z.fromJSONSchema(schema as never)]),
       );
