@@ -93,7 +93,7 @@ Deno.test("malformed, oversized and __proto__-laden messages and Deno.exit do no
   });
   assert(result.ok, result.error?.message);
   assertEquals(result.context["hostile.outcome"], {
-    exit: "threw: Cannot call Deno.exit() in a plugin: the kernel ends workers",
+    exit: "threw: Cannot use Deno.exit in a plugin: Gini's sandbox removes it",
   });
   assertEquals(({} as Record<string, unknown>).polluted, undefined);
   const warnings = ui.err.join("");
@@ -120,7 +120,7 @@ Deno.test("a plugin calling Deno.exit fails its stage with a clear error", async
   assertEquals(result.ok, false);
   assertStringIncludes(
     result.error!.message,
-    'Stage "hostile:attack" of plugin "hostile" failed: Cannot call Deno.exit()',
+    'Stage "hostile:attack" of plugin "hostile" failed: Cannot use Deno.exit in a plugin',
   );
 });
 
