@@ -6,18 +6,21 @@
  */
 import { describePlugin, pluginGraph, pluginSummary } from "../kernel/plugins/describe.ts";
 import { lockPath } from "../kernel/plugins/installed.ts";
-import { readLock } from "../kernel/plugins/trust.ts";
+import { type LockFile, readLock } from "../kernel/plugins/trust.ts";
 import type { Manifest } from "../kernel/plugins/manifest.ts";
-import { type Cli, type CommandEnv, plugins } from "./_env.ts";
+import { type Cli, plugins } from "./_env.ts";
 import { registerPluginInstall } from "./plugins_install.ts";
 
 /** Where a loaded plugin came from, its sha256 and whether the user approved it. */
-async function provenance(c: CommandEnv, m: Manifest) {
+function provenance(lock: LockFile, m: Manifest) {
   if (m.origin === "core") return { source: "built in", sha256: null, approved: true };
   if (m.origin === "extra") return { source: m.dir, sha256: null, approved: false };
-  const entry = (await readLock(lockPath(c.env))).plugins[m.plugin.name];
+  const entry = lock.plugins[m.plugin.name];
   return { source: entry?.source ?? m.dir, sha256: entry?.sha256 ?? null, approved: true };
 }
+
+/** A plugin not loaded because nobody approved it (or its files changed since). */
+const UNAPPROVED = /^(not approved|its files changed)/;
 
 /** Registers `gini plugins …`. */
 export function registerPlugins(cli: Cli): void {
@@ -28,15 +31,16 @@ export function registerPlugins(cli: Cli): void {
     .description("list plugins with their source, approval, permissions and stages")
     .action(cli.action(async (c) => {
       const loaded = await plugins(c);
-      const list = await Promise.all(loaded.plugins.map(async (m) => ({
+      const lock = await readLock(lockPath(c.env));
+      const list = loaded.plugins.map((m) => ({
         ...pluginSummary(m),
-        ...await provenance(c, m),
+        ...provenance(lock, m),
         loaded: true,
-      })));
+      }));
       const notLoaded = loaded.skipped.map((s) => ({
         name: s.plugin,
         loaded: false,
-        approved: !s.reason.startsWith("not approved"),
+        approved: !UNAPPROVED.test(s.reason),
         reason: s.reason,
       }));
       c.ui.result(
