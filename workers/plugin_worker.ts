@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { paintText } from "./paint.ts";
 import { lockDown } from "./lockdown.ts";
 import {
+  type EventReply,
   type Json,
   type KernelMessage,
   parseKernelMessage,
@@ -226,6 +227,12 @@ function makeHost(call: number, root: string): HostReader {
   };
 }
 
+/** The kernel's answer to an emit: each reply wrapped in who sent it ({@linkcode EventReply}). */
+async function emitAttested(call: number, event: string, payload: Json): Promise<EventReply[]> {
+  const replies = await request({ type: "emit", call, event, payload });
+  return Array.isArray(replies) ? replies as EventReply[] : [];
+}
+
 function baseContext(call: number, s: Session): BaseContext {
   return {
     plugin: s.plugin,
@@ -235,10 +242,9 @@ function baseContext(call: number, s: Session): BaseContext {
     ui: makeUi(call, s.plugin),
     op: <T extends Json>(kind: string, args: Record<string, Json>) =>
       request({ type: "op", call, op: { kind, args } }) as Promise<T>,
-    emit: async (event, payload = null) => {
-      const replies = await request({ type: "emit", call, event, payload });
-      return Array.isArray(replies) ? replies : [];
-    },
+    emit: async (event, payload = null) =>
+      (await emitAttested(call, event, payload)).map((r) => r.reply),
+    emitAttested: (event, payload = null) => emitAttested(call, event, payload),
   };
 }
 

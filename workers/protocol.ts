@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import type { VmPatchScope } from "../kernel/plugins/manifest.ts";
 
 /** Bumped on any incompatible change to the messages below. */
 export const PROTOCOL_VERSION = 1;
@@ -63,6 +64,22 @@ export const RUNTIME_VALUE_PATTERN = /<known at run time: [^>]*>/g;
 
 /** Plain JSON-like data, as context values and op arguments are. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * One reply to an emitted event as the kernel hands it back: `plugin`, `manifest` and `grants`
+ * are the kernel's word, from the manifest of the plugin whose worker answered; only `reply`
+ * came from that plugin.
+ */
+export type EventReply = {
+  /** The replying plugin's name. */
+  plugin: string;
+  /** Its manifest file, for a hint that names it. */
+  manifest: string;
+  /** What its manifest grants the emitter may need to judge the reply. */
+  grants: { vm_patch: VmPatchScope[] };
+  /** What the plugin's handler returned. */
+  reply: Json;
+};
 
 const json: z.ZodType<Json> = z.lazy(() =>
   z.union([

@@ -34,12 +34,13 @@
  * @module
  */
 import { registerPlugin } from "./plugin_worker.ts";
-import type { Json, RenderView, UiMessage } from "./protocol.ts";
+import type { EventReply, Json, RenderView, UiMessage } from "./protocol.ts";
 import type { Colour } from "./paint.ts";
 
-export type { Colour, Json, RenderView, UiMessage };
+export type { Colour, EventReply, Json, RenderView, UiMessage };
 export { runtimeValue } from "./protocol.ts";
 export type { GiniErrorOptions, SourceLocation } from "../kernel/errors.ts";
+export type { VmPatchScope } from "../kernel/plugins/manifest.ts";
 /** Errors with a location (file, line, column, key or flag) and a hint, as the CLI reports them. */
 export { ConfigError, didYouMean, UsageError } from "../kernel/errors.ts";
 /** TOML checked against a zod schema, with errors that point into the file. */
@@ -178,6 +179,12 @@ export interface BaseContext {
   op<T extends Json = Json>(kind: string, args: Record<string, Json>): Promise<T>;
   /** Publishes an event to subscribing plugins; resolves with their replies. */
   emit(event: string, payload?: Json): Promise<Json[]>;
+  /**
+   * Publishes an event like {@linkcode BaseContext.emit}, and resolves with each reply wrapped
+   * by the kernel in who sent it and what its manifest grants: for an emitter that must judge a
+   * reply by its sender (qemu-setup judging `on_pre_vm_start` patches).
+   */
+  emitAttested(event: string, payload?: Json): Promise<EventReply[]>;
 }
 
 /** What a stage receives. */

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { didYouMean, UsageError } from "../errors.ts";
 import { sha256Hex } from "../ops/_fs.ts";
-import type { Manifest } from "./manifest.ts";
+import type { Manifest, VmPatchScope } from "./manifest.ts";
 import type { Resolution } from "./resolve.ts";
 
 /** One plugin as `gini plugins list --json` prints it. */
@@ -25,6 +25,8 @@ export interface PluginSummary {
   ops: Manifest["ops"];
   stages: { id: string; after: string[]; reads: string[]; writes: string[]; timeoutMs: number }[];
   events: string[];
+  /** The parts of the VM definition its `on_pre_vm_start` patches may change beyond the open ones. */
+  vmPatch: VmPatchScope[];
   hooks: string[];
   /** Command paths the plugin adds (`vfio plan`). */
   commands: string[];
@@ -53,6 +55,7 @@ export function pluginSummary(m: Manifest): PluginSummary {
       timeoutMs: s.timeout_ms ?? m.plugin.timeout_ms,
     })),
     events: m.events.subscribe,
+    vmPatch: m.events.vm_patch,
     hooks: [
       ...(m.hooks.pre_stage ? ["pre-stage"] : []),
       ...(m.hooks.post_stage ? ["post-stage"] : []),
@@ -71,6 +74,33 @@ function commandLine(m: Manifest, command: Manifest["commands"][number]): string
   return `    gini ${command.path} (${command.mode}${
     command.mode === "change" && !command.ask ? ", without asking" : ""
   }): ${runs}${named.length ? `; ${named.join("; ")}` : ""}`;
+}
+
+/** What each `[events] vm_patch` grant lets a plugin's `on_pre_vm_start` patch change, in words. */
+const VM_PATCH_WORDS: Record<VmPatchScope, string> = {
+  cpu: "the CPU topology (sockets, cores, threads)",
+  memory: "the memory size and hugepages",
+  disks: "the disks (new files only inside the VM's folder)",
+  nics: "the network interfaces: bridges, taps, port forwards",
+  firmware: "the firmware (files only inside the VM's folder, or the VM's own)",
+  tpm: "the TPM (its socket and state inside the VM's folder)",
+  usb: "the USB devices passed through",
+  passthrough: "the PCI devices passed through (VFIO)",
+  kernel_boot: "the direct kernel boot: kernel, initrd (inside the VM's folder) and command line",
+  extra_args: "any extra QEMU argument (QEMU can run programs with the rights it runs with)",
+  emulator: "the QEMU program (an absolute path to a qemu-system-* program)",
+};
+
+/** The `plugins info` lines on what the plugin's `on_pre_vm_start` patches may change. */
+function vmPatchLines(m: Manifest): string[] {
+  const grants = m.events.vm_patch;
+  if (!grants.length && !m.events.subscribe.includes("on_pre_vm_start")) return [];
+  const open = "hypervisor flags, CPU model and features, display";
+  return [
+    "  VM definition patches (on_pre_vm_start):",
+    grants.length ? `    ${open}; with [events] vm_patch also:` : `    ${open} only`,
+    ...grants.map((g) => `    ${g}: ${VM_PATCH_WORDS[g]}`),
+  ];
 }
 
 function list(values: string[]): string {
@@ -109,6 +139,7 @@ export async function describePlugin(
     `    download from: ${list(summary.ops.download)}; sysfs: ${list(summary.ops.sysfs)}; lvm: ${
       summary.ops.lvm ? "yes" : "no"
     }${summary.ops.checkpoint ? "; journal checkpoints: yes" : ""}`,
+    ...vmPatchLines(m),
     "  stages:",
     ...summary.stages.map((s) =>
       `    ${s.id}${s.after.length ? ` after ${s.after.join(", ")}` : ""}${

@@ -56,8 +56,10 @@ const priority = z.string().transform((value, ctx) => {
 });
 const stringList = z.array(z.string().min(1)).default([]);
 
-/** The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`. */
-/** Parts of the VM definition an `on_pre_vm_start` patch may change only with a grant. */
+/**
+ * Parts of the VM definition an `on_pre_vm_start` patch may change only with a grant: each is a
+ * top-level key of the definition (`kernel_boot` is `kernelBoot`, `extra_args` is `extraArgs`).
+ */
 export const VM_PATCH_SCOPES = [
   "cpu",
   "memory",
@@ -73,6 +75,7 @@ export const VM_PATCH_SCOPES = [
 ] as const;
 export type VmPatchScope = typeof VM_PATCH_SCOPES[number];
 
+/** The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`. */
 export const VERBS = ["up", "create", "down", "rm"] as const;
 export type Verb = typeof VERBS[number];
 
@@ -229,8 +232,8 @@ export const ManifestSchema = z.strictObject({
     subscribe: z.array(z.string().regex(/^[a-z0-9_]+([:.-][a-z0-9_]+)*$/)).default([]),
     /**
      * Parts of the VM definition an `on_pre_vm_start` patch may change beyond what every
-     * subscriber may (hypervisor flags, CPU features, display): each is a grant the install
-     * summary and `plugins info` show.
+     * subscriber may (hypervisor flags, CPU model and features, display): each is a grant the
+     * install summary and `plugins info` show.
      */
     vm_patch: z.array(z.enum(VM_PATCH_SCOPES)).default([]),
   }).default({ subscribe: [], vm_patch: [] }),

@@ -20,6 +20,7 @@ import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
 import type { Ui } from "../ui.ts";
 import {
+  type EventReply,
   type Json,
   type RenderOutput,
   RenderOutputSchema,
@@ -424,23 +425,25 @@ export class Pipeline {
   }
 
   /**
-   * Sends an event to every subscribing plugin, in priority order; returns their replies. The ops
-   * the handlers request are labelled with `origin`, the stage the event comes from, and are
-   * cancelled with `signal`, the emitting call's.
+   * Sends an event to every subscribing plugin, in priority order; returns their replies, each
+   * wrapped in the replier's name, manifest file and `vm_patch` grants, which the kernel alone
+   * fills in, so that an emitter can judge a reply by who sent it (a reply cannot claim to be
+   * another plugin's). The ops the handlers request are labelled with `origin`, the stage the
+   * event comes from, and are cancelled with `signal`, the emitting call's.
    */
   async emit(
     event: string,
     payload: Json,
     origin?: string,
     signal?: AbortSignal,
-  ): Promise<Json[]> {
+  ): Promise<EventReply[]> {
     const subscribers = new Set(
       [...this.#manifests.values()].filter((m) => m.events.subscribe.includes(event)).map((m) =>
         m.plugin.name
       ),
     );
     for (const name of this.#dynamicSubscribers.get(event) ?? []) subscribers.add(name);
-    const replies: Json[] = [];
+    const replies: EventReply[] = [];
     for (const name of this.#byPriority(subscribers)) {
       const manifest = this.#manifests.get(name)!;
       try {
@@ -453,7 +456,13 @@ export class Pipeline {
           origin ?? `event:${event}`,
           signal,
         );
-        if (result.reply !== undefined) replies.push(result.reply);
+        if (result.reply === undefined) continue;
+        replies.push({
+          plugin: name,
+          manifest: manifest.file,
+          grants: { vm_patch: [...manifest.events.vm_patch] },
+          reply: result.reply,
+        });
       } catch (error) {
         this.#o.ui.warn(
           `Plugin "${name}" failed to handle event "${event}": ${

@@ -25,7 +25,6 @@ import {
   VM_CONFIG,
   VM_DEFINITION,
   type VmDefinition,
-  VmDefinitionSchema,
   type VmNic,
 } from "./contracts.ts";
 import { parseVmConfig, vmJsonSchema } from "./vm_schema.ts";
@@ -44,6 +43,7 @@ import { libvirtXml } from "./_libvirt_xml.ts";
 import { macosArgs } from "./_macos.ts";
 import { writeNewVmFile } from "./_new_vm.ts";
 import { newCommand } from "./commands.ts";
+import { applyVmPatches } from "./_vm_patch.ts";
 
 /** The parts of the definition, each written by its stage for finalize-vm-definition. */
 const VALIDATED: ContextKey<Plain<ReturnType<typeof validateRequest>>> = "qemu_setup.validated";
@@ -78,50 +78,17 @@ function probeWith(ctx: StageContext): Probe {
   };
 }
 
-/** RFC 7386 JSON merge patch: objects merge, null removes, anything else replaces. */
-export function mergePatch(target: Json, patch: Json): Json {
-  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
-  const base = target !== null && typeof target === "object" && !Array.isArray(target)
-    ? { ...target }
-    : {} as Record<string, Json>;
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete base[key];
-    else base[key] = mergePatch(base[key] ?? null, value);
-  }
-  return base;
-}
-
 /**
  * The `on_pre_vm_start` lifecycle event: subscribers, in priority order, may reply
- * `{ patch }` (a JSON merge patch of the definition). The result is validated again, and
- * what identifies the VM (name, uuid, paths) may not change.
+ * `{ patch }` (a JSON merge patch of the definition). Each patch is checked against what the
+ * kernel attests its plugin may change (`_vm_patch.ts`), and the result is validated again.
  */
 async function preVmStart(
   ctx: StageContext,
   definition: Omit<VmDefinition, "argv">,
 ): Promise<Omit<VmDefinition, "argv">> {
-  const replies = await ctx.emit("on_pre_vm_start", { definition });
-  let current: Json = definition;
-  for (const reply of replies) {
-    const patch = (reply as { patch?: Json } | null)?.patch;
-    if (patch !== undefined) current = mergePatch(current, patch);
-  }
-  if (current === definition) return definition;
-  const parsed = VmDefinitionSchema.omit({ argv: true }).safeParse(current);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(
-      `A plugin's on_pre_vm_start patch made the VM definition invalid: ${
-        issue.path.join(".")
-      }: ${issue.message}`,
-    );
-  }
-  for (const key of ["name", "uuid", "paths", "configFile"] as const) {
-    if (JSON.stringify(parsed.data[key]) !== JSON.stringify(definition[key])) {
-      throw new Error(`A plugin's on_pre_vm_start patch may not change "${key}"`);
-    }
-  }
-  return parsed.data;
+  const replies = await ctx.emitAttested("on_pre_vm_start", { definition });
+  return applyVmPatches(definition, replies);
 }
 
 export default definePlugin({

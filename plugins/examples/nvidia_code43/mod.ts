@@ -1,8 +1,9 @@
 /**
  * nvidia-code43: the lifecycle-hook example. `on_pre_vm_start` receives the VM
  * definition before anything is generated from it and replies with a JSON merge
- * patch; qemu-setup applies it and validates the result again. The `code43`
- * command comes from `[[commands]]` in the manifest (register_commands).
+ * patch of `hypervisor` only, which every subscriber may change, so its manifest needs no
+ * `[events] vm_patch` grant; qemu-setup checks it, applies it and validates the result
+ * again. The `code43` command comes from `[[commands]]` in the manifest (register_commands).
  *
  * @example
  * ```sh
