@@ -23,6 +23,16 @@ export function pathContent(state: PathState): string {
   return !state.exists ? "absent" : state.type === "file" ? state.sha256 : state.type;
 }
 
+/** A file's bytes, or undefined when it does not exist. */
+export async function readIfExists(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
 /** The sha256 of bytes, as lowercase hex. */
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;

@@ -8,7 +8,7 @@
  */
 import { basename, join, resolve } from "node:path";
 import { ManifestError } from "../errors.ts";
-import { sha256Hex } from "../ops/_fs.ts";
+import { readIfExists, sha256Hex } from "../ops/_fs.ts";
 import {
   checkModule,
   manifestOf,
@@ -60,15 +60,6 @@ async function runBundler(deno: string, dir: string, entry: string, out: string)
   }
 }
 
-async function optional(path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
 /** Builds the package of the plugin in `dir`. */
 export async function bundlePlugin(
   dir: string,
@@ -101,7 +92,7 @@ export async function bundlePlugin(
     const schemas = manifest.context.schemas;
     if (schemas) files[schemas] = await Deno.readFile(join(folder, schemas));
     for (const name of ["README.md", "LICENSE"]) {
-      const bytes = await optional(join(folder, name));
+      const bytes = await readIfExists(join(folder, name));
       if (bytes) files[name] = bytes;
     }
     const zip = zipPackage(files);

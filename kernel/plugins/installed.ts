@@ -9,7 +9,7 @@
  */
 import { join, resolve } from "node:path";
 import type { StartupEnv } from "../paths.ts";
-import { sha256Hex } from "../ops/_fs.ts";
+import { readIfExists, sha256Hex } from "../ops/_fs.ts";
 import type { Manifest } from "./manifest.ts";
 import { checkModule, manifestOf, readPackage } from "./package.ts";
 import { SYSTEM_PLUGIN_DIR } from "./discover.ts";
@@ -59,15 +59,6 @@ export interface PluginFolder {
   code?: Uint8Array;
 }
 
-async function readBytes(path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
 /** Reads a hand-placed folder: its manifest, entry module and their hashes. */
 export async function readFolder(
   dir: string,
@@ -76,9 +67,9 @@ export async function readFolder(
   const folder: PluginFolder = { dir, origin };
   try {
     const file = join(dir, "plugin.toml");
-    const toml = (await readBytes(file))!;
+    const toml = (await readIfExists(file))!;
     const manifest = manifestOf(new TextDecoder().decode(toml), file, origin);
-    const code = await readBytes(join(dir, manifest.plugin.entry));
+    const code = await readIfExists(join(dir, manifest.plugin.entry));
     if (!code) throw new Error(`its entry "${manifest.plugin.entry}" is missing`);
     await checkModule(new TextDecoder().decode(code), join(dir, manifest.plugin.entry));
     const files: Record<string, string> = {};
@@ -132,7 +123,7 @@ export async function handPlacedFolders(
 /** Loads one lock entry's package, or says why not. */
 async function loadPackage(env: StartupEnv, entry: LockEntry): Promise<Manifest | string> {
   const path = storedPackage(env, entry.sha256);
-  const bytes = await readBytes(path);
+  const bytes = await readIfExists(path);
   if (!bytes) return `its package ${path} is missing: install it again`;
   const sha256 = await sha256Hex(bytes);
   if (sha256 !== entry.sha256) {
