@@ -50,13 +50,76 @@ function packageError(file: string, message: string, hint: string, key?: string)
   return new PackageError(message, { location: { file, ...(key ? { key } : {}) }, hint });
 }
 
+// Where V8 reads the keyword `import` or `export`, no identifier character touches it; every ASCII
+// identifier character is one, so this finds every such keyword (and also the word in strings,
+// comments and names), whatever a lexer makes of the text around it.
+const MODULE_WORD = /(?<![\w$])(import|export)(?![\w$])/g;
+const WS = "[ \\t\\n\\r]*";
+const NAME = "[A-Za-z_$][\\w$]*";
+const NAMES = `\\{[\\w$ \\t\\n\\r,]*\\}`;
+const CLAUSE = `(?:${NAME}${WS},${WS})?(?:${NAMES}|\\*${WS}as[ \\t\\n\\r]+${NAME})|${NAME}`;
+/** `import.meta`, or a plain static import whose specifier is a string without escapes. */
+const IMPORT_META = /import\.meta(?![\w$])/y;
+const PLAIN_IMPORT = new RegExp(
+  `import${WS}(?:(?:${CLAUSE})${WS}from${WS})?(?:"([^"\\\\\\n\\r]*)"|'([^'\\\\\\n\\r]*)')`,
+  "y",
+);
+/** An export of its own names: `export { a as default };`, `export default …`, `export const …`. */
+const LOCAL_EXPORT = new RegExp(
+  `export${WS}(?:${NAMES}${WS}(?:;|$)|(?:default|const|let|var|function|class|async)(?![\\w$]))`,
+  "y",
+);
+
+function lineOf(code: string, at: number): number {
+  return code.slice(0, at).split("\n").length;
+}
+
+/**
+ * Every `import` and `export` word the lexer's reading may not account for: the lexer guesses
+ * where regular expressions and strings start, and a module can make it guess wrong (a regex
+ * after a no-break space or a class body) and hide an `import()` or `export … from` from it. V8
+ * cannot be led that way: each occurrence of the word must be `import.meta`, a plain static
+ * import of an allowed built-in, or an export of the module's own names, wherever it stands
+ * (a string or comment holding the word is refused too).
+ */
+function wordProblems(code: string, reported: Set<number>): string[] {
+  const problems: string[] = [];
+  for (const match of code.matchAll(MODULE_WORD)) {
+    const at = match.index;
+    if (reported.has(at)) continue;
+    const where = `line ${lineOf(code, at)}`;
+    const text = code.slice(at, at + 60).replace(/\s+/g, " ");
+    if (match[1] === "export") {
+      LOCAL_EXPORT.lastIndex = at;
+      if (!LOCAL_EXPORT.test(code)) {
+        problems.push(`${where}: "export" that is not an export of its own names (${text})`);
+      }
+      continue;
+    }
+    IMPORT_META.lastIndex = at;
+    if (IMPORT_META.test(code)) continue;
+    PLAIN_IMPORT.lastIndex = at;
+    const plain = PLAIN_IMPORT.exec(code);
+    const specifier = plain?.[1] ?? plain?.[2];
+    if (specifier === undefined || !ALLOWED_BUILTINS.includes(specifier)) {
+      problems.push(`${where}: "import" that is not a plain import of a built-in (${text})`);
+    }
+  }
+  return problems;
+}
+
 /**
  * Why the module may not run as a plugin: each import it makes that is not an allowed Node
- * built-in (a file, a URL, `npm:`/`jsr:`, a text/bytes/JSON import), and every dynamic
- * `import()`. Empty when it imports nothing else.
+ * built-in (a file, a URL, `npm:`/`jsr:`, a text/bytes/JSON import), every dynamic `import()`,
+ * and every `import` or `export` word that is not plainly one of the allowed forms (see
+ * {@linkcode wordProblems}). Empty when it imports nothing else.
  */
 export async function importProblems(code: string): Promise<string[]> {
   await lexerReady;
+  // Text that was not UTF-8: what the lexer reads and what V8 runs must be the same characters.
+  if (code.includes("\uFFFD")) {
+    return ["it holds bytes that are not UTF-8 (or the character U+FFFD)"];
+  }
   let imports;
   try {
     [imports] = lexImports(code);
@@ -64,24 +127,28 @@ export async function importProblems(code: string): Promise<string[]> {
     return [`it is not a JavaScript module Gini can read (${(error as Error).message})`];
   }
   const problems: string[] = [];
+  const reported = new Set<number>();
   for (const found of imports) {
-    const line = code.slice(0, found.ss).split("\n").length;
+    const line = lineOf(code, found.ss);
     const text = code.slice(found.ss, found.se).replace(/\s+/g, " ").slice(0, 80);
     if (found.t === 3) continue; // import.meta
     if (found.d > -1) {
       problems.push(`line ${line}: a dynamic import (${text})`);
+      reported.add(found.ss);
     } else if (found.a > -1) {
       problems.push(`line ${line}: an import with attributes (${text})`);
+      reported.add(found.ss);
     } else {
       // The specifier as written: the lexer decodes it with eval, which Gini's V8 flags forbid,
       // so a specifier holding an escape is refused rather than decoded.
       const specifier = code.slice(found.s, found.e);
       if (!ALLOWED_BUILTINS.includes(specifier)) {
         problems.push(`line ${line}: an import of "${specifier}"`);
+        reported.add(found.ss);
       }
     }
   }
-  return problems;
+  return [...problems, ...wordProblems(code, reported)];
 }
 
 /** Refuses a module that imports anything outside itself; `file` names it in the error. */
@@ -95,7 +162,7 @@ export async function checkModule(code: string, file: string): Promise<void> {
     }${problems.length > 5 ? ` and ${problems.length - 5} more` : ""}`,
     `Build the package with "gini plugins bundle DIR", which inlines what the plugin imports; Node built-ins allowed: ${
       ALLOWED_BUILTINS.join(", ")
-    }`,
+    }. The words import and export may appear nowhere else, strings and comments included: reword them`,
   );
 }
 
