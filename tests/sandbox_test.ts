@@ -277,8 +277,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "KNOWN HOLE (fails until fixed outside the sandbox's files): a plugin's error message " +
-    "reaches the terminal with its escape sequences",
+  name: "a plugin's error message reaches the terminal without its escape sequences",
   ...options,
   async fn(t) {
     const s = await sandbox();
@@ -290,7 +289,7 @@ Deno.test({
       const printed = out.stdout + out.stderr;
       assert(!printed.includes(ESC) && !printed.includes(BEL), JSON.stringify(printed));
     });
-    // Thrown outside any call: Deno prints it itself, and the kernel prints its message.
+    // Thrown outside any call: the bootstrap's error listener reports it; Deno prints nothing itself.
     await t.step("thrown outside any call", async () => {
       const out = await s.gini("run", "terminal:stray");
       assertEquals(out.code, 1, out.stderr);
@@ -425,8 +424,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "KNOWN HOLE (fails until folders hash their schema file): a folder placed by hand runs " +
-    "after its JSON Schema file changes, without a new approval",
+  name:
+    "a folder placed by hand stops running when its JSON Schema file changes, until approved again",
   ...options,
   async fn() {
     const s = await sandbox();

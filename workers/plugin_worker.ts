@@ -80,6 +80,17 @@ function install(): void {
     writable: false,
     configurable: false,
   });
+  // Registered before any plugin code, so they run first: an error the plugin's code throws outside
+  // a call reaches the kernel as a message, never as Deno's own report with the plugin's raw text.
+  const crashed = (error: unknown) => post({ type: "crashed", error: toWireError(error) });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    crashed(event.error ?? event.message);
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    crashed(event.reason);
+  });
   scope.addEventListener("message", (event: MessageEvent) => {
     const parsed = parseKernelMessage(event.data);
     if (!parsed.ok) {

@@ -218,6 +218,8 @@ export const WorkerMessageSchema = z.discriminatedUnion("type", [
     renders: z.array(z.string()).default([]),
   }),
   z.object({ type: z.literal("init-failed"), error: WireErrorSchema }),
+  /** The plugin's code threw (or rejected) outside any call; the kernel stops the worker. */
+  z.object({ type: z.literal("crashed"), error: WireErrorSchema }),
   z.object({ type: z.literal("op"), req: id, call: id, op: OpRequestSchema }),
   z.object({
     type: z.literal("read"),

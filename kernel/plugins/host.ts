@@ -22,6 +22,7 @@ import {
 } from "../../workers/protocol.ts";
 import { join } from "node:path";
 import { codeFromStringsAllowed, NO_CODE_FROM_STRINGS } from "../../workers/lockdown.ts";
+import { stripControls } from "../../workers/paint.ts";
 
 /** Gini's worker bootstrap, where a packaged plugin's worker starts. */
 const BOOTSTRAP_URL = new URL("../../workers/package_worker.ts", import.meta.url);
@@ -104,8 +105,9 @@ export class PluginCodeError extends GiniError {
   constructor(plugin: string, wire: WireError) {
     // A plugin reporting bad input (a config error) keeps exit code 2 and its location.
     const badInput = wire.code === "CONFIG_INVALID" || wire.code === "USAGE";
-    super(wire.code ?? "PLUGIN_ERROR", wire.message, badInput ? 2 : 1, {
-      hint: wire.hint ?? `This is an error in plugin "${plugin}"`,
+    // The plugin's text reaches the terminal: only colours survive, never a title or a cursor move.
+    super(wire.code ?? "PLUGIN_ERROR", stripControls(wire.message), badInput ? 2 : 1, {
+      hint: wire.hint ? stripControls(wire.hint) : `This is an error in plugin "${plugin}"`,
       ...(wire.location ? { location: wire.location } : {}),
     });
     this.name = wire.name;
@@ -187,7 +189,7 @@ export class PluginHost {
     worker.onmessageerror = () => this.#refuse("a message could not be deserialised");
     worker.onerror = (event) => {
       event.preventDefault();
-      const reason = `its code threw outside any call: ${event.message}`;
+      const reason = `its code threw outside any call: ${stripControls(String(event.message))}`;
       this.#onStartError?.(reason);
       this.terminate(reason);
     };
@@ -314,6 +316,12 @@ export class PluginHost {
         const call = message.call === undefined ? undefined : this.#calls.get(message.call);
         const handler = call?.handlers ?? this.#anyHandlers();
         handler?.ui({ ...message.message, source: this.name });
+        return;
+      }
+      case "crashed": {
+        const reason = `its code threw outside any call: ${stripControls(message.error.message)}`;
+        this.#onStartError?.(reason);
+        this.terminate(reason);
         return;
       }
       case "subscribe":

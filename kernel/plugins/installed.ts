@@ -53,7 +53,7 @@ export interface PluginFolder {
   origin: "user" | "system";
   manifest?: Manifest;
   problem?: string;
-  /** sha256 of its plugin.toml and of its entry module. */
+  /** sha256 of its plugin.toml (with the schema file it names), and of its entry module. */
   sha256?: string;
   entrySha256?: string;
   code?: Uint8Array;
@@ -69,16 +69,27 @@ export async function readFolder(
     const file = join(dir, "plugin.toml");
     const toml = (await readIfExists(file))!;
     const manifest = manifestOf(new TextDecoder().decode(toml), file, origin);
+    for (const name of [manifest.plugin.entry, manifest.context.schemas ?? "x"]) {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+        throw new Error(`"${name}" is not a file name in the plugin's own folder`);
+      }
+    }
     const code = await readIfExists(join(dir, manifest.plugin.entry));
     if (!code) throw new Error(`its entry "${manifest.plugin.entry}" is missing`);
     await checkModule(new TextDecoder().decode(code), join(dir, manifest.plugin.entry));
     const files: Record<string, string> = {};
     const schemas = manifest.context.schemas;
-    if (schemas) files[schemas] = await Deno.readTextFile(join(dir, schemas));
+    // The folder's sha256 covers the manifest and the schema file it names, so editing either
+    // un-approves it, as editing the module does.
+    let approved = new TextDecoder().decode(toml);
+    if (schemas) {
+      files[schemas] = await Deno.readTextFile(join(dir, schemas));
+      approved += `\0${schemas}\0${files[schemas]}`;
+    }
     const entrySha256 = await sha256Hex(code);
     Object.assign(folder, {
       manifest: { ...manifest, bundle: { code, sha256: entrySha256, files } },
-      sha256: await sha256Hex(toml),
+      sha256: await sha256Hex(approved),
       entrySha256,
       code,
     });

@@ -536,7 +536,7 @@ export interface LockEntry {
   /** The URL or absolute path it was installed from, or the folder of a hand-placed plugin. */
   source: string;
   kind: "package" | "folder";
-  /** The sha256 of the package zip, or for a folder of its `plugin.toml`. */
+  /** The sha256 of the package zip, or for a folder of its `plugin.toml` and the schema file it names. */
   sha256: string;
   /** The sha256 of the entry module. */
   entry_sha256: string;
