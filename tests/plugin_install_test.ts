@@ -7,6 +7,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { FIXTURE_PLUGINS, REPO, runGini, tempEnv } from "./_helpers.ts";
+import { unzipSync } from "fflate";
 import { zipPackage } from "../kernel/plugins/package.ts";
 
 /** A plugin source folder under the repository (so it resolves the SDK and its npm imports). */
@@ -274,10 +275,11 @@ Deno.test("plugin packages: bundle, install with approval, pin, tamper, upgrade,
     await t.step("a folder placed by hand is not loaded until approved", async () => {
       const folder = join(env.root, ".local/share/gini/plugins/notes");
       await Deno.mkdir(folder, { recursive: true });
-      const unzip = new Deno.Command("unzip", {
-        args: ["-q", join(site, "notes-1.zip"), "-d", folder],
-      });
-      assertEquals((await unzip.output()).code, 0);
+      // What a distribution does with a package: unpack it into the plugin folder.
+      const files = unzipSync(await Deno.readFile(join(site, "notes-1.zip")));
+      for (const [name, bytes] of Object.entries(files)) {
+        await Deno.writeFile(join(folder, name), bytes);
+      }
       const before = await gini("plugins", "list");
       assertMatch(
         before.stdout,
