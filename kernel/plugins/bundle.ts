@@ -7,6 +7,7 @@
  * @module
  */
 import { basename, join, resolve } from "node:path";
+import { HostRunner } from "../host/run.ts";
 import { ManifestError } from "../errors.ts";
 import { readIfExists, sha256Hex } from "../ops/_fs.ts";
 import {
@@ -33,12 +34,7 @@ export interface Bundled {
 /** The Deno that bundles: this one when Gini runs from source, else `deno` on PATH. */
 export function denoForBundling(path: string): string | undefined {
   if (/^deno(\.exe)?$/.test(basename(Deno.execPath()))) return Deno.execPath();
-  for (const dir of path.split(":").filter(Boolean)) {
-    try {
-      if (Deno.statSync(join(dir, "deno")).isFile) return join(dir, "deno");
-    } catch { /* not here */ }
-  }
-  return undefined;
+  return new HostRunner(path).which("deno") ?? undefined;
 }
 
 async function runBundler(deno: string, dir: string, entry: string, out: string): Promise<void> {

@@ -10,19 +10,14 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import * as semver from "semver";
 import { ConfigError, GiniError, UsageError } from "../errors.ts";
 import type { StartupEnv } from "../paths.ts";
+import { fromFileUrl, toFileUrl } from "../url.ts";
 import type { OpEnv } from "../ops/types.ts";
 import { downloadOp } from "../ops/download.ts";
 import { sha256Hex } from "../ops/_fs.ts";
 import { CORE_PLUGIN_DIR, discoverPlugins } from "./discover.ts";
 import type { Manifest } from "./manifest.ts";
 import { type PluginPackage, readPackage } from "./package.ts";
-import {
-  handPlacedFolders,
-  lockPath,
-  type PluginFolder,
-  storeDir,
-  storedPackage,
-} from "./installed.ts";
+import { handPlacedFolders, lockPath, type PluginFolder, storedPackage } from "./installed.ts";
 import {
   describeGrants,
   type GrantLine,
@@ -76,7 +71,7 @@ export function sourceOf(source: string, cwd: string): { url: URL; recorded: str
     return { url: new URL(source), recorded: source };
   }
   const path = isAbsolute(source) ? source : resolve(cwd, source);
-  return { url: new URL(`file://${path}`), recorded: path };
+  return { url: toFileUrl(path), recorded: path };
 }
 
 /** Fetches a package through the kernel's download op (verified against `pin`, resumable). */
@@ -95,7 +90,7 @@ async function fetchSignature(url: URL): Promise<{ text: string; file: string } 
   const sigUrl = new URL(`${url.href}.sig`);
   if (sigUrl.protocol === "file:") {
     try {
-      return { text: await Deno.readTextFile(sigUrl), file: decodeURIComponent(sigUrl.pathname) };
+      return { text: await Deno.readTextFile(sigUrl), file: fromFileUrl(sigUrl) };
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
@@ -429,6 +424,3 @@ export async function removePlugin(name: string, env: StartupEnv): Promise<LockE
   if (entry.kind === "package") await removeStored(env, entry.sha256, next);
   return entry;
 }
-
-/** Where packages are stored (for messages). */
-export { storeDir };
