@@ -267,6 +267,15 @@ async function runQuery(call: Invocation): Promise<number> {
 
 async function runChange(call: Invocation): Promise<number> {
   const { c, spec } = call;
+  // A change that asks nothing (start a VM the user named) runs at once: what it does depends on
+  // the guest (a stop powers off, or is forced after the timeout), so there is no plan to hold it
+  // to. --dry-run still shows the plan.
+  if (!spec.ask && !c.flags.dryRun) {
+    const live = await runOnce(call, "applied");
+    if (!live.result.ok) throw live.result.error;
+    printOutcome(c, spec, live);
+    return live.output?.exitCode ?? 0;
+  }
   const plan = await runOnce(call, "plan");
   if (!plan.result.ok) throw plan.result.error;
   const changes = plan.report.summary.operations - plan.report.summary.readOnly;

@@ -20,6 +20,7 @@ import { fileRead } from "./file_read.ts";
 import { sysfsWrite } from "./sysfs_write.ts";
 import { journalCheckpoint } from "./journal_checkpoint.ts";
 import { httpRequest } from "./http_request.ts";
+import { historyAppend } from "./history_append.ts";
 import { chunklistVerify } from "./chunklist_verify.ts";
 import type { OpKind } from "./types.ts";
 
@@ -45,6 +46,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     journalCheckpoint,
     httpRequest,
     chunklistVerify,
+    historyAppend,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

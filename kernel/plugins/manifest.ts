@@ -166,8 +166,8 @@ export const CommandManifestSchema = z.strictObject({
   /** The confirmation question of a change. */
   confirm: z.string().optional(),
   /**
-   * false: a change that makes only what the user named (a new file) runs without asking; core
-   * plugins only.
+   * false: a change that makes only what the user named (a new file, a VM started) runs at once,
+   * without asking and without a plan first (`--dry-run` shows one); core plugins only.
    */
   ask: z.boolean().default(true),
   arguments: z.array(ArgumentManifestSchema).default([]),

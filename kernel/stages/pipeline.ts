@@ -13,7 +13,7 @@
 import { didYouMean, GiniError, StageFailedError, UsageError } from "../errors.ts";
 import type { StartupEnv } from "../paths.ts";
 import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
-import type { Manifest } from "../plugins/manifest.ts";
+import { KERNEL_SEEDS, type Manifest } from "../plugins/manifest.ts";
 import { type CallHandlers, type CallResult, PluginHost } from "../plugins/host.ts";
 import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
@@ -176,7 +176,11 @@ export function stageEdges(
   return edges;
 }
 
-/** Throws if a stage reads a context key that is neither seeded nor produced by any stage. */
+/**
+ * Throws if a stage reads a context key that is neither seeded nor produced by any stage. A key
+ * the kernel seeds (`session.command`, `session.target_vm`…) may be absent: a stage that serves a
+ * verb and a command reads whichever the run has.
+ */
 function checkReads(
   stages: ResolvedStage[],
   resolution: Resolution,
@@ -184,7 +188,7 @@ function checkReads(
 ): void {
   for (const s of stages) {
     for (const key of s.reads) {
-      if (!context.has(key) && !resolution.producers.has(key)) {
+      if (!context.has(key) && !resolution.producers.has(key) && !KERNEL_SEEDS.includes(key)) {
         throw new GiniError(
           "PIPELINE_INVALID",
           `Cannot run stage "${s.id}": nothing produces context key "${key}" it reads`,

@@ -1,0 +1,63 @@
+/**
+ * `history.append`: appends one sealed record to an event log (a VM's history), written and
+ * fsynced in one `write`. A log is append-only: the inverse appends an "undone" record naming the
+ * one it reverses, so a rolled-back run stays visible in the history.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { nextLine } from "../../workers/event_log.ts";
+import { defineOp } from "./types.ts";
+
+const HistoryAppendArgs = z.strictObject({
+  path: z.string().min(1).regex(/\.jsonl$/, "expected a .jsonl log"),
+  event: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected an event name like "started"'),
+  detail: z.json().optional(),
+});
+type HistoryAppendArgs = z.infer<typeof HistoryAppendArgs>;
+
+async function readOrEmpty(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  }
+}
+
+export const historyAppend = defineOp<HistoryAppendArgs>({
+  kind: "history.append",
+  schema: HistoryAppendArgs,
+  pathArgs: ["path"],
+  describe: (a) => `Record "${a.event}" in "${a.path}"`,
+  estimate: () => ({ bytes: 256, seconds: 0.001 }),
+  permission: (a) => [{ grant: "write", path: a.path }],
+  // The seq the record will get, so that its inverse names it.
+  capture: async (a) => ({
+    seq: (await readOrEmpty(a.path)).split("\n").filter((l) => l.trim()).length + 1,
+  }),
+  conflicts: () => [],
+  async execute(a) {
+    const line = await nextLine(await readOrEmpty(a.path), a.event, a.detail ?? null);
+    const file = await Deno.open(a.path, { append: true, create: true, mode: 0o644 });
+    try {
+      const bytes = new TextEncoder().encode(line);
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    return { seq: (JSON.parse(line) as { seq: number }).seq };
+  },
+  simulate: (_a, before) => ({ seq: (before as { seq: number }).seq, simulated: true }),
+  inverse: (a, before) =>
+    a.event === "undone" ? [] : [{
+      kind: "history.append",
+      args: {
+        path: a.path,
+        event: "undone",
+        detail: { event: a.event, seq: (before as { seq: number }).seq },
+      },
+    }],
+});

@@ -1,0 +1,289 @@
+/**
+ * A made VM's life by name: `gini start|stop|restart|kill|pause|resume|status|history NAME`, and
+ * the `down` verb. Every change is an op (planned, journaled, undone on failure) and is recorded
+ * in the VM's history; `status` is the history's replay checked against QEMU (or libvirt).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { StageContext, StageFn } from "../../workers/sdk.ts";
+import type { Json } from "../../workers/protocol.ts";
+import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import {
+  HISTORY,
+  POWER_CHANGE,
+  type PowerChange,
+  type Started,
+  STATUS,
+  type VmStatus,
+  type VmSummary,
+} from "./contracts.ts";
+import {
+  findDefinition,
+  powerControl,
+  type PowerState,
+  readHistory,
+  reconcile,
+  record,
+  replay,
+  savedDefinition,
+  target,
+} from "./_vm.ts";
+
+/** Starts a VM from its definition (swtpm first when it has a TPM); says how. */
+export async function launch(ctx: StageContext, def: VmDefinition): Promise<Started> {
+  if (def.backend === "libvirt") {
+    await ctx.op("run", {
+      argv: ["virsh", "-c", def.libvirtUri, "start", def.name],
+      undo: [["virsh", "-c", def.libvirtUri, "destroy", def.name]],
+    });
+    return { name: def.name, backend: "libvirt", uri: def.libvirtUri };
+  }
+  if (def.tpm.enabled) {
+    await ctx.op("tpm.launch", {
+      name: def.name,
+      stateDir: def.tpm.stateDir!,
+      socket: def.tpm.socket!,
+      pidFile: join(def.paths.dir, "swtpm.pid"),
+      logFile: join(def.paths.dir, "swtpm.log"),
+    });
+  }
+  const started = await ctx.op<{ pid: number | null }>("qemu.launch", {
+    name: def.name,
+    argv: def.argv,
+    pidFile: def.paths.pidFile,
+    qmpSocket: def.paths.qmpSocket,
+    serialLog: def.paths.serialLog,
+  });
+  return { name: def.name, backend: "qemu", pid: started.pid ?? null };
+}
+
+/** Powers a VM off (ACPI, then forced after the timeout); says how it ended. */
+export async function powerDown(
+  ctx: StageContext,
+  def: VmDefinition,
+  timeoutMs: number,
+): Promise<"not-running" | "acpi" | "quit"> {
+  const vm = powerControl(ctx, def);
+  const state = await vm.state();
+  await reconcile(ctx, def, state);
+  if (state === "stopped") return "not-running";
+  // A paused guest cannot answer the power button.
+  if (state === "paused") await vm.resume();
+  await vm.shutdown();
+  const deadline = Date.now() + timeoutMs;
+  let how: "acpi" | "quit" | null = null;
+  while (Date.now() < deadline && !ctx.dryRun) {
+    if (!(await vm.running())) {
+      how = "acpi";
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  if (!how) {
+    if (!ctx.dryRun) {
+      ctx.ui.warn(`"${def.name}" did not power off within ${timeoutMs / 1000} s; stopping it`);
+    }
+    await vm.force();
+    how = "quit";
+  }
+  await record(ctx, def, "stopped", { how });
+  await ctx.emit("on_post_vm_shutdown", { name: def.name, how, passthrough: def.passthrough });
+  return how;
+}
+
+/** Starts a stopped VM; says so when it runs already. */
+async function startStopped(ctx: StageContext, def: VmDefinition, state: PowerState) {
+  await reconcile(ctx, def, state);
+  if (state !== "stopped") return { outcome: "already-running" as const };
+  const started = await launch(ctx, def);
+  await record(ctx, def, "started", started.pid ? { pid: started.pid } : null);
+  return { outcome: "started" as const, pid: started.pid ?? null };
+}
+
+type Act = (
+  ctx: StageContext,
+  def: VmDefinition,
+  state: PowerState,
+  timeoutMs: number,
+) => Promise<Pick<PowerChange, "outcome" | "pid">>;
+
+/** What each lifecycle command does, by its action. */
+const ACTIONS: Record<PowerChange["action"], Act> = {
+  start: startStopped,
+  stop: async (ctx, def, _state, timeoutMs) => {
+    const how = await powerDown(ctx, def, timeoutMs);
+    return {
+      outcome: how === "not-running" ? "not-running" : how === "acpi" ? "powered-off" : "forced",
+    };
+  },
+  restart: async (ctx, def, state, timeoutMs) => {
+    if (state !== "stopped") await powerDown(ctx, def, timeoutMs);
+    const started = await startStopped(ctx, def, "stopped");
+    return { outcome: "restarted", pid: started.pid ?? null };
+  },
+  kill: async (ctx, def, state) => {
+    await reconcile(ctx, def, state);
+    if (state === "stopped") return { outcome: "not-running" };
+    await powerControl(ctx, def).force();
+    await record(ctx, def, "killed");
+    await ctx.emit("on_post_vm_shutdown", {
+      name: def.name,
+      how: "quit",
+      passthrough: def.passthrough,
+    });
+    return { outcome: "killed" };
+  },
+  pause: async (ctx, def, state) => {
+    if (state !== "running") {
+      return { outcome: state === "paused" ? "already-paused" : "not-running" };
+    }
+    await powerControl(ctx, def).pause();
+    await record(ctx, def, "paused");
+    return { outcome: "paused" };
+  },
+  resume: async (ctx, def, state) => {
+    if (state !== "paused") {
+      return { outcome: state === "running" ? "already-running" : "not-running" };
+    }
+    await powerControl(ctx, def).resume();
+    await record(ctx, def, "resumed");
+    return { outcome: "resumed" };
+  },
+};
+
+/** The lifecycle stages, by stage name. */
+export const lifecycleStages: Record<string, StageFn> = {
+  /** `gini start|stop|restart|kill|pause|resume NAME`, and the `down` verb (stop). */
+  power: async (ctx) => {
+    const { name, timeoutMs, action } = target(ctx);
+    const def = await savedDefinition(ctx, name);
+    const state = await powerControl(ctx, def).state();
+    const done = await ACTIONS[action as PowerChange["action"]](ctx, def, state, timeoutMs);
+    ctx.set(POWER_CHANGE, {
+      name,
+      action: action as PowerChange["action"],
+      before: state,
+      ...done,
+    });
+  },
+  status: async (ctx) => {
+    const { name } = target(ctx);
+    ctx.set(STATUS, await vmStatus(ctx, await savedDefinition(ctx, name)));
+  },
+  history: async (ctx) => {
+    const { name } = target(ctx);
+    const def = await savedDefinition(ctx, name);
+    const log = await readHistory(ctx, def);
+    ctx.set(HISTORY, {
+      name,
+      records: log.records.map(({ seq, at, event, detail }) => ({ seq, at, event, detail })),
+      broken: log.broken,
+    });
+  },
+};
+
+type BlockInfo = {
+  device?: string;
+  qdev?: string;
+  inserted?: { file?: string; image?: { "actual-size"?: number; "virtual-size"?: number } };
+};
+
+/** A VM's status: its history's replay, checked against what QEMU (or libvirt) says now. */
+export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<VmStatus> {
+  const control = powerControl(ctx, def);
+  const state = await control.state();
+  const log = await readHistory(ctx, def);
+  const replayed = replay(log.records);
+  const qmp = <T>(command: string) =>
+    def.backend === "qemu" && state !== "stopped"
+      ? ctx.op<T & Json>("qmp", {
+        socket: def.paths.qmpSocket,
+        command,
+        timeoutMs: 3000,
+      }).catch(() => null)
+      : Promise.resolve(null);
+  const [cpus, memory, blocks] = await Promise.all([
+    qmp<unknown[]>("query-cpus-fast"),
+    qmp<{ "base-memory"?: number }>("query-memory-size-summary"),
+    qmp<BlockInfo[]>("query-block"),
+  ]);
+  const pidText = state === "stopped" || def.backend !== "qemu"
+    ? ""
+    : await ctx.host.readText(def.paths.pidFile).catch(() => "");
+  const pid = Number.parseInt(pidText, 10);
+  const disks = await Promise.all(def.disks.map(async (disk) => {
+    const live = (blocks ?? []).find((b) => b.device === disk.id || b.qdev === disk.id)?.inserted
+      ?.image;
+    const file = live ? null : await ctx.host.stat(disk.path).catch(() => null);
+    return {
+      id: disk.id,
+      path: disk.path,
+      format: disk.format,
+      virtualBytes: live?.["virtual-size"] ?? disk.sizeBytes,
+      allocatedBytes: live?.["actual-size"] ?? file?.size ?? null,
+      readonly: disk.readonly || disk.cdrom,
+    };
+  }));
+  return {
+    name: def.name,
+    state,
+    backend: def.backend,
+    pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+    since: state === "stopped" ? null : replayed.since,
+    vcpus: Array.isArray(cpus) ? cpus.length : def.cpu.vcpus,
+    memoryBytes: memory?.["base-memory"] ?? def.memory.bytes,
+    accel: def.accel,
+    disks,
+    forwards: def.nics.flatMap((n) =>
+      n.forwards.map((f) => ({
+        protocol: f.protocol,
+        address: f.address,
+        host: f.host,
+        guest: f.guest,
+      }))
+    ),
+    display: def.display.type === "vnc"
+      ? `vnc://127.0.0.1:${5900 + (def.display.port ?? 0)}`
+      : def.display.type === "spice"
+      ? `spice://127.0.0.1:${def.display.port ?? 5930}`
+      : null,
+    serialLog: def.paths.serialLog,
+    qmpSocket: def.backend === "qemu" ? def.paths.qmpSocket : null,
+    // The history says it runs, QEMU says it does not: it ended without Gini.
+    unrecordedExit: state === "stopped" && replayed.running,
+    historyBroken: log.broken,
+    configFile: def.configFile,
+  };
+}
+
+/** The VMs under `<data>/vms` (each folder's vm.json), by name, with their state and ports. */
+export async function listVms(ctx: StageContext): Promise<VmSummary[]> {
+  const root = `${ctx.dirs.data}/vms`;
+  const names = (await ctx.host.readDir(root).catch(() => [] as string[]))
+    .sort((a, b) => a.localeCompare(b));
+  const found = await Promise.all(names.map(async (name) => {
+    const def = await findDefinition(ctx, name).catch(() => null);
+    if (!def) return null;
+    const state = await powerControl(ctx, def).state();
+    const pid = state === "stopped" || def.backend !== "qemu"
+      ? NaN
+      : Number.parseInt(await ctx.host.readText(def.paths.pidFile).catch(() => ""), 10);
+    const forwards = def.nics.flatMap((n) => n.forwards);
+    const ssh = forwards.find((f) => f.guest === 22 && f.protocol === "tcp");
+    return {
+      name: def.name,
+      state,
+      pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+      accel: def.accel,
+      vcpus: def.cpu.vcpus,
+      memory: `${Math.round(def.memory.bytes / 1024 / 1024)} MiB`,
+      backend: def.backend,
+      ports: forwards.map((f) => `${f.address}:${f.host}->${f.guest}/${f.protocol}`),
+      ssh: ssh ? `gini ssh ${def.name}` : null,
+      dir: def.paths.dir,
+      configFile: def.configFile,
+    } as VmSummary;
+  }));
+  return found.filter((v) => v !== null);
+}
