@@ -122,13 +122,21 @@ Deno.test("a UEFI VM with a TPM: OVMF variables copied, swtpm started, the guest
   const plan = JSON.parse((await gini(root, "plan", "ut.toml", "--json")).stdout);
   const changing = plan.stages.flatMap((s: { ops: { readOnly: boolean; kind: string }[] }) => s.ops)
     .filter((op: { readOnly: boolean }) => !op.readOnly).map((op: { kind: string }) => op.kind);
-  assertEquals(changing.slice(-2), ["tpm.launch", "qemu.launch"]);
+  // The last changes start swtpm and QEMU (the history record of the start follows them).
+  assertEquals(changing.filter((k: string) => k !== "history.append").slice(-2), [
+    "tpm.launch",
+    "qemu.launch",
+  ]);
   const template = plan.vmDefinition.firmware.varsTemplate as string;
 
   const up = await gini(root, "up", "ut.toml");
   assertEquals(up.code, 0, up.stderr);
   const dir = join(root, ".local/share/gini/vms/ut");
-  assertEquals((await Deno.stat(join(dir, "OVMF_VARS.fd"))).size, (await Deno.stat(template)).size);
+  // The variables are qcow2 (snapshots include them), converted from the raw template.
+  const vars = JSON.parse(
+    await sh("qemu-img", "info", "--output=json", "-U", join(dir, "OVMF_VARS.qcow2")),
+  );
+  assertEquals([vars.format, vars["virtual-size"]], ["qcow2", (await Deno.stat(template)).size]);
   const swtpm = Number(await Deno.readTextFile(join(dir, "swtpm.pid")));
   const log = await waitFor(join(dir, "serial.log"), "GINI-TINY-GUEST-BOOTED", 180);
   // OVMF measured the initrd into the TPM, and Linux found it.
@@ -428,6 +436,31 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
       "shut off",
     );
     assertEquals(await states(), [[name, "stopped", "libvirt"]]);
+    // The lifecycle commands drive libvirt (virsh start/suspend/resume/destroy), not QMP.
+    const life = (...args: string[]) => gini(root, "--data-dir", join(root, "data"), ...args, name);
+    const domstate = async () =>
+      new TextDecoder().decode((await virsh("domstate", name)).stdout).trim();
+    assertEquals((await life("start")).code, 0);
+    assertEquals(await domstate(), "running");
+    assertEquals((await life("pause")).code, 0);
+    assertEquals(await domstate(), "paused");
+    assertEquals(await states(), [[name, "paused", "libvirt"]]);
+    assertEquals((await life("resume")).code, 0);
+    assertEquals(await domstate(), "running");
+    assertEquals((await life("kill")).code, 0);
+    assertEquals(await domstate(), "shut off");
+    const history = JSON.parse((await life("history", "--json")).stdout) as {
+      records: { event: string }[];
+    };
+    assertEquals(history.records.map((r) => r.event), [
+      "deployed",
+      "started",
+      "stopped",
+      "started",
+      "paused",
+      "resumed",
+      "killed",
+    ]);
     const rm = await gini(root, "--data-dir", join(root, "data"), "rm", name, "--yes");
     assertEquals(rm.code, 0, rm.stderr);
     assertEquals((await virsh("dominfo", name)).code, 1, "the domain is undefined");

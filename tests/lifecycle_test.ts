@@ -1,0 +1,232 @@
+/**
+ * A VM's life after `up`, on a real QEMU under TCG with the tiny guest: start, stop, kill, pause
+ * and resume by name; `up` of a VM that exists converges (starts it, applies a change, refuses a
+ * shrink); status and history; a crash found at the next call.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import { join } from "node:path";
+import { qmpCommand } from "../kernel/host/qmp.ts";
+import { REPO, runGini, sh, tempEnv } from "./_helpers.ts";
+
+const gini = (root: string, ...args: string[]) => runGini(root, args);
+
+async function tinyVm(): Promise<{ root: string; dir: string; file: string }> {
+  const guest = await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
+  const { root } = await tempEnv();
+  const file = join(root, "tiny.toml");
+  await Deno.writeTextFile(
+    file,
+    `name = "tiny"
+[memory]
+size = "256M"
+[boot]
+kernel = "${guest}/vmlinuz"
+initrd = "${guest}/initrd.img"
+cmdline = "console=ttyS0 panic=-1"
+[[disks]]
+name = "root"
+size = "64M"
+[[network]]
+type = "user"
+forwards = [{ protocol = "tcp", host = ${20000 + Math.floor(Math.random() * 20000)}, guest = 22 }]
+`,
+  );
+  return { root, dir: join(root, ".local/share/gini/vms/tiny"), file };
+}
+
+async function json<T>(root: string, ...args: string[]): Promise<T> {
+  const out = await gini(root, ...args, "--json");
+  assertEquals(out.code, 0, `gini ${args.join(" ")}: ${out.stderr}`);
+  return JSON.parse(out.stdout) as T;
+}
+
+type Status = { state: string; pid: number | null; memoryBytes: number; since: string | null };
+type History = { records: { event: string }[]; broken: { line: number } | null };
+
+const events = async (root: string) =>
+  (await json<History>(root, "history", "tiny")).records.map((r) => r.event);
+
+/** Writes a byte pattern into a stopped VM's disk, or checks it is there. */
+const qemuIo = (disk: string, command: string) => sh("qemu-io", "-f", "qcow2", "-c", command, disk);
+
+Deno.test("start, stop, pause, resume and kill by name, each recorded in the VM's history", async () => {
+  const { root, dir } = await tinyVm();
+  const up = await gini(root, "up", "tiny.toml");
+  assertEquals(up.code, 0, up.stderr);
+  try {
+    const running = await json<Status>(root, "status", "tiny");
+    assertEquals(running.state, "running");
+    assertEquals(running.pid, Number(await Deno.readTextFile(join(dir, "qemu.pid"))));
+    assert(running.since, "a running VM says since when");
+
+    const pause = await gini(root, "pause", "tiny");
+    assertEquals(pause.code, 0, pause.stderr);
+    const paused = await qmpCommand(join(dir, "qmp.sock"), "query-status", undefined) as {
+      status: string;
+    };
+    assertEquals(paused.status, "paused", "QEMU itself says the vCPUs are stopped");
+    assertEquals((await json<Status>(root, "status", "tiny")).state, "paused");
+    assertEquals((await gini(root, "pause", "tiny")).stdout.trim(), 'VM "tiny" is already paused');
+    assertEquals((await gini(root, "resume", "tiny")).code, 0);
+    assertEquals((await json<Status>(root, "status", "tiny")).state, "running");
+
+    // The busybox guest ignores the power button: stop forces it after the timeout.
+    const stop = await gini(root, "stop", "tiny", "--timeout", "1");
+    assertEquals(stop.code, 0, stop.stderr);
+    assertStringIncludes(stop.stdout, 'VM "tiny" stopped (forced after the timeout)');
+    assertStringIncludes(stop.stderr, "did not power off within 1 s");
+    assertEquals((await json<Status>(root, "status", "tiny")).state, "stopped");
+
+    const start = await json<{ outcome: string; pid: number }>(root, "start", "tiny");
+    assertEquals(start.outcome, "started");
+    assertEquals(start.pid, Number(await Deno.readTextFile(join(dir, "qemu.pid"))));
+    assertEquals(
+      (await json<{ outcome: string }>(root, "start", "tiny")).outcome,
+      "already-running",
+    );
+
+    const kill = await gini(root, "kill", "tiny");
+    assertEquals(kill.code, 0, kill.stderr);
+    assertEquals((await json<Status>(root, "status", "tiny")).state, "stopped");
+    assertEquals(await events(root), [
+      "deployed",
+      "started",
+      "paused",
+      "resumed",
+      "stopped",
+      "started",
+      "killed",
+    ]);
+  } finally {
+    await gini(root, "kill", "tiny");
+  }
+});
+
+Deno.test("a QEMU that dies behind Gini's back shows in status, and in the history at the next call", async () => {
+  const { root, dir } = await tinyVm();
+  assertEquals((await gini(root, "up", "tiny.toml")).code, 0);
+  try {
+    Deno.kill(Number(await Deno.readTextFile(join(dir, "qemu.pid"))), "SIGKILL");
+    for (
+      let i = 0;
+      i < 40 && (await json<Status>(root, "status", "tiny")).state !== "stopped";
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const status = await gini(root, "status", "tiny");
+    assertStringIncludes(status.stdout, 'VM "tiny": stopped');
+    assertStringIncludes(status.stdout, "it ended without Gini");
+    assertEquals(await events(root), ["deployed", "started"], "a query changes nothing");
+    assertEquals((await gini(root, "start", "tiny")).code, 0);
+    assertEquals(await events(root), ["deployed", "started", "exited", "started"]);
+
+    // A history edited behind Gini's back is reported, with the line.
+    const file = join(dir, "history.jsonl");
+    const lines = (await Deno.readTextFile(file)).trimEnd().split("\n");
+    lines[1] = lines[1]!.replace('"started"', '"stopped"');
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    const history = await json<History>(root, "history", "tiny");
+    assertEquals(history.broken?.line, 2);
+    assertEquals(history.records.length, 1);
+    assertMatch((await gini(root, "status", "tiny")).stdout, /history is broken at line 2/);
+  } finally {
+    await gini(root, "kill", "tiny");
+  }
+});
+
+Deno.test("gini up converges: an unchanged stopped VM starts with its disk kept; a change is planned and applied; a shrink is refused", async () => {
+  const { root, dir, file } = await tinyVm();
+  assertEquals((await gini(root, "up", "tiny.toml")).code, 0);
+  try {
+    const again = await gini(root, "up", "tiny.toml");
+    assertEquals(again.code, 0, again.stderr);
+    assertStringIncludes(
+      again.stdout,
+      'VM "tiny" is running and its file is unchanged: nothing to do',
+    );
+
+    assertEquals((await gini(root, "stop", "tiny", "--timeout", "1")).code, 0);
+    const disk = join(dir, "root.qcow2");
+    await qemuIo(disk, "write -P 0xab 0 64k");
+    const restart = await gini(root, "up", "tiny.toml");
+    assertEquals(restart.code, 0, restart.stderr);
+    assertStringIncludes(restart.stdout, "its file is unchanged: started it");
+    assertEquals((await json<Status>(root, "status", "tiny")).state, "running");
+    assertEquals((await gini(root, "stop", "tiny", "--timeout", "1")).code, 0);
+    await qemuIo(disk, "read -P 0xab 0 64k"); // fails unless the disk is the one written
+
+    // More memory and a bigger disk: the plan shows both, up applies both.
+    const text = await Deno.readTextFile(file);
+    await Deno.writeTextFile(
+      file,
+      text.replace('size = "256M"', 'size = "384M"').replace('size = "64M"', 'size = "96M"'),
+    );
+    const plan = await gini(root, "plan", "tiny.toml");
+    assertEquals(plan.code, 0, plan.stderr);
+    assertStringIncludes(plan.stdout, "up would apply 2 change(s)");
+    assertStringIncludes(plan.stdout, "~ memory.bytes: 268435456 → 402653184");
+    assertStringIncludes(plan.stdout, "~ disks[disk0].sizeBytes: 67108864 → 100663296");
+    assertStringIncludes(plan.stdout, "Would run qemu-img resize");
+    const applied = await gini(root, "up", "tiny.toml");
+    assertEquals(applied.code, 0, applied.stderr);
+    const status = await json<Status>(root, "status", "tiny");
+    assertEquals(status.memoryBytes, 384 * 1024 * 1024, "QEMU reports the new memory size");
+    const info = JSON.parse(await sh("qemu-img", "info", "-U", "--output=json", disk));
+    assertEquals(info["virtual-size"], 96 * 1024 * 1024);
+
+    // A change while it runs, and a shrink, are refused with the change named; nothing moves.
+    const definition = await Deno.readTextFile(join(dir, "vm.json"));
+    await Deno.writeTextFile(
+      file,
+      text.replace('size = "256M"', 'size = "512M"').replace('size = "64M"', 'size = "96M"'),
+    );
+    const whileRunning = await gini(root, "up", "tiny.toml");
+    assertEquals(whileRunning.code, 2);
+    assertStringIncludes(whileRunning.stderr, 'Cannot change VM "tiny" while it is running');
+    assertStringIncludes(whileRunning.stderr, "Stop it first (gini stop tiny)");
+    assertStringIncludes(whileRunning.stderr, "~ memory.bytes: 402653184 → 536870912");
+    assertEquals((await gini(root, "stop", "tiny", "--timeout", "1")).code, 0);
+    await Deno.writeTextFile(file, text.replace('size = "256M"', 'size = "384M"'));
+    const shrink = await gini(root, "up", "tiny.toml");
+    assertEquals(shrink.code, 2);
+    assertStringIncludes(shrink.stderr, "! disks[disk0].sizeBytes: 100663296 → 67108864");
+    assertStringIncludes(shrink.stderr, "shrinking a disk would cut off the guest's data");
+    assertEquals(await Deno.readTextFile(join(dir, "vm.json")), definition);
+    assertEquals(
+      JSON.parse(await sh("qemu-img", "info", "--output=json", disk))["virtual-size"],
+      96 * 1024 * 1024,
+    );
+    assertEquals(await events(root), [
+      "deployed",
+      "started",
+      "stopped",
+      "started",
+      "stopped",
+      "changed",
+      "started",
+      "stopped",
+    ]);
+  } finally {
+    await gini(root, "kill", "tiny");
+  }
+});
+
+Deno.test("gini ls shows each VM's state, ports and how to get in; --dry-run of start changes nothing", async () => {
+  const { root } = await tinyVm();
+  assertEquals((await gini(root, "up", "--no-start", "tiny.toml")).code, 0);
+  const list = await gini(root, "ls");
+  assertMatch(list.stdout, /^NAME\s+STATE\s+BACKEND\s+CPU\s+MEMORY\s+PORTS\s+GET IN$/m);
+  assertMatch(
+    list.stdout,
+    /^tiny\s+stopped\s+qemu\/tcg\s+2\s+256 MiB\s+127\.0\.0\.1:\d+->22\/tcp\s+gini ssh tiny$/m,
+  );
+  const dry = await gini(root, "start", "tiny", "--dry-run");
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(dry.stdout, 'Would start VM "tiny"');
+  assertEquals((await json<Status>(root, "status", "tiny")).state, "stopped");
+  const missing = await gini(root, "start", "nope");
+  assertEquals(missing.code, 2);
+  assertStringIncludes(missing.stderr, 'Cannot find VM "nope": Gini made no VM of that name');
+  assertStringIncludes(missing.stderr, "VMs: tiny");
+});
