@@ -9,3 +9,4 @@ DENO="$(bash scripts/deno.sh)"
 "$DENO" run --allow-all --no-prompt scripts/bench_download.ts
 "$DENO" run --allow-all --no-prompt scripts/bench_seed.ts
 "$DENO" run --allow-all --no-prompt scripts/bench_journal.ts
+"$DENO" run --allow-all --no-prompt scripts/bench_lifecycle.ts

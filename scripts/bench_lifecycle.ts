@@ -1,0 +1,103 @@
+/**
+ * A VM's day-to-day commands on the tiny guest under TCG, in one run (medians of 5):
+ * `gini start NAME` against QEMU's own start (its argv run directly, as start.sh does),
+ * `gini status --json` of a running VM, and `gini ls` with 50 VMs.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { qmpCommand } from "../kernel/host/qmp.ts";
+import { fromFileUrl } from "../kernel/url.ts";
+import { giniRunFlags } from "./compile.ts";
+
+const REPO = fromFileUrl(new URL("../", import.meta.url));
+const RUNS = 5;
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+async function run(argv: string[], env: Record<string, string>): Promise<number> {
+  const start = performance.now();
+  const out = await new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - start;
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return ms;
+}
+
+/** Stops the VM over QMP and waits until its monitor is gone (not timed). */
+async function quit(socket: string): Promise<void> {
+  await qmpCommand(socket, "quit", undefined).catch(() => {});
+  for (let i = 0; i < 100; i++) {
+    try {
+      await qmpCommand(socket, "query-status", undefined, 500);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const guest = new TextDecoder().decode(
+  (await new Deno.Command("bash", {
+    args: [join(REPO, "scripts/build-tiny-guest.sh")],
+    stderr: "inherit",
+  }).output()).stdout,
+).trim();
+const home = await Deno.makeTempDir({ prefix: "gini-bench-life-" });
+const env = { HOME: home, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", NO_COLOR: "1" };
+await Deno.writeTextFile(
+  join(home, "tiny.toml"),
+  `name = "tiny"\n[memory]\nsize = "256M"\n[boot]\nkernel = "${guest}/vmlinuz"\ninitrd = "${guest}/initrd.img"\ncmdline = "console=ttyS0 panic=-1"\n[[disks]]\nname = "root"\nsize = "64M"\n`,
+);
+const gini = [Deno.execPath(), "run", ...await giniRunFlags(), join(REPO, "main.ts")];
+await run([...gini, "up", "--no-start", join(home, "tiny.toml")], env);
+const vms = join(home, ".local/share/gini/vms");
+const def = JSON.parse(await Deno.readTextFile(join(vms, "tiny/vm.json"))) as {
+  argv: string[];
+  paths: { qmpSocket: string };
+};
+
+const qemu: number[] = [];
+const start: number[] = [];
+const status: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  qemu.push(await run(def.argv, env));
+  await quit(def.paths.qmpSocket);
+  start.push(await run([...gini, "start", "tiny"], env));
+  status.push(await run([...gini, "status", "tiny", "--json"], env));
+  await quit(def.paths.qmpSocket);
+}
+
+// 49 more (stopped) VMs beside it, each its own folder and definition.
+const text = await Deno.readTextFile(join(vms, "tiny/vm.json"));
+for (let i = 1; i < 50; i++) {
+  const name = `tiny-${i}`;
+  await Deno.mkdir(join(vms, name));
+  await Deno.writeTextFile(
+    join(vms, name, "vm.json"),
+    text.replaceAll('"tiny"', `"${name}"`).replaceAll("/vms/tiny/", `/vms/${name}/`),
+  );
+}
+const ls: number[] = [];
+for (let i = 0; i < RUNS; i++) ls.push(await run([...gini, "ls", "--json"], env));
+
+const rows: [string, string][] = [
+  ["QEMU's own start of the tiny guest (its argv, daemonized), median ms", median(qemu).toFixed(0)],
+  ["gini start tiny (stopped → running), median ms", median(start).toFixed(0)],
+  [
+    "what gini start adds to QEMU's own start, ms (goal ≤ 150)",
+    (median(start) - median(qemu)).toFixed(0),
+  ],
+  ["gini status tiny --json (running), median ms (goal ≤ 100)", median(status).toFixed(0)],
+  ["gini ls --json with 50 VMs, median ms (goal ≤ 300)", median(ls).toFixed(0)],
+];
+for (const [name, value] of rows) {
+  // deno-lint-ignore no-console
+  console.log(`${value.padStart(10)}  ${name}`);
+}
+await Deno.remove(home, { recursive: true });
