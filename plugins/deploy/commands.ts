@@ -132,7 +132,13 @@ export function renderVms(vms: VmSummary[]): string {
     .join("\n");
 }
 
-const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
+/** Bytes in words: "512 MiB", "1.2 GiB". */
+function size(bytes: number): string {
+  const gib = bytes / 1024 ** 3;
+  return gib >= 1
+    ? `${Number.isInteger(gib) ? gib : gib.toFixed(1)} GiB`
+    : `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
 
 /** How long ago an ISO time was, in words: "3 min", "2 h 5 min". */
 function since(iso: string, now = Date.now()): string {
@@ -150,11 +156,13 @@ export function renderStatus(s: VmStatus): string {
     `VM "${s.name}": ${s.state}${s.pid ? ` (pid ${s.pid})` : ""}${
       s.since ? `, up ${since(s.since)} (since ${s.since})` : ""
     }`,
-    `  ${s.vcpus} vCPU, ${mib(s.memoryBytes)}, ${s.backend} under ${s.accel.toUpperCase()}`,
+    `  ${s.vcpus} vCPU, ${
+      Math.round(s.memoryBytes / 1024 ** 2)
+    } MiB, ${s.backend} under ${s.accel.toUpperCase()}`,
     ...s.disks.map((d) =>
       `  disk ${d.id}: ${d.path} (${d.format}${d.readonly ? ", read-only" : ""}) ${
-        d.allocatedBytes === null ? "" : `${mib(d.allocatedBytes)} used of `
-      }${mib(d.virtualBytes)}`
+        d.allocatedBytes === null ? "" : `${size(d.allocatedBytes)} used of `
+      }${size(d.virtualBytes)}`
     ),
     ...s.forwards.map((f) => `  forward: ${f.protocol} ${f.address}:${f.host} → guest ${f.guest}`),
     ...(s.display ? [`  display: ${s.display}`] : []),
