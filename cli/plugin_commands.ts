@@ -22,6 +22,7 @@ import {
   type Resolution,
   type RunOutcome,
   runStages,
+  type Terminal,
   UsageError,
 } from "../kernel/mod.ts";
 import type { CommandManifest } from "../kernel/plugins/manifest.ts";
@@ -204,6 +205,7 @@ function runOnce(
   { c, loaded, manifest, spec, input }: Invocation,
   phase: "query" | "plan" | "applied",
   approved?: ReturnType<typeof approvedPlan>,
+  terminal?: Terminal,
 ): Promise<RunOutcome> {
   const plugin = manifest.plugin.name;
   const dryRun = phase !== "applied";
@@ -226,6 +228,7 @@ function runOnce(
     pluginDirs: c.flags.pluginDir ?? [],
     recoverBy: spec.recover,
     ...(approved ? { approved } : {}),
+    ...(terminal ? { terminal } : {}),
     render: {
       plugin,
       command: spec.path,
@@ -259,7 +262,10 @@ function printOutcome(
 
 async function runQuery(call: Invocation): Promise<number> {
   const { c, spec } = call;
-  const outcome = await runOnce(call, "query");
+  // A query may hand the terminal to a session (gini console, ssh, exec): it changes nothing on
+  // the host, so it holds no lock and leaves no journal; --dry-run only says what it would do.
+  const terminal = c.flags.dryRun ? undefined : { json: c.ui.json, env: c.env.terminalEnv ?? {} };
+  const outcome = await runOnce(call, "query", undefined, terminal);
   if (!outcome.result.ok) throw outcome.result.error;
   printOutcome(c, spec, outcome);
   return outcome.output?.exitCode ?? 0;

@@ -25,7 +25,7 @@ import { Journal, loadTransaction, type Replay, type Transaction } from "./journ
 import { journalObserver, rollback, type RollbackReport } from "./journal/recovery.ts";
 import { lockState, type StateLock } from "./journal/lock.ts";
 import { onStopSignal, STOP_SIGNALS, type StopSignal } from "./signals.ts";
-import type { OpEnv } from "./ops/types.ts";
+import type { OpEnv, Terminal } from "./ops/types.ts";
 import { buildReport, type PlanReport, renderReport } from "./stages/dry_run.ts";
 import type { Ui } from "./ui.ts";
 import type { Json, RenderOutput, RenderView } from "../workers/protocol.ts";
@@ -37,6 +37,7 @@ export * from "./ui.ts";
 export type { Manifest } from "./plugins/manifest.ts";
 export type { Resolution } from "./plugins/resolve.ts";
 export type { PlanReport } from "./stages/dry_run.ts";
+export type { Terminal } from "./ops/types.ts";
 export { renderReport } from "./stages/dry_run.ts";
 export { type ApprovedPlan, approvedPlan, PlanChangedError } from "./stages/approval.ts";
 
@@ -95,6 +96,11 @@ export interface RunStagesOptions {
    * it starts, and one it did not show is refused.
    */
   approved?: ApprovedPlan;
+  /**
+   * The user's terminal, given to the interactive ops of the run (`gini console`, `ssh`, `exec`);
+   * without it they are described and simulated.
+   */
+  terminal?: Terminal;
   /** Continue an interrupted transaction instead of starting one (`gini recover --resume`). */
   resume?: { file: string; completed: string[]; context: Record<string, Json>; lastSeq: number };
   /**
@@ -219,6 +225,7 @@ function transactionOpEnv(
 ): OpEnv {
   return {
     ...createOpEnv(options.env, options.ui, options.requestDir),
+    ...(options.terminal ? { terminal: options.terminal } : {}),
     ...(journal
       ? {
         checkpoint: async (stage: string) => {

@@ -28,6 +28,11 @@ export interface StartupEnv {
   user: string | undefined;
   /** `PATH` at start-up, used only to resolve program names to absolute paths. */
   path: string;
+  /**
+   * The variables a program handed the user's terminal needs (an ssh session): the terminal's
+   * type and the user's SSH agent; programs otherwise get a clean environment.
+   */
+  terminalEnv?: Record<string, string>;
   /** `GINI_LVM_NO_DM=1`: manage LVM metadata only (no device-mapper, as in containers and CI). */
   lvmNoDeviceMapper: boolean;
   /**
@@ -38,6 +43,9 @@ export interface StartupEnv {
    */
   crash: { afterOp?: number; beforeDone?: number; afterUndo?: number; interruptAfter?: number };
 }
+
+/** The variables kept for a program given the user's terminal (see `StartupEnv.terminalEnv`). */
+const TERMINAL_VARS = ["TERM", "COLORTERM", "SSH_AUTH_SOCK"] as const;
 
 /** Directory overrides from the command line. */
 export interface DirFlags {
@@ -89,6 +97,9 @@ export function resolveStartupEnv(
     home,
     user: env.USER ?? env.LOGNAME,
     path: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    terminalEnv: Object.fromEntries(
+      TERMINAL_VARS.flatMap((name) => env[name] ? [[name, env[name]]] : []),
+    ),
     lvmNoDeviceMapper: env.GINI_LVM_NO_DM === "1",
     crash: {
       ...(env.GINI_CRASH_AFTER_OP ? { afterOp: Number(env.GINI_CRASH_AFTER_OP) } : {}),

@@ -160,7 +160,11 @@ export function createUi(options: UiOptions = {}): Ui {
     warn: (text) => ui.message({ type: "warn", text }),
     result(data, text) {
       if (json) sink.out(`${JSON.stringify(data, null, 2)}\n`);
-      else sink.out(`${text().trimEnd()}\n`);
+      else {
+        // A command whose output went straight to the terminal (gini exec) has nothing to add.
+        const shown = text().trimEnd();
+        if (shown) sink.out(`${shown}\n`);
+      }
     },
     failure(error) {
       const gini = error instanceof GiniError

@@ -14,7 +14,7 @@ PACKAGES=(
   xorriso    # xorriso: writes the cloud-init seed ISO; the tests read it back
   debootstrap # debootstrap: the Debian roots of the end-to-end guest and the VFIO test (scripts/_debootstrap.sh)
   e2fsprogs  # mke2fs: mke2fs -d builds the end-to-end guest's disk without mounting; chattr: host_safety_test makes a file immutable so a rollback fails
-  openssh-client # ssh ssh-keygen: a key for the end-to-end guest, and logging in through its port forward
+  openssh-client # ssh ssh-keygen: gini ssh (the ssh.session op); a key for the test guests, and logging in through their port forward
   busybox-static # busybox: copied into fixture roots as their shell, where the VFIO tests chroot to run rebuild commands
   gdisk      # sgdisk: the OpenCore image's GPT, made without mounting
   dosfstools # mkfs.fat: --offset makes the FAT32 EFI system partition inside that image

@@ -131,6 +131,8 @@ export const COMPUTED_SPAWNS: Record<string, string> = {
   "kernel/ops/image_create.ts: imageCreateArgv(a)": "qemu-img, named in the op's run permission",
   "tests/completions_test.ts: program": "inShell(), whose callers name the shell",
   "kernel/host/run.ts: absolute": "the host runner: argv[0] of its callers, resolved by which()",
+  "kernel/host/terminal.ts: absolute":
+    "handOver(): ssh, which the ssh.session op names, resolved by which()",
   "tests/first_use_test.ts: path": "the gini launcher `deno task install` wrote",
   "kernel/plugins/bundle.ts: deno":
     "Deno itself (this process, or deno on PATH for gini plugins bundle), which the README's set-up installs",

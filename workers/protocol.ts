@@ -158,12 +158,13 @@ export type RenderView = z.infer<typeof RenderViewSchema>;
 
 /**
  * A plugin's rendering of a command's output (the reply to "render"): the text, the data `--json`
- * prints, and the exit code (1: the command found a failure, as `gini check` does).
+ * prints, and the exit code (1: the command found a failure, as `gini check` does; another
+ * program's code passed through, as `gini ssh` and `gini exec` do).
  */
 export const RenderOutputSchema = z.object({
   text: z.string(),
   data: json.optional(),
-  exitCode: z.union([z.literal(0), z.literal(1)]).optional(),
+  exitCode: z.number().int().min(0).max(255).optional(),
 });
 export type RenderOutput = z.infer<typeof RenderOutputSchema>;
 

@@ -229,10 +229,11 @@ export interface CommandView extends RenderView {
 /**
  * A command's output, rendered in the plugin's worker: text for the terminal, and optionally the
  * data `--json` prints (by default the value of the command's `result` key) and the exit code:
- * 1 when the command found a failure it reports as output (a failed check), 0 (the default)
- * otherwise. Bad input and errors are thrown by stages instead.
+ * 1 when the command found a failure it reports as output (a failed check), the exit code of a
+ * program it ran for the user (`gini ssh`), 0 (the default) otherwise. Bad input and errors are
+ * thrown by stages instead.
  */
-export type CommandOutput = string | { text: string; data?: Json; exitCode?: 0 | 1 };
+export type CommandOutput = string | { text: string; data?: Json; exitCode?: number };
 
 /** How a plugin presents one of its `[[commands]]` (or a kernel verb its stage serves). */
 export interface CommandDefinition {

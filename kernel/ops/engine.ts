@@ -286,7 +286,7 @@ export class OpEngine {
     flight: Flight,
   ): Promise<Json> {
     const before = await op.capture(args, this.#env);
-    const readOnly = op.readOnly?.(args, this.#env) ?? false;
+    const readOnly = op.interactive === true || (op.readOnly?.(args, this.#env) ?? false);
     const record: OpRecord = {
       seq: this.#records.length + this.#firstSeq,
       stage,
@@ -304,6 +304,7 @@ export class OpEngine {
     if (preview) record.preview = preview;
     this.#records.push(record);
     if (this.mode === "dry" && !readOnly) return op.simulate(args, before);
+    if (op.interactive && !this.#env.terminal) return op.simulate(args, before);
     if (!readOnly) { while (this.#held) await this.#held; }
     if (this.#interrupted && !readOnly) {
       record.status = "failed";

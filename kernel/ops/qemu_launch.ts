@@ -15,6 +15,8 @@ const QemuLaunchArgs = z.strictObject({
   pidFile: z.string().min(1),
   qmpSocket: z.string().min(1),
   serialLog: z.string().min(1),
+  /** The serial console's and the guest agent's sockets (VMs made before they existed have none). */
+  sockets: z.array(z.string().min(1)).max(8).optional(),
 });
 type QemuLaunchArgs = z.infer<typeof QemuLaunchArgs>;
 
@@ -49,6 +51,7 @@ export const qemuLaunch = defineOp<QemuLaunchArgs>({
     { grant: "write", path: a.pidFile },
     { grant: "write", path: a.qmpSocket },
     { grant: "write", path: a.serialLog },
+    ...(a.sockets ?? []).map((path) => ({ grant: "write" as const, path })),
   ],
   capture: async (a) => ({ runningPid: await runningPid(a.pidFile) }),
   conflicts: (a, before) => {
@@ -62,7 +65,9 @@ export const qemuLaunch = defineOp<QemuLaunchArgs>({
         hint: `Stop it with "gini down ${a.name}"`,
       });
     }
-    await Deno.remove(a.qmpSocket).catch(() => {});
+    for (const socket of [a.qmpSocket, ...(a.sockets ?? [])]) {
+      await Deno.remove(socket).catch(() => {});
+    }
     await env.host.run(a.argv, { timeoutMs: 60_000 });
     const started = await runningPid(a.pidFile);
     return { name: a.name, pid: started };
@@ -71,7 +76,7 @@ export const qemuLaunch = defineOp<QemuLaunchArgs>({
   // Stop the VM, then remove what QEMU created beside it.
   inverse: (a) => [
     { kind: "qmp", args: { socket: a.qmpSocket, command: "quit", ifRunning: true } },
-    ...[a.pidFile, a.qmpSocket, a.serialLog].map((path) => ({
+    ...[a.pidFile, a.qmpSocket, a.serialLog, ...(a.sockets ?? [])].map((path) => ({
       kind: "fs.remove",
       args: { path, missingOk: true },
     })),

@@ -22,6 +22,9 @@ import { journalCheckpoint } from "./journal_checkpoint.ts";
 import { httpRequest } from "./http_request.ts";
 import { historyAppend } from "./history_append.ts";
 import { chunklistVerify } from "./chunklist_verify.ts";
+import { consoleAttach } from "./console_attach.ts";
+import { sshSession } from "./ssh_session.ts";
+import { guestExec, guestQuery } from "./guest_agent.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -47,6 +50,10 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     httpRequest,
     chunklistVerify,
     historyAppend,
+    consoleAttach,
+    sshSession,
+    guestExec,
+    guestQuery,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

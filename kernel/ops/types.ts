@@ -46,6 +46,19 @@ export interface OpEnv {
    * op that does long work of its own (a download) stops it and rejects with `signal.reason`.
    */
   signal?: AbortSignal;
+  /**
+   * The user's terminal, when this run may hand it to an interactive op (a query command run
+   * without `--dry-run`); absent otherwise, and then interactive ops are only described.
+   */
+  terminal?: Terminal;
+}
+
+/** The user's terminal as an interactive op receives it. */
+export interface Terminal {
+  /** `--json`: an op returns what it would print instead of printing it. */
+  json: boolean;
+  /** Variables a program given the terminal needs (TERM, SSH_AUTH_SOCK…), from start-up. */
+  env: Record<string, string>;
 }
 
 /** One kind of operation. `A` is its checked argument type. */
@@ -66,6 +79,13 @@ export interface OpKind<A extends object = Record<string, Json>> {
   bookkeeping?: boolean;
   /** Only the kernel may request it (in an inverse), never a plugin. */
   kernelOnly?: boolean;
+  /**
+   * Hands the user's terminal to a session or acts inside a guest for them (a console, ssh, a
+   * command through the guest agent). It changes nothing on the host, so it is never journaled
+   * and is counted as read-only; but it is no query either: it runs only when the run was given
+   * the terminal (`OpEnv.terminal`), and is otherwise described and simulated, as in `--dry-run`.
+   */
+  interactive?: boolean;
   /** True when the op changes nothing and so also runs in a dry run. */
   readOnly?(args: A, env: OpEnv): boolean;
   /** The state the op will change, read just before it runs (and in a dry run). */

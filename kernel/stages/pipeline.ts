@@ -823,7 +823,7 @@ export class Pipeline {
       throw new StageFailedError(
         "render",
         plugin,
-        `its output for "${command}" is not { text, data?, exitCode?: 0 | 1 }`,
+        `its output for "${command}" is not { text, data?, exitCode?: 0-255 }`,
       );
     }
     const { text, data, exitCode } = output.data;
