@@ -284,7 +284,8 @@ async function runChange(call: Invocation): Promise<number> {
   }
   const plan = await runOnce(call, "plan");
   if (!plan.result.ok) throw plan.result.error;
-  const changes = plan.report.summary.operations - plan.report.summary.readOnly;
+  // The summary's operations are the changes already (read-only ones are counted apart).
+  const changes = plan.report.summary.operations;
   // The kernel's plan is always shown: a plugin's text may add to it, never stand in for it.
   const planned = renderReport(plan.report);
   const text = plan.output?.text ?? "";

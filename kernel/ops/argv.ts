@@ -187,6 +187,21 @@ function relativeTo(path: string, image: string | undefined): string {
 }
 
 const QEMU_IMG: Record<string, Reader> = {
+  // snapshot -l lists an image's internal snapshots; -c, -a and -d change the image.
+  snapshot: withOptions(
+    { flags: ["-q", "-l", "-U", "--force-share"], values: ["-f", "-c", "-a", "-d"] },
+    (p, parsed) => {
+      const changes = ["-c", "-a", "-d"].filter((o) => parsed.values.has(o));
+      if (changes.length + (parsed.flags.has("-l") ? 1 : 0) !== 1) {
+        return "expected one of -l, -c, -a or -d";
+      }
+      return count(p, 1, "one image") ?? {
+        inputs: changes.length ? [] : p,
+        outputs: changes.length ? p : [],
+        ...unlessRaw(parsed.values.get("-f")),
+      };
+    },
+  ),
   info: withOptions(
     {
       flags: ["-U", "--force-share", "--backing-chain"],
@@ -307,13 +322,22 @@ const LVM_REPORT = withOptions(
   () => NONE,
 );
 
+/** virsh's snapshot commands Gini uses, by how many names follow (domain, then snapshot). */
+const VIRSH_SNAPSHOT_COMMANDS: Record<string, number> = {
+  "snapshot-list": 1,
+  "snapshot-create-as": 2,
+  "snapshot-revert": 2,
+  "snapshot-delete": 2,
+};
+
 const virshUris = new Set(["qemu:///system", "qemu:///session", "test:///default"]);
 const VIRSH_NAME_COMMANDS = new Set(["domstate", "dominfo", "shutdown", "destroy", "start"]);
 
 /** virsh: a known connection URI and one of the domain commands Gini uses. */
 const VIRSH: Reader = (args) => {
+  if (args.length === 1 && VERSION.includes(args[0]!)) return NONE;
   const parsed = parseOptions(args, {
-    flags: ["-q", "--quiet", "-r", "--readonly", "--all", "--name", "--nvram"],
+    flags: ["-q", "--quiet", "-r", "--readonly", "--all", "--name", "--nvram", "--atomic"],
     values: ["-c", "--connect"],
   });
   if (typeof parsed === "string") return parsed;
@@ -328,6 +352,11 @@ const VIRSH: Reader = (args) => {
   if (command === "undefine" || (command && VIRSH_NAME_COMMANDS.has(command))) {
     if (parsed.flags.has("--nvram") && command !== "undefine") return '"--nvram" is for undefine';
     return rest.length === 1 ? NONE : `expected one domain name after "${command}"`;
+  }
+  const names = command === undefined ? undefined : VIRSH_SNAPSHOT_COMMANDS[command];
+  if (names !== undefined) {
+    if (parsed.flags.has("--nvram")) return '"--nvram" is for undefine';
+    return rest.length === names ? NONE : `expected ${names} name(s) after "${command}"`;
   }
   if (command === "define") {
     return "the domain XML it reads names disks and files the kernel does not check";

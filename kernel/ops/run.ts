@@ -72,6 +72,8 @@ const VERSION_FLAGS = new Set(["--version", "-version", "version", "-V"]);
 const READ_ONLY: Record<string, (args: string[]) => boolean> = {
   "qemu-img": (a) =>
     VERSION_FLAGS.has(a[0] ?? "") || a[0] === "info" || a[0] === "measure" ||
+    // snapshot -l lists; -c, -a and -d change the image.
+    (a[0] === "snapshot" && a.includes("-l") && !a.some((x) => ["-c", "-a", "-d"].includes(x))) ||
     // check -r repairs the image: a change.
     (a[0] === "check" && !a.includes("-r")),
   "qemu-system-x86_64": (a) =>
@@ -85,9 +87,11 @@ const READ_ONLY: Record<string, (args: string[]) => boolean> = {
   "lspci": () => true,
   // virsh's read-only queries: "virsh -c URI domstate NAME" and the like.
   "virsh": (a) =>
-    ["domstate", "dominfo", "list", "version", "capabilities"].includes(
-      a.find((x, i) => !x.startsWith("-") && a[i - 1] !== "-c") ?? "",
-    ),
+    (a.length === 1 && VERSION_FLAGS.has(a[0]!)) ||
+    ["domstate", "dominfo", "list", "version", "capabilities", "snapshot-list", "snapshot-info"]
+      .includes(
+        a.find((x, i) => !x.startsWith("-") && a[i - 1] !== "-c") ?? "",
+      ),
   "mdir": () => true,
   "isoinfo": () => true,
 };

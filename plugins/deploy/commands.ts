@@ -27,6 +27,7 @@ import {
   type VmSummary,
 } from "./contracts.ts";
 import { changeLine } from "./_converge.ts";
+import { snapshotCommands } from "./_snapshots.ts";
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
@@ -232,6 +233,7 @@ function powerOutput(view: Parameters<CommandDefinition["render"]>[0]) {
 
 /** deploy's output for each command and verb it serves. */
 export const commands: Record<string, CommandDefinition> = {
+  ...snapshotCommands,
   up: {
     render(view) {
       const { def, xml, started, data } = deployed(view);

@@ -13,6 +13,7 @@ import { commands } from "./commands.ts";
 import { CONVERGE, type Converge, REMOVED, STARTED, VMS } from "./contracts.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
+import { snapshotStages } from "./_snapshots.ts";
 import { findDefinition, powerControl, reconcile, record, savedDefinition, target } from "./_vm.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
@@ -88,10 +89,40 @@ async function makeDisks(ctx: StageContext, def: VmDefinition, plan: Converge) {
   }
 }
 
+/**
+ * The VM's UEFI variables, made once: qcow2 (`qemu-img convert`, undone by removing the file)
+ * so that snapshots include them, or a raw copy (a libvirt older than 9.2.0). The source is the
+ * host's template (found by env-check, a host path: under --host-root when given), one made for
+ * this VM in its folder (macOS: opencore:compile), or, for a VM whose raw variables become qcow2,
+ * its own raw variables, so the guest keeps its boot entries.
+ */
+async function makeVars(ctx: StageContext, def: VmDefinition, plan: Converge) {
+  const vars = def.firmware.vars!;
+  if (await ctx.host.stat(vars).catch(() => null)) return;
+  const template = def.firmware.varsTemplate!;
+  const before = plan.changes.find((c) => c.key === "firmware.vars")?.from;
+  const own = typeof before === "string" && before.startsWith(`${def.paths.dir}/`) &&
+    await ctx.host.stat(before).catch(() => null);
+  const from = own
+    ? before
+    : template.startsWith(`${def.paths.dir}/`)
+    ? template
+    : ctx.host.path(template);
+  if (def.firmware.varsFormat === "raw") {
+    await ctx.op("fs.copy", { from, to: vars, overwrite: false });
+    return;
+  }
+  await ctx.op("run", {
+    argv: ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", from, vars],
+    creates: [vars],
+  });
+}
+
 export default definePlugin({
   commands,
   stages: {
     ...lifecycleStages,
+    ...snapshotStages,
     list: async (ctx) => {
       ctx.set(VMS, await listVms(ctx));
     },
@@ -101,17 +132,7 @@ export default definePlugin({
       ctx.set(CONVERGE, plan);
       await ctx.op("fs.mkdir", { path: def.paths.dir });
       await makeDisks(ctx, def, plan);
-      const vars = def.firmware.vars;
-      if (def.firmware.type === "uefi" && !(await ctx.host.stat(vars!).catch(() => null))) {
-        // The host's template (found by env-check, a host path: under --host-root when given),
-        // or one made for this VM in its folder (macOS: opencore:compile).
-        const template = def.firmware.varsTemplate!;
-        await ctx.op("fs.copy", {
-          from: template.startsWith(`${def.paths.dir}/`) ? template : ctx.host.path(template),
-          to: vars!,
-          overwrite: false,
-        });
-      }
+      if (def.firmware.type === "uefi") await makeVars(ctx, def, plan);
     },
     "write-files": async (ctx) => {
       const def = definition(ctx);

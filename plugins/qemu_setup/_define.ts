@@ -392,7 +392,14 @@ function defineFirmware(
   macos: MacosPlan | null,
 ): VmDefinition["firmware"] {
   if (config.firmware.type !== "uefi" && !macos) {
-    return { type: "bios", secureBoot: false, code: null, varsTemplate: null, vars: null };
+    return {
+      type: "bios",
+      secureBoot: false,
+      code: null,
+      varsTemplate: null,
+      vars: null,
+      varsFormat: "raw",
+    };
   }
   const found =
     host.firmware.ovmf.find((f) => f.secureBoot === config.firmware.secure_boot && f.vars) ??
@@ -417,7 +424,9 @@ function defineFirmware(
     secureBoot: config.firmware.secure_boot,
     code,
     varsTemplate,
-    vars: join(dir, "OVMF_VARS.fd"),
+    // qcow2, made from the raw template by deploy: snapshots include the variables.
+    vars: join(dir, "OVMF_VARS.qcow2"),
+    varsFormat: "qcow2",
   };
 }
 

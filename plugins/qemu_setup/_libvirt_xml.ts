@@ -120,8 +120,11 @@ function placed(args: string[], slot: () => { bus: string; addr: string }): stri
   });
 }
 
-/** The domain XML. */
-export function libvirtXml(def: VmDefinition): string {
+/**
+ * The domain XML. `nvramFormat`: the installed libvirt reads `<nvram format>` (9.2.0 or later);
+ * without it a qcow2 variables file is named with a comment (the VM runs on QEMU directly).
+ */
+export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }): string {
   const x: string[] = [];
   const kib = Math.floor(def.memory.bytes / 1024);
   x.push(
@@ -145,7 +148,17 @@ export function libvirtXml(def: VmDefinition): string {
         esc(firmware.code!)
       }</loader>`,
     );
-    x.push(`    <nvram template="${esc(firmware.varsTemplate!)}">${esc(firmware.vars!)}</nvram>`);
+    if (firmware.varsFormat === "raw") {
+      x.push(`    <nvram template="${esc(firmware.varsTemplate!)}">${esc(firmware.vars!)}</nvram>`);
+    } else if (options.nvramFormat) {
+      // Gini makes the qcow2 file; a raw template with another format is not libvirt's to copy.
+      x.push(`    <nvram format="qcow2">${esc(firmware.vars!)}</nvram>`);
+    } else {
+      x.push(
+        "    <!-- qcow2 variables: libvirt reads them only from 9.2.0 on (nvram format) -->",
+        `    <nvram>${esc(firmware.vars!)}</nvram>`,
+      );
+    }
   }
   if (def.kernelBoot) {
     x.push(`    <kernel>${esc(def.kernelBoot.kernel)}</kernel>`);

@@ -63,24 +63,54 @@ function diskSlots(def: Definition): DiskSlot[] {
   });
 }
 
+/** A path in a QEMU option value, its commas doubled. */
+const optPath = (path: string) => path.replaceAll(",", ",,");
+
+/**
+ * The node names of a disk: the format node devices and snapshots name (`snapshot-save`'s
+ * devices, `qemu-io -d`), and the protocol node under it. Stable, from the disk's id.
+ */
+export function diskNodes(disk: Pick<VmDisk, "id">): { format: string; file: string } {
+  return { format: disk.id, file: `${disk.id}-file` };
+}
+
+/** The node names of the UEFI code and variables (`-machine pflash0=…,pflash1=…`). */
+export const FIRMWARE_NODES = { code: "ovmf-code", vars: "ovmf-vars", varsFile: "ovmf-vars-file" };
+
+/**
+ * A disk as two -blockdev nodes, a protocol node (the file or block device) and a format node
+ * (qcow2 or raw), with what `-drive cache=none,aio=threads,discard=unmap` meant; read-only for
+ * CD-ROMs (the cloud-init seed) and read-only disks.
+ */
 function diskArgs(disk: VmDisk, slot: DiskSlot): string[] {
-  const drive = [
-    `id=${disk.id}`,
-    "if=none",
-    `format=${disk.format}`,
-    `file=${disk.path}`,
-    ...(disk.readonly || disk.cdrom ? ["readonly=on"] : []),
-    ...(disk.cdrom ? ["media=cdrom"] : []),
-    "cache=none",
+  const nodes = diskNodes(disk);
+  const readOnly = disk.readonly || disk.cdrom ? ["read-only=on"] : [];
+  const cache = ["cache.direct=on", "cache.no-flush=off"];
+  const file = [
+    `driver=${disk.backend === "lvm" ? "host_device" : "file"}`,
+    `node-name=${nodes.file}`,
+    `filename=${optPath(disk.path)}`,
     "aio=threads",
+    ...cache,
     "discard=unmap",
+    ...readOnly,
+  ].join(",");
+  const format = [
+    `driver=${disk.format}`,
+    `node-name=${nodes.format}`,
+    `file=${nodes.file}`,
+    ...cache,
+    "discard=unmap",
+    ...readOnly,
   ].join(",");
   return [
     ...(slot.controller ? ["-device", slot.controller] : []),
-    "-drive",
-    drive,
+    "-blockdev",
+    file,
+    "-blockdev",
+    format,
     "-device",
-    slot.device,
+    `${slot.device},id=${disk.id}`,
   ];
 }
 
@@ -117,6 +147,9 @@ export function qemuArgv(def: Definition): string[] {
     [
       def.machine,
       `accel=${def.accel}`,
+      ...(def.firmware.type === "uefi"
+        ? [`pflash0=${FIRMWARE_NODES.code}`, `pflash1=${FIRMWARE_NODES.vars}`]
+        : []),
       ...(def.firmware.secureBoot ? ["smm=on"] : []),
       // macOS misbehaves with an HPET.
       ...(def.guest === "macos" ? ["hpet=off"] : []),
@@ -138,8 +171,17 @@ export function qemuArgv(def: Definition): string[] {
   }
   push("-m", `${mib}M`);
   if (def.firmware.type === "uefi") {
-    push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${def.firmware.code}`);
-    push("-drive", `if=pflash,format=raw,unit=1,file=${def.firmware.vars}`);
+    // Nodes, not -drive if=pflash: the variables are a qcow2 node that snapshots include.
+    const fw = FIRMWARE_NODES;
+    push(
+      "-blockdev",
+      `driver=file,node-name=${fw.code},filename=${optPath(def.firmware.code!)},read-only=on`,
+    );
+    push(
+      "-blockdev",
+      `driver=file,node-name=${fw.varsFile},filename=${optPath(def.firmware.vars!)}`,
+    );
+    push("-blockdev", `driver=${def.firmware.varsFormat},node-name=${fw.vars},file=${fw.varsFile}`);
   }
   if (def.kernelBoot) {
     push("-kernel", def.kernelBoot.kernel);

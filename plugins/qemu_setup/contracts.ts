@@ -84,6 +84,12 @@ export const VmDefinitionSchema = z.object({
     code: z.string().nullable(),
     varsTemplate: z.string().nullable(),
     vars: z.string().nullable(),
+    /**
+     * The variables' image format: qcow2, so that snapshots include them (raw pflash cannot be
+     * snapshotted); raw for a libvirt VM when libvirt is older than 9.2.0 (no `<nvram format>`),
+     * and in definitions saved before.
+     */
+    varsFormat: z.enum(["raw", "qcow2"]).default("raw"),
   }),
   tpm: z.object({
     enabled: z.boolean(),

@@ -27,7 +27,7 @@ import {
   type VmDefinition,
   type VmNic,
 } from "./contracts.ts";
-import { parseVmConfig, vmJsonSchema } from "./vm_schema.ts";
+import { parseVmConfig, type VmConfig, vmJsonSchema } from "./vm_schema.ts";
 import {
   configError,
   configureVfio,
@@ -40,6 +40,7 @@ import {
 import { vmUuid } from "./names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
+import { atLeast, libvirtVersion, NVRAM_FORMAT_SINCE, showVersion } from "./_libvirt_version.ts";
 import { macosArgs } from "./_macos.ts";
 import { writeNewVmFile } from "./_new_vm.ts";
 import { newCommand } from "./commands.ts";
@@ -91,6 +92,29 @@ async function preVmStart(
   return applyVmPatches(definition, replies);
 }
 
+/**
+ * A libvirt VM keeps raw UEFI variables when the installed libvirt cannot read qcow2 ones
+ * (`<nvram format>` is 9.2.0's): it boots, and snapshots of it are refused with the reason.
+ */
+async function nvramForLibvirt(
+  ctx: StageContext,
+  c: VmConfig,
+  storage: Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">,
+): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
+  if (c.qemu.backend !== "libvirt" || storage.firmware.varsFormat !== "qcow2") return storage;
+  const version = await libvirtVersion(ctx);
+  if (version && atLeast(version, NVRAM_FORMAT_SINCE)) return storage;
+  ctx.ui.warn(
+    `VM "${c.name}" keeps its UEFI variables raw: libvirt ${
+      version ? showVersion(version) : "(version unknown)"
+    } reads qcow2 NVRAM only from ${
+      showVersion(NVRAM_FORMAT_SINCE)
+    } on, and raw variables cannot be snapshotted (gini snapshot refuses this VM; backend = "qemu" has no such limit)`,
+  );
+  const vars = join(vmDir(ctx, c.name), "OVMF_VARS.fd");
+  return { ...storage, firmware: { ...storage.firmware, vars, varsFormat: "raw" } };
+}
+
 export default definePlugin({
   stages: {
     "load-vm-config-toml": (ctx) => {
@@ -118,7 +142,7 @@ export default definePlugin({
         base,
         macosStorage(ctx),
       );
-      ctx.set(STORAGE, storage);
+      ctx.set(STORAGE, await nvramForLibvirt(ctx, c, storage));
     },
     "define-networking": async (ctx) => {
       ctx.set(NETWORK, await defineNetworking(config(ctx), host(ctx), source(ctx)));
@@ -189,8 +213,11 @@ export default definePlugin({
       const final = await preVmStart(ctx, definition);
       ctx.set(VM_DEFINITION, { ...final, argv: qemuArgv(final) });
     },
-    "generate-libvirt-xml": (ctx) => {
-      ctx.set(LIBVIRT_XML, libvirtXml(ctx.get(VM_DEFINITION)!));
+    "generate-libvirt-xml": async (ctx) => {
+      const def = ctx.get(VM_DEFINITION)!;
+      const version = def.firmware.varsFormat === "qcow2" ? await libvirtVersion(ctx) : null;
+      const nvramFormat = version !== null && atLeast(version, NVRAM_FORMAT_SINCE);
+      ctx.set(LIBVIRT_XML, libvirtXml(def, { nvramFormat }));
     },
     "write-vm-file": writeNewVmFile,
     "vm-json-schema": (ctx) => {
