@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds (once, cached outside the repo) a small Debian bookworm guest with cloud-init and
-# openssh-server for the end-to-end test: debootstrap into a folder, packages installed inside it,
+# openssh-server (and qemu-guest-agent: the guest has no internet to install it) for the end-to-end
+# and guest-access tests: debootstrap into a folder, packages installed inside it,
 # then an ext4 image made straight from the folder (mke2fs -d: no mount, no loop device) and
 # converted to qcow2. The kernel and initrd are kept beside it for direct kernel boot.
 # Prints the directory holding debian.qcow2, vmlinuz and initrd.img.
 set -euo pipefail
 # Only the path goes to stdout (the caller reads it); everything the build prints goes to stderr.
 exec 3>&1 1>&2
-cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/debian-cloud"
+# The folder's number changes with what the image holds, so an older cached image is rebuilt.
+cache="${GINI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gini-test}/debian-cloud-2"
 if [ -s "$cache/debian.qcow2" ] && [ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ]; then
   echo "$cache" >&3
   exit 0
@@ -20,7 +22,7 @@ mount -t proc proc "$root/proc" 2>/dev/null || true
 in_root apt-get update -qq >&2
 in_root apt-get install -y -qq --no-install-recommends \
   cloud-init openssh-server linux-image-amd64 initramfs-tools udev ifupdown isc-dhcp-client \
-  sudo iproute2 netbase e2fsprogs >&2
+  sudo iproute2 netbase e2fsprogs qemu-guest-agent >&2
 umount -l "$root/proc" 2>/dev/null || true
 echo "/dev/vda / ext4 defaults,errors=remount-ro 0 1" >"$root/etc/fstab"
 echo "debian" >"$root/etc/hostname"

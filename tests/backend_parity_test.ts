@@ -81,7 +81,10 @@ interface Machine {
   usb: { controllers: string[]; devices: string[] };
   passthrough: string[];
   clock: string;
+  /** The serial port: a file, or a socket and its log ("unix:PATH log:FILE"). */
   serial: string | null;
+  /** The QEMU guest agent's channel: its socket. */
+  guestAgent: string | null;
   rng: string | null;
   balloon: string | null;
   /** Arguments neither side models (macOS's SMC, -global, -smbios, extra_args), as QEMU args. */
@@ -396,9 +399,29 @@ function fromArgv(argv: string[], script = ""): Machine {
   const balloon = device("virtio-balloon-pci").length ? "virtio" : null;
 
   const rtc = qemuOpts(one("-rtc") ?? "base=utc");
-  const serial = one("-serial");
   const qmp = items.find((i) => i.flag === "-chardev" && /(^|,)id=qmp(,|$)/.test(i.value));
   if (qmp) qmp.used = true;
+  const chardev = (id: string | null) => {
+    const found = items.find((i) =>
+      i.flag === "-chardev" && prop(qemuOpts(i.value).props, "id") === id
+    );
+    if (found) found.used = true;
+    return qemuOpts(found?.value ?? "").props;
+  };
+  const serialArg = one("-serial");
+  const serialSocket = serialArg?.startsWith("chardev:") ? chardev(serialArg.slice(8)) : null;
+  const serial = serialSocket
+    ? `unix:${prop(serialSocket, "path")} log:${prop(serialSocket, "logfile")}`
+    : serialArg?.startsWith("file:")
+    ? serialArg.slice(5)
+    : serialArg;
+  const agentChannel = device("virtserialport").find((d) =>
+    prop(d.props, "name") === "org.qemu.guest_agent.0"
+  );
+  if (agentChannel) device("virtio-serial-pci");
+  const guestAgent = agentChannel
+    ? prop(chardev(prop(agentChannel.props, "chardev")), "path")
+    : null;
 
   // Where a device sits on the root bus is not compared: libvirt puts its own devices behind
   // root ports, and the devices it is given as they are in slots of their own.
@@ -423,7 +446,8 @@ function fromArgv(argv: string[], script = ""): Machine {
     usb,
     passthrough,
     clock: prop(rtc.props, "base") ?? "utc",
-    serial: serial?.startsWith("file:") ? serial.slice(5) : serial,
+    serial,
+    guestAgent,
     rng,
     balloon,
     other,
@@ -709,7 +733,17 @@ function fromXml(xml: string): Machine {
     usb,
     passthrough: [...passthrough, ...extra.passthrough],
     clock: first(d, "clock")?.attrs.offset ?? "utc",
-    serial: serialEl?.attrs.type === "file" ? first(serialEl, "source")?.attrs.path ?? null : null,
+    serial: serialEl?.attrs.type === "file"
+      ? first(serialEl, "source")?.attrs.path ?? null
+      : serialEl?.attrs.type === "unix"
+      ? `unix:${first(serialEl, "source")?.attrs.path} log:${first(serialEl, "log")?.attrs.file}`
+      : null,
+    guestAgent: first(
+      all(devices, "channel").find((c) =>
+        c.attrs.type === "unix" && first(c, "target")?.attrs.name === "org.qemu.guest_agent.0"
+      ) ?? { name: "", attrs: {}, children: [], text: "" },
+      "source",
+    )?.attrs.path ?? null,
     rng: rngEl ? `${rngEl.attrs.model} ${text(rngEl, "backend")}` : extra.rng,
     balloon: balloonModel === "none" ? extra.balloon : balloonModel,
     other: extra.other,

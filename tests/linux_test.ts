@@ -58,8 +58,13 @@ nameservers = ["192.168.50.1"]
     assertEquals(user.users[0].ssh_authorized_keys, [
       "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGini test@host",
     ]);
-    assertEquals(user.packages, ["nginx"]);
-    assertEquals(user.runcmd, ["echo GINI-MARKER > /dev/ttyS0"]);
+    // guest_agent (on by default): the agent and a serial getty come first.
+    assertEquals(user.packages, ["qemu-guest-agent", "nginx"]);
+    assertEquals(user.runcmd, [
+      "systemctl enable --now qemu-guest-agent",
+      "systemctl enable --now serial-getty@ttyS0.service",
+      "echo GINI-MARKER > /dev/ttyS0",
+    ]);
     assertEquals(user.write_files, [{
       path: "/etc/motd",
       content: "hello\n",

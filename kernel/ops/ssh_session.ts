@@ -62,6 +62,9 @@ export function sshArgv(a: SshSessionArgs, keys: string[] = []): string[] {
     "StrictHostKeyChecking=accept-new",
     "-o",
     `UserKnownHostsFile=${a.knownHosts}`,
+    // The file is the VM's own: hashing its one host name hides nothing.
+    "-o",
+    "HashKnownHosts=no",
     // "Permanently added … to the list of known hosts" on each first login is noise.
     "-o",
     "LogLevel=ERROR",

@@ -29,6 +29,7 @@ import {
   savedDefinition,
   target,
 } from "./_vm.ts";
+import { guestAddresses } from "./_access.ts";
 
 /** Starts a VM from its definition (swtpm first when it has a TPM); says how. */
 export async function launch(ctx: StageContext, def: VmDefinition): Promise<Started> {
@@ -54,6 +55,8 @@ export async function launch(ctx: StageContext, def: VmDefinition): Promise<Star
     pidFile: def.paths.pidFile,
     qmpSocket: def.paths.qmpSocket,
     serialLog: def.paths.serialLog,
+    // The console's and the agent's (absent from definitions older than them).
+    sockets: [def.paths.serialSocket, def.paths.agentSocket].filter(Boolean),
   });
   return { name: def.name, backend: "qemu", pid: started.pid ?? null };
 }
@@ -208,6 +211,8 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
     qmp<{ "base-memory"?: number }>("query-memory-size-summary"),
     qmp<BlockInfo[]>("query-block"),
   ]);
+  // After those: QEMU's monitor takes one client at a time, and turns away a crowd.
+  const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
   const pidText = state === "stopped" || def.backend !== "qemu"
     ? ""
     : await ctx.host.readText(def.paths.pidFile).catch(() => "");
@@ -250,6 +255,7 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
       : null,
     serialLog: def.paths.serialLog,
     qmpSocket: def.backend === "qemu" ? def.paths.qmpSocket : null,
+    addresses,
     // The history says it runs, QEMU says it does not: it ended without Gini.
     unrecordedExit: state === "stopped" && replayed.running,
     historyBroken: log.broken,

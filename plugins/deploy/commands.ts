@@ -28,6 +28,7 @@ import {
 } from "./contracts.ts";
 import { changeLine } from "./_converge.ts";
 import { snapshotCommands } from "./_snapshots.ts";
+import { accessCommands } from "./_access.ts";
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
@@ -167,6 +168,7 @@ export function renderStatus(s: VmStatus): string {
     ),
     ...s.forwards.map((f) => `  forward: ${f.protocol} ${f.address}:${f.host} → guest ${f.guest}`),
     ...(s.display ? [`  display: ${s.display}`] : []),
+    ...(s.addresses?.length ? [`  addresses: ${s.addresses.join(", ")}`] : []),
     `  serial log: ${s.serialLog}`,
     ...(s.qmpSocket ? [`  QMP: ${s.qmpSocket}`] : []),
     `  file: ${s.configFile}`,
@@ -234,6 +236,7 @@ function powerOutput(view: Parameters<CommandDefinition["render"]>[0]) {
 /** deploy's output for each command and verb it serves. */
 export const commands: Record<string, CommandDefinition> = {
   ...snapshotCommands,
+  ...accessCommands,
   up: {
     render(view) {
       const { def, xml, started, data } = deployed(view);

@@ -82,6 +82,8 @@ export type VmStatus = {
   display: string | null;
   serialLog: string;
   qmpSocket: string | null;
+  /** The guest's addresses its agent reports ("eth0 10.0.2.15/24"); null without an agent. */
+  addresses: string[] | null;
   /** Its history says it runs, but it does not: it ended without Gini (crash, kill, poweroff). */
   unrecordedExit: boolean;
   /** Where its history's checksum chain breaks, if it does. */

@@ -14,6 +14,7 @@ import { CONVERGE, type Converge, REMOVED, STARTED, VMS } from "./contracts.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
 import { snapshotStages } from "./_snapshots.ts";
+import { accessStages } from "./_access.ts";
 import { findDefinition, powerControl, reconcile, record, savedDefinition, target } from "./_vm.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
@@ -123,6 +124,7 @@ export default definePlugin({
   stages: {
     ...lifecycleStages,
     ...snapshotStages,
+    ...accessStages,
     list: async (ctx) => {
       ctx.set(VMS, await listVms(ctx));
     },

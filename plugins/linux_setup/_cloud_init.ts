@@ -20,9 +20,26 @@ export function metaData(name: string, id: string, linux: LinuxConfig): string {
   return stringify({ "instance-id": id, "local-hostname": linux.hostname ?? name });
 }
 
+/**
+ * What `guest_agent` (on by default) adds: the QEMU guest agent, installed and started (`gini
+ * exec`, the guest's addresses), and a login prompt on the serial console (`gini console`), which
+ * images whose kernel command line lacks `console=ttyS0` do not start by themselves.
+ */
+export const GUEST_ACCESS = {
+  packages: ["qemu-guest-agent"],
+  runcmd: [
+    "systemctl enable --now qemu-guest-agent",
+    "systemctl enable --now serial-getty@ttyS0.service",
+  ],
+} as const;
+
 export function userData(name: string, linux: LinuxConfig, defaults: RequestDefaults): string {
   const user = linux.user ?? defaults.user ?? "gini";
   const keys = linux.ssh_authorized_keys ?? defaults.sshKeys ?? [];
+  const access = linux.guest_agent ? GUEST_ACCESS : { packages: [], runcmd: [] };
+  const packages = [...new Set([...access.packages, ...linux.packages])];
+  // The user's commands last: cloud-init reports the script's exit status, theirs.
+  const runcmd = [...access.runcmd, ...linux.runcmd];
   const config: Record<string, unknown> = {
     hostname: linux.hostname ?? name,
     fqdn: linux.hostname ?? name,
@@ -40,10 +57,8 @@ export function userData(name: string, linux: LinuxConfig, defaults: RequestDefa
     ssh_pwauth: Boolean(linux.password_hash),
     ...(linux.timezone ? { timezone: linux.timezone } : {}),
     ...(linux.locale ? { locale: linux.locale } : {}),
-    ...(linux.package_update || linux.packages.length
-      ? { package_update: linux.package_update }
-      : {}),
-    ...(linux.packages.length ? { packages: linux.packages } : {}),
+    ...(linux.package_update || packages.length ? { package_update: linux.package_update } : {}),
+    ...(packages.length ? { packages } : {}),
     ...(linux.write_files.length
       ? {
         write_files: linux.write_files.map((f) => ({
@@ -54,7 +69,7 @@ export function userData(name: string, linux: LinuxConfig, defaults: RequestDefa
         })),
       }
       : {}),
-    ...(linux.runcmd.length ? { runcmd: linux.runcmd } : {}),
+    ...(runcmd.length ? { runcmd } : {}),
   };
   return `#cloud-config\n${stringify(config, { lineWidth: 0 })}`;
 }

@@ -265,18 +265,28 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
       );
     }
   }
+  // The serial console on a socket (gini console), its output also kept in the log.
   x.push(
-    '    <serial type="file">',
-    `      <source path="${esc(def.paths.serialLog)}"/>`,
+    '    <serial type="unix">',
+    `      <source mode="bind" path="${esc(def.paths.serialSocket)}"/>`,
+    `      <log file="${esc(def.paths.serialLog)}" append="on"/>`,
     '      <target port="0"/>',
     "    </serial>",
   );
   x.push(
-    '    <console type="file">',
-    `      <source path="${esc(def.paths.serialLog)}"/>`,
+    '    <console type="unix">',
+    `      <source mode="bind" path="${esc(def.paths.serialSocket)}"/>`,
     '      <target type="serial" port="0"/>',
     "    </console>",
   );
+  if (def.guest !== "macos") {
+    x.push(
+      '    <channel type="unix">',
+      `      <source mode="bind" path="${esc(def.paths.agentSocket)}"/>`,
+      '      <target type="virtio" name="org.qemu.guest_agent.0"/>',
+      "    </channel>",
+    );
+  }
   if (def.display.type === "vnc") {
     x.push(
       `    <graphics type="vnc" port="${5900 + (def.display.port ?? 0)}" listen="127.0.0.1"/>`,

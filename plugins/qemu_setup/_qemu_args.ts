@@ -236,7 +236,26 @@ export function qemuArgv(def: Definition): string[] {
     "-mon",
     "chardev=qmp,mode=control",
   );
-  push("-serial", `file:${def.paths.serialLog}`);
+  // The serial port is a socket `gini console` attaches to, and a log kept while nobody is.
+  push(
+    "-chardev",
+    `socket,id=serial0,path=${optPath(def.paths.serialSocket)},server=on,wait=off,logfile=${
+      optPath(def.paths.serialLog)
+    },logappend=on`,
+    "-serial",
+    "chardev:serial0",
+  );
+  // The QEMU guest agent's channel (`gini exec`, the guest's addresses); macOS has no agent.
+  if (def.guest !== "macos") {
+    push(
+      "-device",
+      "virtio-serial-pci,id=agent-serial",
+      "-chardev",
+      `socket,id=qga0,path=${optPath(def.paths.agentSocket)},server=on,wait=off`,
+      "-device",
+      "virtserialport,bus=agent-serial.0,chardev=qga0,name=org.qemu.guest_agent.0",
+    );
+  }
   push("-pidfile", def.paths.pidFile);
   if (def.display.type !== "gtk") push("-daemonize");
   push(...def.extraArgs);

@@ -43,9 +43,12 @@ const BASE: Omit<VmDefinition, "argv"> = {
     domainXml: `${DIR}/vm.xml`,
     definition: `${DIR}/vm.json`,
     qmpSocket: `${DIR}/qmp.sock`,
+    serialSocket: `${DIR}/serial.sock`,
+    agentSocket: `${DIR}/qga.sock`,
     serialLog: `${DIR}/serial.log`,
     pidFile: `${DIR}/qemu.pid`,
   },
+  login: null,
   emulator: "qemu-system-x86_64",
   warnings: [],
 };

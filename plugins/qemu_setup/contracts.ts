@@ -119,9 +119,18 @@ export const VmDefinitionSchema = z.object({
     domainXml: z.string(),
     definition: z.string(),
     qmpSocket: z.string(),
+    /** The serial console's socket (`gini console`); its output is also kept in `serialLog`. */
+    serialSocket: z.string(),
+    /** The QEMU guest agent's virtio-serial socket (`gini exec`). */
+    agentSocket: z.string(),
     serialLog: z.string(),
     pidFile: z.string(),
   }),
+  /**
+   * Who logs in to a Linux guest made from a cloud image (`gini ssh`): the user cloud-init makes
+   * and the public keys it accepts. Null without `[linux]` (absent in VMs made before it).
+   */
+  login: z.object({ user: z.string(), authorizedKeys: z.array(z.string()) }).nullable(),
   emulator: z.string(),
   /** The full QEMU command line, program first. */
   argv: z.array(z.string()),

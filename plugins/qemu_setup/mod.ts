@@ -185,12 +185,21 @@ export default definePlugin({
         extraArgs: [...(checked.macos ? macosArgs() : []), ...c.qemu.extra_args],
         backend: c.qemu.backend,
         libvirtUri: c.qemu.libvirt_uri,
+        // As linux-setup's cloud-init seed makes the user (gini ssh logs in as it).
+        login: c.linux
+          ? {
+            user: c.linux.user ?? source(ctx).defaults?.user ?? "gini",
+            authorizedKeys: c.linux.ssh_authorized_keys ?? source(ctx).defaults?.sshKeys ?? [],
+          }
+          : null,
         paths: {
           dir,
           startScript: join(dir, "start.sh"),
           domainXml: join(dir, "vm.xml"),
           definition: join(dir, "vm.json"),
           qmpSocket: join(dir, "qmp.sock"),
+          serialSocket: join(dir, "serial.sock"),
+          agentSocket: join(dir, "qga.sock"),
           serialLog: join(dir, "serial.log"),
           pidFile: join(dir, "qemu.pid"),
         },
@@ -199,7 +208,8 @@ export default definePlugin({
         warnings: checked.warnings,
       };
       // QEMU and swtpm cannot listen on a longer path (sun_path holds 108 bytes with its NUL).
-      for (const socket of [definition.paths.qmpSocket, definition.tpm.socket ?? ""]) {
+      const { qmpSocket, serialSocket, agentSocket } = definition.paths;
+      for (const socket of [qmpSocket, serialSocket, agentSocket, definition.tpm.socket ?? ""]) {
         const bytes = new TextEncoder().encode(socket).byteLength;
         if (bytes > 107) {
           throw configError(

@@ -98,6 +98,11 @@ export const LinuxSchema = z.strictObject({
     permissions: z.string().regex(/^0[0-7]{3,4}$/).optional(),
     owner: z.string().optional(),
   })).default([]),
+  /**
+   * Install and start the QEMU guest agent (`gini exec`, the guest's addresses in `gini status`)
+   * and a login prompt on the serial console (`gini console`).
+   */
+  guest_agent: z.boolean().default(true),
   /** Your own #cloud-config file (relative to the VM file), used instead of the generated user-data. */
   user_data: z.string().min(1).optional(),
   /** Change it to make cloud-init run again on the next boot. */
