@@ -230,3 +230,51 @@ Deno.test("gini ls shows each VM's state, ports and how to get in; --dry-run of 
   assertStringIncludes(missing.stderr, 'Cannot find VM "nope": Gini made no VM of that name');
   assertStringIncludes(missing.stderr, "VMs: tiny");
 });
+
+Deno.test("save stops a VM with its memory in a file; start resumes it where it was, without booting again", async () => {
+  const { root, dir } = await tinyVm();
+  assertEquals((await gini(root, "up", "tiny.toml")).code, 0);
+  try {
+    const serial = join(dir, "serial.log");
+    const booted = async () =>
+      (await Deno.readTextFile(serial)).split("GINI-TINY-GUEST-BOOTED").length - 1;
+    for (let i = 0; i < 600 && await booted() === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assertEquals(await booted(), 1, "the guest booted once");
+    const save = await json<{ outcome: string }>(root, "save", "tiny");
+    assertEquals(save.outcome, "saved");
+    assert(
+      (await Deno.stat(join(dir, "saved.state"))).size > 1024 * 1024,
+      "the state file holds the memory",
+    );
+    const status = await json<Status & { savedState: string | null }>(root, "status", "tiny");
+    assertEquals([status.state, status.savedState], ["stopped", join(dir, "saved.state")]);
+    // Another configuration would not match the saved memory: up refuses to change it.
+    const file = join(root, "tiny.toml");
+    const text = await Deno.readTextFile(file);
+    await Deno.writeTextFile(file, text.replace('size = "256M"', 'size = "512M"'));
+    const changed = await gini(root, "up", "tiny.toml");
+    assertEquals(changed.code, 2);
+    assertStringIncludes(changed.stderr, "it has a saved state of the old settings");
+    await Deno.writeTextFile(file, text);
+    const start = await json<{ outcome: string }>(root, "start", "tiny");
+    assertEquals(start.outcome, "restored");
+    const qmp = await qmpCommand(join(dir, "qmp.sock"), "query-status", undefined) as {
+      status: string;
+    };
+    assertEquals(qmp.status, "running");
+    await new Promise((r) => setTimeout(r, 2000));
+    assertEquals(await booted(), 1, "the guest went on where it was: it did not boot again");
+    await Deno.stat(join(dir, "saved.state")).then(
+      () => assert(false, "a state is used once: the file is removed after the restore"),
+      () => {},
+    );
+    const restore = await gini(root, "restore", "tiny");
+    assertEquals(restore.code, 0);
+    assertStringIncludes(restore.stdout, 'VM "tiny" is already running');
+    assertEquals((await events(root)).slice(-2), ["saved", "restored"]);
+  } finally {
+    await gini(root, "kill", "tiny");
+  }
+});

@@ -1,7 +1,8 @@
 /**
  * `history.append`: appends one sealed record to an event log (a VM's history), written and
  * fsynced in one `write`. A log is append-only: the inverse appends an "undone" record naming the
- * one it reverses, so a rolled-back run stays visible in the history.
+ * one it reverses, so a rolled-back run stays visible in the history; only a log the op started
+ * is removed by its inverse.
  *
  * @module
  */
@@ -33,9 +34,10 @@ export const historyAppend = defineOp<HistoryAppendArgs>({
   estimate: () => ({ bytes: 256, seconds: 0.001 }),
   permission: (a) => [{ grant: "write", path: a.path }],
   // The seq the record will get, so that its inverse names it.
-  capture: async (a) => ({
-    seq: (await readOrEmpty(a.path)).split("\n").filter((l) => l.trim()).length + 1,
-  }),
+  capture: async (a) => {
+    const text = await readOrEmpty(a.path);
+    return { seq: text.split("\n").filter((l) => l.trim()).length + 1, existed: text !== "" };
+  },
   conflicts: () => [],
   async execute(a) {
     const line = await nextLine(await readOrEmpty(a.path), a.event, a.detail ?? null);
@@ -51,13 +53,19 @@ export const historyAppend = defineOp<HistoryAppendArgs>({
     return { seq: (JSON.parse(line) as { seq: number }).seq };
   },
   simulate: (_a, before) => ({ seq: (before as { seq: number }).seq, simulated: true }),
+  // A log this op started goes with it (a rolled-back deploy leaves nothing); a record added to
+  // a log is answered by an "undone" record, since a log is append-only.
   inverse: (a, before) =>
-    a.event === "undone" ? [] : [{
-      kind: "history.append",
-      args: {
-        path: a.path,
-        event: "undone",
-        detail: { event: a.event, seq: (before as { seq: number }).seq },
-      },
-    }],
+    a.event === "undone"
+      ? []
+      : !(before as { existed: boolean }).existed
+      ? [{ kind: "fs.remove", args: { path: a.path, missingOk: true } }]
+      : [{
+        kind: "history.append",
+        args: {
+          path: a.path,
+          event: "undone",
+          detail: { event: a.event, seq: (before as { seq: number }).seq },
+        },
+      }],
 });

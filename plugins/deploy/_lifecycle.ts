@@ -20,6 +20,7 @@ import {
 } from "./contracts.ts";
 import {
   findDefinition,
+  hasSavedState,
   powerControl,
   type PowerState,
   readHistory,
@@ -27,12 +28,20 @@ import {
   record,
   replay,
   savedDefinition,
+  savedStateFile,
   target,
 } from "./_vm.ts";
 import { guestAddresses } from "./_access.ts";
 
-/** Starts a VM from its definition (swtpm first when it has a TPM); says how. */
-export async function launch(ctx: StageContext, def: VmDefinition): Promise<Started> {
+/**
+ * Starts a VM from its definition (swtpm first when it has a TPM); says how. `incoming`: QEMU
+ * waits for a saved state (`-incoming defer`) instead of booting.
+ */
+export async function launch(
+  ctx: StageContext,
+  def: VmDefinition,
+  incoming = false,
+): Promise<Started> {
   if (def.backend === "libvirt") {
     await ctx.op("run", {
       argv: ["virsh", "-c", def.libvirtUri, "start", def.name],
@@ -51,7 +60,7 @@ export async function launch(ctx: StageContext, def: VmDefinition): Promise<Star
   }
   const started = await ctx.op<{ pid: number | null }>("qemu.launch", {
     name: def.name,
-    argv: def.argv,
+    argv: incoming ? [...def.argv, "-incoming", "defer"] : def.argv,
     pidFile: def.paths.pidFile,
     qmpSocket: def.paths.qmpSocket,
     serialLog: def.paths.serialLog,
@@ -95,12 +104,58 @@ export async function powerDown(
   return how;
 }
 
-/** Starts a stopped VM; says so when it runs already. */
+/** Brings a saved VM back: a QEMU waiting for its state, fed the file, resumed. */
+async function restoreSaved(ctx: StageContext, def: VmDefinition) {
+  if (def.backend === "libvirt") {
+    // libvirt restores a domain's managed save when it starts it.
+    await ctx.op("run", { argv: ["virsh", "-c", def.libvirtUri, "start", def.name] });
+    await record(ctx, def, "restored");
+    return { outcome: "restored" as const, pid: null };
+  }
+  const started = await launch(ctx, def, true);
+  await ctx.op("qemu.restore", {
+    name: def.name,
+    qmpSocket: def.paths.qmpSocket,
+    file: savedStateFile(def),
+  });
+  await record(ctx, def, "restored");
+  return { outcome: "restored" as const, pid: started.pid ?? null };
+}
+
+/** Saves a running VM's memory and devices to a file, and stops it. */
+async function saveRunning(ctx: StageContext, def: VmDefinition, state: PowerState) {
+  await reconcile(ctx, def, state);
+  if (state === "stopped") return { outcome: "not-running" as const };
+  if (def.passthrough.length) {
+    throw Object.assign(
+      new Error(
+        `Cannot save VM "${def.name}": it has passthrough devices (${
+          def.passthrough.map((p) => p.address).join(", ")
+        }) whose state QEMU cannot save`,
+      ),
+      { code: "USAGE", hint: `Stop it instead: gini stop ${def.name}` },
+    );
+  }
+  if (def.backend === "libvirt") {
+    await ctx.op("run", { argv: ["virsh", "-c", def.libvirtUri, "managedsave", def.name] });
+  } else {
+    await ctx.op("qemu.save", {
+      name: def.name,
+      qmpSocket: def.paths.qmpSocket,
+      file: savedStateFile(def),
+    });
+  }
+  await record(ctx, def, "saved");
+  return { outcome: "saved" as const };
+}
+
+/** Starts a stopped VM (from its saved state when it has one); says so when it runs already. */
 async function startStopped(ctx: StageContext, def: VmDefinition, state: PowerState) {
   await reconcile(ctx, def, state);
   if (state !== "stopped") return { outcome: "already-running" as const };
+  if (await hasSavedState(ctx, def)) return await restoreSaved(ctx, def);
   const started = await launch(ctx, def);
-  await record(ctx, def, "started", started.pid ? { pid: started.pid } : null);
+  await record(ctx, def, "started");
   return { outcome: "started" as const, pid: started.pid ?? null };
 }
 
@@ -114,6 +169,18 @@ type Act = (
 /** What each lifecycle command does, by its action. */
 const ACTIONS: Record<PowerChange["action"], Act> = {
   start: startStopped,
+  save: saveRunning,
+  restore: async (ctx, def, state) => {
+    await reconcile(ctx, def, state);
+    if (state !== "stopped") return { outcome: "already-running" };
+    if (def.backend === "qemu" && !(await hasSavedState(ctx, def))) {
+      throw Object.assign(new Error(`Cannot restore VM "${def.name}": it has no saved state`), {
+        code: "USAGE",
+        hint: `Start it: gini start ${def.name} (gini save ${def.name} saves a running VM)`,
+      });
+    }
+    return await restoreSaved(ctx, def);
+  },
   stop: async (ctx, def, _state, timeoutMs) => {
     const how = await powerDown(ctx, def, timeoutMs);
     return {
@@ -206,11 +273,10 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
         timeoutMs: 3000,
       }).catch(() => null)
       : Promise.resolve(null);
-  const [cpus, memory, blocks] = await Promise.all([
-    qmp<unknown[]>("query-cpus-fast"),
-    qmp<{ "base-memory"?: number }>("query-memory-size-summary"),
-    qmp<BlockInfo[]>("query-block"),
-  ]);
+  // One after another: QEMU's monitor takes one client at a time and refuses the others.
+  const cpus = await qmp<unknown[]>("query-cpus-fast");
+  const memory = await qmp<{ "base-memory"?: number }>("query-memory-size-summary");
+  const blocks = await qmp<BlockInfo[]>("query-block");
   // After those: QEMU's monitor takes one client at a time, and turns away a crowd.
   const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
   const pidText = state === "stopped" || def.backend !== "qemu"
@@ -256,6 +322,7 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
     serialLog: def.paths.serialLog,
     qmpSocket: def.backend === "qemu" ? def.paths.qmpSocket : null,
     addresses,
+    savedState: state === "stopped" && await hasSavedState(ctx, def) ? savedStateFile(def) : null,
     // The history says it runs, QEMU says it does not: it ended without Gini.
     unrecordedExit: state === "stopped" && replayed.running,
     historyBroken: log.broken,

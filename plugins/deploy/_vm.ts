@@ -124,6 +124,15 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
   };
 }
 
+/** Where `gini save` puts a VM's memory and devices (QEMU backend). */
+export const savedStateFile = (def: VmDefinition): string => join(def.paths.dir, "saved.state");
+
+/** Whether the VM has a saved state to restore. */
+export async function hasSavedState(ctx: StageContext, def: VmDefinition): Promise<boolean> {
+  return def.backend === "qemu" &&
+    await ctx.host.stat(savedStateFile(def)).then(() => true, () => false);
+}
+
 /** The VM's history file. */
 export const historyFile = (def: VmDefinition): string => join(def.paths.dir, "history.jsonl");
 

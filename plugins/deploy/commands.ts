@@ -173,6 +173,9 @@ export function renderStatus(s: VmStatus): string {
     ...(s.qmpSocket ? [`  QMP: ${s.qmpSocket}`] : []),
     `  file: ${s.configFile}`,
   ];
+  if (s.savedState) {
+    lines.push(`  saved state: ${s.savedState} (gini start ${s.name} resumes it where it was)`);
+  }
   if (s.unrecordedExit) {
     lines.push(
       `  ! its history says it was running: it ended without Gini (a crash, a kill, or the guest powered off); see gini history ${s.name}`,
@@ -217,6 +220,8 @@ const POWER_WORDS: Record<PowerChange["outcome"], string> = {
   paused: "paused",
   "already-paused": "is already paused",
   resumed: "resumed",
+  saved: "saved (its memory and devices are in saved.state; gini start or restore brings it back)",
+  restored: "restored from its saved state",
 };
 
 /** The output of a lifecycle command: what happened, or in a dry run what would. */
@@ -260,6 +265,8 @@ export const commands: Record<string, CommandDefinition> = {
   kill: { render: powerOutput },
   pause: { render: powerOutput },
   resume: { render: powerOutput },
+  save: { render: powerOutput },
+  restore: { render: powerOutput },
   status: {
     render(view) {
       const status = contextValue(view, STATUS)!;

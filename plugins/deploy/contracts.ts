@@ -35,7 +35,7 @@ export const VMS: ContextKey<VmSummary[]> = "deploy.vms";
 /** `deploy.power`: what a lifecycle command (`start`, `stop`, `kill`, …) did to a VM. */
 export type PowerChange = {
   name: string;
-  action: "start" | "stop" | "restart" | "kill" | "pause" | "resume";
+  action: "start" | "stop" | "restart" | "kill" | "pause" | "resume" | "save" | "restore";
   /** The state before: "running", "paused" or "stopped". */
   before: string;
   outcome:
@@ -48,7 +48,9 @@ export type PowerChange = {
     | "killed"
     | "paused"
     | "already-paused"
-    | "resumed";
+    | "resumed"
+    | "saved"
+    | "restored";
   /** QEMU's pid, when it started one. */
   pid?: number | null;
 };
@@ -84,6 +86,8 @@ export type VmStatus = {
   qmpSocket: string | null;
   /** The guest's addresses its agent reports ("eth0 10.0.2.15/24"); null without an agent. */
   addresses: string[] | null;
+  /** The file holding its saved memory and devices (gini save), which start restores. */
+  savedState: string | null;
   /** Its history says it runs, but it does not: it ended without Gini (crash, kill, poweroff). */
   unrecordedExit: boolean;
   /** Where its history's checksum chain breaks, if it does. */

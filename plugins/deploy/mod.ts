@@ -15,7 +15,15 @@ import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
 import { snapshotStages } from "./_snapshots.ts";
 import { accessStages } from "./_access.ts";
-import { findDefinition, powerControl, reconcile, record, savedDefinition, target } from "./_vm.ts";
+import {
+  findDefinition,
+  hasSavedState,
+  powerControl,
+  reconcile,
+  record,
+  savedDefinition,
+  target,
+} from "./_vm.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
 
@@ -40,6 +48,18 @@ async function converge(ctx: StageContext, def: VmDefinition): Promise<Converge>
         code: "USAGE",
         hint:
           `Put those keys back in ${def.configFile}, or remove the VM (gini rm ${def.name}) and deploy it again`,
+      },
+    );
+  }
+  if (changes.length && await hasSavedState(ctx, old)) {
+    throw Object.assign(
+      new Error(
+        `Cannot change VM "${def.name}": it has a saved state of the old settings:\n${plan}`,
+      ),
+      {
+        code: "USAGE",
+        hint:
+          `Restore it (gini restore ${def.name}) and stop it (gini stop ${def.name}), then run gini up again`,
       },
     );
   }
@@ -186,7 +206,7 @@ export default definePlugin({
       await reconcile(ctx, def, "stopped");
       const started = await launch(ctx, def);
       ctx.set(STARTED, started);
-      await record(ctx, def, "started", started.pid ? { pid: started.pid } : null);
+      await record(ctx, def, "started");
     },
     remove: async (ctx) => {
       const def = await savedDefinition(ctx, target(ctx).name);
