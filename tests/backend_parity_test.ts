@@ -245,15 +245,34 @@ function fromArgv(argv: string[], script = ""): Machine {
     hugepages: prop(memBackend?.props ?? [], "mem-path")?.startsWith("/dev/hugepages") ?? false,
   };
 
-  const drives = items.filter((i) => i.flag === "-drive").map((i) => ({
-    item: i,
-    ...qemuOpts(i.value),
-  }));
-  const pflash = (unit: string) =>
-    drives.find((d) => prop(d.props, "if") === "pflash" && prop(d.props, "unit") === unit);
-  const code = pflash("0");
-  const vars = pflash("1");
-  for (const d of [code, vars]) if (d) d.item.used = true;
+  // Block nodes by node-name: a device's drive= names a format node (qcow2, raw), whose file=
+  // names the protocol node (the file or block device) that carries the path and the I/O options.
+  const nodes = new Map(
+    items.filter((i) => i.flag === "-blockdev").map((i) => {
+      const o = qemuOpts(i.value);
+      return [prop(o.props, "node-name") ?? "", { item: i, props: o.props }] as const;
+    }),
+  );
+  /** A format node and the protocol node under it, marked used. */
+  const blockdev = (name: string | null) => {
+    const format = nodes.get(name ?? "");
+    if (!format) return null;
+    const file = nodes.get(prop(format.props, "file") ?? "") ?? format;
+    format.item.used = file.item.used = true;
+    const direct = prop(file.props, "cache.direct") === "on";
+    const noFlush = prop(file.props, "cache.no-flush") === "on";
+    return {
+      path: prop(file.props, "filename"),
+      format: file === format ? "raw" : prop(format.props, "driver") ?? "raw",
+      readonly: prop(format.props, "read-only") === "on" || prop(file.props, "read-only") === "on",
+      // libvirt's cache modes as QEMU's two switches.
+      cache: direct && !noFlush ? "none" : direct ? "directsync" : noFlush ? "unsafe" : null,
+      io: prop(file.props, "aio"),
+      discard: prop(file.props, "discard"),
+    };
+  };
+  const code = blockdev(prop(machineProps, "pflash0"));
+  const vars = blockdev(prop(machineProps, "pflash1"));
   const secureFlash = items.some((i) => {
     const o = qemuOpts(i.value);
     const secure = i.flag === "-global" && prop(o.props, "driver") === "cfi.pflash01" &&
@@ -263,9 +282,9 @@ function fromArgv(argv: string[], script = ""): Machine {
   });
   const firmware = {
     type: code ? "uefi" : "bios",
-    code: code ? prop(code.props, "file") : null,
-    codeReadonly: code ? prop(code.props, "readonly") === "on" : false,
-    vars: vars ? prop(vars.props, "file") : null,
+    code: code?.path ?? null,
+    codeReadonly: code?.readonly ?? false,
+    vars: vars?.path ?? null,
     secureBoot: secureFlash,
   };
 
@@ -279,15 +298,14 @@ function fromArgv(argv: string[], script = ""): Machine {
       continue;
     }
     d.item.used = true;
-    const drive = drives.find((x) => prop(x.props, "id") === prop(d.props, "drive"));
-    assert(drive, `no -drive for "${d.item.value}"`);
-    drive.item.used = true;
+    const drive = blockdev(prop(d.props, "drive"));
+    assert(drive, `no -blockdev for "${d.item.value}"`);
     const ideBus = prop(d.props, "bus")?.match(/^ide\.(\d+)$/)?.[1];
     const sata = prop(d.props, "bus")?.match(/^sata(\d+)\.(\d+)$/);
     const unit = prop(d.props, "unit") ?? "0";
     disks.push({
-      path: prop(drive.props, "file") ?? "",
-      format: prop(drive.props, "format") ?? "raw",
+      path: drive.path ?? "",
+      format: drive.format,
       bus: d.head === "virtio-blk-pci"
         ? "virtio"
         : d.head === "nvme"
@@ -304,12 +322,12 @@ function fromArgv(argv: string[], script = ""): Machine {
         : ahci
         ? `0.${ideBus}`
         : `${ideBus}.${unit}`,
-      device: d.head === "ide-cd" || prop(drive.props, "media") === "cdrom" ? "cdrom" : "disk",
-      readonly: prop(drive.props, "readonly") === "on",
+      device: d.head === "ide-cd" ? "cdrom" : "disk",
+      readonly: drive.readonly,
       boot: prop(d.props, "bootindex") === null ? null : Number(prop(d.props, "bootindex")),
-      cache: prop(drive.props, "cache"),
-      io: prop(drive.props, "aio"),
-      discard: prop(drive.props, "discard"),
+      cache: drive.cache,
+      io: drive.io,
+      discard: drive.discard,
       serial: prop(d.props, "serial"),
     });
   }
@@ -1020,8 +1038,10 @@ Deno.test("the comparison names the field in which vm.xml and start.sh differ", 
     "2,sockets=1,cores=2,threads=1",
     "-m",
     "1024M",
-    "-drive",
-    "id=disk0,if=none,format=qcow2,file=/vm/a.qcow2",
+    "-blockdev",
+    "driver=file,node-name=disk0-file,filename=/vm/a.qcow2",
+    "-blockdev",
+    "driver=qcow2,node-name=disk0,file=disk0-file",
     "-device",
     "ide-hd,drive=disk0,bus=ide.0,bootindex=1",
     "-netdev",
