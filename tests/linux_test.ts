@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { runGini, sh, tempEnv } from "./_helpers.ts";
@@ -95,10 +95,12 @@ nameservers = ["192.168.50.1"]
       join(root, "base.qcow2"),
       2 * 1024 ** 3,
     ]);
-    assertStringIncludes(
-      await Deno.readTextFile(join(dir, "start.sh")),
-      `file=${iso},readonly=on,media=cdrom`,
+    const script = await Deno.readTextFile(join(dir, "start.sh"));
+    assertMatch(
+      script,
+      new RegExp(`driver=file,node-name=[\\w-]+,filename=${iso},[^ ]*read-only=on`),
     );
+    assertMatch(script, /ide-cd,drive=/);
     // The dry run planned the ISO the live run built.
     const planned = plan.stages.flatMap((
       s: { ops: { kind: string; args: { argv?: string[] } }[] },
