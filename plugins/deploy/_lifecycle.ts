@@ -32,6 +32,7 @@ import {
   target,
 } from "./_vm.ts";
 import { guestAddresses } from "./_access.ts";
+import { own } from "./_files.ts";
 
 /**
  * Starts a VM from its definition (swtpm first when it has a TPM); says how. `incoming`: QEMU
@@ -281,12 +282,17 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
   const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
   const pidText = state === "stopped" || def.backend !== "qemu"
     ? ""
-    : await ctx.host.readText(def.paths.pidFile).catch(() => "");
+    : await own.readText(def.paths.pidFile).catch(() => "");
   const pid = Number.parseInt(pidText, 10);
   const disks = await Promise.all(def.disks.map(async (disk) => {
     const live = (blocks ?? []).find((b) => b.device === disk.id || b.qdev === disk.id)?.inserted
       ?.image;
-    const file = live ? null : await ctx.host.stat(disk.path).catch(() => null);
+    const file = live
+      ? null
+      : await (disk.path.startsWith(`${def.paths.dir}/`)
+        ? own.stat(disk.path)
+        : ctx.host.stat(disk.path))
+        .catch(() => null);
     return {
       id: disk.id,
       path: disk.path,
@@ -333,7 +339,7 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
 /** The VMs under `<data>/vms` (each folder's vm.json), by name, with their state and ports. */
 export async function listVms(ctx: StageContext): Promise<VmSummary[]> {
   const root = `${ctx.dirs.data}/vms`;
-  const names = (await ctx.host.readDir(root).catch(() => [] as string[]))
+  const names = (await own.readDir(root).catch(() => [] as string[]))
     .sort((a, b) => a.localeCompare(b));
   const found = await Promise.all(names.map(async (name) => {
     const def = await findDefinition(ctx, name).catch(() => null);
@@ -341,7 +347,7 @@ export async function listVms(ctx: StageContext): Promise<VmSummary[]> {
     const state = await powerControl(ctx, def).state();
     const pid = state === "stopped" || def.backend !== "qemu"
       ? NaN
-      : Number.parseInt(await ctx.host.readText(def.paths.pidFile).catch(() => ""), 10);
+      : Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10);
     const forwards = def.nics.flatMap((n) => n.forwards);
     const ssh = forwards.find((f) => f.guest === 22 && f.protocol === "tcp");
     return {

@@ -24,6 +24,7 @@ import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { diskNodes, FIRMWARE_NODES } from "../qemu_setup/_qemu_args.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
+import { own } from "./_files.ts";
 
 /** One snapshot as `gini snapshot list` shows it. */
 export type SnapshotInfo = {
@@ -185,11 +186,11 @@ async function imageSnapshots(
 /** The snapshot records under `<vmdir>/snapshots`, by tag. */
 async function records(ctx: StageContext, def: VmDefinition): Promise<Map<string, SnapshotRecord>> {
   const dir = join(def.paths.dir, "snapshots");
-  const names = await ctx.host.readDir(dir).catch(() => [] as string[]);
+  const names = await own.readDir(dir).catch(() => [] as string[]);
   const out = new Map<string, SnapshotRecord>();
   for (const name of names.filter((n) => n.endsWith(".json"))) {
     try {
-      const rec = JSON.parse(await ctx.host.readText(join(dir, name))) as SnapshotRecord;
+      const rec = JSON.parse(await own.readText(join(dir, name))) as SnapshotRecord;
       if (typeof rec.tag === "string") out.set(rec.tag, rec);
     } catch {
       // A record that does not parse is shown as not recorded.

@@ -10,6 +10,7 @@ import { type ContextKey, type StageContext, TARGET_VM } from "../../workers/sdk
 import { type LogRecord, type VerifiedLog, verifyLog } from "../../workers/event_log.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import { own } from "./_files.ts";
 
 /** `session.command` of deploy's commands that name a VM (`gini start NAME`, `stop`, …). */
 export type VmCommand = {
@@ -46,7 +47,7 @@ export async function findDefinition(
 ): Promise<VmDefinition | null> {
   try {
     return JSON.parse(
-      await ctx.host.readText(`${ctx.dirs.data}/vms/${name}/vm.json`),
+      await own.readText(`${ctx.dirs.data}/vms/${name}/vm.json`),
     ) as VmDefinition;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
@@ -58,7 +59,7 @@ export async function findDefinition(
 export async function savedDefinition(ctx: StageContext, name: string): Promise<VmDefinition> {
   const def = await findDefinition(ctx, name);
   if (def) return def;
-  const known = await ctx.host.readDir(`${ctx.dirs.data}/vms`).catch(() => [] as string[]);
+  const known = await own.readDir(`${ctx.dirs.data}/vms`).catch(() => [] as string[]);
   throw Object.assign(new Error(`Cannot find VM "${name}": Gini made no VM of that name`), {
     code: "USAGE",
     hint: known.length ? `VMs: ${known.sort().join(", ")}` : 'Create one with "gini up vm.toml"',
@@ -130,7 +131,7 @@ export const savedStateFile = (def: VmDefinition): string => join(def.paths.dir,
 /** Whether the VM has a saved state to restore. */
 export async function hasSavedState(ctx: StageContext, def: VmDefinition): Promise<boolean> {
   return def.backend === "qemu" &&
-    await ctx.host.stat(savedStateFile(def)).then(() => true, () => false);
+    await own.stat(savedStateFile(def)).then(() => true, () => false);
 }
 
 /** The VM's history file. */
@@ -148,7 +149,7 @@ export async function record(
 
 /** The VM's history, checked; empty for a VM made before histories were kept. */
 export async function readHistory(ctx: StageContext, def: VmDefinition): Promise<VerifiedLog> {
-  const text = await ctx.host.readText(historyFile(def)).catch(() => "");
+  const text = await own.readText(historyFile(def)).catch(() => "");
   return await verifyLog(text);
 }
 

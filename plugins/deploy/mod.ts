@@ -24,6 +24,7 @@ import {
   savedDefinition,
   target,
 } from "./_vm.ts";
+import { own } from "./_files.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
 
@@ -119,12 +120,12 @@ async function makeDisks(ctx: StageContext, def: VmDefinition, plan: Converge) {
  */
 async function makeVars(ctx: StageContext, def: VmDefinition, plan: Converge) {
   const vars = def.firmware.vars!;
-  if (await ctx.host.stat(vars).catch(() => null)) return;
+  if (await own.stat(vars).catch(() => null)) return;
   const template = def.firmware.varsTemplate!;
   const before = plan.changes.find((c) => c.key === "firmware.vars")?.from;
-  const own = typeof before === "string" && before.startsWith(`${def.paths.dir}/`) &&
-    await ctx.host.stat(before).catch(() => null);
-  const from = own
+  const ownVars = typeof before === "string" && before.startsWith(`${def.paths.dir}/`) &&
+    await own.stat(before).catch(() => null);
+  const from = ownVars
     ? before
     : template.startsWith(`${def.paths.dir}/`)
     ? template
