@@ -184,7 +184,10 @@ async function imageSnapshots(
 }
 
 /** The snapshot records under `<vmdir>/snapshots`, by tag. */
-async function records(ctx: StageContext, def: VmDefinition): Promise<Map<string, SnapshotRecord>> {
+async function records(
+  _ctx: StageContext,
+  def: VmDefinition,
+): Promise<Map<string, SnapshotRecord>> {
   const dir = join(def.paths.dir, "snapshots");
   const names = await own.readDir(dir).catch(() => [] as string[]);
   const out = new Map<string, SnapshotRecord>();

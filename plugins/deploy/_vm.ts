@@ -129,7 +129,7 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
 export const savedStateFile = (def: VmDefinition): string => join(def.paths.dir, "saved.state");
 
 /** Whether the VM has a saved state to restore. */
-export async function hasSavedState(ctx: StageContext, def: VmDefinition): Promise<boolean> {
+export async function hasSavedState(_ctx: StageContext, def: VmDefinition): Promise<boolean> {
   return def.backend === "qemu" &&
     await own.stat(savedStateFile(def)).then(() => true, () => false);
 }
@@ -148,7 +148,7 @@ export async function record(
 }
 
 /** The VM's history, checked; empty for a VM made before histories were kept. */
-export async function readHistory(ctx: StageContext, def: VmDefinition): Promise<VerifiedLog> {
+export async function readHistory(_ctx: StageContext, def: VmDefinition): Promise<VerifiedLog> {
   const text = await own.readText(historyFile(def)).catch(() => "");
   return await verifyLog(text);
 }
