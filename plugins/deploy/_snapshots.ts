@@ -21,7 +21,7 @@ import {
 } from "../../workers/sdk.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
-import { diskNodes, FIRMWARE_NODES } from "../qemu_setup/_qemu_args.ts";
+import { diskNodes, FIRMWARE_NODES } from "../qemu_setup/names.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
 import { own } from "./_files.ts";

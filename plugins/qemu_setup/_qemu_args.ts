@@ -5,6 +5,7 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
+import { diskNodes, FIRMWARE_NODES } from "./names.ts";
 
 type Definition = Omit<VmDefinition, "argv">;
 
@@ -65,17 +66,6 @@ function diskSlots(def: Definition): DiskSlot[] {
 
 /** A path in a QEMU option value, its commas doubled. */
 const optPath = (path: string) => path.replaceAll(",", ",,");
-
-/**
- * The node names of a disk: the format node devices and snapshots name (`snapshot-save`'s
- * devices, `qemu-io -d`), and the protocol node under it. Stable, from the disk's id.
- */
-export function diskNodes(disk: Pick<VmDisk, "id">): { format: string; file: string } {
-  return { format: disk.id, file: `${disk.id}-file` };
-}
-
-/** The node names of the UEFI code and variables (`-machine pflash0=…,pflash1=…`). */
-export const FIRMWARE_NODES = { code: "ovmf-code", vars: "ovmf-vars", varsFile: "ovmf-vars-file" };
 
 /**
  * A disk as two -blockdev nodes, a protocol node (the file or block device) and a format node

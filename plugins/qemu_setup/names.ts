@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { VmDisk } from "./contracts.ts";
 
 async function digest(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
@@ -26,3 +27,14 @@ export async function vmMac(name: string, index: number): Promise<string> {
   return ["52", "54", "00", ...Array.from(b.subarray(0, 3), (x) => x.toString(16).padStart(2, "0"))]
     .join(":");
 }
+
+/**
+ * The node names of a disk: the format node devices and snapshots name (`snapshot-save`'s
+ * devices, `qemu-io -d`), and the protocol node under it. Stable, from the disk's id.
+ */
+export function diskNodes(disk: Pick<VmDisk, "id">): { format: string; file: string } {
+  return { format: disk.id, file: `${disk.id}-file` };
+}
+
+/** The node names of the UEFI code and variables (`-machine pflash0=…,pflash1=…`). */
+export const FIRMWARE_NODES = { code: "ovmf-code", vars: "ovmf-vars", varsFile: "ovmf-vars-file" };
