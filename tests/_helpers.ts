@@ -195,3 +195,46 @@ export function processesWith(arg: string): number[] {
   }
   return found;
 }
+
+/** The tiny direct-boot guest (scripts/build-tiny-guest.sh): the folder of its vmlinuz and initrd.img. */
+export async function tinyGuest(): Promise<string> {
+  return await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
+}
+
+/**
+ * A temporary home holding `tiny.toml`: the tiny guest booted directly with 256 MiB, followed by
+ * `rest` (its disks, network, firmware). Gives the home, the VM's folder and the file.
+ */
+export async function tinyVmHome(
+  rest: string,
+): Promise<{ root: string; dir: string; file: string }> {
+  const guest = await tinyGuest();
+  const { root } = await tempEnv();
+  const file = join(root, "tiny.toml");
+  await Deno.writeTextFile(
+    file,
+    `name = "tiny"
+[memory]
+size = "256M"
+[boot]
+kernel = "${guest}/vmlinuz"
+initrd = "${guest}/initrd.img"
+cmdline = "console=ttyS0 panic=-1"
+${rest}`,
+  );
+  return { root, dir: join(root, ".local/share/gini/vms/tiny"), file };
+}
+
+/** Waits until `marker` appears in `file` (a serial log); gives the file's text, or fails with its end. */
+export async function waitFor(file: string, marker: string, seconds: number): Promise<string> {
+  const deadline = Date.now() + seconds * 1000;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await Deno.readTextFile(file).catch(() => "");
+    if (text.includes(marker)) return text;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `"${marker}" did not appear in ${file} within ${seconds} s:\n${text.slice(-2000)}`,
+  );
+}

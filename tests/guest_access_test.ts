@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
-import { DENO_DIR, REPO, runGini, sh, tempEnv } from "./_helpers.ts";
+import { DENO_DIR, REPO, runGini, sh, tempEnv, tinyVmHome } from "./_helpers.ts";
 import { giniRunFlags } from "../scripts/compile.ts";
 
 function freePort(): number {
@@ -98,24 +98,9 @@ Deno.test({
     "a guest without an agent: gini exec fails with a clear error; gini console shows its output and detaches with Ctrl-]",
   sanitizeResources: false,
   fn: async (t) => {
-    const guest = await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
-    const { root } = await tempEnv();
-    await Deno.writeTextFile(
-      join(root, "tiny.toml"),
-      `name = "tiny"
-[memory]
-size = "256M"
-[boot]
-kernel = "${guest}/vmlinuz"
-initrd = "${guest}/initrd.img"
-cmdline = "console=ttyS0 panic=-1"
-[[network]]
-type = "user"
-`,
-    );
+    const { root, dir } = await tinyVmHome(`[[network]]\ntype = "user"\n`);
     const up = await runGini(root, ["up", "tiny.toml"]);
     assertEquals(up.code, 0, up.stderr);
-    const dir = join(root, ".local/share/gini/vms/tiny");
     try {
       await t.step("its start script gives the serial port a socket and a log", async () => {
         const script = await Deno.readTextFile(join(dir, "start.sh"));

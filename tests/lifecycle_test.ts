@@ -6,33 +6,19 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { qmpCommand } from "../kernel/host/qmp.ts";
-import { REPO, runGini, sh, tempEnv } from "./_helpers.ts";
+import { runGini, sh, tinyVmHome } from "./_helpers.ts";
 
 const gini = (root: string, ...args: string[]) => runGini(root, args);
 
-async function tinyVm(): Promise<{ root: string; dir: string; file: string }> {
-  const guest = await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
-  const { root } = await tempEnv();
-  const file = join(root, "tiny.toml");
-  await Deno.writeTextFile(
-    file,
-    `name = "tiny"
-[memory]
-size = "256M"
-[boot]
-kernel = "${guest}/vmlinuz"
-initrd = "${guest}/initrd.img"
-cmdline = "console=ttyS0 panic=-1"
-[[disks]]
+/** The tiny guest with a 64 MiB disk and a forward to its port 22 (a random host port). */
+const tinyVm = () =>
+  tinyVmHome(`[[disks]]
 name = "root"
 size = "64M"
 [[network]]
 type = "user"
 forwards = [{ protocol = "tcp", host = ${20000 + Math.floor(Math.random() * 20000)}, guest = 22 }]
-`,
-  );
-  return { root, dir: join(root, ".local/share/gini/vms/tiny"), file };
-}
+`);
 
 async function json<T>(root: string, ...args: string[]): Promise<T> {
   const out = await gini(root, ...args, "--json");

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { qmpCommand } from "../kernel/host/qmp.ts";
-import { REPO, runGini, sh, tempEnv } from "./_helpers.ts";
+import { runGini, sh, tinyVmHome, waitFor } from "./_helpers.ts";
 
 const gini = (root: string, ...args: string[]) => runGini(root, args);
 
@@ -24,36 +24,8 @@ async function json<T>(root: string, ...args: string[]): Promise<T> {
   return JSON.parse(out.stdout) as T;
 }
 
-/** A tiny VM's file; `extra` is appended (another disk, [firmware]). */
-async function tinyVm(extra = ""): Promise<{ root: string; dir: string; file: string }> {
-  const guest = await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
-  const { root } = await tempEnv();
-  const file = join(root, "tiny.toml");
-  await Deno.writeTextFile(
-    file,
-    `name = "tiny"
-[memory]
-size = "256M"
-[boot]
-kernel = "${guest}/vmlinuz"
-initrd = "${guest}/initrd.img"
-cmdline = "console=ttyS0 panic=-1"
-[[disks]]
-name = "root"
-size = "64M"
-${extra}`,
-  );
-  return { root, dir: join(root, ".local/share/gini/vms/tiny"), file };
-}
-
-async function waitFor(file: string, marker: string, seconds: number): Promise<void> {
-  const deadline = Date.now() + seconds * 1000;
-  while (Date.now() < deadline) {
-    if ((await Deno.readTextFile(file).catch(() => "")).includes(marker)) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`"${marker}" did not appear in ${file} within ${seconds} s`);
-}
+/** A tiny VM's file with a 64 MiB root disk; `extra` is appended (another disk, [firmware]). */
+const tinyVm = (extra = "") => tinyVmHome(`[[disks]]\nname = "root"\nsize = "64M"\n${extra}`);
 
 /** qemu-io on a stopped VM's disk. */
 const qemuIo = (disk: string, command: string) => sh("qemu-io", "-f", "qcow2", "-c", command, disk);

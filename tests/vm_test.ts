@@ -4,28 +4,20 @@ import { runStages } from "../kernel/mod.ts";
 import { loadPlugins } from "../kernel/mod.ts";
 import { startScript } from "../plugins/qemu_setup/start_script.ts";
 import type { VmDefinition } from "../plugins/qemu_setup/contracts.ts";
-import { recordingUi, REPO, runGini, sh, snapshotTree, tempEnv } from "./_helpers.ts";
+import {
+  recordingUi,
+  REPO,
+  runGini,
+  sh,
+  snapshotTree,
+  tempEnv,
+  tinyGuest,
+  waitFor,
+} from "./_helpers.ts";
 
 const HOSTS = join(REPO, "tests/fixtures/hosts");
 const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
 const gini = (root: string, ...args: string[]) => runGini(root, args);
-
-async function tinyGuest(): Promise<string> {
-  return await sh("bash", join(REPO, "scripts/build-tiny-guest.sh"));
-}
-
-async function waitFor(file: string, marker: string, seconds: number): Promise<string> {
-  const deadline = Date.now() + seconds * 1000;
-  let text = "";
-  while (Date.now() < deadline) {
-    text = await Deno.readTextFile(file).catch(() => "");
-    if (text.includes(marker)) return text;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `"${marker}" did not appear in ${file} within ${seconds} s:\n${text.slice(-2000)}`,
-  );
-}
 
 /** Fails if `pid` still runs; a zombie waiting for whichever process reaps orphans here is gone. */
 async function assertEnded(pid: number, what: string): Promise<void> {
