@@ -71,6 +71,11 @@ export async function launch(
   return { name: def.name, backend: "qemu", pid: started.pid ?? null };
 }
 
+/** Tells the plugins that handle it that the VM is off (vfio gives its devices back). */
+async function shutDown(ctx: StageContext, def: VmDefinition, how: "acpi" | "quit") {
+  await ctx.emit("on_post_vm_shutdown", { name: def.name, how, passthrough: def.passthrough });
+}
+
 /** Powers a VM off (ACPI, then forced after the timeout); says how it ended. */
 export async function powerDown(
   ctx: StageContext,
@@ -101,7 +106,7 @@ export async function powerDown(
     how = "quit";
   }
   await record(ctx, def, "stopped", { how });
-  await ctx.emit("on_post_vm_shutdown", { name: def.name, how, passthrough: def.passthrough });
+  await shutDown(ctx, def, how);
   return how;
 }
 
@@ -198,11 +203,7 @@ const ACTIONS: Record<PowerChange["action"], Act> = {
     if (state === "stopped") return { outcome: "not-running" };
     await powerControl(ctx, def).force();
     await record(ctx, def, "killed");
-    await ctx.emit("on_post_vm_shutdown", {
-      name: def.name,
-      how: "quit",
-      passthrough: def.passthrough,
-    });
+    await shutDown(ctx, def, "quit");
     return { outcome: "killed" };
   },
   pause: async (ctx, def, state) => {
@@ -254,6 +255,13 @@ export const lifecycleStages: Record<string, StageFn> = {
   },
 };
 
+/** The pid of a running VM's QEMU, from its pid file (null under libvirt, or when stopped). */
+async function qemuPid(def: VmDefinition, state: PowerState): Promise<number | null> {
+  if (state === "stopped" || def.backend !== "qemu") return null;
+  const pid = Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
 type BlockInfo = {
   device?: string;
   qdev?: string;
@@ -280,10 +288,6 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
   const blocks = await qmp<BlockInfo[]>("query-block");
   // After those: QEMU's monitor takes one client at a time, and turns away a crowd.
   const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
-  const pidText = state === "stopped" || def.backend !== "qemu"
-    ? ""
-    : await own.readText(def.paths.pidFile).catch(() => "");
-  const pid = Number.parseInt(pidText, 10);
   const disks = await Promise.all(def.disks.map(async (disk) => {
     const live = (blocks ?? []).find((b) => b.device === disk.id || b.qdev === disk.id)?.inserted
       ?.image;
@@ -306,7 +310,7 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
     name: def.name,
     state,
     backend: def.backend,
-    pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+    pid: await qemuPid(def, state),
     since: state === "stopped" ? null : replayed.since,
     vcpus: Array.isArray(cpus) ? cpus.length : def.cpu.vcpus,
     memoryBytes: memory?.["base-memory"] ?? def.memory.bytes,
@@ -345,15 +349,12 @@ export async function listVms(ctx: StageContext): Promise<VmSummary[]> {
     const def = await findDefinition(ctx, name).catch(() => null);
     if (!def) return null;
     const state = await powerControl(ctx, def).state();
-    const pid = state === "stopped" || def.backend !== "qemu"
-      ? NaN
-      : Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10);
     const forwards = def.nics.flatMap((n) => n.forwards);
     const ssh = forwards.find((f) => f.guest === 22 && f.protocol === "tcp");
     return {
       name: def.name,
       state,
-      pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+      pid: await qemuPid(def, state),
       accel: def.accel,
       vcpus: def.cpu.vcpus,
       memory: `${Math.round(def.memory.bytes / 1024 / 1024)} MiB`,
