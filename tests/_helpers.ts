@@ -84,11 +84,17 @@ export async function snapshotTree(dir: string): Promise<Record<string, string>>
           delete result[".local/"];
         }
       } else if (entry.name === "history.jsonl") {
-        // A VM's history: its events are content, the times and checksums that seal them are not.
+        // A VM's history: its events in effect are content (a record undone by a rollback or a
+        // resume goes with its "undone"); the times and checksums that seal them are not.
+        const records = (await Deno.readTextFile(path)).trim().split("\n").map((l) =>
+          JSON.parse(l) as { seq: number; event: string; detail: { seq?: number } | null }
+        );
+        const undone = new Set(
+          records.filter((r) => r.event === "undone").map((r) => r.detail?.seq),
+        );
         result[key] = `events: ${
-          (await Deno.readTextFile(path)).trim().split("\n").map((l) =>
-            (JSON.parse(l) as { event: string }).event
-          ).join(",")
+          records.filter((r) => r.event !== "undone" && !undone.has(r.seq)).map((r) => r.event)
+            .join(",")
         }`;
       } else result[key] = await Deno.readTextFile(path);
     }

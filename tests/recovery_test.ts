@@ -167,7 +167,14 @@ Deno.test("a Linux deploy killed after any change is resumed by gini recover to 
       const { child, output } = await spawnGini(root, ["up", "tiny.toml"]);
       // Stopped once three changes are journaled (their intents are in the log before they run).
       const journal = join(root, ".local/state/gini/journal");
+      const deadline = Date.now() + 120_000;
       for (let intents = 0; intents < 3;) {
+        if (Date.now() > deadline) {
+          child.kill("SIGKILL");
+          throw new Error(
+            `the deploy journaled ${intents} change(s) in 120 s: ${(await output).stderr}`,
+          );
+        }
         await new Promise((resolve) => setTimeout(resolve, 20));
         const logs = await Array.fromAsync(Deno.readDir(journal)).catch(() => []);
         intents = 0;

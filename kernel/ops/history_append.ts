@@ -26,6 +26,22 @@ async function readOrEmpty(path: string): Promise<string> {
   }
 }
 
+/**
+ * Whether an "undone" record naming `detail` belongs in the log: the record it names is there and
+ * not yet undone. The inverse of an op in flight at a crash runs whether or not the op wrote its
+ * record, so it must not name a record that never was, nor undo one twice.
+ */
+function undoes(text: string, detail: unknown): boolean {
+  const { event, seq } = (detail ?? {}) as { event?: string; seq?: number };
+  const records = text.split("\n").filter((l) => l.trim()).map((l) =>
+    JSON.parse(l) as { seq: number; event: string; detail: unknown }
+  );
+  return records.some((r) => r.seq === seq && r.event === event) &&
+    !records.some((r) =>
+      r.event === "undone" && (r.detail as { seq?: number } | null)?.seq === seq
+    );
+}
+
 export const historyAppend = defineOp<HistoryAppendArgs>({
   kind: "history.append",
   schema: HistoryAppendArgs,
@@ -40,7 +56,9 @@ export const historyAppend = defineOp<HistoryAppendArgs>({
   },
   conflicts: () => [],
   async execute(a) {
-    const line = await nextLine(await readOrEmpty(a.path), a.event, a.detail ?? null);
+    const text = await readOrEmpty(a.path);
+    if (a.event === "undone" && !undoes(text, a.detail)) return { seq: 0, unchanged: true };
+    const line = await nextLine(text, a.event, a.detail ?? null);
     const file = await Deno.open(a.path, { append: true, create: true, mode: 0o644 });
     try {
       const bytes = new TextEncoder().encode(line);
