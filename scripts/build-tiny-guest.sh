@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once, cached outside the repo) a tiny guest for direct kernel boot: Debian's kernel and a
-# busybox initramfs whose init prints a marker on the serial console and then waits.
+# busybox initramfs whose init prints a marker on the serial console and then waits. With
+# "gini.tick" on the kernel command line it prints, every second, a counter and the block devices
+# it sees ("tick 7 blocks: vda vdb"): a guest that keeps running (migration) and sees hotplug.
 # Prints the directory holding vmlinuz and initrd.img.
 #
 #   dir="$(bash scripts/build-tiny-guest.sh)"
@@ -18,7 +20,8 @@ if [ -z "$kernel_pkg" ]; then
   echo "build-tiny-guest: cannot find the kernel package behind linux-image-amd64 (run apt-get update)" >&2
   exit 1
 fi
-out="$cache/$kernel_pkg"
+# The suffix is the init's version: a changed init is a new build.
+out="$cache/$kernel_pkg-tick"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
   echo "$out" >&3
   exit 0
@@ -38,6 +41,18 @@ cat >root/init <<'INIT'
 mount -t proc proc /proc
 mount -t sys sysfs /sys 2>/dev/null || mount -t sysfs sysfs /sys
 echo "GINI-TINY-GUEST-BOOTED kernel=$(uname -r)"
+case "$(cat /proc/cmdline)" in
+*gini.tick*)
+  i=0
+  while true; do
+    blocks=""
+    for b in /sys/block/*; do blocks="$blocks ${b##*/}"; done
+    echo "tick $i blocks:$blocks"
+    i=$((i + 1))
+    sleep 1
+  done
+  ;;
+esac
 while true; do sleep 3600; done
 INIT
 chmod +x root/init
