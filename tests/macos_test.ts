@@ -201,7 +201,8 @@ Deno.test("gini up of a macOS VM against local fakes: OpenCore disk, verified re
         "isa-applesmc,osk=ourhardworkbythesewordsguardedpleasedontsteal",
       );
       assertStringIncludes(joined, "ICH9-LPC.disable_s3=1");
-      assertStringIncludes(joined, "q35,accel=tcg,hpet=off");
+      // The UEFI images are -blockdev nodes the machine's pflash options name.
+      assertMatch(joined, /-machine q35,accel=tcg,pflash0=ovmf-code,pflash1=ovmf-vars,hpet=off /);
       assertStringIncludes(joined, "-cpu Penryn,");
     });
     await runGini(home, ["down", "mac", "--timeout", "1"]);
