@@ -87,6 +87,8 @@ interface Machine {
   guestAgent: string | null;
   rng: string | null;
   balloon: string | null;
+  /** Spare PCIe root ports for hotplug (gini attach), however each side numbers them. */
+  hotplugPorts: number;
   /** Arguments neither side models (macOS's SMC, -global, -smbios, extra_args), as QEMU args. */
   other: string[];
 }
@@ -415,6 +417,7 @@ function fromArgv(argv: string[], script = ""): Machine {
   if (rngBackend) rngBackend.item.used = true;
   const rng = rngDevice ? `virtio ${prop(rngBackend?.props ?? [], "filename")}` : null;
   const balloon = device("virtio-balloon-pci").length ? "virtio" : null;
+  const hotplugPorts = device("pcie-root-port").length;
 
   const rtc = qemuOpts(one("-rtc") ?? "base=utc");
   const qmp = items.find((i) => i.flag === "-chardev" && /(^|,)id=qmp(,|$)/.test(i.value));
@@ -468,6 +471,7 @@ function fromArgv(argv: string[], script = ""): Machine {
     guestAgent,
     rng,
     balloon,
+    hotplugPorts,
     other,
   };
 }
@@ -764,6 +768,10 @@ function fromXml(xml: string): Machine {
     )?.attrs.path ?? null,
     rng: rngEl ? `${rngEl.attrs.model} ${text(rngEl, "backend")}` : extra.rng,
     balloon: balloonModel === "none" ? extra.balloon : balloonModel,
+    hotplugPorts:
+      all(devices, "controller").filter((c) =>
+        c.attrs.type === "pci" && c.attrs.model === "pcie-root-port"
+      ).length + extra.hotplugPorts,
     other: extra.other,
   };
 }

@@ -3,8 +3,9 @@
  *
  * @module
  */
-import type { VmDefinition, VmDisk } from "./contracts.ts";
+import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
 import { nicArgs } from "./_qemu_args.ts";
+import { HOTPLUG_PORTS } from "./names.ts";
 
 function esc(text: string | number): string {
   return String(text).replace(
@@ -93,6 +94,60 @@ function diskTargets(def: VmDefinition): { bus: string; dev: string; nvme: boole
     }
   });
 }
+
+/** A disk's `<disk>` element (indented for the domain's `<devices>`). */
+function diskElement(disk: VmDisk, target: { bus: string; dev: string; nvme: boolean }): string[] {
+  const block = disk.backend === "lvm";
+  return [
+    `    <disk type="${block ? "block" : "file"}" device="${disk.cdrom ? "cdrom" : "disk"}">`,
+    `      <driver name="qemu" type="${disk.format}" cache="none" io="threads" discard="unmap"/>`,
+    `      <source ${block ? "dev" : "file"}="${esc(disk.path)}"/>`,
+    `      <target dev="${target.dev}" bus="${target.bus}"/>`,
+    ...(disk.readonly || disk.cdrom ? ["      <readonly/>"] : []),
+    ...(disk.bootIndex ? [`      <boot order="${disk.bootIndex}"/>`] : []),
+    ...(target.nvme
+      ? [`      <serial>${esc(disk.id)}</serial>`, `      <alias name="ua-${esc(disk.id)}"/>`]
+      : []),
+    // A disk gini attach added: its alias is its id, as QEMU's device id is (virsh detach-device).
+    ...(disk.hotplugPort ? [`      <alias name="ua-${esc(disk.id)}"/>`] : []),
+    "    </disk>",
+  ];
+}
+
+/** A NIC's `<interface>` element (a user network without forwards, a bridge, macvtap or tap). */
+function nicElement(nic: VmNic): string[] {
+  const model = nic.model === "virtio" ? "virtio" : nic.model;
+  const [type, source] = nic.type === "user"
+    ? ["user", []]
+    : nic.type === "bridge"
+    ? ["bridge", [`      <source bridge="${esc(nic.bridge!)}"/>`]]
+    : nic.type === "macvtap"
+    ? ["direct", [`      <source dev="${esc(nic.interface!)}" mode="bridge"/>`]]
+    : ["ethernet", [`      <target dev="${esc(nic.interface!)}" managed="no"/>`]];
+  return [
+    `    <interface type="${type}">`,
+    `      <mac address="${nic.mac}"/>`,
+    ...source,
+    `      <model type="${model}"/>`,
+    ...(nic.hotplugPort ? [`      <alias name="ua-${esc(nic.id)}"/>`] : []),
+    "    </interface>",
+  ];
+}
+
+/**
+ * The element of one disk or NIC of the definition, by id, as `virsh attach-device` and
+ * `detach-device` take it (a disk's target numbered as in the whole domain); null when the
+ * definition has no such device.
+ */
+export function deviceXml(def: VmDefinition, id: string): string | null {
+  const i = def.disks.findIndex((d) => d.id === id);
+  if (i >= 0) return dedent(diskElement(def.disks[i]!, diskTargets(def)[i]!));
+  const nic = def.nics.find((n) => n.id === id);
+  if (nic) return dedent(nicElement(nic));
+  return null;
+}
+
+const dedent = (lines: string[]) => lines.map((l) => l.slice(4)).join("\n") + "\n";
 
 /** PCI devices QEMU may be given as they are (by extra_args too). */
 const PCI_DEVICE =
@@ -196,19 +251,8 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   const slot = rootSlots(def);
   def.disks.forEach((disk, i) => {
     const target = targets[i]!;
-    const block = disk.backend === "lvm";
-    x.push(
-      `    <disk type="${block ? "block" : "file"}" device="${disk.cdrom ? "cdrom" : "disk"}">`,
-    );
-    x.push(
-      `      <driver name="qemu" type="${disk.format}" cache="none" io="threads" discard="unmap"/>`,
-    );
-    x.push(`      <source ${block ? "dev" : "file"}="${esc(disk.path)}"/>`);
-    x.push(`      <target dev="${target.dev}" bus="${target.bus}"/>`);
-    if (disk.readonly || disk.cdrom) x.push("      <readonly/>");
-    if (disk.bootIndex) x.push(`      <boot order="${disk.bootIndex}"/>`);
+    x.push(...diskElement(disk, target));
     if (target.nvme) {
-      x.push(`      <serial>${esc(disk.id)}</serial>`, `      <alias name="ua-${esc(disk.id)}"/>`);
       const { bus, addr } = slot();
       overrides.push(
         `    <qemu:device alias="ua-${esc(disk.id)}">`,
@@ -220,50 +264,22 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
         "    </qemu:device>",
       );
     }
-    x.push("    </disk>");
   });
   // Only the USB controller the definition needs (libvirt would add one by itself).
   x.push(`    <controller type="usb" model="${def.usb.length ? "qemu-xhci" : "none"}"/>`);
+  // Spare root ports for hotplug (gini attach: virsh attach-device), as virt-install adds them;
+  // libvirt numbers and places them.
+  if (def.machine === "q35") {
+    for (const _ of HOTPLUG_PORTS) x.push('    <controller type="pci" model="pcie-root-port"/>');
+  }
   const commandline: string[] = [];
   for (const nic of def.nics) {
-    const model = nic.model === "virtio" ? "virtio" : nic.model;
     if (nic.type === "user" && nic.forwards.length) {
       // libvirt forwards the ports of a user network only through passt (which libvirt 9.0
       // refuses, and which the host may lack), a different network stack: QEMU's own user
       // network is passed as qemuArgv gives it, forwards and all.
       commandline.push(...nicArgs(nic));
-    } else if (nic.type === "user") {
-      x.push(
-        '    <interface type="user">',
-        `      <mac address="${nic.mac}"/>`,
-        `      <model type="${model}"/>`,
-        "    </interface>",
-      );
-    } else if (nic.type === "bridge") {
-      x.push(
-        '    <interface type="bridge">',
-        `      <mac address="${nic.mac}"/>`,
-        `      <source bridge="${esc(nic.bridge!)}"/>`,
-        `      <model type="${model}"/>`,
-        "    </interface>",
-      );
-    } else if (nic.type === "macvtap") {
-      x.push(
-        '    <interface type="direct">',
-        `      <mac address="${nic.mac}"/>`,
-        `      <source dev="${esc(nic.interface!)}" mode="bridge"/>`,
-        `      <model type="${model}"/>`,
-        "    </interface>",
-      );
-    } else {
-      x.push(
-        '    <interface type="ethernet">',
-        `      <mac address="${nic.mac}"/>`,
-        `      <target dev="${esc(nic.interface!)}" managed="no"/>`,
-        `      <model type="${model}"/>`,
-        "    </interface>",
-      );
-    }
+    } else x.push(...nicElement(nic));
   }
   // The serial console on a socket (gini console), its output also kept in the log.
   x.push(

@@ -5,7 +5,7 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import { diskNodes, FIRMWARE_NODES } from "./names.ts";
+import { diskNodes, FIRMWARE_NODES, HOTPLUG_CHASSIS, HOTPLUG_PORTS } from "./names.ts";
 
 type Definition = Omit<VmDefinition, "argv">;
 
@@ -40,7 +40,8 @@ function diskSlots(def: Definition): DiskSlot[] {
   return def.disks.map((disk) => {
     const boot = disk.bootIndex ? `,bootindex=${disk.bootIndex}` : "";
     if (!disk.cdrom && disk.bus === "virtio") {
-      return { device: `virtio-blk-pci,drive=${disk.id}${boot}`, controller: null };
+      const port = disk.hotplugPort ? `,bus=${disk.hotplugPort}` : "";
+      return { device: `virtio-blk-pci,drive=${disk.id}${boot}${port}`, controller: null };
     }
     if (!disk.cdrom && disk.bus === "nvme") {
       return { device: `nvme,drive=${disk.id},serial=${disk.id}${boot}`, controller: null };
@@ -68,40 +69,55 @@ function diskSlots(def: Definition): DiskSlot[] {
 const optPath = (path: string) => path.replaceAll(",", ",,");
 
 /**
+ * The options of a disk's two -blockdev nodes, a protocol node (the file or block device) and a
+ * format node (qcow2 or raw), as `-blockdev` takes them and QMP's `blockdev-add` (hotplug).
+ */
+export function diskNodeOptions(
+  disk: VmDisk,
+): [Record<string, string | boolean>, Record<string, string | boolean>] {
+  const nodes = diskNodes(disk);
+  const readOnly = disk.readonly || disk.cdrom ? { "read-only": true } : {};
+  const cache = { "cache.direct": true, "cache.no-flush": false };
+  return [
+    {
+      driver: disk.backend === "lvm" ? "host_device" : "file",
+      "node-name": nodes.file,
+      filename: disk.path,
+      aio: "threads",
+      ...cache,
+      discard: "unmap",
+      ...readOnly,
+    },
+    {
+      driver: disk.format,
+      "node-name": nodes.format,
+      file: nodes.file,
+      ...cache,
+      discard: "unmap",
+      ...readOnly,
+    },
+  ];
+}
+
+/**
  * A disk as two -blockdev nodes, a protocol node (the file or block device) and a format node
  * (qcow2 or raw), with what `-drive cache=none,aio=threads,discard=unmap` meant; read-only for
  * CD-ROMs (the cloud-init seed) and read-only disks.
  */
-function diskArgs(disk: VmDisk, slot: DiskSlot): string[] {
-  const nodes = diskNodes(disk);
-  const readOnly = disk.readonly || disk.cdrom ? ["read-only=on"] : [];
-  const cache = ["cache.direct=on", "cache.no-flush=off"];
-  const file = [
-    `driver=${disk.backend === "lvm" ? "host_device" : "file"}`,
-    `node-name=${nodes.file}`,
-    `filename=${optPath(disk.path)}`,
-    "aio=threads",
-    ...cache,
-    "discard=unmap",
-    ...readOnly,
-  ].join(",");
-  const format = [
-    `driver=${disk.format}`,
-    `node-name=${nodes.format}`,
-    `file=${nodes.file}`,
-    ...cache,
-    "discard=unmap",
-    ...readOnly,
-  ].join(",");
-  return [
-    ...(slot.controller ? ["-device", slot.controller] : []),
-    "-blockdev",
-    file,
-    "-blockdev",
-    format,
-    "-device",
-    `${slot.device},id=${disk.id}`,
-  ];
+function diskArgs(disk: VmDisk, slot: DiskSlot): { nodes: string[]; device: string[] } {
+  const option = ([key, value]: [string, string | boolean]) =>
+    `${key}=${typeof value === "boolean" ? (value ? "on" : "off") : optPath(value)}`;
+  const [file, format] = diskNodeOptions(disk).map((o) => Object.entries(o).map(option).join(","));
+  return {
+    nodes: [
+      ...(slot.controller ? ["-device", slot.controller] : []),
+      "-blockdev",
+      file!,
+      "-blockdev",
+      format!,
+    ],
+    device: ["-device", `${slot.device},id=${disk.id}`],
+  };
 }
 
 /** The -netdev and -device of a NIC. */
@@ -121,6 +137,18 @@ export function nicArgs(nic: VmNic): string[] {
       netdev = `tap,id=${nic.id},ifname=${nic.interface},script=no,downscript=no`;
   }
   return ["-netdev", netdev, "-device", `${nic.device},netdev=${nic.id},mac=${nic.mac}`];
+}
+
+/**
+ * The spare PCIe root ports (q35) `gini attach` plugs devices into. They come after every device
+ * QEMU places by itself, so that adding them moves no device of an existing VM to another slot.
+ */
+function hotplugPortArgs(def: Definition): string[] {
+  if (def.machine !== "q35") return [];
+  return HOTPLUG_PORTS.flatMap((id, i) => [
+    "-device",
+    `pcie-root-port,id=${id},bus=pcie.0,chassis=${HOTPLUG_CHASSIS + i},slot=0`,
+  ]);
 }
 
 /** The argv, program first. */
@@ -179,8 +207,19 @@ export function qemuArgv(def: Definition): string[] {
     if (def.kernelBoot.cmdline) push("-append", def.kernelBoot.cmdline);
   }
   const slots = diskSlots(def);
-  def.disks.forEach((disk, i) => push(...diskArgs(disk, slots[i]!)));
-  for (const nic of def.nics) push(...nicArgs(nic));
+  // Devices `gini attach` added sit on a spare port: they follow the ports that hold them.
+  const attached: string[] = [];
+  def.disks.forEach((disk, i) => {
+    const { nodes, device } = diskArgs(disk, slots[i]!);
+    push(...nodes);
+    (disk.hotplugPort ? attached : a).push(...device);
+  });
+  for (const nic of def.nics) {
+    const [netdev, value, flag, device] = nicArgs(nic) as [string, string, string, string];
+    push(netdev, value);
+    if (nic.hotplugPort) attached.push(flag, `${device},id=${nic.id},bus=${nic.hotplugPort}`);
+    else push(flag, device);
+  }
   if (def.nics.length === 0) push("-nic", "none");
   push("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0");
   if (def.tpm.enabled) {
@@ -246,6 +285,7 @@ export function qemuArgv(def: Definition): string[] {
       "virtserialport,bus=agent-serial.0,chardev=qga0,name=org.qemu.guest_agent.0",
     );
   }
+  push(...hotplugPortArgs(def), ...attached);
   push("-pidfile", def.paths.pidFile);
   if (def.display.type !== "gtk") push("-daemonize");
   push(...def.extraArgs);

@@ -27,6 +27,11 @@ export const VmDiskSchema = z.object({
   bootIndex: z.number().int().positive().nullable(),
   readonly: z.boolean(),
   cdrom: z.boolean(),
+  /**
+   * Where a disk `gini attach` added plugs in: a spare PCIe root port ("hotplug0", q35) or the
+   * PCI bus ("pci.0", pc). Absent for the disks of the VM file.
+   */
+  hotplugPort: z.string().exactOptional(),
 });
 export type VmDisk = Plain<z.infer<typeof VmDiskSchema>>;
 
@@ -47,6 +52,8 @@ export const VmNicSchema = z.object({
       guest: z.number(),
     }),
   ),
+  /** Where a NIC `gini attach` added plugs in (as a disk's); absent for the VM file's NICs. */
+  hotplugPort: z.string().exactOptional(),
 });
 export type VmNic = Plain<z.infer<typeof VmNicSchema>>;
 

@@ -38,3 +38,11 @@ export function diskNodes(disk: Pick<VmDisk, "id">): { format: string; file: str
 
 /** The node names of the UEFI code and variables (`-machine pflash0=…,pflash1=…`). */
 export const FIRMWARE_NODES = { code: "ovmf-code", vars: "ovmf-vars", varsFile: "ovmf-vars-file" };
+
+/**
+ * The spare PCIe root ports every q35 VM gets for `gini attach` (as virt-install adds them),
+ * by id. Their chassis numbers start at {@linkcode HOTPLUG_CHASSIS}, clear of libvirt's, which
+ * numbers its own root ports' chassis from 1 by controller index.
+ */
+export const HOTPLUG_PORTS: readonly string[] = ["hotplug0", "hotplug1", "hotplug2", "hotplug3"];
+export const HOTPLUG_CHASSIS = 0xe0;
