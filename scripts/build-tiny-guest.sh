@@ -2,7 +2,8 @@
 # Builds (once, cached outside the repo) a tiny guest for direct kernel boot: Debian's kernel and a
 # busybox initramfs whose init prints a marker on the serial console and then waits. With
 # "gini.tick" on the kernel command line it prints, every second, a counter and the block devices
-# it sees ("tick 7 blocks: vda vdb"): a guest that keeps running (migration) and sees hotplug.
+# it sees ("tick 7 blocks: vda vdb"; virtio-blk is loaded for it): a guest that keeps running
+# (migration) and sees disks come and go (hotplug).
 # Prints the directory holding vmlinuz and initrd.img.
 #
 #   dir="$(bash scripts/build-tiny-guest.sh)"
@@ -21,7 +22,7 @@ if [ -z "$kernel_pkg" ]; then
   exit 1
 fi
 # The suffix is the init's version: a changed init is a new build.
-out="$cache/$kernel_pkg-tick"
+out="$cache/$kernel_pkg-tick3"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
   echo "$out" >&3
   exit 0
@@ -35,7 +36,13 @@ dpkg-deb -x busybox-static_*.deb busybox
 
 mkdir -p root/bin root/dev root/proc root/sys
 cp busybox/bin/busybox root/bin/busybox
-for applet in sh echo cat mount sleep poweroff uname; do ln -s busybox "root/bin/$applet"; done
+for applet in sh echo cat mount sleep poweroff uname insmod; do ln -s busybox "root/bin/$applet"; done
+# virtio-blk and what it needs, in load order (Debian builds them as modules).
+mkdir -p root/modules
+for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+  find kernel/lib/modules -name "$module.ko" -exec cp {} root/modules/ \;
+  [ -s "root/modules/$module.ko" ] || { echo "build-tiny-guest: $module.ko is not in $kernel_pkg" >&2; exit 1; }
+done
 cat >root/init <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -43,6 +50,9 @@ mount -t sys sysfs /sys 2>/dev/null || mount -t sysfs sysfs /sys
 echo "GINI-TINY-GUEST-BOOTED kernel=$(uname -r)"
 case "$(cat /proc/cmdline)" in
 *gini.tick*)
+  for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+    insmod "/modules/$module.ko"
+  done
   i=0
   while true; do
     blocks=""
