@@ -26,6 +26,8 @@ import { chunklistVerify } from "./chunklist_verify.ts";
 import { consoleAttach } from "./console_attach.ts";
 import { sshSession } from "./ssh_session.ts";
 import { guestExec, guestQuery } from "./guest_agent.ts";
+import { qemuAttach, qemuDetach } from "./qemu_hotplug.ts";
+import { qemuForward } from "./qemu_forward.ts";
 import type { OpKind } from "./types.ts";
 
 /** Op kinds by their `kind`. */
@@ -57,6 +59,9 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     sshSession,
     guestExec,
     guestQuery,
+    qemuAttach,
+    qemuDetach,
+    qemuForward,
   ] as unknown as OpKind<
     Record<string, never>
   >[])

@@ -30,7 +30,9 @@ import {
   savedDefinition,
   savedStateFile,
   target,
+  VM_COMMAND,
 } from "./_vm.ts";
+import { MIGRATION_URI } from "./_migrate.ts";
 import { guestAddresses } from "./_access.ts";
 import { own } from "./_files.ts";
 
@@ -155,11 +157,49 @@ async function saveRunning(ctx: StageContext, def: VmDefinition, state: PowerSta
   return { outcome: "saved" as const };
 }
 
+/**
+ * `gini start NAME --incoming URI`: a QEMU that waits at URI for the VM's state, which
+ * `gini migrate NAME --to URI` sends from another host; it runs once the state has come.
+ */
+async function waitForState(ctx: StageContext, def: VmDefinition, uri: string) {
+  if (def.backend === "libvirt") {
+    throw Object.assign(
+      new Error(
+        `Cannot start libvirt VM "${def.name}" --incoming: libvirt receives a migration itself`,
+      ),
+      {
+        code: "USAGE",
+        hint: `On the other host: gini migrate ${def.name} --to qemu+ssh://THIS-HOST/system`,
+      },
+    );
+  }
+  if (!MIGRATION_URI.test(uri)) {
+    throw Object.assign(
+      new Error(`Cannot start VM "${def.name}": --incoming "${uri}" is not a QEMU migration URI`),
+      {
+        code: "USAGE",
+        hint:
+          'Give "tcp:0.0.0.0:PORT" (any address) or "unix:/PATH", then on the other host: gini migrate NAME --to tcp:THIS-HOST:PORT',
+      },
+    );
+  }
+  const started = await launch(ctx, def, true);
+  await ctx.op("qmp", {
+    socket: def.paths.qmpSocket,
+    command: "migrate-incoming",
+    arguments: { uri },
+  });
+  await record(ctx, def, "started", { incoming: uri });
+  return { outcome: "waiting" as const, pid: started.pid ?? null };
+}
+
 /** Starts a stopped VM (from its saved state when it has one); says so when it runs already. */
 async function startStopped(ctx: StageContext, def: VmDefinition, state: PowerState) {
   await reconcile(ctx, def, state);
   if (state !== "stopped") return { outcome: "already-running" as const };
   if (await hasSavedState(ctx, def)) return await restoreSaved(ctx, def);
+  const incoming = ctx.get(VM_COMMAND)?.flags.incoming;
+  if (typeof incoming === "string") return await waitForState(ctx, def, incoming);
   const started = await launch(ctx, def);
   await record(ctx, def, "started");
   return { outcome: "started" as const, pid: started.pid ?? null };

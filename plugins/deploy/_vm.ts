@@ -155,7 +155,15 @@ export async function readHistory(_ctx: StageContext, def: VmDefinition): Promis
 
 /** Events that leave the VM running, and those that end it. */
 const STARTS = new Set(["started", "restored"]);
-const ENDS = new Set(["stopped", "killed", "crashed", "exited", "saved", "removed"]);
+const ENDS = new Set([
+  "stopped",
+  "killed",
+  "crashed",
+  "exited",
+  "saved",
+  "removed",
+  "migrated-away",
+]);
 
 /**
  * The state the history says the VM is in (the event-sourced view): the last start or end

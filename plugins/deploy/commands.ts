@@ -29,6 +29,7 @@ import {
 import { changeLine } from "./_converge.ts";
 import { snapshotCommands } from "./_snapshots.ts";
 import { accessCommands } from "./_access.ts";
+import { hotplugCommands } from "./_hotplug.ts";
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
@@ -242,6 +243,7 @@ function powerOutput(view: Parameters<CommandDefinition["render"]>[0]) {
 export const commands: Record<string, CommandDefinition> = {
   ...snapshotCommands,
   ...accessCommands,
+  ...hotplugCommands,
   up: {
     render(view) {
       const { def, xml, started, data } = deployed(view);

@@ -50,7 +50,8 @@ export type PowerChange = {
     | "already-paused"
     | "resumed"
     | "saved"
-    | "restored";
+    | "restored"
+    | "waiting";
   /** QEMU's pid, when it started one. */
   pid?: number | null;
 };

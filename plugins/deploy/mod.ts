@@ -15,6 +15,7 @@ import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
 import { snapshotStages } from "./_snapshots.ts";
 import { accessStages } from "./_access.ts";
+import { hotplugStages, keepAttached } from "./_hotplug.ts";
 import {
   findDefinition,
   hasSavedState,
@@ -142,10 +143,12 @@ async function makeVars(ctx: StageContext, def: VmDefinition, plan: Converge) {
 
 export default definePlugin({
   commands,
+  on: { on_pre_vm_start: keepAttached },
   stages: {
     ...lifecycleStages,
     ...snapshotStages,
     ...accessStages,
+    ...hotplugStages,
     list: async (ctx) => {
       ctx.set(VMS, await listVms(ctx));
     },
