@@ -75,3 +75,56 @@ Deno.test("a preflight veto stops the run before any stage, with the plugin's re
     'Cannot start: plugin "vetoer" refused in its preflight: the host has no frobnicator',
   );
 });
+
+Deno.test("a stage whose manifest's when does not match the VM file is skipped without starting its plugin; its keys are null", async () => {
+  const run = async (text: string, fixtures = ["picky"]) =>
+    await runStages({
+      env: await tempEnv(),
+      loaded: await loadFixtures(...fixtures),
+      ui: recordingUi(),
+      dryRun: true,
+      seeds: { "session.user_vm_request": { file: "/vm.toml", text } },
+      targets: ["picky:mac-only"],
+    });
+  // A Linux VM file: nothing of picky's starts (its preflight would refuse the run).
+  const { result } = await run('name = "box"\n[linux]\nimage = "debian-12"\n');
+  assert(result.ok, result.error?.message);
+  assertEquals(result.stages.map((s) => [s.id, s.status, s.error, s.notApplicable]), [[
+    "picky:mac-only",
+    "skipped",
+    "does not apply: the VM file has no [macos]",
+    true,
+  ]]);
+  assertEquals(result.context["picky.mac"], null);
+  // A [macos] table with another guest does not apply either.
+  const other = await run('name = "box"\nguest = "linux"\n[macos]\nversion = "sonoma"\n');
+  assertEquals(
+    other.result.stages[0]!.error,
+    'does not apply: the VM\'s guest is "linux", not macos',
+  );
+  // A macOS VM file: the plugin starts, and says so.
+  let error: unknown;
+  try {
+    await run('name = "mac"\nguest = "macos"\n[macos]\nversion = "sonoma"\n');
+  } catch (e) {
+    error = e;
+  }
+  assertStringIncludes(String(error), "picky was started");
+});
+
+Deno.test("a stage after one that does not apply runs, and reads its key as null", async () => {
+  const { result } = await runStages({
+    env: await tempEnv(),
+    loaded: await loadFixtures("picky", "picky_reader"),
+    ui: recordingUi(),
+    dryRun: true,
+    seeds: { "session.user_vm_request": { file: "/vm.toml", text: 'name = "box"\n' } },
+    targets: ["picky-reader:read"],
+  });
+  assert(result.ok, result.error?.message);
+  assertEquals(result.stages.map((s) => [s.id, s.status]), [
+    ["picky-reader:read", "done"],
+    ["picky:mac-only", "skipped"],
+  ]);
+  assertEquals(result.context["picky_reader.saw"], { mac: null });
+});

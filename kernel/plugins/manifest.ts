@@ -91,6 +91,15 @@ export const StageManifestSchema = z.strictObject({
   timeout_ms: z.number().int().positive().max(24 * 3600 * 1000).optional(),
   /** Kernel verbs that run this stage (`gini up` runs the stages serving "up"). */
   serves: z.array(z.enum(VERBS)).default([]),
+  /**
+   * When the stage applies to a VM file (`session.user_vm_request`): it has one of `tables` at
+   * its top level, and its `guest` (default "linux") is one of `guests`. A stage that does not
+   * apply is skipped without starting its plugin, and the keys it writes are null.
+   */
+  when: z.strictObject({
+    tables: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/)).min(1).optional(),
+    guests: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)).min(1).optional(),
+  }).refine((w) => w.tables || w.guests, { message: "expected tables or guests" }).optional(),
 });
 
 const optionName = z.string().regex(

@@ -19,6 +19,8 @@ export interface ResolvedStage {
   reads: string[];
   writes: string[];
   timeoutMs: number;
+  /** When it applies to a VM file (its manifest's `when`); always when absent. */
+  when?: { tables?: string[] | undefined; guests?: string[] | undefined };
 }
 
 /** The outcome of resolution. */
@@ -206,6 +208,7 @@ function collectStages(
         reads: s.reads,
         writes: s.writes,
         timeoutMs: s.timeout_ms ?? m.plugin.timeout_ms,
+        ...(s.when ? { when: s.when } : {}),
       });
       for (const key of s.writes) {
         const other = producers.get(key);

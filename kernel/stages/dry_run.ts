@@ -16,6 +16,8 @@ export interface PlanReport {
     status: StageReport["status"];
     durationMs: number;
     error?: string;
+    /** Skipped because it does not apply to this VM (its plugin was not started). */
+    notApplicable?: boolean;
     ops: OpRecord[];
   }[];
   summary: OpSummary;
@@ -42,6 +44,7 @@ export function buildReport(engine: OpEngine, stages: StageReport[]): PlanReport
         status: report?.status ?? "done",
         durationMs: report?.durationMs ?? 0,
         ...(report?.error ? { error: report.error } : {}),
+        ...(report?.notApplicable ? { notApplicable: true } : {}),
         ops: byStage.get(id) ?? [],
       };
     }),
@@ -63,7 +66,9 @@ function formatSeconds(seconds: number): string {
 export function renderReport(report: PlanReport): string {
   const lines: string[] = [];
   let quiet = 0;
+  const idle = report.stages.filter((s) => s.notApplicable).map((s) => s.id);
   for (const stage of report.stages) {
+    if (stage.notApplicable) continue;
     if (stage.status === "done" && stage.ops.every((op) => op.readOnly)) {
       quiet++;
       continue;
@@ -93,10 +98,20 @@ export function renderReport(report: PlanReport): string {
   lines.push("");
   lines.push(`Summary${report.dryRun ? " (dry run: nothing was changed)" : ""}:`);
   lines.push(
-    `  stages:         ${report.stages.length}${
+    `  stages:         ${report.stages.length - idle.length}${
       quiet ? ` (${quiet} changed nothing and are not listed)` : ""
     }`,
   );
+  if (idle.length) {
+    // By plugin, "linux-setup (6), opencore (5)": none of them was started.
+    const plugins = new Map<string, number>();
+    for (const plugin of idle.map((id) => id.split(":")[0]!)) {
+      plugins.set(plugin, (plugins.get(plugin) ?? 0) + 1);
+    }
+    const named = [...plugins].sort(([a], [b]) => a.localeCompare(b))
+      .map(([plugin, n]) => `${plugin} (${n})`).join(", ");
+    lines.push(`  skipped:        ${idle.length} that do not apply to this VM: ${named}`);
+  }
   lines.push(`  operations:     ${s.operations}${s.readOnly ? ` (+${s.readOnly} read-only)` : ""}`);
   // What the run allocates now (downloads, copies, files, qcow2 metadata); disks grow later.
   lines.push(`  disk usage:     ${formatBytes(s.bytes)} (estimated)`);

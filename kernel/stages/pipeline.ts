@@ -28,6 +28,7 @@ import {
 } from "../../workers/protocol.ts";
 import { type Contracts, loadContracts } from "./contracts.ts";
 import { stripControls } from "../../workers/paint.ts";
+import { parse as parseToml } from "smol-toml";
 
 /** How long a plugin may take to render a command's output. */
 const RENDER_TIMEOUT_MS = 10_000;
@@ -41,7 +42,13 @@ export interface StageReport {
   error?: string;
   /** Completed by an earlier, interrupted run of the same transaction (resume). */
   restored?: boolean;
+  /** Skipped because it does not apply to the VM file (its manifest's `when`); not an error. */
+  notApplicable?: boolean;
 }
+
+/** A prerequisite its dependents may go on from: done, or not applying to this VM. */
+const settled = (report: StageReport | undefined) =>
+  report?.status === "done" || report?.notApplicable === true;
 
 /** Options of one pipeline run. */
 export interface PipelineOptions {
@@ -80,6 +87,43 @@ export class PreflightVetoError extends GiniError {
       },
     );
   }
+}
+
+/**
+ * The stages that do not apply to the run's VM file (their manifest's `when`), each with the
+ * reason. Decided from `session.user_vm_request` alone; with no VM file, or one that is not TOML
+ * (qemu-setup reports that), every stage applies.
+ */
+export function notApplying(
+  stages: ResolvedStage[],
+  seeded: Map<string, Json>,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!stages.some((s) => s.when)) return out;
+  const request = seeded.get("session.user_vm_request") as { text?: unknown } | undefined;
+  if (typeof request?.text !== "string") return out;
+  let vm: Record<string, unknown>;
+  try {
+    vm = parseToml(request.text) as Record<string, unknown>;
+  } catch {
+    return out;
+  }
+  const guest = typeof vm.guest === "string" ? vm.guest : "linux";
+  const isTable = (key: string) =>
+    typeof vm[key] === "object" && vm[key] !== null && !Array.isArray(vm[key]);
+  for (const s of stages) {
+    if (!s.when) continue;
+    const { tables, guests } = s.when;
+    if (tables && !tables.some(isTable)) {
+      out.set(
+        s.id,
+        `does not apply: the VM file has no ${tables.map((t) => `[${t}]`).join(" or ")}`,
+      );
+    } else if (guests && !guests.includes(guest)) {
+      out.set(s.id, `does not apply: the VM's guest is "${guest}", not ${guests.join(" or ")}`);
+    }
+  }
+  return out;
 }
 
 /** The stages to run: the targets plus everything they depend on. */
@@ -546,14 +590,21 @@ export class Pipeline {
     const context = new Map<string, Json>(Object.entries(this.#o.seeds ?? {}));
     const { selected, wanting, stages, edges } = this.#plan(context);
     const completed = new Set(this.#o.completed ?? []);
-    const participants = await this.#startWorkers(stages, completed);
+    // A stage that does not apply is settled before the run: its plugin may get no worker at all.
+    const idle = notApplying(stages.filter((s) => !completed.has(s.id)), context);
+    const participants = await this.#startWorkers(
+      stages.filter((s) => !idle.has(s.id)),
+      completed,
+    );
     await this.#preflight(participants);
 
     const state: RunState = {
       context,
       edges,
       reports: new Map(),
-      pending: new Map(stages.filter((s) => !completed.has(s.id)).map((s) => [s.id, s])),
+      pending: new Map(
+        stages.filter((s) => !completed.has(s.id) && !idle.has(s.id)).map((s) => [s.id, s]),
+      ),
       running: new Map(),
       launchOrder: [],
       failure: undefined,
@@ -567,6 +618,18 @@ export class Pipeline {
         durationMs: 0,
         restored: true,
       });
+    }
+    for (const stage of stages.filter((s) => idle.has(s.id))) {
+      state.reports.set(stage.id, {
+        id: stage.id,
+        plugin: stage.plugin,
+        status: "skipped",
+        durationMs: 0,
+        error: idle.get(stage.id)!,
+        notApplicable: true,
+      });
+      // What the stage would have said had it run: nothing for this VM.
+      for (const key of stage.writes) if (!context.has(key)) context.set(key, null);
     }
     try {
       await this.#schedule(state);
@@ -650,9 +713,7 @@ export class Pipeline {
       if (!state.failure) {
         this.#skipBlocked(state);
         const ready = [...state.pending.values()]
-          .filter((s) =>
-            [...state.edges.get(s.id)!].every((d) => state.reports.get(d)?.status === "done")
-          )
+          .filter((s) => [...state.edges.get(s.id)!].every((d) => settled(state.reports.get(d))))
           .sort((a, b) => (this.#order.get(a.plugin) ?? 0) - (this.#order.get(b.plugin) ?? 0));
         ready.forEach((stage) => this.#launch(state, stage));
       }
@@ -665,9 +726,7 @@ export class Pipeline {
   #skipBlocked(state: RunState): void {
     for (const stage of [...state.pending.values()]) {
       const deps = [...state.edges.get(stage.id)!];
-      const blocked = deps.find((d) =>
-        state.reports.get(d) && state.reports.get(d)!.status !== "done"
-      );
+      const blocked = deps.find((d) => state.reports.get(d) && !settled(state.reports.get(d)));
       if (!blocked) continue;
       state.pending.delete(stage.id);
       state.reports.set(stage.id, {
