@@ -62,9 +62,11 @@ export const qemuForward = defineOp<ForwardArgs>({
       if (a.ifRunning && gone) return { notRunning: true };
       throw error;
     }
-    // HMP answers nothing when it worked, and says why when it did not.
+    // HMP answers nothing when a rule was added, "… removed" when one was removed, and says
+    // why when it did neither.
     const said = typeof out === "string" ? out.trim() : "";
-    if (said) {
+    const done = a.action === "add" ? said === "" : / removed$/.test(said);
+    if (!done) {
       if (a.ifRunning) return { unchanged: said };
       throw new ConflictError(
         `Cannot ${a.action === "add" ? "add" : "remove"} forward ${
