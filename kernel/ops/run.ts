@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { readArgv } from "./argv.ts";
 import { argvCheckNeed } from "./broker.ts";
-import { defineOp, type PermissionNeed } from "./types.ts";
+import { defineOp, type OpEnv, type PermissionNeed } from "./types.ts";
 
 /** The environment variables a plugin may set for a program it runs. */
 export const RUN_ENV_ALLOWED = [
@@ -63,8 +63,60 @@ const RunArgs = z.strictObject({
    * undoes this too, so the run itself has nothing to undo.
    */
   modifies: z.array(z.string().min(1)).optional(),
+  /**
+   * A version query (`PROGRAM --version`), whose answer only changes when the program does: kept
+   * in `{state}/probes.json` keyed by the program's path, size and mtime, and answered from there.
+   */
+  probe: z.boolean().optional(),
+}).refine((a) => !a.probe || (a.argv.length === 2 && VERSION_FLAGS.has(a.argv[1]!)), {
+  message: 'probe is for a version query: ["PROGRAM", "--version"]',
+  path: ["probe"],
 });
 type RunArgs = z.infer<typeof RunArgs>;
+
+type RunResult = { code: number; stdout: string; stderr: string };
+
+/** The cached answers of version queries, by program path, size, mtime and argv. */
+const probesFile = (env: OpEnv) => join(env.startup.dirs.state, "probes.json");
+
+/** The cache key of a version query: null when the program is not installed. */
+async function probeKey(a: RunArgs, env: OpEnv): Promise<string | null> {
+  const path = env.host.which(a.argv[0]!);
+  if (!path) return null;
+  const info = await Deno.stat(path).catch(() => null);
+  if (!info?.mtime) return null;
+  return JSON.stringify([path, info.size, info.mtime.getTime(), a.argv.slice(1)]);
+}
+
+/** Runs a version query, or answers it from the cache when the program has not changed. */
+async function probe(a: RunArgs, env: OpEnv, run: () => Promise<RunResult>) {
+  const key = await probeKey(a, env);
+  if (!key) return await run();
+  const file = probesFile(env);
+  const cache = await Deno.readTextFile(file).then(
+    (t) => JSON.parse(t) as Record<string, RunResult>,
+    () => ({} as Record<string, RunResult>),
+  );
+  const hit = cache[key];
+  if (hit) return { ...hit, cached: true };
+  const result = await run();
+  if (result.code !== 0) return result;
+  // Written whole and renamed into place: runs side by side never see half a file.
+  const fresh = await Deno.readTextFile(file).then(
+    (t) => JSON.parse(t) as Record<string, RunResult>,
+    () => ({} as Record<string, RunResult>),
+  );
+  fresh[key] = result;
+  const temp = `${file}.${crypto.randomUUID()}.tmp`;
+  try {
+    await Deno.mkdir(env.startup.dirs.state, { recursive: true });
+    await Deno.writeTextFile(temp, JSON.stringify(fresh), { mode: 0o600 });
+    await Deno.rename(temp, file);
+  } catch {
+    await Deno.remove(temp).catch(() => {});
+  }
+  return result;
+}
 
 const VERSION_FLAGS = new Set(["--version", "-version", "version", "-V"]);
 
@@ -147,13 +199,16 @@ export const runOp = defineOp<RunArgs>({
   capture: () => Promise.resolve(null),
   conflicts: () => [],
   async execute(a, env) {
-    const result = await env.host.run(a.argv, {
-      ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
-      ...(a.stdin === undefined ? {} : { stdin: a.stdin }),
-      ...(a.env === undefined ? {} : { env: a.env }),
-      noThrow: a.allowFailure ?? false,
-    });
-    return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+    const run = async (): Promise<RunResult> => {
+      const result = await env.host.run(a.argv, {
+        ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+        ...(a.stdin === undefined ? {} : { stdin: a.stdin }),
+        ...(a.env === undefined ? {} : { env: a.env }),
+        noThrow: a.allowFailure ?? false,
+      });
+      return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+    };
+    return a.probe ? await probe(a, env, run) : await run();
   },
   simulate: () => ({ code: 0, stdout: "", stderr: "", simulated: true }),
   inverse: (a): OpRequest[] | null => {

@@ -57,14 +57,23 @@ const PROGRAMS: [string, string[]][] = [
   ["genisoimage", ["--version"]],
 ];
 
+/**
+ * The programs' versions. The kernel answers from its probe cache while a program is unchanged
+ * (same path, size and mtime); `gini check --refresh` asks each program again.
+ */
 async function probePrograms(ctx: StageContext): Promise<Record<string, string | null>> {
   const found: Record<string, string | null> = {};
+  const command = ctx.get("session.command") as
+    | { plugin?: string; flags?: Record<string, unknown> }
+    | undefined;
+  const refresh = command?.plugin === "env-check" && command.flags?.refresh === true;
   await Promise.all(PROGRAMS.map(async ([program, args]) => {
     try {
       const result = await ctx.op<{ code: number; stdout: string; stderr: string }>("run", {
         argv: [program, ...args],
         allowFailure: true,
         timeoutMs: 10_000,
+        ...(refresh ? {} : { probe: true }),
       });
       found[program] = result.code === 0 ? parseVersion(result.stdout || result.stderr) : null;
     } catch {
