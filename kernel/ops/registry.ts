@@ -21,7 +21,7 @@ import { sysfsWrite } from "./sysfs_write.ts";
 import { journalCheckpoint } from "./journal_checkpoint.ts";
 import { httpRequest } from "./http_request.ts";
 import { historyAppend } from "./history_append.ts";
-import { qemuRestore, qemuSave } from "./qemu_state.ts";
+import { qemuMigrate, qemuRestore, qemuSave } from "./qemu_state.ts";
 import { chunklistVerify } from "./chunklist_verify.ts";
 import { consoleAttach } from "./console_attach.ts";
 import { sshSession } from "./ssh_session.ts";
@@ -55,6 +55,7 @@ export const OP_KINDS: ReadonlyMap<string, OpKind<Record<string, never>>> = new 
     historyAppend,
     qemuSave,
     qemuRestore,
+    qemuMigrate,
     consoleAttach,
     sshSession,
     guestExec,

@@ -30,6 +30,7 @@ import { changeLine } from "./_converge.ts";
 import { snapshotCommands } from "./_snapshots.ts";
 import { accessCommands } from "./_access.ts";
 import { hotplugCommands } from "./_hotplug.ts";
+import { migrateCommands } from "./_migrate.ts";
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
@@ -223,6 +224,7 @@ const POWER_WORDS: Record<PowerChange["outcome"], string> = {
   resumed: "resumed",
   saved: "saved (its memory and devices are in saved.state; gini start or restore brings it back)",
   restored: "restored from its saved state",
+  waiting: "waits for its state (it runs once gini migrate --to sends it)",
 };
 
 /** The output of a lifecycle command: what happened, or in a dry run what would. */
@@ -244,6 +246,7 @@ export const commands: Record<string, CommandDefinition> = {
   ...snapshotCommands,
   ...accessCommands,
   ...hotplugCommands,
+  ...migrateCommands,
   up: {
     render(view) {
       const { def, xml, started, data } = deployed(view);

@@ -16,6 +16,7 @@ import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
 import { snapshotStages } from "./_snapshots.ts";
 import { accessStages } from "./_access.ts";
 import { hotplugStages, keepAttached } from "./_hotplug.ts";
+import { migrateStages } from "./_migrate.ts";
 import {
   findDefinition,
   hasSavedState,
@@ -149,6 +150,7 @@ export default definePlugin({
     ...snapshotStages,
     ...accessStages,
     ...hotplugStages,
+    ...migrateStages,
     list: async (ctx) => {
       ctx.set(VMS, await listVms(ctx));
     },
