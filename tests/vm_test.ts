@@ -185,7 +185,10 @@ Deno.test("gini plan --json lists image.create and the writes of start.sh and vm
     `fs.write ${dir}/start.sh`,
     `fs.write ${dir}/vm.xml`,
     `fs.write ${dir}/vm.json`,
+    // Its history: deployed, then started.
+    `history.append ${dir}/history.jsonl`,
     "qemu.launch planned",
+    `history.append ${dir}/history.jsonl`,
   ]);
   assertEquals(report.vmDefinition.argv[0], "qemu-system-x86_64");
   assertStringIncludes(report.libvirtXml, "<name>planned</name>");
