@@ -738,6 +738,16 @@ function fromXml(xml: string): Machine {
   });
 
   const rngEl = first(devices, "rng");
+  const libvirtFilled = disks.filter((d) => d.bus === "virtio").length +
+    all(devices, "interface").length +
+    (all(devices, "channel").some((c) =>
+        c.attrs.type === "spicevmc" || first(c, "target")?.attrs.type === "virtio"
+      )
+      ? 1
+      : 0) +
+    (rngEl ? 1 : 0) +
+    usbControllers.filter((c) => c.attrs.model === "qemu-xhci").length +
+    passthrough.length;
   const balloonModel = first(devices, "memballoon")?.attrs.model ?? "virtio";
   const serialEl = all(devices, "serial")[0];
   return {
@@ -768,10 +778,13 @@ function fromXml(xml: string): Machine {
     )?.attrs.path ?? null,
     rng: rngEl ? `${rngEl.attrs.model} ${text(rngEl, "backend")}` : extra.rng,
     balloon: balloonModel === "none" ? extra.balloon : balloonModel,
-    hotplugPorts:
+    // The spare ones: libvirt puts its own PCIe devices behind the root ports it is given first.
+    hotplugPorts: Math.max(
+      0,
       all(devices, "controller").filter((c) =>
         c.attrs.type === "pci" && c.attrs.model === "pcie-root-port"
-      ).length + extra.hotplugPorts,
+      ).length + extra.hotplugPorts - (machine.type === "q35" ? libvirtFilled : 0),
+    ),
     other: extra.other,
   };
 }

@@ -4,12 +4,13 @@
  * PCIe root port appears in the guest's /sys/block and leaves it when detached; a forward added
  * at runtime binds its host port and frees it when removed; a crash part-way is rolled back by
  * `gini recover`; what was attached is kept across a restart and by `gini up FILE`; a stopped VM
- * changes in its definition only, until its four spare ports are used.
+ * changes in its definition only, until its four spare ports are used; a libvirt VM changes
+ * through `virsh attach-device/detach-device --live --config` on the real libvirtd.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { qmpCommand } from "../kernel/host/qmp.ts";
-import { runGini, tinyVmHome } from "./_helpers.ts";
+import { runGini, sh, tinyGuest, tinyVmHome } from "./_helpers.ts";
 
 const gini = (root: string, ...args: string[]) => runGini(root, args);
 
@@ -336,5 +337,82 @@ Deno.test("a stopped VM changes in its definition only, until its four spare por
     assert((await events(root)).filter((e) => e === "attached").length === 4);
   } finally {
     await gini(root, "kill", "tiny");
+  }
+});
+
+/** libvirtd and virtlogd, started when no init system did (containers, CI), as vm_test does. */
+async function ensureLibvirtd(): Promise<void> {
+  const up = async () =>
+    (await new Deno.Command("virsh", {
+      args: ["-c", "qemu:///system", "version"],
+      stdout: "null",
+      stderr: "null",
+    }).output()).success;
+  if (await up()) return;
+  await sh("libvirtd", "-d");
+  await sh("virtlogd", "-d");
+  for (let i = 0; i < 40; i++) {
+    if (await up()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("libvirtd did not start");
+}
+
+Deno.test("a libvirt VM: attach and detach go through virsh --live --config; the guest and libvirt's definition both see them", async () => {
+  await ensureLibvirtd();
+  const guest = await tinyGuest();
+  // libvirt runs QEMU as its own user: everything it opens must be reachable by that user.
+  const root = await Deno.makeTempDir({ prefix: "gini-libvirt-hotplug-" });
+  await Deno.chmod(root, 0o755);
+  await Deno.copyFile(join(guest, "vmlinuz"), join(root, "vmlinuz"));
+  await Deno.copyFile(join(guest, "initrd.img"), join(root, "initrd.img"));
+  const name = `gini-hotplug-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(
+    join(root, "vm.toml"),
+    `name = "${name}"\n[memory]\nsize = "256M"\n[[disks]]\nname = "root"\nsize = "16M"\n[boot]\nkernel = "vmlinuz"\ninitrd = "initrd.img"\ncmdline = "console=ttyS0 panic=-1 gini.tick"\n[qemu]\nbackend = "libvirt"\nlibvirt_uri = "qemu:///system"\n`,
+  );
+  const data = ["--data-dir", join(root, "data")];
+  const dir = join(root, "data/vms", name);
+  const virsh = async (...args: string[]) =>
+    new TextDecoder().decode(
+      (await new Deno.Command("virsh", {
+        args: ["-c", "qemu:///system", ...args],
+        stdout: "piped",
+        stderr: "null",
+      }).output()).stdout,
+    );
+  /** The disks' targets libvirt lists, live or in its persistent definition. */
+  const targets = async (...flags: string[]) =>
+    (await virsh("domblklist", name, ...flags)).split("\n").slice(2).map((l) => l.trim())
+      .filter(Boolean).map((l) => l.split(/\s+/)[0]);
+  try {
+    const up = await gini(root, ...data, "up", "vm.toml");
+    assertEquals(up.code, 0, up.stderr);
+    let seen = await guestBlocks(dir, 0, " vda", 120);
+    const attached = await json<Hotplug>(
+      root,
+      ...data,
+      "attach",
+      name,
+      "disk",
+      "--size",
+      "16M",
+      "--id",
+      "data",
+    );
+    assertEquals([attached.live, attached.device!.path], [true, join(dir, "data.qcow2")]);
+    seen = await guestBlocks(dir, seen, " vda vdb");
+    assertEquals(await targets(), ["vda", "vdb"]);
+    assertEquals(await targets("--inactive"), ["vda", "vdb"], "kept for the next start");
+    const detached = await gini(root, ...data, "detach", name, "data", "--yes");
+    assertEquals(detached.code, 0, detached.stderr);
+    await guestBlocks(dir, seen, " vda");
+    assertEquals(await targets("--inactive"), ["vda"]);
+    const events = JSON.parse((await gini(root, ...data, "history", name, "--json")).stdout)
+      .records.map((r: { event: string }) => r.event);
+    assertEquals(events, ["deployed", "started", "attached", "detached"]);
+  } finally {
+    await virsh("destroy", name);
+    await virsh("undefine", name, "--nvram");
   }
 });

@@ -522,6 +522,12 @@ async function detach(
         : `Nothing was attached to it (gini attach ${def.name} disk --size 1G)`,
     );
   }
+  if (state === "paused") {
+    throw usage(
+      `Cannot detach "${id}" from VM "${def.name}" while it is paused: its guest must release the device`,
+      `Resume it first: gini resume ${def.name}`,
+    );
+  }
   if (def.backend === "libvirt") await virshDevice(ctx, def, id, false, running);
   else if (running) await ctx.op("qemu.detach", hotplugArgs(def, device, timeoutMs));
   const next = redefine(

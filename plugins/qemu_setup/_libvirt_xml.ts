@@ -149,6 +149,19 @@ export function deviceXml(def: VmDefinition, id: string): string | null {
 
 const dedent = (lines: string[]) => lines.map((l) => l.slice(4)).join("\n") + "\n";
 
+/**
+ * How many root ports libvirt fills with the domain's own devices, which it places in the root
+ * ports it is given before adding any: virtio disks, NIC elements, the virtio-serial controller
+ * (guest agent, SPICE), the RNG, the USB controller and PCI host devices. The spare ports come on
+ * top of them (a count too high leaves a port more free, never fewer).
+ */
+function libvirtPortDevices(def: VmDefinition, targets: { bus: string }[]): number {
+  const nics = def.nics.filter((n) => !(n.type === "user" && n.forwards.length)).length;
+  const serial = def.guest !== "macos" || def.display.type === "spice" ? 1 : 0;
+  return targets.filter((t) => t.bus === "virtio").length + nics + serial + 1 +
+    (def.usb.length ? 1 : 0) + def.passthrough.length;
+}
+
 /** PCI devices QEMU may be given as they are (by extra_args too). */
 const PCI_DEVICE =
   /-pci$|^(qemu-xhci|nec-usb-xhci|usb-ehci|ich9-usb-ehci1|nvme|e1000e?|vmxnet3|rtl8139|ich9-ahci|ahci|virtio-vga|qxl-vga|qxl|VGA|intel-hda|ich9-intel-hda)$/;
@@ -267,10 +280,12 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   });
   // Only the USB controller the definition needs (libvirt would add one by itself).
   x.push(`    <controller type="usb" model="${def.usb.length ? "qemu-xhci" : "none"}"/>`);
-  // Spare root ports for hotplug (gini attach: virsh attach-device), as virt-install adds them;
-  // libvirt numbers and places them.
+  // Spare root ports for hotplug (gini attach: virsh attach-device), as virt-install adds them,
+  // after the root complex (which libvirt would take the first unnumbered PCI controller for).
   if (def.machine === "q35") {
-    for (const _ of HOTPLUG_PORTS) x.push('    <controller type="pci" model="pcie-root-port"/>');
+    x.push('    <controller type="pci" index="0" model="pcie-root"/>');
+    const ports = HOTPLUG_PORTS.length + libvirtPortDevices(def, targets);
+    for (let i = 0; i < ports; i++) x.push('    <controller type="pci" model="pcie-root-port"/>');
   }
   const commandline: string[] = [];
   for (const nic of def.nics) {
