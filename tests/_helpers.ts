@@ -123,7 +123,18 @@ export async function runGini(
   args: string[],
   env: Record<string, string> = {},
   cwd = home,
+  input?: string,
 ): Promise<CommandOutput> {
+  if (input !== undefined) {
+    // Standard input given, then closed, as a shell pipe gives it.
+    const child = (await giniCommand(home, args, env, cwd, "piped")).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+    const out = await child.output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  }
   const out = await (await giniCommand(home, args, env, cwd)).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
@@ -150,6 +161,7 @@ async function giniCommand(
   args: string[],
   env: Record<string, string>,
   cwd: string,
+  stdin: "piped" | "null" = "null",
 ): Promise<Deno.Command> {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...await giniRunFlags(), join(REPO, "main.ts"), ...args],
@@ -162,6 +174,7 @@ async function giniCommand(
       ...env,
     },
     clearEnv: true,
+    stdin,
     stdout: "piped",
     stderr: "piped",
   });

@@ -241,6 +241,15 @@ forwards = [{ host = ${port}, guest = 22 }]
         assertEquals(json.code, 0, json.stderr);
         const data = JSON.parse(json.stdout);
         assertEquals([data.ran, data.exitCode, data.stdout], [true, 0, "gini-access\n"]);
+        // -i: gini's standard input is the command's.
+        const piped = await runGini(
+          root,
+          ["exec", "access", "-i", "--", "tr", "a-z", "A-Z"],
+          {},
+          root,
+          "through the agent\n",
+        );
+        assertEquals([piped.code, piped.stdout], [0, "THROUGH THE AGENT\n"], piped.stderr);
       });
 
       await t.step("gini status shows the addresses the guest agent reports", async () => {

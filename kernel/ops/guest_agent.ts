@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { decodeBase64 } from "../encoding.ts";
+import { decodeBase64, encodeBase64 } from "../encoding.ts";
 import { z } from "zod";
 import { GiniError, UsageError } from "../errors.ts";
 import { AgentSilentError, GuestAgent } from "../host/qga.ts";
@@ -63,6 +63,8 @@ const GuestExecArgs = z.strictObject({
   argv: z.array(z.string().max(64 * 1024)).min(1).max(10_000),
   /** How long the agent may take to answer at all. */
   timeoutMs: z.number().int().positive().max(600_000),
+  /** Gini's standard input goes to the command (`gini exec -i`), read to its end first. */
+  input: z.boolean().optional(),
 });
 type GuestExecArgs = z.infer<typeof GuestExecArgs>;
 
@@ -75,6 +77,32 @@ type ExecStatus = {
   "out-truncated"?: boolean;
   "err-truncated"?: boolean;
 };
+
+/** The most standard input `gini exec -i` passes (the agent takes it in one message). */
+const MAX_INPUT = 16 * 1024 * 1024;
+
+/** Gini's standard input, to its end. */
+async function readInput(name: string): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    size += chunk.byteLength;
+    if (size > MAX_INPUT) {
+      throw new UsageError(
+        `Cannot pass the input to VM "${name}": it is over ${MAX_INPUT / 1024 / 1024} MiB`,
+        { hint: `Copy large files with scp through gini ssh's forward, or a shared disk` },
+      );
+    }
+    parts.push(chunk);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return all;
+}
 
 async function writeAll(w: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array) {
   let done = 0;
@@ -94,12 +122,14 @@ export const guestExec = defineOp<GuestExecArgs>({
   conflicts: () => [],
   async execute(a, env) {
     const doing = `run "${a.argv[0]}"`;
+    const input = a.input ? await readInput(a.name) : undefined;
     const agent = await connect(a.name, a.socket, a.timeoutMs, doing);
     try {
       const { pid } = await agent.call<{ pid: number }>("guest-exec", {
         path: a.argv[0],
         arg: a.argv.slice(1),
         "capture-output": true,
+        ...(input ? { "input-data": encodeBase64(input) } : {}),
       }, a.timeoutMs).catch((error: Error) => {
         throw new GiniError(
           "GUEST_EXEC",

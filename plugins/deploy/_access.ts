@@ -42,7 +42,13 @@ export type AccessSession = {
 };
 export const ACCESS: ContextKey<AccessSession> = "deploy.access";
 
-type Flags = { lines?: number; timeout?: number; user?: string | null; command?: string[] };
+type Flags = {
+  lines?: number;
+  timeout?: number;
+  user?: string | null;
+  input?: boolean;
+  command?: string[];
+};
 
 function usage(message: string, hint: string): Error {
   return Object.assign(new Error(message), { code: "USAGE", hint });
@@ -190,6 +196,7 @@ const ACTIONS: Record<
       socket: socketOf(def, "agentSocket"),
       argv,
       timeoutMs: (flags.timeout ?? 30) * 1000,
+      ...(flags.input ? { input: true } : {}),
     };
     const result = await ctx.op<OpResult & Json>("guest.exec", args);
     return session(
