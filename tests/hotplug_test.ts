@@ -260,9 +260,11 @@ Deno.test("a running VM: a disk attached appears in the guest and leaves it when
         assertEquals((await gini(root, "forward", "tiny", "add", `tcp:${port}:22`)).code, 0);
         assertEquals((await gini(root, "kill", "tiny")).code, 0);
         assertEquals(await accepts(port), false);
+        // The log is appended to: the new boot's lines are those after the old one's.
+        const before = (await Deno.readTextFile(join(dir, "serial.log"))).length;
         const start = await gini(root, "start", "tiny");
         assertEquals(start.code, 0, start.stderr);
-        await guestBlocks(dir, 0, " vda vdb");
+        await guestBlocks(dir, before, " vda vdb");
         assertEquals((await portDevices(dir)).hotplug0, ["keep"]);
         assertEquals(await accepts(port), true, "the forward is back");
         // The VM file names neither: up converges to the file and what was attached by command.
