@@ -294,7 +294,7 @@ Deno.test("a running VM: a disk attached appears in the guest and leaves it when
   }
 });
 
-Deno.test("a stopped VM changes in its definition only, until its four spare ports are used; QEMU starts with what was attached", async () => {
+Deno.test("a stopped VM changes in its definition only, until its four spare ports are used; QEMU starts with what was attached; an attach QEMU refuses after its image was made is undone; a port holding a device plugged by hand is not spare", async () => {
   const { root, dir } = await tinyVm();
   const up = await gini(root, "up", "tiny.toml", "--no-start");
   assertEquals(up.code, 0, up.stderr);
@@ -337,6 +337,28 @@ Deno.test("a stopped VM changes in its definition only, until its four spare por
     });
     assertMatch(usernet, /UDP\[HOST_FORWARD\][^\n]*15353/);
     assert((await events(root)).filter((e) => e === "attached").length === 4);
+
+    // A device plugged by hand (not by Gini) has the id the next attach takes: QEMU's id check
+    // refuses it after its image was made, and the run is undone (the image removed).
+    await qmp(dir, "device_add", {
+      driver: "virtserialport",
+      id: "late",
+      bus: "agent-serial.0",
+      name: "by-hand",
+    });
+    const definition = await Deno.readTextFile(join(dir, "vm.json"));
+    const failed = await gini(root, "attach", "tiny", "disk", "--size", "8M", "--id", "late");
+    assertEquals(failed.code, 1, failed.stdout);
+    assertStringIncludes(failed.stderr, "The run failed; undoing the 1 change(s) it made");
+    assertStringIncludes(failed.stderr, 'to VM "tiny": it has a device "late"');
+    assertEquals(await Deno.stat(join(dir, "late.qcow2")).then(() => 1, () => 0), 0);
+    assertEquals(await blockDevices(dir), ["disk0", "a", "c"]);
+    assertEquals(await Deno.readTextFile(join(dir, "vm.json")), definition);
+    // A port holding a device plugged by hand is no spare port.
+    await qmp(dir, "device_add", { driver: "virtio-rng-pci", id: "squatter", bus: "hotplug2" });
+    const full = await gini(root, "attach", "tiny", "nic");
+    assertEquals(full.code, 2, full.stdout);
+    assertStringIncludes(full.stderr, "hotplug2: a device Gini did not plug");
   } finally {
     await gini(root, "kill", "tiny");
   }

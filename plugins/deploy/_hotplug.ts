@@ -147,8 +147,25 @@ function deviceId(def: VmDefinition, kind: "disk" | "nic", given: Json | undefin
   return given;
 }
 
-/** The first spare port no device of the definition sits on. */
-function sparePort(def: VmDefinition, running: boolean): string {
+type PciDevice = { qdev_id?: string; pci_bridge?: { devices?: PciDevice[] } };
+
+/** The root ports of a running QEMU VM that hold a device now (one plugged by hand too). */
+async function busyPorts(ctx: StageContext, def: VmDefinition): Promise<Set<string>> {
+  const buses = await ctx.op<{ devices?: PciDevice[] }[]>("qmp", {
+    socket: def.paths.qmpSocket,
+    command: "query-pci",
+    timeoutMs: 10_000,
+  });
+  const busy = new Set<string>();
+  if (!Array.isArray(buses)) return busy;
+  for (const device of buses.flatMap((b) => b.devices ?? [])) {
+    if (device.qdev_id && device.pci_bridge?.devices?.length) busy.add(device.qdev_id);
+  }
+  return busy;
+}
+
+/** The first spare port no device of the definition (nor of the running VM) sits on. */
+function sparePort(def: VmDefinition, running: boolean, busy = new Set<string>()): string {
   const ports = hotplugPorts(def);
   if (def.machine === "q35" && running && def.backend === "qemu" && !hasHotplugPorts(def)) {
     throw usage(
@@ -157,18 +174,22 @@ function sparePort(def: VmDefinition, running: boolean): string {
     );
   }
   if (def.machine !== "q35") return ports[0]!;
-  const used = new Set(
-    [...def.disks, ...def.nics].map((d) => d.hotplugPort).filter((p) => p !== undefined),
-  );
+  const used = new Set([
+    ...busy,
+    ...[...def.disks, ...def.nics].map((d) => d.hotplugPort).filter((p) => p !== undefined),
+  ]);
   const free = ports.find((p) => !used.has(p));
   if (!free) {
-    const holders = [...def.disks, ...def.nics].filter((d) => d.hotplugPort).map((d) =>
-      `${d.id} (${d.hotplugPort})`
+    const holders = ports.map((port) =>
+      `${port}: ${
+        [...def.disks, ...def.nics].find((d) => d.hotplugPort === port)?.id ??
+          "a device Gini did not plug"
+      }`
     );
     throw usage(
       `Cannot attach a device to VM "${def.name}": no spare PCIe port is left (${
         holders.join(", ")
-      } use all ${ports.length})`,
+      })`,
       `Detach one first: gini detach ${def.name} ID`,
     );
   }
@@ -360,7 +381,8 @@ async function attach(
   }
   const running = state !== "stopped";
   const id = deviceId(def, kind, flags.id);
-  const port = sparePort(def, running);
+  const live = running && def.backend === "qemu";
+  const port = sparePort(def, running, live ? await busyPorts(ctx, def) : undefined);
   const attached = await readAttached(def.paths.dir);
   const warnings: string[] = [];
   let device: VmDisk | VmNic;
