@@ -54,6 +54,8 @@ export class DownloadError extends GiniError {
 const ATTEMPTS = 4;
 const CHUNK_PROGRESS = 4 * 1024 * 1024;
 const WRITE_BUFFER = 4 * 1024 * 1024;
+/** How much is written between two flushes to disk during a download. */
+const SYNC_EVERY = 64 * 1024 * 1024;
 /** Defaults of the `connectTimeoutMs` and `idleTimeoutMs` arguments. */
 export const CONNECT_TIMEOUT_MS = 30_000;
 export const IDLE_TIMEOUT_MS = 60_000;
@@ -99,21 +101,67 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** sha256 (the cache address) plus, when asked, the algorithm of a published checksum. */
+/** How many buffers may wait for the hashing thread before the download waits for it. */
+const HASH_QUEUE = 4;
+
+/**
+ * sha256 (the cache address) plus, when asked, the algorithm of a published checksum, computed on
+ * a thread of their own (hashing costs as much as the rest of a download on a fast link). A buffer
+ * given to `update` must not change afterwards: the op gives each its own, in shared memory.
+ */
 class Hashes {
-  readonly sha256 = createHash("sha256");
-  readonly extra: ReturnType<typeof createHash> | undefined;
+  readonly #worker = new Worker(new URL("../../workers/hash_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  readonly #algorithms: string[];
+  #queued = 0;
+  #drained: (() => void) | undefined;
+  #digested: ((digests: Record<string, string>) => void) | undefined;
+  #failed: Error | undefined;
   constructor(algorithm?: "sha256" | "sha512") {
-    this.extra = algorithm === "sha512" ? createHash("sha512") : undefined;
+    this.#algorithms = algorithm === "sha512" ? ["sha256", "sha512"] : ["sha256"];
+    this.#worker.onmessage = (event) => {
+      if (event.data === "ok") {
+        this.#queued--;
+        this.#drained?.();
+      } else this.#digested?.(event.data as Record<string, string>);
+    };
+    this.#worker.onerror = (event) => {
+      event.preventDefault();
+      this.#failed = new Error(`the hashing thread failed: ${event.message}`);
+      this.#drained?.();
+      this.#digested?.({});
+    };
+    this.#worker.postMessage(this.#algorithms);
   }
-  update(data: Uint8Array): void {
-    this.sha256.update(data);
-    this.extra?.update(data);
+  /** Queues `data` for hashing; waits while the hashing thread is behind. */
+  async update(data: Uint8Array): Promise<void> {
+    if (this.#failed) throw this.#failed;
+    this.#worker.postMessage(data);
+    this.#queued++;
+    while (this.#queued >= HASH_QUEUE && !this.#failed) {
+      await new Promise<void>((resolve) => this.#drained = resolve);
+    }
   }
-  digest(): { sha256: string; extra: string | undefined } {
-    return { sha256: this.sha256.digest("hex"), extra: this.extra?.digest("hex") };
+  async digest(): Promise<{ sha256: string; extra: string | undefined }> {
+    const digests = await new Promise<Record<string, string>>((resolve) => {
+      this.#digested = resolve;
+      this.#worker.postMessage({ digest: true });
+    });
+    this.close();
+    if (this.#failed) throw this.#failed;
+    return { sha256: digests.sha256!, extra: digests.sha512 };
+  }
+  close(): void {
+    this.#worker.terminate();
   }
 }
+
+/**
+ * A write buffer the hashing thread reads in place (shared memory: posting it copies nothing).
+ * A download cycles through a few of them, so its memory stays flat.
+ */
+const sharedBuffer = () => new Uint8Array(new SharedArrayBuffer(WRITE_BUFFER));
 
 /** Hashes what a partial file already holds, so a resumed download verifies the whole file. */
 async function hashExisting(path: string, hash: Hashes): Promise<number> {
@@ -121,7 +169,7 @@ async function hashExisting(path: string, hash: Hashes): Promise<number> {
   try {
     const file = await Deno.open(path);
     for await (const chunk of file.readable) {
-      hash.update(chunk);
+      await hash.update(chunk);
       size += chunk.byteLength;
     }
   } catch (error) {
@@ -219,8 +267,12 @@ async function transfer(
   let lastError: unknown;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     env.signal?.throwIfAborted();
-    const hash = new Hashes(a.checksum?.algorithm);
-    let have = await hashExisting(partial, hash);
+    // Closed when the attempt ends (digest() closes it too); a restart starts another.
+    let hash = new Hashes(a.checksum?.algorithm);
+    let have = await hashExisting(partial, hash).catch((error) => {
+      hash.close();
+      throw error;
+    });
     // This attempt's own stop (a timeout, the size limit) joined with the op's (a cancel).
     const attemptStop = new AbortController();
     const signal = env.signal
@@ -230,12 +282,15 @@ async function transfer(
     try {
       const opened = await openBody(a, url, have, signal, stall);
       if (opened === "again") {
+        hash.close();
         await Deno.remove(partial).catch(() => {});
         continue;
       }
       if (opened.restart) {
         await Deno.remove(partial).catch(() => {});
         have = 0;
+        hash.close();
+        hash = new Hashes(a.checksum?.algorithm);
       }
       if (limit !== undefined && opened.total !== undefined && opened.total > limit) {
         await opened.body.cancel();
@@ -243,7 +298,7 @@ async function transfer(
       }
       // An approximate size gives way to what the server says.
       const total = limit ?? opened.total ?? a.sizeBytes;
-      const fresh = have === 0 ? new Hashes(a.checksum?.algorithm) : hash;
+      const fresh = hash;
       const out = await Deno.open(partial, {
         write: true,
         create: true,
@@ -260,17 +315,32 @@ async function transfer(
       });
       let written = have;
       let reported = written;
-      // Chunks are gathered into 4 MiB buffers, hashed a buffer at a time, and each buffer is
-      // written while the next one fills, so the disk and the hash overlap instead of taking turns.
-      let buffer = new Uint8Array(WRITE_BUFFER);
+      // Chunks are gathered into 4 MiB buffers; each full one is hashed on the hashing thread and
+      // written while the next one fills, so network, hash and disk overlap instead of taking turns.
+      const ring = Array.from({ length: HASH_QUEUE + 1 }, sharedBuffer);
+      let slot = 0;
+      let buffer = ring[0]!;
       let filled = 0;
       let writing: Promise<void> = Promise.resolve();
+      // Written data is flushed to disk as it comes (every SYNC_EVERY bytes, beside the next
+      // writes), so that the final fsync has little left to wait for.
+      let unsynced = 0;
+      let syncing: Promise<void> = Promise.resolve();
       const flush = async () => {
         const full = buffer.subarray(0, filled);
-        fresh.update(full);
+        await fresh.update(full);
         await writing;
+        unsynced += full.byteLength;
+        if (unsynced >= SYNC_EVERY) {
+          unsynced = 0;
+          await syncing;
+          syncing = out.syncData();
+        }
         writing = writeAll(out, full);
-        buffer = new Uint8Array(WRITE_BUFFER);
+        // The next buffer of the ring: its hashing and its write are done by now (the hashing
+        // thread is at most HASH_QUEUE - 1 behind, writes go one at a time).
+        slot = (slot + 1) % ring.length;
+        buffer = ring[slot]!;
         filled = 0;
       };
       const reader = opened.body.getReader();
@@ -316,6 +386,7 @@ async function transfer(
         signal.throwIfAborted();
         if (filled) await flush();
         await writing;
+        await syncing;
         await out.sync();
       } finally {
         clearTimeout(watchdog);
@@ -323,6 +394,7 @@ async function transfer(
         // On a cut connection, keep what arrived so the next attempt resumes after it.
         if (filled) await flush().catch(() => {});
         await writing.catch(() => {});
+        await syncing.catch(() => {});
         out.close();
       }
       if (limit !== undefined && written !== limit) {
@@ -337,8 +409,9 @@ async function transfer(
         id,
         label: `${label}: ${formatBytes(written)}`,
       });
-      return { ...fresh.digest(), bytes: written };
+      return { ...await fresh.digest(), bytes: written };
     } catch (thrown) {
+      hash.close();
       // The signal's reason says why better than the AbortError fetch rejects with.
       const error = signal.aborted ? signal.reason : thrown;
       if (env.signal?.aborted || error instanceof DownloadError) {
