@@ -27,7 +27,6 @@ import type { VmDefinition, VmDisk, VmNic } from "../qemu_setup/contracts.ts";
 import {
   deviceXml,
   diskHotplug,
-  hasHotplugPorts,
   hotplugPorts,
   libvirtXml,
   nicHotplug,
@@ -149,36 +148,43 @@ function deviceId(def: VmDefinition, kind: "disk" | "nic", given: Json | undefin
 
 type PciDevice = { qdev_id?: string; pci_bridge?: { devices?: PciDevice[] } };
 
-/** The root ports of a running QEMU VM that hold a device now (one plugged by hand too). */
-async function busyPorts(ctx: StageContext, def: VmDefinition): Promise<Set<string>> {
+/** The root ports a running QEMU VM has, and those of them that hold a device now. */
+type LivePorts = { present: Set<string>; busy: Set<string> };
+
+/** The running VM's root ports (query-pci): one plugged by hand through QMP counts as busy. */
+async function livePorts(ctx: StageContext, def: VmDefinition): Promise<LivePorts | null> {
   const buses = await ctx.op<{ devices?: PciDevice[] }[]>("qmp", {
     socket: def.paths.qmpSocket,
     command: "query-pci",
     timeoutMs: 10_000,
   });
+  // A dry run of a change plans without asking QEMU anything it would not answer the same later.
+  if (!Array.isArray(buses)) return null;
+  const present = new Set<string>();
   const busy = new Set<string>();
-  if (!Array.isArray(buses)) return busy;
   for (const device of buses.flatMap((b) => b.devices ?? [])) {
-    if (device.qdev_id && device.pci_bridge?.devices?.length) busy.add(device.qdev_id);
+    if (!device.qdev_id || !device.pci_bridge) continue;
+    present.add(device.qdev_id);
+    if (device.pci_bridge.devices?.length) busy.add(device.qdev_id);
   }
-  return busy;
+  return { present, busy };
 }
 
 /** The first spare port no device of the definition (nor of the running VM) sits on. */
-function sparePort(def: VmDefinition, running: boolean, busy = new Set<string>()): string {
+function sparePort(def: VmDefinition, live: LivePorts | null): string {
   const ports = hotplugPorts(def);
-  if (def.machine === "q35" && running && def.backend === "qemu" && !hasHotplugPorts(def)) {
+  if (def.machine !== "q35") return ports[0]!;
+  if (live && !ports.some((p) => live.present.has(p))) {
     throw usage(
       `Cannot attach a device to running VM "${def.name}": it was started without spare PCIe ports (it was made before Gini added them)`,
-      `Stop it (gini stop ${def.name}), run gini up ${def.configFile} (its definition gets four ports), then attach`,
+      `Stop it (gini stop ${def.name}) and start it again (gini up ${def.configFile} gives its definition four ports first, if it has none), then attach`,
     );
   }
-  if (def.machine !== "q35") return ports[0]!;
   const used = new Set([
-    ...busy,
+    ...(live?.busy ?? []),
     ...[...def.disks, ...def.nics].map((d) => d.hotplugPort).filter((p) => p !== undefined),
   ]);
-  const free = ports.find((p) => !used.has(p));
+  const free = ports.find((p) => !used.has(p) && (!live || live.present.has(p)));
   if (!free) {
     const holders = ports.map((port) =>
       `${port}: ${
@@ -381,8 +387,8 @@ async function attach(
   }
   const running = state !== "stopped";
   const id = deviceId(def, kind, flags.id);
-  const live = running && def.backend === "qemu";
-  const port = sparePort(def, running, live ? await busyPorts(ctx, def) : undefined);
+  const live = running && def.backend === "qemu" ? await livePorts(ctx, def) : null;
+  const port = sparePort(def, live);
   const attached = await readAttached(def.paths.dir);
   const warnings: string[] = [];
   let device: VmDisk | VmNic;

@@ -37,12 +37,6 @@ export function hotplugPorts(def: Pick<VmDefinition, "machine">): readonly strin
   return def.machine === "q35" ? HOTPLUG_PORTS : ["pci.0"];
 }
 
-/** Whether a definition's argv holds the spare ports (VMs made before them do not). */
-export function hasHotplugPorts(def: Pick<VmDefinition, "machine" | "argv">): boolean {
-  return def.machine !== "q35" ||
-    def.argv.some((a) => a.startsWith(`pcie-root-port,id=${HOTPLUG_PORTS[0]},`));
-}
-
 /** A disk on a port, as QMP adds it: its two `blockdev-add`s, then its `device_add`. */
 export function diskHotplug(disk: VmDisk): { blockdevs: JsonObject[]; device: JsonObject } {
   return {
