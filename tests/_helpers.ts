@@ -145,8 +145,9 @@ export async function spawnGini(
   home: string,
   args: string[],
   env: Record<string, string> = {},
+  stdin: "piped" | "null" = "null",
 ): Promise<{ child: Deno.ChildProcess; output: Promise<CommandOutput> }> {
-  const child = (await giniCommand(home, args, env, home)).spawn();
+  const child = (await giniCommand(home, args, env, home, stdin)).spawn();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   const output = child.output().then((out) => ({
     code: out.code,

@@ -10,6 +10,7 @@ import {
   runGini,
   sh,
   snapshotTree,
+  spawnGini,
   tempEnv,
   tinyGuest,
   waitFor,
@@ -391,6 +392,25 @@ async function ensureLibvirtd(): Promise<void> {
   throw new Error("libvirtd did not start");
 }
 
+/** `gini console NAME --lines 1` with piped input, closed once two more lines have come. */
+async function consoleLines(root: string, name: string) {
+  const { child, output } = await spawnGini(
+    root,
+    ["--data-dir", join(root, "data"), "console", name, "--lines", "1"],
+    {},
+    "piped",
+  );
+  const deadline = Date.now() + 60_000;
+  const log = join(root, "data/vms", name, "serial.log");
+  const lines = async () => (await Deno.readTextFile(log)).split("\n").length;
+  const start = await lines();
+  while (Date.now() < deadline && (await lines()) < start + 3) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await child.stdin.close();
+  return await output;
+}
+
 Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain on a real libvirtd", async () => {
   await ensureLibvirtd();
   const guest = await tinyGuest();
@@ -402,7 +422,7 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
   const name = `gini-test-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.writeTextFile(
     join(root, "vm.toml"),
-    `name = "${name}"\n[memory]\nsize = "256M"\n[boot]\nkernel = "vmlinuz"\ninitrd = "initrd.img"\ncmdline = "console=ttyS0 panic=-1"\n[qemu]\nbackend = "libvirt"\nlibvirt_uri = "qemu:///system"\n`,
+    `name = "${name}"\n[memory]\nsize = "256M"\n[boot]\nkernel = "vmlinuz"\ninitrd = "initrd.img"\ncmdline = "console=ttyS0 panic=-1 gini.tick"\n[qemu]\nbackend = "libvirt"\nlibvirt_uri = "qemu:///system"\n`,
   );
   const virsh = (...args: string[]) =>
     new Deno.Command("virsh", {
@@ -423,7 +443,13 @@ Deno.test("the libvirt backend defines, starts, stops and undefines a TCG domain
         (v: { name: string; state: string; backend: string }) => [v.name, v.state, v.backend],
       );
     assertEquals(await states(), [[name, "running", "libvirt"]]);
-    await waitFor(join(root, "data/vms", name, "serial.log"), "GINI-TINY-GUEST-BOOTED", 120);
+    await waitFor(join(root, "data/vms", name, "serial.log"), "tick 1 ", 120);
+    // gini console reaches the guest's serial port through the socket libvirt's QEMU serves:
+    // the guest's counter arrives live, after the log's last line.
+    const console = await consoleLines(root, name);
+    const ticks = [...console.stdout.matchAll(/^tick (\d+)/gm)].map((m) => Number(m[1]));
+    assert(ticks.length >= 2 && ticks.at(-1)! > ticks[0]!, console.stdout + console.stderr);
+    assertStringIncludes(console.stderr, `Connected to the serial console of VM "${name}"`);
     const down = await gini(root, "--data-dir", join(root, "data"), "down", name, "--timeout", "3");
     assertEquals(down.code, 0, down.stderr);
     assertEquals(
