@@ -277,6 +277,32 @@ Deno.test("a running VM: a disk attached appears in the guest and leaves it when
       },
     );
 
+    await t.step(
+      "a host USB device: a VM without a USB controller gets a qemu-xhci on a spare port first",
+      async () => {
+        const peripherals = async () =>
+          (await qmp<{ name: string }[]>(dir, "qom-list", { path: "/machine/peripheral" }))
+            .map((p) => p.name);
+        assertEquals((await peripherals()).includes("xhci"), false);
+        const out = await gini(root, "attach", "tiny", "usb", "--host", "DEAD:beef", "--id", "key");
+        assertEquals(out.code, 0, out.stderr);
+        assertStringIncludes(out.stdout, 'VM "tiny": attached USB device "key" (dead:beef)');
+        assert((await peripherals()).includes("key"));
+        assertEquals((await portDevices(dir)).hotplug1, ["xhci"]);
+        assertStringIncludes(
+          await Deno.readTextFile(join(dir, "start.sh")),
+          "-device usb-host,bus=xhci.0,vendorid=0xdead,productid=0xbeef,id=key",
+        );
+        const bad = await gini(root, "attach", "tiny", "usb", "--host", "mouse");
+        assertEquals(bad.code, 2);
+        assertStringIncludes(bad.stderr, "expected --host VENDOR:PRODUCT, like --host 046d:c52b");
+        const gone = await gini(root, "detach", "tiny", "key", "--yes");
+        assertEquals(gone.code, 0, gone.stderr);
+        assertEquals((await peripherals()).includes("key"), false);
+        assertEquals(JSON.parse(await Deno.readTextFile(join(dir, "vm.json"))).usb, []);
+      },
+    );
+
     await t.step("history records each change", async () => {
       const all = await events(root);
       assertEquals(all.filter((e) => e !== "undone" && e !== "started" && e !== "killed"), [
@@ -287,6 +313,8 @@ Deno.test("a running VM: a disk attached appears in the guest and leaves it when
         "detached",
         "attached",
         "forwarded",
+        "attached",
+        "detached",
       ]);
     });
   } finally {
@@ -311,6 +339,8 @@ Deno.test("a stopped VM changes in its definition only, until its four spare por
     'Cannot attach a device to VM "tiny": no spare PCIe port is left',
   );
   assertStringIncludes(full.stderr, "gini detach tiny ID");
+  const usb = await json<Hotplug>(root, "attach", "tiny", "usb", "--host", "1d50:6089");
+  assertEquals([usb.live, usb.device!.id], [false, "hotusb0"]);
   const forward = await gini(root, "forward", "tiny", "add", "udp:15353:53", "--nic", "hotnic0");
   assertEquals(forward.code, 0, forward.stderr);
   assertStringIncludes(forward.stdout, "in its definition (the next start has it)");
@@ -332,11 +362,15 @@ Deno.test("a stopped VM changes in its definition only, until its four spare por
       hotplug3: ["c"],
     });
     assertEquals(await blockDevices(dir), ["disk0", "a", "c"]);
+    const peripherals = await qmp<{ name: string }[]>(dir, "qom-list", {
+      path: "/machine/peripheral",
+    });
+    assert(peripherals.some((p) => p.name === "hotusb0"), "the USB device attached while stopped");
     const usernet = await qmp<string>(dir, "human-monitor-command", {
       "command-line": "info usernet",
     });
     assertMatch(usernet, /UDP\[HOST_FORWARD\][^\n]*15353/);
-    assert((await events(root)).filter((e) => e === "attached").length === 4);
+    assert((await events(root)).filter((e) => e === "attached").length === 5);
 
     // A device plugged by hand (not by Gini) has the id the next attach takes: QEMU's id check
     // refuses it after its image was made, and the run is undone (the image removed).

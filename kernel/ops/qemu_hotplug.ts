@@ -1,6 +1,6 @@
 /**
- * `qemu.attach` and `qemu.detach`: plug a disk or a user-network NIC into a running VM, or unplug
- * it, through QMP. One op carries the whole device, so each is the other's inverse and either
+ * `qemu.attach` and `qemu.detach`: plug a disk, a user-network NIC or a host USB device into a
+ * running VM, or unplug it, through QMP. One op carries the whole device, so each is the other's inverse and either
  * runs to its end or leaves the VM as it was: an attach whose `device_add` fails deletes the
  * block nodes it added; a detach asks the guest to release the device (`device_del`), waits until
  * QEMU has removed it, then deletes its nodes or its netdev.
@@ -8,7 +8,8 @@
  * Unlike a bare `qmp` op, the image a disk's nodes open is an argument of its own (`path`),
  * which the broker checks against the plugin's grants; the nodes may open no other file, and a
  * NIC is QEMU's user network with port forwards only (no `guestfwd`, `smb` or `tftp`, which run
- * programs or share host folders).
+ * programs or share host folders); a host USB device (`usb-host`, with the `qemu-xhci` it needs
+ * when the VM has none) is for plugins shipped with Gini only.
  *
  * @module
  */
@@ -45,13 +46,30 @@ const FormatNode = z.strictObject({
   "read-only": BOOL.optional(),
 });
 
-/** The guest-side device (`device_add`): a virtio disk or NIC, on a port. */
+/** The guest-side device (`device_add`): a virtio disk or NIC on a port, or a host USB device. */
 const Device = z.strictObject({
-  driver: z.enum(["virtio-blk-pci", "virtio-net-pci", "e1000e", "e1000", "rtl8139", "vmxnet3"]),
+  driver: z.enum([
+    "virtio-blk-pci",
+    "virtio-net-pci",
+    "e1000e",
+    "e1000",
+    "rtl8139",
+    "vmxnet3",
+    "usb-host",
+  ]),
   id: ID,
   drive: ID.optional(),
   netdev: ID.optional(),
   mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i).optional(),
+  bus: WORD.optional(),
+  vendorid: z.number().int().min(0).max(0xffff).optional(),
+  productid: z.number().int().min(0).max(0xffff).optional(),
+});
+
+/** The USB controller a host USB device needs, added first when the VM has none. */
+const Controller = z.strictObject({
+  driver: z.literal("qemu-xhci"),
+  id: z.literal("xhci"),
   bus: WORD.optional(),
 });
 
@@ -76,6 +94,8 @@ const HotplugArgs = z.strictObject({
   blockdevs: z.tuple([FileNode, FormatNode]).optional(),
   /** A NIC: its user network. */
   netdev: Netdev.optional(),
+  /** A host USB device: the controller to add first if the VM has none. */
+  controller: Controller.optional(),
   /** How long a detach waits for the guest to release the device. */
   timeoutMs: z.number().int().positive().max(600_000).optional(),
   /** Succeed when the VM is not running (used when undoing: its definition is undone apart). */
@@ -83,9 +103,15 @@ const HotplugArgs = z.strictObject({
 }).superRefine((a, ctx) => {
   const issue = (message: string, path: string[]) =>
     ctx.addIssue({ code: "custom", message, path });
-  if ((a.blockdevs === undefined) === (a.netdev === undefined)) {
-    issue("expected exactly one of blockdevs (a disk) or netdev (a NIC)", ["blockdevs"]);
+  const usb = a.device.driver === "usb-host";
+  if ([a.blockdevs, a.netdev, usb || undefined].filter((x) => x !== undefined).length !== 1) {
+    issue("expected exactly one of blockdevs (a disk), netdev (a NIC) or a usb-host", ["device"]);
   }
+  if (usb !== (a.device.vendorid !== undefined && a.device.productid !== undefined)) {
+    issue("expected vendorid and productid with a usb-host, and only with it", ["device"]);
+  }
+  if (usb && a.device.bus !== "xhci.0") issue('expected a usb-host on "xhci.0"', ["device", "bus"]);
+  if (a.controller && !usb) issue("expected a controller only for a usb-host", ["controller"]);
   if (a.device.id !== a.id) issue(`expected the device's id to be "${a.id}"`, ["device", "id"]);
   if (a.blockdevs) {
     const [file, format] = a.blockdevs;
@@ -122,6 +148,13 @@ async function deviceIds(a: HotplugArgs): Promise<string[]> {
 /** What the broker checks: the QMP socket, and the image a disk opens (written unless read-only). */
 function needs(a: HotplugArgs): PermissionNeed[] {
   const out: PermissionNeed[] = [{ grant: "write", path: a.socket }];
+  // Handing a host's USB device to a guest is for plugins shipped with Gini.
+  if (a.device.driver === "usb-host") {
+    out.push(argvCheckNeed({
+      program: "qemu-system-x86_64",
+      unchecked: "it hands a device of the host (usb-host) to the guest",
+    }));
+  }
   if (a.path && a.blockdevs) {
     out.push({ grant: a.blockdevs[1]["read-only"] ? "read" : "write", path: a.path });
     // A qcow2 header may name a backing file QEMU then opens: as image.create, core plugins only.
@@ -132,8 +165,13 @@ function needs(a: HotplugArgs): PermissionNeed[] {
   return out;
 }
 
+const hex = (n: number | undefined) => (n ?? 0).toString(16).padStart(4, "0");
 const what = (a: HotplugArgs) =>
-  a.blockdevs ? `disk "${a.id}" (${a.path})` : `NIC "${a.id}" (user network)`;
+  a.blockdevs
+    ? `disk "${a.id}" (${a.path})`
+    : a.netdev
+    ? `NIC "${a.id}" (user network)`
+    : `USB device "${a.id}" (${hex(a.device.vendorid)}:${hex(a.device.productid)})`;
 const where = (a: HotplugArgs) => a.device.bus ? ` on "${a.device.bus}"` : "";
 
 /** Whether the VM's monitor answers; the device ids when it does. */
@@ -179,6 +217,8 @@ async function attach(a: HotplugArgs): Promise<Json> {
       },
     );
   }
+  // A controller added for the device stays (removing one needs the guest): it is not the device.
+  if (a.controller && !ids.includes(a.controller.id)) await qmp(a, "device_add", a.controller);
   try {
     if (a.blockdevs) { for (const node of a.blockdevs) await qmp(a, "blockdev-add", node); }
     if (a.netdev) await qmp(a, "netdev_add", a.netdev);

@@ -21,12 +21,21 @@ const nic = {
   device: { driver: "virtio-net-pci", id: "hotnic0", netdev: "hotnic0", mac: "52:54:00:aa:bb:cc" },
 };
 
+const usb = {
+  name: "vm",
+  socket: "/d/vm/qmp.sock",
+  id: "key",
+  device: { driver: "usb-host", id: "key", bus: "xhci.0", vendorid: 0x1050, productid: 0x0407 },
+  controller: { driver: "qemu-xhci", id: "xhci", bus: "hotplug1" },
+};
+
 const parses = (args: unknown) => qemuAttach.schema.safeParse(args).success;
 
 Deno.test("qemu.attach takes a disk whose nodes open only its checked path, and a user-network NIC", async (t) => {
-  await t.step("a disk and a NIC as deploy builds them", () => {
+  await t.step("a disk, a NIC and a host USB device as deploy builds them", () => {
     assert(parses(disk));
     assert(parses(nic));
+    assert(parses(usb));
   });
   const refused: [string, unknown][] = [
     ["a protocol node opening another file than path", {
@@ -46,6 +55,9 @@ Deno.test("qemu.attach takes a disk whose nodes open only its checked path, and 
     ["a user network sharing a folder (smb)", { ...nic, netdev: { ...nic.netdev, smb: "/" } }],
     ["a tap network", { ...nic, netdev: { ...nic.netdev, type: "tap" } }],
     ["an id with a comma", { ...nic, id: "a,b" }],
+    ["a usb-host without its IDs", { ...usb, device: { ...usb.device, vendorid: undefined } }],
+    ["a usb-host off the xHCI bus", { ...usb, device: { ...usb.device, bus: "hotplug0" } }],
+    ["a controller with a disk", { ...disk, controller: usb.controller }],
   ];
   for (const [what, args] of refused) {
     await t.step(`refused: ${what}`, () => assertEquals(parses(args), false));
@@ -68,6 +80,9 @@ Deno.test("qemu.attach needs the socket and the image (read or written), and is 
   assertEquals(undo!.kind, "qemu.detach");
   assertEquals((undo!.args as { ifRunning: boolean }).ifRunning, true);
   assertEquals(qemuDetach.inverse(args, null)![0]!.kind, "qemu.attach");
+  // A host USB device is for core plugins: the broker lets only them pass what it cannot check.
+  const usbNeeds = qemuAttach.permission(qemuAttach.schema.parse(usb));
+  assert(usbNeeds.some((n) => n.grant === "run" && n.program.includes("usb-host")));
 });
 
 Deno.test("qemu.forward builds HMP's hostfwd_add and hostfwd_remove, each the other's inverse", () => {

@@ -30,6 +30,8 @@ export type Forward = {
 export type Attached = {
   disks: VmDisk[];
   nics: VmNic[];
+  /** Host USB devices, each with its id. */
+  usb: VmDefinition["usb"];
   forwards: { added: Forward[]; removed: Forward[] };
 };
 
@@ -40,11 +42,12 @@ export async function readAttached(dir: string): Promise<Attached> {
     return {
       disks: read.disks ?? [],
       nics: read.nics ?? [],
+      usb: read.usb ?? [],
       forwards: { added: read.forwards?.added ?? [], removed: read.forwards?.removed ?? [] },
     };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      return { disks: [], nics: [], forwards: { added: [], removed: [] } };
+      return { disks: [], nics: [], usb: [], forwards: { added: [], removed: [] } };
     }
     throw error;
   }
@@ -55,13 +58,14 @@ export const sameRule = (a: Omit<Forward, "guest" | "nic">, b: Omit<Forward, "gu
 
 /**
  * The definition a VM file makes, with what was attached by command: attached disks (those in
- * the VM's folder: a patch may not name a file outside it, see the README) and NICs the file does
- * not have, and the forwards added and removed at runtime. Null when nothing changes.
+ * the VM's folder: a patch may not name a file outside it, see the README), NICs and host USB
+ * devices the file does not have, and the forwards added and removed at runtime. Null when
+ * nothing changes.
  */
 export function withAttached(
   def: Omit<VmDefinition, "argv">,
   attached: Attached,
-): { disks: VmDisk[]; nics: VmNic[]; skipped: VmDisk[] } | null {
+): { disks: VmDisk[]; nics: VmNic[]; usb: VmDefinition["usb"]; skipped: VmDisk[] } | null {
   const inside = (path: string) => path.startsWith(`${def.paths.dir}/`);
   const disks = [...def.disks];
   const skipped: VmDisk[] = [];
@@ -82,9 +86,15 @@ export function withAttached(
     ).map(({ protocol, address, host, guest }) => ({ protocol, address, host, guest }));
     return { ...nic, forwards: [...kept, ...added] };
   });
-  const same =
-    JSON.stringify({ d: def.disks, n: def.nics }) === JSON.stringify({ d: disks, n: nics });
-  return same && !skipped.length ? null : { disks, nics, skipped };
+  const usb = [
+    ...def.usb,
+    ...attached.usb.filter((u) =>
+      !def.usb.some((d) => d.id === u.id || (d.vendor === u.vendor && d.product === u.product))
+    ),
+  ];
+  const same = JSON.stringify([def.disks, def.nics, def.usb]) ===
+    JSON.stringify([disks, nics, usb]);
+  return same && !skipped.length ? null : { disks, nics, usb, skipped };
 }
 
 const RULE = /^(tcp|udp):(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})$/;

@@ -39,9 +39,10 @@ const fromFile = {
   paths: { dir },
   disks: [disk("disk0", `${dir}/root.qcow2`)],
   nics: [nic("net0", [ssh])],
+  usb: [{ vendor: "046d", product: "c52b" }],
 } as unknown as Omit<VmDefinition, "argv">;
 
-const none: Attached = { disks: [], nics: [], forwards: { added: [], removed: [] } };
+const none: Attached = { disks: [], nics: [], usb: [], forwards: { added: [], removed: [] } };
 
 Deno.test("withAttached() adds to what a VM file makes what was attached by command", async (t) => {
   await t.step("nothing attached: no patch", () => {
@@ -63,6 +64,12 @@ Deno.test("withAttached() adds to what a VM file makes what was attached by comm
     const named = { ...fromFile, disks: [...fromFile.disks, disk("disk1", `${dir}/data.qcow2`)] };
     const attached = { ...none, disks: [disk("data", `${dir}/data.qcow2`, "hotplug0")] };
     assertEquals(withAttached(named, attached), null);
+  });
+  await t.step("a host USB device comes back, unless the file names it since", () => {
+    const key = { vendor: "1050", product: "0407", id: "yubikey" };
+    assertEquals(withAttached(fromFile, { ...none, usb: [key] })!.usb, [...fromFile.usb, key]);
+    const named = { ...fromFile, usb: [...fromFile.usb, { vendor: "1050", product: "0407" }] };
+    assertEquals(withAttached(named, { ...none, usb: [key] }), null);
   });
   await t.step("forwards added and removed by command apply to the file's NIC", () => {
     const merged = withAttached(fromFile, {

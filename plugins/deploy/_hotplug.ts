@@ -31,6 +31,7 @@ import {
   libvirtXml,
   nicHotplug,
   qemuArgv,
+  usbHotplug,
 } from "../qemu_setup/hotplug.ts";
 import { diskNodes, vmMac } from "../qemu_setup/names.ts";
 import { parseSize } from "../qemu_setup/vm_schema.ts";
@@ -57,7 +58,7 @@ export type HotplugResult = {
   /** The running VM changed too, not only its definition. */
   live: boolean;
   device: {
-    kind: "disk" | "nic";
+    kind: "disk" | "nic" | "usb";
     id: string;
     port: string | null;
     path: string | null;
@@ -65,6 +66,8 @@ export type HotplugResult = {
     sizeBytes: number | null;
     readonly: boolean;
     mac: string | null;
+    /** A host USB device's vendor:product. */
+    host: string | null;
     /** Its image was made by this attach (and is kept by a detach). */
     created: boolean;
   } | null;
@@ -111,7 +114,9 @@ export const keepAttached: EventHandler = async (payload, ctx) => {
       `VM "${def.name}": disk "${disk.id}" (${disk.path}) was attached by command and is outside the VM's folder: add it to ${def.configFile} ([[disks]] path = "${disk.path}") to keep it`,
     );
   }
-  return { patch: { disks: merged.disks, nics: merged.nics } as unknown as Json };
+  return {
+    patch: { disks: merged.disks, nics: merged.nics, usb: merged.usb } as unknown as Json,
+  };
 };
 
 /** The ids the VM's QEMU uses: a new device's may be none of them. */
@@ -120,13 +125,18 @@ function takenIds(def: VmDefinition): Set<string> {
     ...FIXED_IDS,
     ...def.disks.flatMap((d) => [d.id, diskNodes(d).file]),
     ...def.nics.map((n) => n.id),
+    ...def.usb.flatMap((u) => u.id ? [u.id] : []),
     ...hotplugPorts(def),
     ...Array.from({ length: 8 }, (_, i) => `sata${i}`),
   ]);
 }
 
 /** The id a command names, checked; the first free `hotdiskN`/`hotnicN` without one. */
-function deviceId(def: VmDefinition, kind: "disk" | "nic", given: Json | undefined): string {
+function deviceId(
+  def: VmDefinition,
+  kind: "disk" | "nic" | "usb",
+  given: Json | undefined,
+): string {
   const taken = takenIds(def);
   if (typeof given !== "string" || given === "") {
     for (let i = 0;; i++) if (!taken.has(`hot${kind}${i}`)) return `hot${kind}${i}`;
@@ -149,7 +159,7 @@ function deviceId(def: VmDefinition, kind: "disk" | "nic", given: Json | undefin
 type PciDevice = { qdev_id?: string; pci_bridge?: { devices?: PciDevice[] } };
 
 /** The root ports a running QEMU VM has, and those of them that hold a device now. */
-type LivePorts = { present: Set<string>; busy: Set<string> };
+type LivePorts = { present: Set<string>; busy: Set<string>; ids: Set<string> };
 
 /** The running VM's root ports (query-pci): one plugged by hand through QMP counts as busy. */
 async function livePorts(ctx: StageContext, def: VmDefinition): Promise<LivePorts | null> {
@@ -162,12 +172,14 @@ async function livePorts(ctx: StageContext, def: VmDefinition): Promise<LivePort
   if (!Array.isArray(buses)) return null;
   const present = new Set<string>();
   const busy = new Set<string>();
+  const ids = new Set<string>();
   for (const device of buses.flatMap((b) => b.devices ?? [])) {
+    if (device.qdev_id) ids.add(device.qdev_id);
     if (!device.qdev_id || !device.pci_bridge) continue;
     present.add(device.qdev_id);
     if (device.pci_bridge.devices?.length) busy.add(device.qdev_id);
   }
-  return { present, busy };
+  return { present, busy, ids };
 }
 
 /** The first spare port no device of the definition (nor of the running VM) sits on. */
@@ -203,7 +215,10 @@ function sparePort(def: VmDefinition, live: LivePorts | null): string {
 }
 
 /** The definition with another set of disks or NICs, its argv made again. */
-function redefine(def: VmDefinition, change: Partial<Pick<VmDefinition, "disks" | "nics">>) {
+function redefine(
+  def: VmDefinition,
+  change: Partial<Pick<VmDefinition, "disks" | "nics" | "usb">>,
+) {
   const { argv: _argv, ...rest } = { ...def, ...change };
   return { ...rest, argv: qemuArgv(rest) } as VmDefinition;
 }
@@ -354,6 +369,7 @@ function describeDevice(device: VmDisk | VmNic, created: boolean): HotplugResult
     sizeBytes: disk?.sizeBytes ?? null,
     readonly: disk?.readonly ?? false,
     mac: disk ? null : (device as VmNic).mac,
+    host: null,
     created,
   };
 }
@@ -379,10 +395,11 @@ async function attach(
   kind: string,
   flags: Record<string, Json>,
 ): Promise<HotplugResult> {
+  if (kind === "usb") return await attachUsb(ctx, def, state, flags);
   if (kind !== "disk" && kind !== "nic") {
     throw usage(
-      `Cannot attach "${kind}" to VM "${def.name}": Gini attaches a disk or a nic`,
-      `gini attach ${def.name} disk --size 1G, or gini attach ${def.name} nic`,
+      `Cannot attach "${kind}" to VM "${def.name}": Gini attaches a disk, a nic or a usb device`,
+      `gini attach ${def.name} disk --size 1G, gini attach ${def.name} nic, or gini attach ${def.name} usb --host VENDOR:PRODUCT`,
     );
   }
   const running = state !== "stopped";
@@ -460,6 +477,133 @@ async function attach(
   };
 }
 
+type Usb = VmDefinition["usb"][number] & { id: string };
+
+const HOST_USB = /^([0-9a-f]{4}):([0-9a-f]{4})$/i;
+
+function usbResult(
+  def: VmDefinition,
+  action: "attach" | "detach",
+  state: PowerState,
+  usb: Usb,
+  attached: Attached,
+  next: VmDefinition,
+): HotplugResult {
+  return {
+    name: def.name,
+    action,
+    verb: "usb",
+    state,
+    backend: def.backend,
+    live: state !== "stopped",
+    device: {
+      kind: "usb",
+      id: usb.id,
+      port: null,
+      path: null,
+      format: null,
+      sizeBytes: null,
+      readonly: false,
+      mac: null,
+      host: `${usb.vendor}:${usb.product}`,
+      created: false,
+    },
+    forward: null,
+    forwards: allForwards(next, attached),
+    warnings: [],
+  };
+}
+
+/**
+ * A host USB device (`--host VENDOR:PRODUCT`) on the VM's USB controller; a running VM without
+ * one gets a qemu-xhci on a spare port first.
+ */
+async function attachUsb(
+  ctx: StageContext,
+  def: VmDefinition,
+  state: PowerState,
+  flags: Record<string, Json>,
+): Promise<HotplugResult> {
+  const m = typeof flags.host === "string" ? flags.host.match(HOST_USB) : null;
+  if (!m) {
+    throw usage(
+      `Cannot attach a USB device to VM "${def.name}": expected --host VENDOR:PRODUCT, like --host 046d:c52b${
+        typeof flags.host === "string" ? ` (not "${flags.host}")` : ""
+      }`,
+      "lsusb lists the host's devices with their IDs",
+    );
+  }
+  const [vendor, product] = [m[1]!.toLowerCase(), m[2]!.toLowerCase()];
+  if (def.usb.some((u) => u.vendor === vendor && u.product === product)) {
+    throw usage(
+      `Cannot attach USB device ${vendor}:${product} to VM "${def.name}": it has it already`,
+      `See its devices: gini status ${def.name}`,
+    );
+  }
+  const usb: Usb = { vendor, product, id: deviceId(def, "usb", flags.id) };
+  const running = state !== "stopped";
+  const attached = await readAttached(def.paths.dir);
+  attached.usb.push(usb);
+  const next = redefine(def, { usb: [...def.usb, usb] });
+  if (def.backend === "libvirt") await virshDevice(ctx, next, usb.id, true, running);
+  else if (running) {
+    const live = await livePorts(ctx, def);
+    const controllerPort = !live || live.ids.has("xhci") ? null : sparePort(def, live);
+    const { controller, device } = usbHotplug(usb, controllerPort);
+    await ctx.op("qemu.attach", {
+      name: def.name,
+      socket: def.paths.qmpSocket,
+      id: usb.id,
+      device,
+      ...(controller ? { controller } : {}),
+    });
+  }
+  await persist(ctx, next, attached);
+  await record(ctx, def, "attached", {
+    kind: "usb",
+    id: usb.id,
+    host: `${vendor}:${product}`,
+    live: running,
+  });
+  return usbResult(def, "attach", state, usb, attached, next);
+}
+
+async function detachUsb(
+  ctx: StageContext,
+  def: VmDefinition,
+  state: PowerState,
+  id: string,
+  attached: Attached,
+): Promise<HotplugResult> {
+  const usb = def.usb.find((u) => u.id === id) as Usb | undefined;
+  if (!usb) {
+    throw usage(
+      `Cannot detach "${id}" from VM "${def.name}": its definition has no such USB device`,
+      `See its devices: gini status ${def.name}`,
+    );
+  }
+  const running = state !== "stopped";
+  if (def.backend === "libvirt") await virshDevice(ctx, def, id, false, running);
+  else if (running) {
+    await ctx.op("qemu.detach", {
+      name: def.name,
+      socket: def.paths.qmpSocket,
+      id,
+      device: usbHotplug(usb, null).device,
+    });
+  }
+  const after: Attached = { ...attached, usb: attached.usb.filter((u) => u.id !== id) };
+  const next = redefine(def, { usb: def.usb.filter((u) => u.id !== id) });
+  await persist(ctx, next, after);
+  await record(ctx, def, "detached", {
+    kind: "usb",
+    id,
+    host: `${usb.vendor}:${usb.product}`,
+    live: running,
+  });
+  return usbResult(def, "detach", state, usb, after, next);
+}
+
 async function detach(
   ctx: StageContext,
   def: VmDefinition,
@@ -469,10 +613,15 @@ async function detach(
 ): Promise<HotplugResult> {
   const running = state !== "stopped";
   const attached = await readAttached(def.paths.dir);
+  if (attached.usb.some((u) => u.id === id)) {
+    return await detachUsb(ctx, def, state, id, attached);
+  }
   const disk = def.disks.find((d) => d.id === id);
   const nic = def.nics.find((n) => n.id === id);
   const device = disk ?? nic;
-  const byCommand = [...attached.disks, ...attached.nics].map((d) => d.id);
+  const byCommand = [...attached.disks, ...attached.nics].map((d) => d.id).concat(
+    attached.usb.map((u) => u.id!),
+  );
   if (!device || !byCommand.includes(id)) {
     throw usage(
       device
@@ -500,6 +649,7 @@ async function detach(
       : { nics: def.nics.filter((n) => n !== nic) },
   );
   const after: Attached = {
+    ...attached,
     disks: attached.disks.filter((d) => d.id !== id),
     nics: attached.nics.filter((n) => n.id !== id),
     forwards: {
@@ -705,6 +855,8 @@ export function renderHotplug(r: HotplugResult, dryRun: boolean): string {
     ? `disk "${d.id}" (${d.path}, ${d.format}${d.sizeBytes ? ` ${bytes(d.sizeBytes)}` : ""}${
       d.readonly ? ", read-only" : ""
     })`
+    : d.kind === "usb"
+    ? `USB device "${d.id}" (${d.host})`
     : `NIC "${d.id}" (user network, ${d.mac})`;
   const verb = r.action === "attach"
     ? dryRun ? "would attach" : "attached"

@@ -134,16 +134,31 @@ function nicElement(nic: VmNic): string[] {
   ];
 }
 
+/** A host USB device's `<hostdev>` element. */
+function usbElement(u: VmDefinition["usb"][number]): string[] {
+  return [
+    '    <hostdev mode="subsystem" type="usb" managed="yes">',
+    "      <source>",
+    `        <vendor id="0x${esc(u.vendor)}"/>`,
+    `        <product id="0x${esc(u.product)}"/>`,
+    "      </source>",
+    ...(u.id ? [`      <alias name="ua-${esc(u.id)}"/>`] : []),
+    "    </hostdev>",
+  ];
+}
+
 /**
- * The element of one disk or NIC of the definition, by id, as `virsh attach-device` and
- * `detach-device` take it (a disk's target numbered as in the whole domain); null when the
- * definition has no such device.
+ * The element of one disk, NIC or host USB device of the definition, by id, as
+ * `virsh attach-device` and `detach-device` take it (a disk's target numbered as in the whole
+ * domain); null when the definition has no such device.
  */
 export function deviceXml(def: VmDefinition, id: string): string | null {
   const i = def.disks.findIndex((d) => d.id === id);
   if (i >= 0) return dedent(diskElement(def.disks[i]!, diskTargets(def)[i]!));
   const nic = def.nics.find((n) => n.id === id);
   if (nic) return dedent(nicElement(nic));
+  const usb = def.usb.find((u) => u.id === id);
+  if (usb) return dedent(usbElement(usb));
   return null;
 }
 
@@ -352,16 +367,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
       "    </tpm>",
     );
   }
-  for (const u of def.usb) {
-    x.push(
-      '    <hostdev mode="subsystem" type="usb" managed="yes">',
-      "      <source>",
-      `        <vendor id="0x${u.vendor}"/>`,
-      `        <product id="0x${u.product}"/>`,
-      "      </source>",
-      "    </hostdev>",
-    );
-  }
+  for (const u of def.usb) x.push(...usbElement(u));
   for (const p of def.passthrough) {
     const [domain, bus, rest] = p.address.split(":") as [string, string, string];
     const [slot, fn] = rest.split(".") as [string, string];

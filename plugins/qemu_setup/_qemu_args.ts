@@ -230,7 +230,8 @@ export function qemuArgv(def: Definition): string[] {
   if (def.usb.length) {
     push("-device", "qemu-xhci,id=xhci");
     for (const u of def.usb) {
-      push("-device", `usb-host,bus=xhci.0,vendorid=0x${u.vendor},productid=0x${u.product}`);
+      const id = u.id ? `,id=${u.id}` : "";
+      push("-device", `usb-host,bus=xhci.0,vendorid=0x${u.vendor},productid=0x${u.product}${id}`);
     }
   }
   for (const p of def.passthrough) {

@@ -103,7 +103,14 @@ export const VmDefinitionSchema = z.object({
     socket: z.string().nullable(),
     stateDir: z.string().nullable(),
   }),
-  usb: z.array(z.object({ vendor: z.string(), product: z.string() })),
+  usb: z.array(
+    z.object({
+      vendor: z.string(),
+      product: z.string(),
+      /** The device's id, for one `gini attach` added (`gini detach` takes it). */
+      id: z.string().exactOptional(),
+    }),
+  ),
   passthrough: z.array(
     z.object({
       address: z.string(),

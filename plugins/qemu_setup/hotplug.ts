@@ -73,3 +73,27 @@ export function nicHotplug(nic: VmNic): { netdev: JsonObject; device: JsonObject
     },
   };
 }
+
+/**
+ * A host USB device as QMP adds it: the USB controller first when the VM has none (`qemu-xhci`,
+ * on a spare port), then its `usb-host` on the controller's bus.
+ */
+export function usbHotplug(
+  usb: VmDefinition["usb"][number] & { id: string },
+  controllerPort: string | null,
+): { controller: JsonObject | null; device: JsonObject } {
+  return {
+    controller: controllerPort === null ? null : {
+      driver: "qemu-xhci",
+      id: "xhci",
+      ...(controllerPort === "pci.0" ? {} : { bus: controllerPort }),
+    },
+    device: {
+      driver: "usb-host",
+      id: usb.id,
+      bus: "xhci.0",
+      vendorid: Number.parseInt(usb.vendor, 16),
+      productid: Number.parseInt(usb.product, 16),
+    },
+  };
+}
