@@ -18,7 +18,9 @@ PACKAGES=(
   busybox-static # busybox: copied into fixture roots as their shell, where the VFIO tests chroot to run rebuild commands
   gdisk      # sgdisk: the OpenCore image's GPT, made without mounting
   dosfstools # mkfs.fat: --offset makes the FAT32 EFI system partition inside that image
-  mtools     # mcopy mmd mdir mtype: the ESP's files, written and read back without mounting
+  mtools     # mcopy mmd mdir mtype: the ESP's files, and the Windows answer-file image (mformat), written and read back without mounting
+  p7zip-full # 7z: reads the user's Windows ISO (UDF only) and takes sources/install.wim out of it
+  wimtools   # wiminfo wimlib-imagex: the tests build a WIM and check Gini's reading of its XML against wiminfo
   grub-efi-amd64-bin # grub-mkstandalone (grub-common, a dependency): a real EFI program the macOS image test boots under OVMF
   lvm2       # lvcreate lvremove lvs vgs pvcreate vgcreate vgremove pvremove: LVM-backed disks and the LVM tests
   swtpm      # swtpm: the TPM 2.0 emulator a VM with [tpm] starts beside QEMU

@@ -136,6 +136,58 @@ export const MacosSchema = z.strictObject({
 });
 export type MacosConfig = Plain<z.output<typeof MacosSchema>>;
 
+/** The Windows releases Gini writes answer files for (profile names of `[windows] version`). */
+export const WINDOWS_VERSIONS = ["10", "11-23h2", "11-24h2", "server-2022", "server-2025"] as const;
+
+/** `[windows]`: the user's own Windows ISO, the image to install, and who logs in. */
+export const WindowsSchema = z.strictObject({
+  iso: z.string().min(1).describe(
+    "The Windows installation ISO: a local file (relative to the VM file) or an https:// URL (then sha256 is required)",
+  ),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hexadecimal digits").describe(
+    "The ISO's SHA-256: required for a URL, checked for a local file when given",
+  ).optional(),
+  edition: z.union([z.number().int().positive(), z.string().min(1)]).describe(
+    "The image of sources/install.wim to install: its index or name (gini windows editions ISO); default: the only image, else Pro",
+  ).optional(),
+  language: z.string().regex(
+    /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})+$/,
+    'expected a language tag like "en-US"',
+  )
+    .describe("The UI language; default: the image's own. One the image does not hold is refused")
+    .optional(),
+  version: z.enum(WINDOWS_VERSIONS).describe(
+    "The answer file's profile; default: read from the image's build and installation type",
+  ).optional(),
+  user: z.string().regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$/,
+    "expected a Windows user name of at most 20 letters, digits, '.', '_' and '-'",
+  ).describe("The local administrator account Setup creates").default("gini"),
+  password_file: z.string().min(1).describe(
+    "A file next to the VM file holding that account's password (its first line)",
+  ),
+  product_key: z.string().regex(
+    /^([A-Z0-9]{5}-){4}[A-Z0-9]{5}$/,
+    'expected a key like "XXXXX-XXXXX-XXXXX-XXXXX-XXXXX"',
+  ).describe("A product key; none: Setup asks for none (WillShowUI Never)").optional(),
+  timezone: z.string().min(1).describe('A Windows time zone name such as "W. Europe Standard Time"')
+    .default("UTC"),
+  computer_name: z.string().regex(
+    /^(?![0-9]+$)[A-Za-z0-9-]{1,15}$/,
+    "expected a NetBIOS name: at most 15 letters, digits and '-', not only digits",
+  ).describe("The computer name; default: the VM's name, shortened to 15 characters").optional(),
+  first_logon: z.array(z.string().min(1)).describe(
+    "Commands run (cmd.exe) at the first logon, after the guest agent and OpenSSH are set up",
+  ).default([]),
+  drivers: z.string().min(1).describe(
+    'The virtio-win drivers: a catalogue release ("virtio-win-0.1.271") or a local virtio-win ISO',
+  ).default("virtio-win-0.1.271"),
+  bypass_checks: z.boolean().describe(
+    "Install Windows 11 without TPM or Secure Boot (Setup's LabConfig bypass keys)",
+  ).default(false),
+});
+export type WindowsConfig = Plain<z.output<typeof WindowsSchema>>;
+
 /** The schema of a VM file. */
 export const VmConfigSchema = z.strictObject({
   name,
@@ -184,6 +236,7 @@ export const VmConfigSchema = z.strictObject({
   }).optional(),
   linux: LinuxSchema.optional(),
   macos: MacosSchema.optional(),
+  windows: WindowsSchema.optional(),
   qemu: z.strictObject({
     extra_args: z.array(z.string()).default([]),
     backend: z.enum(["qemu", "libvirt"]).default("qemu"),

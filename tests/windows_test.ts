@@ -1,0 +1,469 @@
+/**
+ * Windows guests up to Setup, with the real tools: a UDF-only ISO holding a WIM made by
+ * wimlib-imagex (read through 7z), a virtio-win ISO laid out like Fedora's, the answer file per
+ * Windows release against golden files, and the answer-file image read back with mdir and mtype.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import { REPO, runGini, sh } from "./_helpers.ts";
+import { readWimImages } from "../plugins/windows_setup/wim.ts";
+import {
+  type AnswerFileOptions,
+  buildAnswerFile,
+  checkAnswerFile,
+  obfuscatePassword,
+  type WindowsProfile,
+} from "../plugins/windows_setup/unattend.ts";
+
+/** One image of the test WIM and the properties wimlib writes into its XML. */
+type TestImage = {
+  name: string;
+  edition: string;
+  build: number;
+  type?: "Client" | "Server";
+  language?: string;
+};
+
+/** A WIM at `path` with one image per entry (each a capture of a tiny folder). */
+async function buildWim(dir: string, path: string, images: TestImage[]): Promise<void> {
+  const tree = join(dir, "wim-tree");
+  await Deno.mkdir(join(tree, "Windows/System32"), { recursive: true });
+  await Deno.writeTextFile(join(tree, "Windows/System32/hello.txt"), "hello\n");
+  for (const [i, image] of images.entries()) {
+    const properties = [
+      `WINDOWS/ARCH=9`,
+      `WINDOWS/EDITIONID=${image.edition}`,
+      `WINDOWS/INSTALLATIONTYPE=${image.type ?? "Client"}`,
+      `WINDOWS/LANGUAGES/LANGUAGE=${image.language ?? "en-US"}`,
+      `WINDOWS/LANGUAGES/DEFAULT=${image.language ?? "en-US"}`,
+      `WINDOWS/VERSION/MAJOR=10`,
+      `WINDOWS/VERSION/MINOR=0`,
+      `WINDOWS/VERSION/BUILD=${image.build}`,
+      `DISPLAYNAME=${image.name}`,
+    ].flatMap((p) => ["--image-property", p]);
+    await sh(
+      "wimlib-imagex",
+      i === 0 ? "capture" : "append",
+      tree,
+      path,
+      image.name,
+      `${image.name} (test)`,
+      `--flags=${image.edition}`,
+      ...properties,
+    );
+  }
+}
+
+/**
+ * Removes every entry but README.TXT from the root directory of an ISO's ISO 9660 view (the UDF
+ * view keeps them), which is how Microsoft's ISOs look to a reader without UDF.
+ */
+async function hideFromIso9660(iso: string): Promise<void> {
+  const file = await Deno.open(iso, { read: true, write: true });
+  try {
+    const read = async (offset: number, length: number) => {
+      await file.seek(offset, Deno.SeekMode.Start);
+      const buffer = new Uint8Array(length);
+      let got = 0;
+      while (got < length) got += (await file.read(buffer.subarray(got)))!;
+      return buffer;
+    };
+    const pvd = await read(16 * 2048, 2048);
+    const view = new DataView(pvd.buffer);
+    const rootLba = view.getUint32(156 + 2, true);
+    const rootSize = view.getUint32(156 + 10, true);
+    const dir = await read(rootLba * 2048, rootSize);
+    const kept = new Uint8Array(rootSize);
+    let out = 0;
+    for (let at = 0; at < rootSize && dir[at]! > 0;) {
+      const length = dir[at]!;
+      const nameLength = dir[at + 32]!;
+      const name = new TextDecoder().decode(dir.subarray(at + 33, at + 33 + nameLength));
+      if (name === "\0" || name === "\x01" || name.startsWith("README.TXT")) {
+        kept.set(dir.subarray(at, at + length), out);
+        out += length;
+      }
+      at += length;
+    }
+    await file.seek(rootLba * 2048, Deno.SeekMode.Start);
+    await file.write(kept);
+  } finally {
+    file.close();
+  }
+}
+
+/** A UDF-only Windows ISO holding `sources/install.wim` with `images`. */
+async function buildWindowsIso(dir: string, images: TestImage[]): Promise<string> {
+  const tree = join(dir, "iso-tree");
+  await Deno.mkdir(join(tree, "sources"), { recursive: true });
+  await Deno.writeTextFile(
+    join(tree, "README.TXT"),
+    'This disc contains a "UDF" file system and requires an operating system that supports the ISO-13346 "UDF" file system specification.\r\n',
+  );
+  await buildWim(dir, join(tree, "sources/install.wim"), images);
+  const iso = join(dir, "windows.iso");
+  await sh("genisoimage", "-quiet", "-udf", "-V", "CCCOMA_X64FRE_EN-US_DV9", "-o", iso, tree);
+  await hideFromIso9660(iso);
+  return iso;
+}
+
+/** The drivers a test virtio-win ISO carries, for each of these OS folders. */
+const DRIVERS = [
+  "viostor",
+  "vioscsi",
+  "NetKVM",
+  "vioinput",
+  "viorng",
+  "Balloon",
+  "vioserial",
+  "viogpudo",
+];
+const OS_FOLDERS = ["w10", "w11", "2k22", "2k25"];
+
+/** A virtio-win ISO laid out like Fedora's, with small stand-in files. */
+async function buildVirtioIso(dir: string): Promise<string> {
+  const tree = join(dir, "virtio-tree");
+  for (const driver of DRIVERS) {
+    for (const os of OS_FOLDERS) {
+      const folder = join(tree, driver, os, "amd64");
+      await Deno.mkdir(folder, { recursive: true });
+      const base = driver.toLowerCase();
+      for (const ext of ["inf", "sys", "cat"]) {
+        await Deno.writeTextFile(join(folder, `${base}.${ext}`), `${driver} ${os} ${ext}\n`);
+      }
+    }
+  }
+  await Deno.mkdir(join(tree, "guest-agent"), { recursive: true });
+  await Deno.writeFile(
+    join(tree, "guest-agent/qemu-ga-x86_64.msi"),
+    new Uint8Array(70_000).fill(7),
+  );
+  const iso = join(dir, "virtio-win.iso");
+  await sh(
+    "xorriso",
+    "-as",
+    "mkisofs",
+    "-quiet",
+    "-J",
+    "-R",
+    "-V",
+    "virtio-win-0.1.271",
+    "-o",
+    iso,
+    tree,
+  );
+  return iso;
+}
+
+const GOLDEN = join(REPO, "tests/fixtures/windows");
+const UPDATE = Deno.env.get("GINI_UPDATE_GOLDEN") === "1";
+
+/** One set of media for every test in this file (built once: about a second). */
+const media = (async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gini-windows-" });
+  const iso = await buildWindowsIso(dir, [
+    { name: "Windows 11 Home", edition: "Core", build: 26100 },
+    { name: "Windows 11 Pro", edition: "Professional", build: 26100 },
+  ]);
+  const virtio = await buildVirtioIso(dir);
+  return { dir, iso, virtio };
+})();
+
+/** A home with a Windows 11 VM file beside a password file; `extra` goes into [windows]. */
+async function windowsHome(
+  extra = "",
+  password = "Str0ng!pass",
+  machine = '[firmware]\ntype = "uefi"\nsecure_boot = true\n[tpm]\nenabled = true\n',
+) {
+  const { iso, virtio } = await media;
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  await Deno.writeTextFile(join(root, "win.password"), `${password}\n`);
+  await Deno.writeTextFile(
+    join(root, "win.toml"),
+    `name = "win11"
+guest = "windows"
+[memory]
+size = "256M"
+[[disks]]
+size = "1G"
+${machine}[windows]
+iso = "${iso}"
+password_file = "win.password"
+drivers = "${virtio}"
+first_logon = ["echo hello > C:\\\\hello.txt"]
+${extra}`,
+  );
+  return root;
+}
+
+Deno.test("the test ISO is UDF only: its ISO 9660 view holds README.TXT alone, 7z finds sources/install.wim", async () => {
+  const { iso } = await media;
+  const iso9660 = await sh("isoinfo", "-f", "-i", iso);
+  assertEquals(iso9660.trim().split("\n"), ["/README.TXT;1"]);
+  const udf = await sh("7z", "l", "-slt", iso);
+  assertStringIncludes(udf, "Type = Udf");
+  assertStringIncludes(udf, "Path = sources/install.wim");
+});
+
+Deno.test("readWimImages() reads what wiminfo reads of a WIM wimlib-imagex made", async () => {
+  const dir = await Deno.makeTempDir();
+  const wim = join(dir, "install.wim");
+  await buildWim(dir, wim, [
+    {
+      name: "Windows Server 2022 Standard",
+      edition: "ServerStandard",
+      build: 20348,
+      type: "Server",
+    },
+    { name: "Windows 10 Pro", edition: "Professional", build: 19045, language: "de-DE" },
+  ]);
+  const images = await readWimImages(wim);
+  const wiminfo = await sh("wiminfo", wim);
+  for (const image of images) {
+    assertMatch(wiminfo, new RegExp(`Index:\\s+${image.index}\\nName:\\s+${image.name}\\n`));
+  }
+  assertEquals(images.map((i) => [i.index, i.name, i.edition, i.installationType, i.build]), [
+    [1, "Windows Server 2022 Standard", "ServerStandard", "Server", 20348],
+    [2, "Windows 10 Pro", "Professional", "Client", 19045],
+  ]);
+  assertEquals(images[1]!.languages, ["de-DE"]);
+  assertEquals(images[1]!.defaultLanguage, "de-DE");
+  assertEquals(images[0]!.arch, 9);
+});
+
+Deno.test("gini windows editions ISO lists the images of a UDF ISO's install.wim, then from the cache", async () => {
+  const { iso } = await media;
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  const first = await runGini(root, ["windows", "editions", iso]);
+  assertEquals(first.code, 0, first.stderr);
+  assertMatch(first.stdout, /1 +Windows 11 Home +Core +en-US +build 26100 +\(11-24h2\)/);
+  assertMatch(first.stdout, /2 +Windows 11 Pro +Professional +en-US/);
+  assertStringIncludes(first.stderr, "Reading sources/install.wim");
+  // The copy of install.wim is gone; what was read of it stays.
+  const cache = join(root, ".cache/gini/windows");
+  assertEquals([...Deno.readDirSync(join(cache, "extract"))], []);
+  assertEquals([...Deno.readDirSync(join(cache, "editions"))].length, 1);
+  const again = await runGini(root, ["windows", "editions", iso, "--json"]);
+  assertEquals(again.code, 0, again.stderr);
+  assert(!again.stderr.includes("Reading sources/install.wim"), again.stderr);
+  const data = JSON.parse(again.stdout);
+  assertEquals(data.images.map((i: { name: string }) => i.name), [
+    "Windows 11 Home",
+    "Windows 11 Pro",
+  ]);
+  const missing = await runGini(root, ["windows", "editions", join(root, "nope.iso")]);
+  assertEquals(missing.code, 2, missing.stderr);
+  assertStringIncludes(missing.stderr, "Cannot read the Windows ISO");
+});
+
+Deno.test("gini up --no-start writes autounattend.xml (0600) and a FAT image with the drivers Setup needs", async () => {
+  const root = await windowsHome();
+  // A plan does not read the ISO (7z runs only when the VM is deployed) and still shows the media.
+  const plan = await runGini(root, ["plan", "win.toml"]);
+  assertEquals(plan.code, 0, plan.stderr);
+  assertStringIncludes(plan.stdout + plan.stderr, "The edition is read from windows.iso");
+  assertStringIncludes(plan.stdout + plan.stderr, "Would run mformat -C -i");
+  const up = await runGini(root, ["up", "win.toml", "--no-start"]);
+  assertEquals(up.code, 0, up.stderr);
+  const dir = join(root, ".local/share/gini/vms/win11");
+  const xmlPath = join(dir, "windows/autounattend.xml");
+  assertEquals(Deno.statSync(xmlPath).mode! & 0o777, 0o600);
+  const xml = await Deno.readTextFile(xmlPath);
+  checkAnswerFile(xml);
+  // The default edition of an ISO with several: Pro, index 2.
+  assertMatch(xml, /<Key>\/IMAGE\/INDEX<\/Key>\s*<Value>2<\/Value>/);
+  assertStringIncludes(xml, `<Value>${obfuscatePassword("Str0ng!pass", "Password")}</Value>`);
+  assert(!xml.includes("Str0ng!pass"));
+  assertStringIncludes(xml, "<ComputerName>win11</ComputerName>");
+  assertStringIncludes(xml, "cmd.exe /c echo hello &gt; C:\\hello.txt");
+  // What the plan shows hides the passwords.
+  assertStringIncludes(up.stderr + up.stdout, "<Value>(hidden)</Value>");
+
+  const img = join(dir, "unattend.img");
+  assertEquals(Deno.statSync(img).mode! & 0o777, 0o600);
+  const top = await sh("mdir", "-i", img, "::/");
+  assertStringIncludes(top, "Volume in drive : is GINI-WIN");
+  // sh() trims what the program printed.
+  assertEquals(await sh("mtype", "-i", img, "::/autounattend.xml"), xml.trimEnd());
+  const drivers = await sh("mdir", "-i", img, "-b", "-/", "::/$WinPEDriver$");
+  const files = drivers.trim().split("\n").filter((l) => !l.endsWith("/")).sort();
+  const expected = ["viostor", "NetKVM", "vioinput", "viorng", "Balloon", "vioserial"].flatMap((
+    d,
+  ) =>
+    ["cat", "inf", "sys"].map((ext) => `::/$WinPEDriver$/${d}/w11/amd64/${d.toLowerCase()}.${ext}`)
+  ).sort();
+  assertEquals(files, expected);
+  assertEquals(
+    await sh("mtype", "-i", img, "::/$WinPEDriver$/viostor/w11/amd64/viostor.inf"),
+    "viostor w11 inf",
+  );
+  // vioscsi stays out (Windows 11 24H2 Setup rejects it unattended); viogpudo waits for the
+  // first logon, with the guest agent.
+  assert(!drivers.includes("vioscsi"));
+  const gini = await sh("mdir", "-i", img, "-b", "-/", "::/gini");
+  assertEquals(gini.trim().split("\n").filter((l) => !l.endsWith("/")).sort(), [
+    "::/gini/qemu-ga-x86_64.msi",
+    "::/gini/viogpudo/viogpudo.cat",
+    "::/gini/viogpudo/viogpudo.inf",
+    "::/gini/viogpudo/viogpudo.sys",
+  ]);
+  const msi = await sh("mdir", "-i", img, "::/gini/qemu-ga-x86_64.msi");
+  assertMatch(msi, /70 ?000/);
+});
+
+Deno.test("bad [windows] input exits 2 naming the file, the key and the next step", async (t) => {
+  const cases: [string, string, string, string, string?][] = [
+    [
+      "an unknown edition",
+      'edition = "Enterprise"',
+      "windows.edition",
+      'no image named "Enterprise"',
+    ],
+    ["an edition index the ISO lacks", "edition = 7", "windows.edition", "has no image 7"],
+    ["a language the image lacks", 'language = "de-DE"', "windows.language", "holds en-US only"],
+    [
+      "a password too weak for Server",
+      'version = "server-2022"',
+      "windows.password_file",
+      "three of",
+    ],
+    ["Windows 11 without a TPM, not said", "", "windows.bypass_checks", "without a TPM 2.0"],
+  ];
+  for (const [name, extra, key, message] of cases) {
+    await t.step(name, async () => {
+      const root = name.includes("TPM")
+        ? await windowsHome(extra, "Str0ng!pass", "")
+        : name.includes("weak")
+        ? await windowsHome(extra, "short")
+        : await windowsHome(extra);
+      const out = await runGini(root, ["up", "win.toml", "--no-start"]);
+      assertEquals(out.code, 2, out.stderr);
+      assertStringIncludes(out.stderr, message);
+      assertStringIncludes(out.stderr, `win.toml:${lineOf(root, key)}:`);
+      assertStringIncludes(out.stderr, "hint:");
+    });
+  }
+  await t.step("a URL without sha256", async () => {
+    const root = await windowsHome();
+    const text = await Deno.readTextFile(join(root, "win.toml"));
+    await Deno.writeTextFile(
+      join(root, "win.toml"),
+      text.replace(/^iso = .*$/m, 'iso = "https://example.invalid/Win11.iso"'),
+    );
+    const out = await runGini(root, ["plan", "win.toml"]);
+    assertEquals(out.code, 2, out.stderr);
+    assertStringIncludes(out.stderr, "no sha256");
+    assertStringIncludes(out.stderr, `win.toml:${lineOf(root, "windows.iso")}:`);
+  });
+  await t.step("a missing ISO", async () => {
+    const root = await windowsHome();
+    const text = await Deno.readTextFile(join(root, "win.toml"));
+    await Deno.writeTextFile(
+      join(root, "win.toml"),
+      text.replace(/^iso = .*$/m, 'iso = "gone.iso"'),
+    );
+    const out = await runGini(root, ["up", "win.toml", "--no-start"]);
+    assertEquals(out.code, 2, out.stderr);
+    assertStringIncludes(out.stderr, "it does not exist");
+    assertStringIncludes(out.stderr, `win.toml:${lineOf(root, "windows.iso")}:`);
+  });
+});
+
+/** The line of `windows.KEY` in the home's VM file, or of its [windows] table when absent. */
+function lineOf(root: string, key: string): number {
+  const lines = Deno.readTextFileSync(join(root, "win.toml")).split("\n");
+  const name = key.split(".")[1]!;
+  const at = lines.findIndex((l) => l.startsWith(`${name} =`));
+  return (at >= 0 ? at : lines.indexOf("[windows]")) + 1;
+}
+
+const PROFILES: WindowsProfile[] = ["10", "11-23h2", "11-24h2", "server-2022", "server-2025"];
+
+Deno.test("the answer file of each Windows release matches its golden file", async (t) => {
+  for (const profile of PROFILES) {
+    await t.step(profile, async () => {
+      const options: AnswerFileOptions = {
+        profile,
+        imageIndex: profile.startsWith("server") ? 2 : 6,
+        language: "en-US",
+        user: "ada",
+        password: "Str0ng!pass",
+        productKey: profile === "10" ? "VK7JG-NPHTM-C97JM-9MPGT-3V66T" : null,
+        timezone: "W. Europe Standard Time",
+        computerName: "WIN-TEST",
+        firstLogon: ["echo hello > C:\\hello.txt"],
+        bypassChecks: profile === "11-23h2",
+      };
+      const xml = buildAnswerFile(options);
+      checkAnswerFile(xml);
+      const golden = join(GOLDEN, `autounattend-${profile}.xml`);
+      if (UPDATE) await Deno.writeTextFile(golden, xml);
+      assertEquals(xml, await Deno.readTextFile(golden));
+      const server = profile.startsWith("server");
+      assertEquals(xml.includes("<AdministratorPassword>"), server);
+      assertEquals(xml.includes("HideOnlineAccountScreens"), !server);
+      assertEquals(xml.includes("LabConfig"), profile === "11-23h2");
+      assertEquals(xml.includes("<ProductKey>"), profile === "10");
+    });
+  }
+});
+
+Deno.test("obfuscatePassword() is base64 of the UTF-16LE password and element name, as Windows writes it", () => {
+  // Windows System Image Manager writes "Password" hidden this way for the password "secret".
+  assertEquals(
+    obfuscatePassword("secret", "Password"),
+    btoa(String.fromCharCode(
+      ...new Uint8Array(
+        new Uint16Array([..."secretPassword"].map((c) => c.charCodeAt(0))).buffer,
+      ),
+    )),
+  );
+  assertEquals(
+    obfuscatePassword("pa", "AdministratorPassword"),
+    "cABhAEEAZABtAGkAbgBpAHMAdAByAGEAdABvAHIAUABhAHMAcwB3AG8AcgBkAA==",
+  );
+});
+
+Deno.test("checkAnswerFile() refuses what Gini does not know: an unknown component, a plain-text password, a missing index", async (t) => {
+  const xml = buildAnswerFile({
+    profile: "11-24h2",
+    imageIndex: 1,
+    language: "en-US",
+    user: "ada",
+    password: "x",
+    productKey: null,
+    timezone: "UTC",
+    computerName: "W",
+    firstLogon: [],
+    bypassChecks: false,
+  });
+  const cases: [string, string, string][] = [
+    ["not well-formed", xml.replace("</unattend>", ""), "well-formed"],
+    [
+      "an unknown component",
+      xml.replace('"Microsoft-Windows-Setup"', '"Microsoft-Windows-Nope"'),
+      "unknown component",
+    ],
+    ["a plain-text password", xml.replace("<PlainText>false", "<PlainText>true"), "plain text"],
+    ["an image by name", xml.replace("/IMAGE/INDEX", "/IMAGE/NAME"), "/IMAGE/INDEX"],
+    [
+      "a wrong architecture",
+      xml.replace('processorArchitecture="amd64"', 'processorArchitecture="x86"'),
+      "processorArchitecture",
+    ],
+  ];
+  for (const [name, bad, message] of cases) {
+    await t.step(name, () => {
+      let error: unknown;
+      try {
+        checkAnswerFile(bad);
+      } catch (e) {
+        error = e;
+      }
+      assert(error instanceof Error, "expected a refusal");
+      assertStringIncludes(error.message, message);
+    });
+  }
+});
