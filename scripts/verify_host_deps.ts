@@ -65,6 +65,10 @@ export const EXEMPT: Record<string, { reason: string; within?: string[] }> = {
   sudo: { reason: "bootstrap: the installer's $SUDO when not run as root" },
   npx: { reason: "bootstrap: scripts/deno.sh fetches the pinned Deno through Node's npx" },
   deno: { reason: "bootstrap: the pinned Deno (scripts/deno.sh), from npm, not a Debian package" },
+  frob: {
+    reason: "a shell script the probe-cache test writes and runs",
+    within: ["kernel/ops/run_probe_test.ts"],
+  },
 };
 
 /**
@@ -128,6 +132,8 @@ export const SPAWN_HELPERS: Record<string, "args" | "argv"> = {
 export const COMPUTED_SPAWNS: Record<string, string> = {
   "kernel/ops/run.ts: a.argv": "the run op: a plugin's program, named in its [ops].run grant",
   "kernel/ops/qemu_launch.ts: a.argv": "the deploy plugin's QEMU, named in its [ops].run grant",
+  "kernel/ops/qemu_state.ts: local.argv":
+    "the new QEMU of gini migrate: the deploy plugin's QEMU, named in its [ops].run grant",
   "kernel/ops/image_create.ts: imageCreateArgv(a)": "qemu-img, named in the op's run permission",
   "tests/completions_test.ts: program": "inShell(), whose callers name the shell",
   "kernel/host/run.ts: absolute": "the host runner: argv[0] of its callers, resolved by which()",
