@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { REPO, runGini, sh } from "./_helpers.ts";
+import { createHash } from "node:crypto";
 import { readWimImages } from "../plugins/windows_setup/wim.ts";
 import {
   type AnswerFileOptions,
@@ -369,6 +370,40 @@ Deno.test("bad [windows] input exits 2 naming the file, the key and the next ste
     assertStringIncludes(out.stderr, "it does not exist");
     assertStringIncludes(out.stderr, `win.toml:${lineOf(root, "windows.iso")}:`);
   });
+});
+
+Deno.test("an ISO given as a URL is downloaded and checked against sha256; a wrong one exits 2 naming windows.sha256", async () => {
+  const { iso } = await media;
+  const bytes = await Deno.readFile(iso);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(bytes),
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/Win11_24H2_English_x64.iso`;
+    const withUrl = async (hash: string) => {
+      const root = await windowsHome();
+      const text = await Deno.readTextFile(join(root, "win.toml"));
+      await Deno.writeTextFile(
+        join(root, "win.toml"),
+        text.replace(/^iso = .*$/m, `iso = "${url}"\nsha256 = "${hash}"`),
+      );
+      return { root, out: await runGini(root, ["up", "win.toml", "--no-start"]) };
+    };
+    const wrong = await withUrl("0".repeat(64));
+    assertEquals(wrong.out.code, 2, wrong.out.stderr);
+    assertStringIncludes(wrong.out.stderr, `its SHA-256 is ${sha256}`);
+    assertStringIncludes(wrong.out.stderr, `win.toml:${lineOf(wrong.root, "windows.sha256")}:`);
+    const right = await withUrl(sha256);
+    assertEquals(right.out.code, 0, right.out.stderr);
+    const xml = await Deno.readTextFile(
+      join(right.root, ".local/share/gini/vms/win11/windows/autounattend.xml"),
+    );
+    assertMatch(xml, /<Key>\/IMAGE\/INDEX<\/Key>\s*<Value>2<\/Value>/);
+  } finally {
+    await server.shutdown();
+  }
 });
 
 /** The line of `windows.KEY` in the home's VM file, or of its [windows] table when absent. */

@@ -65,6 +65,8 @@ type Drivers = {
   iso: string;
   /** The files to take out of it, by where they go on the answer-file image. */
   files: string[];
+  /** 7z's -t option that reads it ("-tudf"), if any. */
+  type: string[];
 };
 
 const CONFIG: ContextKey<SetupConfig> = "windows_setup.config";
@@ -168,28 +170,36 @@ export function parseListing(stdout: string): { path: string; size: number; fold
   return files;
 }
 
-/** Lists an ISO with 7z, or says why it cannot be read. */
+/**
+ * Lists an ISO with 7z, or says why it cannot be read: as UDF first (a Windows ISO's ISO 9660 view
+ * holds only README.TXT, and 7z picks that view for a file not named .iso), else as 7z sees it.
+ * `type` is the -t option that read it, for taking files out the same way.
+ */
 async function listIso(ctx: StageContext, iso: string, fail: (why: string) => Error) {
-  const listed = await ctx.op<
-    { code: number; stdout: string; stderr: string; simulated?: boolean }
-  >(
-    "run",
-    {
-      argv: ["7z", "l", "-slt", iso],
+  type Listed = { code: number; stdout: string; stderr: string; simulated?: boolean };
+  const list = (type: string[]) =>
+    ctx.op<Listed>("run", {
+      argv: ["7z", "l", "-slt", ...type, iso],
       allowFailure: true,
       timeoutMs: 120_000,
       // A listing changes nothing: there is nothing to undo.
       undo: [],
-    },
-  );
+    });
+  const complete = (l: Listed) => l.code === 0 || /^-{10}$/m.test(l.stdout);
+  let type = ["-tudf"];
+  let listed = await list(type);
   if (listed.simulated) return null;
-  if (listed.code !== 0 && !/^-{10}$/m.test(listed.stdout)) {
+  if (!complete(listed)) {
+    type = [];
+    listed = await list(type);
+  }
+  if (!complete(listed)) {
     const tail = `${listed.stderr}\n${listed.stdout}`.split("\n").map((l) => l.trim())
       .filter((l) => /error|cannot|no such/i.test(l)).slice(-2).join("; ");
     const gone = /errno=2\b|No such file/.test(`${listed.stderr}\n${listed.stdout}`);
     throw fail(gone ? "it does not exist" : tail || `7z exited with ${listed.code}`);
   }
-  return { stdout: listed.stdout, files: parseListing(listed.stdout) };
+  return { stdout: listed.stdout, files: parseListing(listed.stdout), type };
 }
 
 /**
@@ -228,7 +238,7 @@ async function readImages(
   await ctx.op("fs.mkdir", { path: out });
   ctx.ui.info(`Reading ${wim.path} of ${basename(iso)} (${Math.round(wim.size / 2 ** 20)} MiB)`);
   await ctx.op("run", {
-    argv: ["7z", "x", "-y", `-o${out}`, iso, wim.path],
+    argv: ["7z", "x", "-y", ...listing.type, `-o${out}`, iso, wim.path],
     creates: [file],
     timeoutMs: 30 * 60_000,
     estimateBytes: wim.size,
@@ -264,11 +274,23 @@ async function resolveIso(ctx: StageContext, c: SetupConfig): Promise<string> {
         'Add sha256 = "…" to [windows] (Microsoft\'s download page lists it), or download the ISO and give its path',
       );
     }
-    const got = await ctx.op<{ path: string }>("download", {
-      url: iso,
-      label: `Downloading ${basename(new URL(iso).pathname)}`,
-      checksum: { algorithm: "sha256", value: sha256.toLowerCase() },
-    });
+    let got: { path: string };
+    try {
+      got = await ctx.op<{ path: string }>("download", {
+        url: iso,
+        label: `Downloading ${basename(new URL(iso).pathname)}`,
+        checksum: { algorithm: "sha256", value: sha256.toLowerCase() },
+      });
+    } catch (error) {
+      const actual = error instanceof Error && error.message.match(/its sha256 is ([0-9a-f]{64})/);
+      if (!actual) throw error;
+      throw bad(
+        c,
+        "sha256",
+        `Cannot use the Windows ISO "${iso}": its SHA-256 is ${actual[1]}, not the sha256 given`,
+        "Compare sha256 with the one Microsoft publishes for this ISO; nothing was kept of the download",
+      );
+    }
     return ctx.dryRun
       ? join(ctx.dirs.cache, "downloads", basename(new URL(iso).pathname))
       : got.path;
@@ -459,7 +481,7 @@ export default definePlugin({
           );
         }
       }
-      ctx.set(DRIVERS, { iso, files });
+      ctx.set(DRIVERS, { iso, files, type: listing?.type ?? [] });
     },
     "generate-answer-file": (ctx) => {
       const c = config(ctx);
@@ -500,7 +522,7 @@ export default definePlugin({
       await ctx.op("fs.mkdir", { path: stage });
       if (drivers.files.length) {
         await ctx.op("run", {
-          argv: ["7z", "x", "-y", `-o${stage}`, drivers.iso, ...drivers.files],
+          argv: ["7z", "x", "-y", ...drivers.type, `-o${stage}`, drivers.iso, ...drivers.files],
           creates: drivers.files.map((f) => join(stage, f)),
           timeoutMs: 10 * 60_000,
         });
