@@ -597,6 +597,19 @@ function fromXml(xml: string): Machine {
   if (hidden) settings.push(["kvm", hidden === "on" ? "off" : "on"]);
   const vendorId = first(features, "hyperv/vendor_id");
   if (vendorId?.attrs.state === "on") settings.push(["hv-vendor-id", vendorId.attrs.value ?? ""]);
+  // Hyper-V enlightenments: <relaxed state="on"/> is hv-relaxed, spinlocks' retries its value in
+  // hex, the hypervclock timer hv-time.
+  for (const hv of first(features, "hyperv")?.children ?? []) {
+    if (hv.name === "vendor_id" || !hv.attrs.state) continue;
+    const state = hv.attrs.state === "on" ? "on" : "off";
+    settings.push(
+      hv.name === "spinlocks" && state === "on"
+        ? ["hv-spinlocks", `0x${Number(hv.attrs.retries).toString(16)}`]
+        : [`hv-${hv.name}`, state],
+    );
+  }
+  const hypervClock = all(d, "clock/timer").find((t) => t.attrs.name === "hypervclock");
+  if (hypervClock) settings.push(["hv-time", hypervClock.attrs.present === "yes" ? "on" : "off"]);
   const cpu = {
     model: mode === "host-passthrough"
       ? "host"

@@ -502,3 +502,38 @@ Deno.test("checkAnswerFile() refuses what Gini does not know: an unknown compone
     });
   }
 });
+
+Deno.test("a Windows VM under KVM gets virt-install's Hyper-V enlightenments and no HPET, in argv and domain XML; under TCG none", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  await Deno.writeTextFile(
+    join(root, "w.toml"),
+    'name = "w"\nguest = "windows"\n[memory]\nsize = "1G"\n[[disks]]\nsize = "1G"\n',
+  );
+  const plan = async (host: string[]) => {
+    const out = await runGini(root, [...host, "--json", "plan", "w.toml"]);
+    assertEquals(out.code, 0, out.stderr);
+    const result = JSON.parse(out.stdout);
+    const argv: string[] = result.vmDefinition.argv;
+    return { argv, cpu: argv[argv.indexOf("-cpu") + 1]!, xml: result.libvirtXml as string };
+  };
+  const kvm = await plan(["--host-root", join(REPO, "tests/fixtures/hosts/intel-nvidia")]);
+  assertEquals(
+    kvm.cpu,
+    "host,hv-relaxed,hv-vapic,hv-spinlocks=0x1fff,hv-vpindex,hv-runtime,hv-synic,hv-stimer,hv-frequencies,hv-tlbflush,hv-ipi,hv-time",
+  );
+  assert(!kvm.cpu.includes("hv-passthrough"));
+  assertMatch(kvm.argv[kvm.argv.indexOf("-machine") + 1]!, /,hpet=off$/);
+  assertStringIncludes(kvm.xml, '<spinlocks state="on" retries="8191"/>');
+  assertStringIncludes(kvm.xml, '<timer name="hypervclock" present="yes"/>');
+  const xml = join(root, "w.xml");
+  await Deno.writeTextFile(xml, kvm.xml);
+  await sh("virt-xml-validate", xml, "domain");
+  // Under TCG the enlightenments do not exist.
+  await Deno.writeTextFile(
+    join(root, "w.toml"),
+    'name = "w"\nguest = "windows"\naccel = "tcg"\n[memory]\nsize = "1G"\n[[disks]]\nsize = "1G"\n',
+  );
+  const tcg = await plan(["--host-root", join(REPO, "tests/fixtures/hosts/intel-nvidia")]);
+  assert(!tcg.cpu.includes("hv-"), tcg.cpu);
+  assert(!tcg.xml.includes("<hyperv"), tcg.xml);
+});

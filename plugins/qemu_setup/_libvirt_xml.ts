@@ -4,7 +4,7 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import { nicArgs } from "./_qemu_args.ts";
+import { HYPERV_ENLIGHTENMENTS, hypervEnlightened, nicArgs } from "./_qemu_args.ts";
 import { HOTPLUG_PORTS } from "./names.ts";
 
 function esc(text: string | number): string {
@@ -251,21 +251,40 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   x.push("  </os>");
   const cpu = cpuXml(def);
   x.push("  <features>", "    <acpi/>", "    <apic/>");
-  if (def.hypervisor?.hypervVendorId) {
-    x.push(
-      '    <hyperv mode="custom">',
-      `      <vendor_id state="on" value="${esc(def.hypervisor.hypervVendorId)}"/>`,
-      "    </hyperv>",
-    );
+  const enlightened = hypervEnlightened(def);
+  if (def.hypervisor?.hypervVendorId || enlightened) {
+    x.push('    <hyperv mode="custom">');
+    // qemuArgv's HYPERV_ENLIGHTENMENTS, in libvirt's words (hv-time is the hypervclock timer).
+    for (const hv of enlightened ? HYPERV_ENLIGHTENMENTS : []) {
+      const [name, value] = hv.slice(3).split("=");
+      if (name === "time") continue;
+      x.push(
+        name === "spinlocks"
+          ? `      <spinlocks state="on" retries="${Number(value)}"/>`
+          : `      <${name} state="on"/>`,
+      );
+    }
+    if (def.hypervisor?.hypervVendorId) {
+      x.push(`      <vendor_id state="on" value="${esc(def.hypervisor.hypervVendorId)}"/>`);
+    }
+    x.push("    </hyperv>");
   }
   if (cpu.kvmHidden) x.push("    <kvm>", '      <hidden state="on"/>', "    </kvm>");
   if (firmware.secureBoot) x.push('    <smm state="on"/>');
   x.push("  </features>");
   x.push(...cpu.lines);
   const offset = def.guest === "windows" ? "localtime" : "utc";
-  // macOS misbehaves with an HPET (qemuArgv: hpet=off).
+  // macOS misbehaves with an HPET (qemuArgv: hpet=off); Windows under KVM keeps time with the
+  // Hyper-V clock (hv-time) instead.
   if (def.guest === "macos") {
     x.push(`  <clock offset="${offset}">`, '    <timer name="hpet" present="no"/>', "  </clock>");
+  } else if (enlightened) {
+    x.push(
+      `  <clock offset="${offset}">`,
+      '    <timer name="hpet" present="no"/>',
+      '    <timer name="hypervclock" present="yes"/>',
+      "  </clock>",
+    );
   } else x.push(`  <clock offset="${offset}"/>`);
   x.push(
     "  <on_poweroff>destroy</on_poweroff>",

@@ -9,12 +9,38 @@ import { diskNodes, FIRMWARE_NODES, HOTPLUG_CHASSIS, HOTPLUG_PORTS } from "./nam
 
 type Definition = Omit<VmDefinition, "argv">;
 
+/**
+ * The Hyper-V enlightenments a Windows guest gets under KVM: virt-install's list, never
+ * hv-passthrough (QEMU's docs call it a debugging feature that prevents migration). `hv-time` is
+ * libvirt's hypervclock timer; evmcs (Intel hosts only) is not given.
+ */
+export const HYPERV_ENLIGHTENMENTS = [
+  "hv-relaxed",
+  "hv-vapic",
+  "hv-spinlocks=0x1fff",
+  "hv-vpindex",
+  "hv-runtime",
+  "hv-synic",
+  "hv-stimer",
+  "hv-frequencies",
+  "hv-tlbflush",
+  "hv-ipi",
+  "hv-time",
+] as const;
+
+/** Whether a VM gets the Hyper-V enlightenments (and no HPET): a Windows guest under KVM. */
+export function hypervEnlightened(def: Pick<Definition, "guest" | "accel">): boolean {
+  return def.guest === "windows" && def.accel === "kvm";
+}
+
 function cpuArg(def: Definition): string {
   // "host" is only meaningful with KVM; under TCG "max" gives every feature TCG can emulate.
   const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
   const hv = def.hypervisor;
   return [
     model,
+    // Before the file's own features, so that vm_patch additions stay last (kvm=off, hv-vendor-id).
+    ...(hypervEnlightened(def) ? HYPERV_ENLIGHTENMENTS : []),
     ...def.cpu.features,
     ...(hv?.kvmHidden ? ["kvm=off"] : []),
     ...(hv?.hypervVendorId ? [`hv-vendor-id=${hv.hypervVendorId}`] : []),
@@ -169,8 +195,8 @@ export function qemuArgv(def: Definition): string[] {
         ? [`pflash0=${FIRMWARE_NODES.code}`, `pflash1=${FIRMWARE_NODES.vars}`]
         : []),
       ...(def.firmware.secureBoot ? ["smm=on"] : []),
-      // macOS misbehaves with an HPET.
-      ...(def.guest === "macos" ? ["hpet=off"] : []),
+      // macOS misbehaves with an HPET; Windows keeps time with the Hyper-V clock instead.
+      ...(def.guest === "macos" || hypervEnlightened(def) ? ["hpet=off"] : []),
     ].join(","),
   );
   if (def.firmware.secureBoot) push("-global", "driver=cfi.pflash01,property=secure,value=on");
