@@ -65,9 +65,11 @@ const RunArgs = z.strictObject({
   modifies: z.array(z.string().min(1)).optional(),
   /**
    * A version query (`PROGRAM --version`), whose answer only changes when the program does: kept
-   * in `{state}/probes.json` keyed by the program's path, size and mtime, and answered from there.
+   * in `{state}/probes.json` keyed by the program's path, size and mtime. "use" answers from there
+   * and otherwise runs the program, writing nothing (a plan); "store" also keeps a new answer;
+   * "refresh" runs the program whatever is kept, and keeps its answer.
    */
-  probe: z.boolean().optional(),
+  probe: z.enum(["use", "store", "refresh"]).optional(),
 }).refine((a) => !a.probe || (a.argv.length === 2 && VERSION_FLAGS.has(a.argv[1]!)), {
   message: 'probe is for a version query: ["PROGRAM", "--version"]',
   path: ["probe"],
@@ -97,10 +99,10 @@ async function probe(a: RunArgs, env: OpEnv, run: () => Promise<RunResult>) {
     (t) => JSON.parse(t) as Record<string, RunResult>,
     () => ({} as Record<string, RunResult>),
   );
-  const hit = cache[key];
+  const hit = a.probe === "refresh" ? undefined : cache[key];
   if (hit) return { ...hit, cached: true };
   const result = await run();
-  if (result.code !== 0) return result;
+  if (result.code !== 0 || a.probe === "use") return result;
   // Written whole and renamed into place: runs side by side never see half a file.
   const fresh = await Deno.readTextFile(file).then(
     (t) => JSON.parse(t) as Record<string, RunResult>,

@@ -26,7 +26,7 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
     startup: { dirs: { state } },
     host: new HostRunner(`${bin}:/usr/bin:/bin`),
   } as unknown as OpEnv;
-  const args = runOp.schema.parse({ argv: ["frob", "--version"], probe: true });
+  const args = runOp.schema.parse({ argv: ["frob", "--version"], probe: "store" });
   const probe = () => runOp.execute(args, env, null) as Promise<{ stdout: string; cached?: true }>;
   const count = async () => (await Deno.readTextFile(runs)).split("\n").filter(Boolean).length;
 
@@ -44,13 +44,25 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
     undefined,
     2,
   ]);
-  // Without probe, the program always runs.
+  // Without probe, or with "refresh", the program runs; "use" reads the cache and writes nothing.
   const plain = runOp.schema.parse({ argv: ["frob", "--version"] });
   await runOp.execute(plain, env, null);
   assertEquals(await count(), 3);
+  const refresh = runOp.schema.parse({ argv: ["frob", "--version"], probe: "refresh" });
+  assertEquals((await runOp.execute(refresh, env, null) as { cached?: true }).cached, undefined);
+  assertEquals(await count(), 4);
+  await Deno.remove(join(state, "probes.json"));
+  const use = runOp.schema.parse({ argv: ["frob", "--version"], probe: "use" });
+  await runOp.execute(use, env, null);
+  await runOp.execute(use, env, null);
+  assertEquals(await count(), 6, "without a kept answer, use runs the program each time");
+  assertEquals(
+    await Deno.stat(join(state, "probes.json")).then(() => "kept", () => "none"),
+    "none",
+  );
   await Deno.remove(root, { recursive: true });
 });
 
 Deno.test("probe is only for a version query", () => {
-  assertThrows(() => runOp.schema.parse({ argv: ["frob", "--delete-all"], probe: true }));
+  assertThrows(() => runOp.schema.parse({ argv: ["frob", "--delete-all"], probe: "store" }));
 });

@@ -487,7 +487,7 @@ async function virshVersion(ctx: StageContext): Promise<[number, number, number]
   const out = await ctx.op<{ code: number; stdout: string }>("run", {
     argv: ["virsh", "--version"],
     allowFailure: true,
-    probe: true,
+    probe: ctx.dryRun ? "use" : "store",
     timeoutMs: 10_000,
   }).catch(() => null);
   const m = out?.code === 0 ? out.stdout.match(/(\d+)\.(\d+)\.(\d+)/) : null;

@@ -59,21 +59,27 @@ const PROGRAMS: [string, string[]][] = [
 
 /**
  * The programs' versions. The kernel answers from its probe cache while a program is unchanged
- * (same path, size and mtime); `gini check --refresh` asks each program again.
+ * (same path, size and mtime). `gini check` and live runs keep new answers there; a plan only
+ * reads it (a plan writes nothing); `gini check --refresh` asks each program again.
  */
 async function probePrograms(ctx: StageContext): Promise<Record<string, string | null>> {
   const found: Record<string, string | null> = {};
   const command = ctx.get("session.command") as
-    | { plugin?: string; flags?: Record<string, unknown> }
+    | { plugin?: string; path?: string; flags?: Record<string, unknown> }
     | undefined;
-  const refresh = command?.plugin === "env-check" && command.flags?.refresh === true;
+  const check = command?.plugin === "env-check" && command.path === "check";
+  const probe = check && command.flags?.refresh === true
+    ? "refresh"
+    : check || !ctx.dryRun
+    ? "store"
+    : "use";
   await Promise.all(PROGRAMS.map(async ([program, args]) => {
     try {
       const result = await ctx.op<{ code: number; stdout: string; stderr: string }>("run", {
         argv: [program, ...args],
         allowFailure: true,
         timeoutMs: 10_000,
-        ...(refresh ? {} : { probe: true }),
+        probe,
       });
       found[program] = result.code === 0 ? parseVersion(result.stdout || result.stderr) : null;
     } catch {

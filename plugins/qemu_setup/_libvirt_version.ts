@@ -31,7 +31,7 @@ export async function libvirtVersion(ctx: StageContext): Promise<Version | null>
     const out = await ctx.op<{ code: number; stdout: string }>("run", {
       argv: ["virsh", "--version"],
       allowFailure: true,
-      probe: true,
+      probe: ctx.dryRun ? "use" : "store",
       timeoutMs: 10_000,
     });
     return out.code === 0 ? parseVersion(out.stdout) : null;
