@@ -14,6 +14,7 @@ import {
   type AnswerFileOptions,
   buildAnswerFile,
   checkAnswerFile,
+  computerName,
   obfuscatePassword,
   type WindowsProfile,
 } from "../plugins/windows_setup/unattend.ts";
@@ -536,4 +537,11 @@ Deno.test("a Windows VM under KVM gets virt-install's Hyper-V enlightenments and
   const tcg = await plan(["--host-root", join(REPO, "tests/fixtures/hosts/intel-nvidia")]);
   assert(!tcg.cpu.includes("hv-"), tcg.cpu);
   assert(!tcg.xml.includes("<hyperv"), tcg.xml);
+});
+
+Deno.test("computerName() makes a NetBIOS name of a VM's name", () => {
+  assertEquals(computerName("win11"), "win11");
+  assertEquals(computerName("my.windows_desktop-2024"), "my-windows-desk");
+  assertEquals(computerName("2024"), "W2024");
+  assertEquals(computerName("..."), "WINDOWS");
 });

@@ -34,6 +34,7 @@ import { WINDOWS_MEDIA } from "./contracts.ts";
 import {
   buildAnswerFile,
   checkAnswerFile,
+  computerName,
   DRIVER_FOLDER,
   isServer,
   type WindowsProfile,
@@ -495,7 +496,7 @@ export default definePlugin({
         password: c.password,
         productKey: w.product_key ?? null,
         timezone: w.timezone,
-        computerName: w.computer_name ?? c.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 15),
+        computerName: w.computer_name ?? computerName(c.name),
         firstLogon: w.first_logon,
         bypassChecks: w.bypass_checks,
       };

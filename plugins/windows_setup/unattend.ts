@@ -45,6 +45,12 @@ export const DRIVER_FOLDER: Record<WindowsProfile, string> = {
   "server-2025": "2k25",
 };
 
+/** A NetBIOS name from a VM's name: 15 letters, digits and '-', not only digits. */
+export function computerName(vm: string): string {
+  const name = vm.replace(/[^A-Za-z0-9-]/g, "-").replace(/^-+|-+$/g, "").slice(0, 15) || "WINDOWS";
+  return /^[0-9]+$/.test(name) ? `W${name}`.slice(0, 15) : name;
+}
+
 /** Whether a profile is a Windows Server release (built-in Administrator, no consumer OOBE). */
 export const isServer = (profile: WindowsProfile): boolean => profile.startsWith("server-");
 
