@@ -3,7 +3,8 @@
 # busybox initramfs whose init prints a marker on the serial console and then waits. With
 # "gini.tick" on the kernel command line it prints, every second, a counter and the block devices
 # it sees ("tick 7 blocks: vda vdb"; virtio-blk is loaded for it): a guest that keeps running
-# (migration) and sees disks come and go (hotplug).
+# (migration) and sees disks come and go (hotplug). With "gini.panic" its kernel panics two seconds
+# after booting, its pvpanic driver loaded (crash detection).
 # Prints the directory holding vmlinuz and initrd.img.
 #
 #   dir="$(bash scripts/build-tiny-guest.sh)"
@@ -22,7 +23,7 @@ if [ -z "$kernel_pkg" ]; then
   exit 1
 fi
 # The suffix is the init's version: a changed init is a new build.
-out="$cache/$kernel_pkg-tick3"
+out="$cache/$kernel_pkg-tick4"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
   echo "$out" >&3
   exit 0
@@ -39,7 +40,7 @@ cp busybox/bin/busybox root/bin/busybox
 for applet in sh echo cat mount sleep poweroff uname insmod; do ln -s busybox "root/bin/$applet"; done
 # virtio-blk and what it needs, in load order (Debian builds them as modules).
 mkdir -p root/modules
-for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk pvpanic pvpanic-mmio; do
   find kernel/lib/modules -name "$module.ko" -exec cp {} root/modules/ \;
   [ -s "root/modules/$module.ko" ] || { echo "build-tiny-guest: $module.ko is not in $kernel_pkg" >&2; exit 1; }
 done
@@ -61,6 +62,15 @@ case "$(cat /proc/cmdline)" in
     i=$((i + 1))
     sleep 1
   done
+  ;;
+*gini.panic*)
+  # The guest's kernel panics a moment after booting; with the pvpanic device (its driver loaded
+  # here, as udev loads it in a full guest) QEMU hears of it (GUEST_PANICKED).
+  insmod /modules/pvpanic.ko
+  insmod /modules/pvpanic-mmio.ko
+  sleep 2
+  echo "GINI-TINY-GUEST-PANICS"
+  echo c >/proc/sysrq-trigger
   ;;
 esac
 while true; do sleep 3600; done

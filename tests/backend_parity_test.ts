@@ -86,6 +86,8 @@ interface Machine {
   /** The QEMU guest agent's channel: its socket. */
   guestAgent: string | null;
   rng: string | null;
+  /** The panic device and what a panic does: "isa pause". */
+  panic: string | null;
   balloon: string | null;
   /** Spare PCIe root ports for hotplug (gini attach), however each side numbers them. */
   hotplugPorts: number;
@@ -418,6 +420,8 @@ function fromArgv(argv: string[], script = ""): Machine {
   const rng = rngDevice ? `virtio ${prop(rngBackend?.props ?? [], "filename")}` : null;
   const balloon = device("virtio-balloon-pci").length ? "virtio" : null;
   const hotplugPorts = device("pcie-root-port").length;
+  const panicAction = take("-action").map((v) => v.match(/^panic=(\w+)$/)?.[1]).find(Boolean);
+  const panic = device("pvpanic").length ? `isa ${panicAction ?? "shutdown"}` : null;
 
   const rtc = qemuOpts(one("-rtc") ?? "base=utc");
   const qmp = items.find((i) => i.flag === "-chardev" && /(^|,)id=qmp(,|$)/.test(i.value));
@@ -470,6 +474,7 @@ function fromArgv(argv: string[], script = ""): Machine {
     serial,
     guestAgent,
     rng,
+    panic,
     balloon,
     hotplugPorts,
     other,
@@ -790,6 +795,12 @@ function fromXml(xml: string): Machine {
       "source",
     )?.attrs.path ?? null,
     rng: rngEl ? `${rngEl.attrs.model} ${text(rngEl, "backend")}` : extra.rng,
+    // libvirt's on_crash "preserve" is QEMU's panic=pause.
+    panic: first(devices, "panic")
+      ? `${first(devices, "panic")!.attrs.model} ${
+        text(d, "on_crash") === "preserve" ? "pause" : text(d, "on_crash")
+      }`
+      : extra.panic,
     balloon: balloonModel === "none" ? extra.balloon : balloonModel,
     // The spare ones: libvirt puts its own PCIe devices behind the root ports it is given first.
     hotplugPorts: Math.max(

@@ -264,3 +264,44 @@ Deno.test("save stops a VM with its memory in a file; start resumes it where it 
     await gini(root, "kill", "tiny");
   }
 });
+
+Deno.test("a guest whose kernel panics is crashed (pvpanic): status says so, restart records the crash and boots it again", async () => {
+  const { root, dir, file } = await tinyVmHome(`[[disks]]\nname = "root"\nsize = "64M"\n`);
+  await Deno.writeTextFile(
+    file,
+    (await Deno.readTextFile(file)).replace("panic=-1", "panic=-1 gini.panic"),
+  );
+  const up = await gini(root, "up", "tiny.toml");
+  assertEquals(up.code, 0, up.stderr);
+  try {
+    assertStringIncludes(await Deno.readTextFile(join(dir, "start.sh")), "-device pvpanic");
+    let status = await json<Status>(root, "status", "tiny");
+    for (let i = 0; i < 240 && status.state !== "crashed"; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      status = await json<Status>(root, "status", "tiny");
+    }
+    assertEquals(status.state, "crashed");
+    assertStringIncludes(await Deno.readTextFile(join(dir, "serial.log")), "Kernel panic");
+    const text = await gini(root, "status", "tiny");
+    assertStringIncludes(text.stdout, "its kernel panicked");
+    // What a crashed VM cannot do is refused with the way out, and changes nothing.
+    const pause = await gini(root, "pause", "tiny");
+    assertEquals(pause.code, 2, pause.stderr);
+    assertStringIncludes(pause.stderr, "it crashed (its kernel panicked)");
+    assertStringIncludes(pause.stderr, "gini restart tiny");
+    assertEquals((await gini(root, "resume", "tiny")).code, 2);
+    assertEquals(await events(root), ["deployed", "started"]);
+    // restart stops it at once (a panicked guest answers no power button) and boots it again.
+    const restart = await gini(root, "restart", "tiny", "--timeout", "60");
+    assertEquals(restart.code, 0, restart.stderr);
+    assertEquals(await events(root), ["deployed", "started", "crashed", "stopped", "started"]);
+    const history = await json<{ records: { event: string; detail: unknown }[] }>(
+      root,
+      "history",
+      "tiny",
+    );
+    assertEquals(history.records[3]!.detail, { how: "quit" });
+  } finally {
+    await gini(root, "kill", "tiny");
+  }
+});

@@ -88,6 +88,13 @@ export async function powerDown(
   const state = await vm.state();
   await reconcile(ctx, def, state);
   if (state === "stopped") return "not-running";
+  // A crashed guest answers nothing: it is stopped at once.
+  if (state === "crashed") {
+    await vm.force();
+    await record(ctx, def, "stopped", { how: "quit" });
+    await shutDown(ctx, def, "quit");
+    return "quit";
+  }
   // A paused guest cannot answer the power button.
   if (state === "paused") await vm.resume();
   await vm.shutdown();
@@ -264,6 +271,9 @@ const ACTIONS: Record<PowerChange["action"], Act> = {
   },
 };
 
+/** What a crashed VM can do: be stopped (stop, kill) or booted again (restart). */
+const CRASHED_ALLOWS = new Set(["stop", "kill", "restart"]);
+
 /** The lifecycle stages, by stage name. */
 export const lifecycleStages: Record<string, StageFn> = {
   /** `gini start|stop|restart|kill|pause|resume NAME`, and the `down` verb (stop). */
@@ -271,6 +281,19 @@ export const lifecycleStages: Record<string, StageFn> = {
     const { name, timeoutMs, action } = target(ctx);
     const def = await savedDefinition(ctx, name);
     const state = await powerControl(ctx, def).state();
+    // Refused before anything is recorded: the crash goes in the history with the next change.
+    if (state === "crashed" && !CRASHED_ALLOWS.has(action)) {
+      throw Object.assign(
+        new Error(
+          `Cannot ${action} VM "${name}": it crashed (its kernel panicked); QEMU keeps it paused, memory and all`,
+        ),
+        {
+          code: "USAGE",
+          hint:
+            `Boot it again with gini restart ${name}, or stop it with gini kill ${name} (gini console ${name} shows its last words)`,
+        },
+      );
+    }
     const done = await ACTIONS[action as PowerChange["action"]](ctx, def, state, timeoutMs);
     ctx.set(POWER_CHANGE, {
       name,

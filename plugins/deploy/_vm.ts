@@ -80,8 +80,11 @@ export async function qmpStatus(ctx: StageContext, def: VmDefinition): Promise<s
   }
 }
 
-/** What a VM is doing now, in Gini's words. */
-export type PowerState = "running" | "paused" | "stopped";
+/**
+ * What a VM is doing now, in Gini's words. "crashed": its guest's kernel panicked and said so
+ * through the pvpanic device; QEMU keeps it paused, memory and all, until it is stopped.
+ */
+export type PowerState = "running" | "paused" | "stopped" | "crashed";
 
 /** How to see, ask and force a VM's power state, per backend. */
 export function powerControl(ctx: StageContext, def: VmDefinition) {
@@ -92,7 +95,13 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
         argv: virsh("domstate", def.name),
         allowFailure: true,
       })).stdout.trim();
-      return out === "running" ? "running" : out === "paused" ? "paused" : "stopped";
+      return out === "running"
+        ? "running"
+        : out === "paused"
+        ? "paused"
+        : out === "crashed"
+        ? "crashed"
+        : "stopped";
     };
     return {
       state,
@@ -106,7 +115,13 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
   const qmp = (command: string) => ctx.op("qmp", { socket: def.paths.qmpSocket, command });
   const state = async (): Promise<PowerState> => {
     const status = await qmpStatus(ctx, def);
-    return status === null ? "stopped" : status === "paused" ? "paused" : "running";
+    return status === null
+      ? "stopped"
+      : status === "paused"
+      ? "paused"
+      : status === "guest-panicked"
+      ? "crashed"
+      : "running";
   };
   const gone = async () => (await qmpStatus(ctx, def)) === null;
   return {
@@ -169,7 +184,9 @@ const ENDS = new Set([
  * The state the history says the VM is in (the event-sourced view): the last start or end
  * that was not undone, and when the VM last started.
  */
-export function replay(records: LogRecord[]): { running: boolean; since: string | null } {
+export function replay(
+  records: LogRecord[],
+): { running: boolean; since: string | null; crashed: boolean } {
   const undone = new Set(
     records.filter((r) => r.event === "undone").map((r) =>
       (r.detail as { seq?: number } | null)?.seq
@@ -177,17 +194,21 @@ export function replay(records: LogRecord[]): { running: boolean; since: string 
   );
   let running = false;
   let since: string | null = null;
+  // A crash is recorded once, and stays the news until the VM ends or starts again.
+  let crashed = false;
   for (const r of records) {
     if (undone.has(r.seq)) continue;
     if (STARTS.has(r.event)) {
       if (!running || r.event === "restarted") since = r.at;
       running = true;
+      crashed = false;
     } else if (ENDS.has(r.event)) {
       running = false;
       since = null;
-    }
+      crashed = false;
+    } else if (r.event === "crashed") crashed = true;
   }
-  return { running, since };
+  return { running, since, crashed };
 }
 
 /**
@@ -201,8 +222,13 @@ export async function reconcile(
   state: PowerState,
 ): Promise<VerifiedLog> {
   const log = await readHistory(ctx, def);
-  if (state === "stopped" && replay(log.records).running && !log.broken) {
+  if (log.broken) return log;
+  if (state === "stopped" && replay(log.records).running) {
     await record(ctx, def, "exited", { seen: "not running at the next call" });
+  } else if (state === "crashed" && !replay(log.records).crashed) {
+    await record(ctx, def, "crashed", {
+      seen: "its kernel panicked (pvpanic); QEMU keeps it paused",
+    });
   }
   return log;
 }

@@ -178,6 +178,11 @@ export function renderStatus(s: VmStatus): string {
   if (s.savedState) {
     lines.push(`  saved state: ${s.savedState} (gini start ${s.name} resumes it where it was)`);
   }
+  if (s.state === "crashed") {
+    lines.push(
+      `  ! its kernel panicked (the pvpanic device said so); QEMU keeps it paused for inspection: gini restart ${s.name} boots it again, gini kill ${s.name} stops it`,
+    );
+  }
   if (s.unrecordedExit) {
     lines.push(
       `  ! its history says it was running: it ended without Gini (a crash, a kill, or the guest powered off); see gini history ${s.name}`,

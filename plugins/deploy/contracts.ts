@@ -16,7 +16,7 @@ export const REMOVED: ContextKey<{ name: string }> = "deploy.removed";
 /** One line of `gini ls`. */
 export type VmSummary = {
   name: string;
-  state: "running" | "paused" | "stopped";
+  state: "running" | "paused" | "stopped" | "crashed";
   pid: number | null;
   accel: string;
   vcpus: number;
@@ -36,7 +36,7 @@ export const VMS: ContextKey<VmSummary[]> = "deploy.vms";
 export type PowerChange = {
   name: string;
   action: "start" | "stop" | "restart" | "kill" | "pause" | "resume" | "save" | "restore";
-  /** The state before: "running", "paused" or "stopped". */
+  /** The state before: "running", "paused", "stopped" or "crashed". */
   before: string;
   outcome:
     | "started"
@@ -71,7 +71,7 @@ export type DiskStatus = {
 /** `deploy.status`: `gini status NAME`, the history's replay checked against QEMU or libvirt. */
 export type VmStatus = {
   name: string;
-  state: "running" | "paused" | "stopped";
+  state: "running" | "paused" | "stopped" | "crashed";
   backend: string;
   pid: number | null;
   /** When it last started (ISO), from its history. */
@@ -122,7 +122,7 @@ export type Converge = {
   /** new: deployed now; unchanged; changed: the changes are applied. */
   kind: "new" | "unchanged" | "changed";
   /** Its power state before this run. */
-  state: "running" | "paused" | "stopped";
+  state: "running" | "paused" | "stopped" | "crashed";
   changes: VmChange[];
 };
 export const CONVERGE: ContextKey<Converge> = "deploy.converge";

@@ -289,7 +289,8 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   x.push(
     "  <on_poweroff>destroy</on_poweroff>",
     "  <on_reboot>restart</on_reboot>",
-    "  <on_crash>destroy</on_crash>",
+    // A panicked guest (pvpanic) stays paused for inspection, as QEMU's panic=pause keeps it.
+    `  <on_crash>${def.guest === "macos" ? "destroy" : "preserve"}</on_crash>`,
   );
   x.push("  <devices>");
   // No <emulator>: libvirt wants an absolute path and picks the right one from its capabilities.
@@ -403,6 +404,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
     '      <backend model="random">/dev/urandom</backend>',
     "    </rng>",
   );
+  if (def.guest !== "macos") x.push('    <panic model="isa"/>');
   // No balloon: qemuArgv has none, and libvirt would add one by itself.
   x.push('    <memballoon model="none"/>');
   x.push("  </devices>");

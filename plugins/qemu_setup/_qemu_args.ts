@@ -285,6 +285,9 @@ export function qemuArgv(def: Definition): string[] {
     case "gtk":
       push("-vga", "virtio", "-display", "gtk");
   }
+  // A guest whose kernel panics says so through the pvpanic device (Linux's and virtio-win's
+  // drivers); QEMU then keeps it paused, memory and all, for gini status to report as crashed.
+  if (def.guest !== "macos") push("-device", "pvpanic", "-action", "panic=pause");
   push("-rtc", def.guest === "windows" ? "base=localtime" : "base=utc");
   push(
     "-chardev",
