@@ -1,5 +1,5 @@
 /**
- * Base64 without a dependency.
+ * Bytes without a dependency: base64, and chunks joined into one buffer.
  *
  * @module
  */
@@ -19,4 +19,15 @@ export function decodeBase64(text: string): Uint8Array {
   const out = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
+}
+
+/** Chunks (of a stream read to its end) as one buffer. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return all;
 }

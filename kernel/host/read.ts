@@ -7,6 +7,7 @@
  */
 import { basename, dirname, isAbsolute, join } from "node:path";
 import type { Json } from "../../workers/protocol.ts";
+import { concatBytes } from "../encoding.ts";
 import { canonicalize, checkPath, checkProc, type Grants } from "../ops/broker.ts";
 
 /** Largest file the kernel reads on a plugin's behalf. */
@@ -43,13 +44,7 @@ export async function serveRead(
           }
           chunks.push(chunk);
         }
-        const all = new Uint8Array(total);
-        let offset = 0;
-        for (const c of chunks) {
-          all.set(c, offset);
-          offset += c.byteLength;
-        }
-        return new TextDecoder().decode(all);
+        return new TextDecoder().decode(concatBytes(chunks));
       } finally {
         try {
           file.close();

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { decodeBase64, encodeBase64 } from "../encoding.ts";
+import { concatBytes, decodeBase64, encodeBase64 } from "../encoding.ts";
 import { z } from "zod";
 import { GiniError, UsageError } from "../errors.ts";
 import { AgentSilentError, GuestAgent } from "../host/qga.ts";
@@ -95,13 +95,7 @@ async function readInput(name: string): Promise<Uint8Array> {
     }
     parts.push(chunk);
   }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.byteLength;
-  }
-  return all;
+  return concatBytes(parts);
 }
 
 async function writeAll(w: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array) {

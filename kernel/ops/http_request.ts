@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { concatBytes } from "../encoding.ts";
 import { GiniError } from "../errors.ts";
 import { defineOp } from "./types.ts";
 
@@ -91,11 +92,5 @@ async function readLimited(response: Response, url: string): Promise<Uint8Array>
   } finally {
     await response.body?.cancel().catch(() => {});
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
