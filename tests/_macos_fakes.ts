@@ -66,11 +66,15 @@ export async function releaseZips(): Promise<Record<string, Uint8Array>> {
     [`${prefix}${name}.kext/Contents/Info.plist`]: plistStub(name),
     [`${prefix}${name}.kext/Contents/MacOS/${name}`]: placeholder(name),
   });
+  // A fixed time in the zip headers: the same zips every call, whatever second it is (the
+  // catalogue pins their sha256, and a test may build them twice).
+  const zip = (files: Record<string, Uint8Array>) =>
+    zipSync(files, { mtime: new Date("2024-01-01T00:00:00Z") });
   return {
-    OpenCorePkg: zipSync(oc),
-    Lilu: zipSync(kext("", "Lilu")),
-    VirtualSMC: zipSync({ ...kext("Kexts/", "VirtualSMC"), ...kext("Kexts/", "SMCProcessor") }),
-    WhateverGreen: zipSync(kext("", "WhateverGreen")),
+    OpenCorePkg: zip(oc),
+    Lilu: zip(kext("", "Lilu")),
+    VirtualSMC: zip({ ...kext("Kexts/", "VirtualSMC"), ...kext("Kexts/", "SMCProcessor") }),
+    WhateverGreen: zip(kext("", "WhateverGreen")),
   };
 }
 
