@@ -35,8 +35,14 @@ import {
 } from "../qemu_setup/hotplug.ts";
 import { diskNodes, vmMac } from "../qemu_setup/names.ts";
 import { parseSize } from "../qemu_setup/vm_schema.ts";
-import { startScript } from "../qemu_setup/start_script.ts";
-import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
+import {
+  powerControl,
+  type PowerState,
+  record,
+  savedDefinition,
+  VM_COMMAND,
+  writeDefinition,
+} from "./_vm.ts";
 import { own } from "./_files.ts";
 import {
   type Attached,
@@ -230,22 +236,7 @@ function redefine(
 async function persist(ctx: StageContext, def: VmDefinition, attached: Attached) {
   const oldXml = await own.readText(def.paths.domainXml).catch(() => "");
   const nvramFormat = oldXml.includes('<nvram format="qcow2">');
-  await ctx.op("fs.write", {
-    path: def.paths.definition,
-    content: JSON.stringify(def, null, 2) + "\n",
-    overwrite: true,
-  });
-  await ctx.op("fs.write", {
-    path: def.paths.startScript,
-    content: startScript(def),
-    mode: 0o755,
-    overwrite: true,
-  });
-  await ctx.op("fs.write", {
-    path: def.paths.domainXml,
-    content: libvirtXml(def, { nvramFormat }),
-    overwrite: true,
-  });
+  await writeDefinition(ctx, def, libvirtXml(def, { nvramFormat }));
   await ctx.op("fs.write", {
     path: attachedFile(def),
     content: JSON.stringify(attached, null, 2) + "\n",

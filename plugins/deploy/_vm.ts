@@ -10,6 +10,7 @@ import { type ContextKey, type StageContext, TARGET_VM } from "../../workers/sdk
 import { type LogRecord, type VerifiedLog, verifyLog } from "../../workers/event_log.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import { startScript } from "../qemu_setup/start_script.ts";
 import { own } from "./_files.ts";
 
 /** `session.command` of deploy's commands that name a VM (`gini start NAME`, `stop`, …). */
@@ -138,6 +139,30 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
     pause: () => qmp("stop"),
     resume: () => qmp("cont"),
   };
+}
+
+/**
+ * Writes the files a VM is started from: start.sh (its QEMU command), vm.xml (`domainXml`, its
+ * libvirt domain) and vm.json (the definition deploy reads back), each an op undone by putting
+ * the old file back.
+ */
+export async function writeDefinition(
+  ctx: StageContext,
+  def: VmDefinition,
+  domainXml: string,
+): Promise<void> {
+  await ctx.op("fs.write", {
+    path: def.paths.startScript,
+    content: startScript(def),
+    mode: 0o755,
+    overwrite: true,
+  });
+  await ctx.op("fs.write", { path: def.paths.domainXml, content: domainXml, overwrite: true });
+  await ctx.op("fs.write", {
+    path: def.paths.definition,
+    content: JSON.stringify(def, null, 2) + "\n",
+    overwrite: true,
+  });
 }
 
 /** Where `gini save` puts a VM's memory and devices (QEMU backend). */

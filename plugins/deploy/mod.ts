@@ -8,7 +8,6 @@
 import { dirname } from "node:path";
 import { definePlugin, type StageContext, USER_VM_REQUEST } from "../../workers/sdk.ts";
 import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
-import { startScript } from "../qemu_setup/start_script.ts";
 import { commands } from "./commands.ts";
 import { CONVERGE, type Converge, REMOVED, STARTED, VMS } from "./contracts.ts";
 import { changeLine, compare } from "./_converge.ts";
@@ -25,6 +24,7 @@ import {
   record,
   savedDefinition,
   target,
+  writeDefinition,
 } from "./_vm.ts";
 import { own } from "./_files.ts";
 
@@ -171,22 +171,7 @@ export default definePlugin({
         await ctx.op("fs.mkdir", { path: dirname(request.file) });
         await ctx.op("fs.write", { path: request.file, content: request.text, overwrite: false });
       }
-      await ctx.op("fs.write", {
-        path: def.paths.startScript,
-        content: startScript(def),
-        mode: 0o755,
-        overwrite: true,
-      });
-      await ctx.op("fs.write", {
-        path: def.paths.domainXml,
-        content: ctx.get(LIBVIRT_XML)!,
-        overwrite: true,
-      });
-      await ctx.op("fs.write", {
-        path: def.paths.definition,
-        content: JSON.stringify(def, null, 2) + "\n",
-        overwrite: true,
-      });
+      await writeDefinition(ctx, def, ctx.get(LIBVIRT_XML)!);
       const plan = ctx.get(CONVERGE)!;
       if (plan.kind === "new") await record(ctx, def, "deployed", { file: def.configFile });
       if (plan.kind === "changed") {
