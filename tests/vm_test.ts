@@ -13,6 +13,7 @@ import {
   spawnGini,
   tempEnv,
   tinyGuest,
+  tinyVmHome,
   waitFor,
 } from "./_helpers.ts";
 
@@ -30,19 +31,7 @@ async function assertEnded(pid: number, what: string): Promise<void> {
 }
 
 Deno.test("gini up boots a direct-kernel guest under TCG with disks made by qemu-img; down and rm undo it", async () => {
-  const guest = await tinyGuest();
-  const { root } = await tempEnv();
-  await sh("qemu-img", "create", "-q", "-f", "qcow2", join(root, "base.qcow2"), "64M");
-  await Deno.writeTextFile(
-    join(root, "tiny.toml"),
-    `name = "tiny"
-[memory]
-size = "256M"
-[boot]
-kernel = "${guest}/vmlinuz"
-initrd = "${guest}/initrd.img"
-cmdline = "console=ttyS0 panic=-1"
-[[disks]]
+  const { root } = await tinyVmHome(`[[disks]]
 name = "root"
 backing = "base.qcow2"
 size = "128M"
@@ -53,8 +42,8 @@ format = "raw"
 bus = "sata"
 [[network]]
 type = "user"
-`,
-  );
+`);
+  await sh("qemu-img", "create", "-q", "-f", "qcow2", join(root, "base.qcow2"), "64M");
   const up = await gini(root, "up", "tiny.toml");
   assertEquals(up.code, 0, up.stderr);
   assertStringIncludes(up.stdout, 'VM "tiny" started (pid ');
