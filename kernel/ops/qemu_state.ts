@@ -34,17 +34,34 @@ async function uri(socket: string, file: string, direction: "to" | "from"): Prom
   return direction === "to" ? `exec:cat > ${quoted}` : `exec:cat ${quoted}`;
 }
 
-/** Waits for the migration to finish; throws QEMU's reason when it fails. */
-async function migrated(socket: string, signal?: AbortSignal): Promise<void> {
+/** What QEMU says of a migration (`query-migrate`). */
+type MigrateInfo = {
+  status?: string;
+  "error-desc"?: string;
+  "total-time"?: number;
+  downtime?: number;
+  ram?: { transferred?: number };
+};
+
+/** Waits for the migration to finish and gives QEMU's figures; throws its reason when it fails. */
+async function migrated(socket: string, signal?: AbortSignal): Promise<MigrateInfo> {
   for (;;) {
     signal?.throwIfAborted();
-    const info = await qmp(socket, "query-migrate") as { status?: string; "error-desc"?: string };
-    if (info.status === "completed") return;
+    const info = await qmp(socket, "query-migrate") as MigrateInfo;
+    if (info.status === "completed") return info;
     if (info.status === "failed" || info.status === "cancelled") {
       throw new Error(
         `QEMU's migration ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
       );
     }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until a QEMU's monitor no longer answers (it quit). */
+async function gone(socket: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (!(await qmp(socket, "query-status").then(() => true, () => false))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -81,10 +98,7 @@ export const qemuSave = defineOp<StateArgs>({
     }
     const bytes = (await Deno.stat(a.file)).size;
     await qmp(a.qmpSocket, "quit").catch(() => {});
-    for (let i = 0; i < 100; i++) {
-      if (!(await qmp(a.qmpSocket, "query-status").then(() => true, () => false))) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await gone(a.qmpSocket);
     return { file: a.file, bytes };
   },
   simulate: (a) => ({ file: a.file, bytes: 0, simulated: true }),
@@ -144,22 +158,6 @@ const MigrateArgs = z.strictObject({
 });
 type MigrateArgs = z.infer<typeof MigrateArgs>;
 
-type MigrateInfo = {
-  status?: string;
-  "error-desc"?: string;
-  "total-time"?: number;
-  downtime?: number;
-  ram?: { transferred?: number };
-};
-
-/** Waits until a QEMU's monitor no longer answers (it quit). */
-async function gone(socket: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (!(await qmp(socket, "query-status").then(() => true, () => false))) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /**
  * `qemu.migrate`: a running VM's memory and devices, live, to another QEMU: one waiting at a URI
  * (another host), or a new QEMU on this host that takes the VM's place (its pid file, monitor,
@@ -201,27 +199,19 @@ export const qemuMigrate = defineOp<MigrateArgs>({
     const oldPid = local
       ? Number.parseInt(await Deno.readTextFile(local.pidFile).catch(() => ""), 10)
       : NaN;
+    // The new QEMU's own sockets and pid file, and the channel: gone if the move fails.
+    const scratch = local
+      ? [local.qmpSocket, local.channel, ...local.moves.map((m) => m.from)]
+      : [];
     if (local) {
-      for (const path of [local.qmpSocket, local.channel, ...local.moves.map((m) => m.from)]) {
-        await Deno.remove(path).catch(() => {});
-      }
+      for (const path of scratch) await Deno.remove(path).catch(() => {});
       await env.host.run(local.argv, { timeoutMs: 60_000 });
       await qmp(local.qmpSocket, "migrate-incoming", { uri: `unix:${local.channel}` });
     }
     let info: MigrateInfo;
     try {
       await qmp(a.qmpSocket, "migrate", { uri: a.to ?? `unix:${local!.channel}` });
-      for (;;) {
-        env.signal?.throwIfAborted();
-        info = await qmp(a.qmpSocket, "query-migrate") as MigrateInfo;
-        if (info.status === "completed") break;
-        if (info.status === "failed" || info.status === "cancelled") {
-          throw new Error(
-            `QEMU's migration ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      info = await migrated(a.qmpSocket, env.signal);
     } catch (error) {
       // The VM goes on where it was; the new QEMU, if any, goes.
       await qmp(a.qmpSocket, "migrate_cancel").catch(() => {});
@@ -229,9 +219,7 @@ export const qemuMigrate = defineOp<MigrateArgs>({
       if (local) {
         await qmp(local.qmpSocket, "quit").catch(() => {});
         await gone(local.qmpSocket);
-        for (const path of [local.qmpSocket, local.channel, ...local.moves.map((m) => m.from)]) {
-          await Deno.remove(path).catch(() => {});
-        }
+        for (const path of scratch) await Deno.remove(path).catch(() => {});
       }
       throw error;
     }
