@@ -22,6 +22,7 @@ import {
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { powerControl, savedDefinition, target, VM_COMMAND } from "./_vm.ts";
+import { usage } from "./_errors.ts";
 
 /** `deploy.access`: what `gini console|ssh|exec` did, or in a dry run would do. */
 export type AccessSession = {
@@ -49,10 +50,6 @@ type Flags = {
   input?: boolean;
   command?: string[];
 };
-
-function usage(message: string, hint: string): Error {
-  return Object.assign(new Error(message), { code: "USAGE", hint });
-}
 
 /** The definition's sockets, refused for a VM made before they existed. */
 function socketOf(def: VmDefinition, which: "serialSocket" | "agentSocket"): string {

@@ -9,10 +9,7 @@ import { join } from "node:path";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition, VmDisk, VmNic } from "../qemu_setup/contracts.ts";
 import { own } from "./_files.ts";
-
-function usage(message: string, hint: string): Error {
-  return Object.assign(new Error(message), { code: "USAGE", hint });
-}
+import { usage } from "./_errors.ts";
 
 /** One port forward, on the NIC whose user network carries it. */
 export type Forward = {

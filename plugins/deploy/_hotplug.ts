@@ -52,6 +52,7 @@ import {
   sameRule,
   withAttached,
 } from "./_attached.ts";
+import { usage } from "./_errors.ts";
 
 /** `deploy.hotplug`: what an attach, detach or forward command did (in a dry run, would do). */
 export type HotplugResult = {
@@ -102,10 +103,6 @@ const FIXED_IDS = new Set([
   "ovmf-vars",
   "ovmf-vars-file",
 ]);
-
-function usage(message: string, hint: string): Error {
-  return Object.assign(new Error(message), { code: "USAGE", hint });
-}
 
 const attachedFile = (def: VmDefinition) => join(def.paths.dir, "attached.json");
 

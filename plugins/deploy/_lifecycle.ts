@@ -35,6 +35,7 @@ import {
 import { MIGRATION_URI } from "./_migrate.ts";
 import { guestAddresses } from "./_access.ts";
 import { own } from "./_files.ts";
+import { usage } from "./_errors.ts";
 
 /**
  * Starts a VM from its definition (swtpm first when it has a TPM); says how. `incoming`: QEMU
@@ -142,13 +143,11 @@ async function saveRunning(ctx: StageContext, def: VmDefinition, state: PowerSta
   await reconcile(ctx, def, state);
   if (state === "stopped") return { outcome: "not-running" as const };
   if (def.passthrough.length) {
-    throw Object.assign(
-      new Error(
-        `Cannot save VM "${def.name}": it has passthrough devices (${
-          def.passthrough.map((p) => p.address).join(", ")
-        }) whose state QEMU cannot save`,
-      ),
-      { code: "USAGE", hint: `Stop it instead: gini stop ${def.name}` },
+    throw usage(
+      `Cannot save VM "${def.name}": it has passthrough devices (${
+        def.passthrough.map((p) => p.address).join(", ")
+      }) whose state QEMU cannot save`,
+      `Stop it instead: gini stop ${def.name}`,
     );
   }
   if (def.backend === "libvirt") {
@@ -170,24 +169,15 @@ async function saveRunning(ctx: StageContext, def: VmDefinition, state: PowerSta
  */
 async function waitForState(ctx: StageContext, def: VmDefinition, uri: string) {
   if (def.backend === "libvirt") {
-    throw Object.assign(
-      new Error(
-        `Cannot start libvirt VM "${def.name}" --incoming: libvirt receives a migration itself`,
-      ),
-      {
-        code: "USAGE",
-        hint: `On the other host: gini migrate ${def.name} --to qemu+ssh://THIS-HOST/system`,
-      },
+    throw usage(
+      `Cannot start libvirt VM "${def.name}" --incoming: libvirt receives a migration itself`,
+      `On the other host: gini migrate ${def.name} --to qemu+ssh://THIS-HOST/system`,
     );
   }
   if (!MIGRATION_URI.test(uri)) {
-    throw Object.assign(
-      new Error(`Cannot start VM "${def.name}": --incoming "${uri}" is not a QEMU migration URI`),
-      {
-        code: "USAGE",
-        hint:
-          'Give "tcp:0.0.0.0:PORT" (any address) or "unix:/PATH", then on the other host: gini migrate NAME --to tcp:THIS-HOST:PORT',
-      },
+    throw usage(
+      `Cannot start VM "${def.name}": --incoming "${uri}" is not a QEMU migration URI`,
+      'Give "tcp:0.0.0.0:PORT" (any address) or "unix:/PATH", then on the other host: gini migrate NAME --to tcp:THIS-HOST:PORT',
     );
   }
   const started = await launch(ctx, def, true);
@@ -227,10 +217,10 @@ const ACTIONS: Record<PowerChange["action"], Act> = {
     await reconcile(ctx, def, state);
     if (state !== "stopped") return { outcome: "already-running" };
     if (def.backend === "qemu" && !(await hasSavedState(ctx, def))) {
-      throw Object.assign(new Error(`Cannot restore VM "${def.name}": it has no saved state`), {
-        code: "USAGE",
-        hint: `Start it: gini start ${def.name} (gini save ${def.name} saves a running VM)`,
-      });
+      throw usage(
+        `Cannot restore VM "${def.name}": it has no saved state`,
+        `Start it: gini start ${def.name} (gini save ${def.name} saves a running VM)`,
+      );
     }
     return await restoreSaved(ctx, def);
   },
@@ -283,15 +273,9 @@ export const lifecycleStages: Record<string, StageFn> = {
     const state = await powerControl(ctx, def).state();
     // Refused before anything is recorded: the crash goes in the history with the next change.
     if (state === "crashed" && !CRASHED_ALLOWS.has(action)) {
-      throw Object.assign(
-        new Error(
-          `Cannot ${action} VM "${name}": it crashed (its kernel panicked); QEMU keeps it paused, memory and all`,
-        ),
-        {
-          code: "USAGE",
-          hint:
-            `Boot it again with gini restart ${name}, or stop it with gini kill ${name} (gini console ${name} shows its last words)`,
-        },
+      throw usage(
+        `Cannot ${action} VM "${name}": it crashed (its kernel panicked); QEMU keeps it paused, memory and all`,
+        `Boot it again with gini restart ${name}, or stop it with gini kill ${name} (gini console ${name} shows its last words)`,
       );
     }
     const done = await ACTIONS[action as PowerChange["action"]](ctx, def, state, timeoutMs);

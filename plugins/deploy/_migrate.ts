@@ -26,6 +26,7 @@ import {
   VM_COMMAND,
 } from "./_vm.ts";
 import { own } from "./_files.ts";
+import { usage } from "./_errors.ts";
 
 /** `deploy.migrate`: what a migration did (or, in a dry run, would do). */
 export type MigrateResult = {
@@ -42,10 +43,6 @@ export type MigrateResult = {
   warnings: string[];
 };
 export const MIGRATE: ContextKey<MigrateResult> = "deploy.migrate";
-
-function usage(message: string, hint: string): Error {
-  return Object.assign(new Error(message), { code: "USAGE", hint });
-}
 
 /** Where QEMU sends or takes a migration: `tcp:HOST:PORT` (an IPv6 host in brackets) or `unix:/PATH`. */
 export const MIGRATION_URI = /^(tcp:([^:\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}|unix:\/.+)$/;

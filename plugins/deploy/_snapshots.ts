@@ -25,6 +25,7 @@ import { diskNodes, FIRMWARE_NODES } from "../qemu_setup/names.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
 import { own } from "./_files.ts";
+import { usage } from "./_errors.ts";
 
 /** One snapshot as `gini snapshot list` shows it. */
 export type SnapshotInfo = {
@@ -73,10 +74,6 @@ type SnapshotRecord = {
   vmstate: string | null;
   definition: VmDefinition;
 };
-
-function usage(message: string, hint: string): Error {
-  return Object.assign(new Error(message), { code: "USAGE", hint });
-}
 
 /** The tag a command names, checked; a timestamp for `create` without one. */
 export function snapshotTag(action: string, given: Json | undefined, now = new Date()): string {

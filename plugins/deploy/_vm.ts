@@ -12,6 +12,7 @@ import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
 import { own } from "./_files.ts";
+import { usage } from "./_errors.ts";
 
 /** `session.command` of deploy's commands that name a VM (`gini start NAME`, `stop`, …). */
 export type VmCommand = {
@@ -61,10 +62,10 @@ export async function savedDefinition(ctx: StageContext, name: string): Promise<
   const def = await findDefinition(ctx, name);
   if (def) return def;
   const known = await own.readDir(`${ctx.dirs.data}/vms`).catch(() => [] as string[]);
-  throw Object.assign(new Error(`Cannot find VM "${name}": Gini made no VM of that name`), {
-    code: "USAGE",
-    hint: known.length ? `VMs: ${known.sort().join(", ")}` : 'Create one with "gini up vm.toml"',
-  });
+  throw usage(
+    `Cannot find VM "${name}": Gini made no VM of that name`,
+    known.length ? `VMs: ${known.sort().join(", ")}` : 'Create one with "gini up vm.toml"',
+  );
 }
 
 /** QEMU's run state ("running", "paused", "shutdown"…), or null when its monitor is gone. */

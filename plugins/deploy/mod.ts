@@ -27,6 +27,7 @@ import {
   writeDefinition,
 } from "./_vm.ts";
 import { own } from "./_files.ts";
+import { usage } from "./_errors.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
 
@@ -43,36 +44,21 @@ async function converge(ctx: StageContext, def: VmDefinition): Promise<Converge>
   const plan = changes.map(changeLine).join("\n");
   const refused = changes.filter((c) => c.how === "refuse");
   if (refused.length) {
-    throw Object.assign(
-      new Error(
-        `Cannot change VM "${def.name}" in place:\n${refused.map(changeLine).join("\n")}`,
-      ),
-      {
-        code: "USAGE",
-        hint:
-          `Put those keys back in ${def.configFile}, or remove the VM (gini rm ${def.name}) and deploy it again`,
-      },
+    throw usage(
+      `Cannot change VM "${def.name}" in place:\n${refused.map(changeLine).join("\n")}`,
+      `Put those keys back in ${def.configFile}, or remove the VM (gini rm ${def.name}) and deploy it again`,
     );
   }
   if (changes.length && await hasSavedState(ctx, old)) {
-    throw Object.assign(
-      new Error(
-        `Cannot change VM "${def.name}": it has a saved state of the old settings:\n${plan}`,
-      ),
-      {
-        code: "USAGE",
-        hint:
-          `Restore it (gini restore ${def.name}) and stop it (gini stop ${def.name}), then run gini up again`,
-      },
+    throw usage(
+      `Cannot change VM "${def.name}": it has a saved state of the old settings:\n${plan}`,
+      `Restore it (gini restore ${def.name}) and stop it (gini stop ${def.name}), then run gini up again`,
     );
   }
   if (changes.length && state !== "stopped") {
-    throw Object.assign(
-      new Error(`Cannot change VM "${def.name}" while it is ${state}:\n${plan}`),
-      {
-        code: "USAGE",
-        hint: `Stop it first (gini stop ${def.name}), then run gini up again`,
-      },
+    throw usage(
+      `Cannot change VM "${def.name}" while it is ${state}:\n${plan}`,
+      `Stop it first (gini stop ${def.name}), then run gini up again`,
     );
   }
   return { name: def.name, kind: changes.length ? "changed" : "unchanged", state, changes };
@@ -202,10 +188,10 @@ export default definePlugin({
     remove: async (ctx) => {
       const def = await savedDefinition(ctx, target(ctx).name);
       if (def.backend === "qemu" && await powerControl(ctx, def).running()) {
-        throw Object.assign(new Error(`Cannot remove VM "${def.name}": it is running`), {
-          code: "USAGE",
-          hint: `Stop it first: gini down ${def.name}`,
-        });
+        throw usage(
+          `Cannot remove VM "${def.name}": it is running`,
+          `Stop it first: gini down ${def.name}`,
+        );
       }
       if (def.backend === "libvirt") {
         await ctx.op("run", {
