@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { readArgv } from "./argv.ts";
 import { argvCheckNeed } from "./broker.ts";
+import { atomicWrite } from "./_fs.ts";
 import { defineOp, type OpEnv, type PermissionNeed } from "./types.ts";
 
 /** The environment variables a plugin may set for a program it runs. */
@@ -90,33 +91,30 @@ async function probeKey(a: RunArgs, env: OpEnv): Promise<string | null> {
   return JSON.stringify([path, info.size, info.mtime.getTime(), a.argv.slice(1)]);
 }
 
+/** The kept answers; none when the file is missing or damaged (it is only a cache). */
+async function readProbes(file: string): Promise<Record<string, RunResult>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(file)) as Record<string, RunResult>;
+  } catch {
+    return {};
+  }
+}
+
 /** Runs a version query, or answers it from the cache when the program has not changed. */
 async function probe(a: RunArgs, env: OpEnv, run: () => Promise<RunResult>) {
   const key = await probeKey(a, env);
   if (!key) return await run();
   const file = probesFile(env);
-  const cache = await Deno.readTextFile(file).then(
-    (t) => JSON.parse(t) as Record<string, RunResult>,
-    () => ({} as Record<string, RunResult>),
-  );
-  const hit = a.probe === "refresh" ? undefined : cache[key];
+  const hit = a.probe === "refresh" ? undefined : (await readProbes(file))[key];
   if (hit) return { ...hit, cached: true };
   const result = await run();
   if (result.code !== 0 || a.probe === "use") return result;
-  // Written whole and renamed into place: runs side by side never see half a file.
-  const fresh = await Deno.readTextFile(file).then(
-    (t) => JSON.parse(t) as Record<string, RunResult>,
-    () => ({} as Record<string, RunResult>),
-  );
-  fresh[key] = result;
-  const temp = `${file}.${crypto.randomUUID()}.tmp`;
+  // Read again just before the write: a run beside this one may have kept answers meanwhile.
+  const kept = { ...await readProbes(file), [key]: result };
   try {
     await Deno.mkdir(env.startup.dirs.state, { recursive: true });
-    await Deno.writeTextFile(temp, JSON.stringify(fresh), { mode: 0o600 });
-    await Deno.rename(temp, file);
-  } catch {
-    await Deno.remove(temp).catch(() => {});
-  }
+    await atomicWrite(file, new TextEncoder().encode(JSON.stringify(kept)), 0o600);
+  } catch { /* a cache that cannot be written is only slower next time */ }
   return result;
 }
 

@@ -51,11 +51,16 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
   const refresh = runOp.schema.parse({ argv: ["frob", "--version"], probe: "refresh" });
   assertEquals((await runOp.execute(refresh, env, null) as { cached?: true }).cached, undefined);
   assertEquals(await count(), 4);
+  // A damaged cache is no cache: the program runs, and a good file replaces it.
+  await Deno.writeTextFile(join(state, "probes.json"), '{"torn": ');
+  assertEquals((await probe()).cached, undefined);
+  assertEquals(await count(), 5);
+  assertEquals((await probe()).cached, true);
   await Deno.remove(join(state, "probes.json"));
   const use = runOp.schema.parse({ argv: ["frob", "--version"], probe: "use" });
   await runOp.execute(use, env, null);
   await runOp.execute(use, env, null);
-  assertEquals(await count(), 6, "without a kept answer, use runs the program each time");
+  assertEquals(await count(), 7, "without a kept answer, use runs the program each time");
   assertEquals(
     await Deno.stat(join(state, "probes.json")).then(() => "kept", () => "none"),
     "none",
