@@ -113,13 +113,11 @@ class Hashes {
   readonly #worker = new Worker(new URL("../../workers/hash_worker.ts", import.meta.url), {
     type: "module",
   });
-  readonly #algorithms: string[];
   #queued = 0;
   #drained: (() => void) | undefined;
   #digested: ((digests: Record<string, string>) => void) | undefined;
   #failed: Error | undefined;
   constructor(algorithm?: "sha256" | "sha512") {
-    this.#algorithms = algorithm === "sha512" ? ["sha256", "sha512"] : ["sha256"];
     this.#worker.onmessage = (event) => {
       if (event.data === "ok") {
         this.#queued--;
@@ -132,7 +130,7 @@ class Hashes {
       this.#drained?.();
       this.#digested?.({});
     };
-    this.#worker.postMessage(this.#algorithms);
+    this.#worker.postMessage(algorithm === "sha512" ? ["sha256", "sha512"] : ["sha256"]);
   }
   /** Queues `data` for hashing; waits while the hashing thread is behind. */
   async update(data: Uint8Array): Promise<void> {
