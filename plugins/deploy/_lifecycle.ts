@@ -23,6 +23,7 @@ import {
   hasSavedState,
   powerControl,
   type PowerState,
+  qemuPid,
   readHistory,
   reconcile,
   record,
@@ -301,13 +302,6 @@ export const lifecycleStages: Record<string, StageFn> = {
     });
   },
 };
-
-/** The pid of a running VM's QEMU, from its pid file (null under libvirt, or when stopped). */
-async function qemuPid(def: VmDefinition, state: PowerState): Promise<number | null> {
-  if (state === "stopped" || def.backend !== "qemu") return null;
-  const pid = Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10);
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
 
 type BlockInfo = {
   device?: string;

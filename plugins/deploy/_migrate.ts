@@ -20,12 +20,12 @@ import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import {
   powerControl,
   type PowerState,
+  qemuPid,
   reconcile,
   record,
   savedDefinition,
   VM_COMMAND,
 } from "./_vm.ts";
-import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
 
 /** `deploy.migrate`: what a migration did (or, in a dry run, would do). */
@@ -176,9 +176,8 @@ const migrate: StageFn = async (ctx: StageContext) => {
     qmpSocket: def.paths.qmpSocket,
     ...(to ? { to } : { local: incomingLaunch(def) }),
   });
-  const pid = to || ctx.dryRun
-    ? null
-    : Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10) || null;
+  // The new QEMU's, whose pid file took the old one's place (none when it went elsewhere).
+  const pid = to || ctx.dryRun ? null : await qemuPid(def, "running");
   await record(ctx, def, to ? "migrated-away" : "migrated", { to: to ?? "local" });
   ctx.set(MIGRATE, {
     ...result,

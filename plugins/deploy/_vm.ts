@@ -166,6 +166,13 @@ export async function writeDefinition(
   });
 }
 
+/** The pid of a running VM's QEMU, from its pid file (null under libvirt, or when stopped). */
+export async function qemuPid(def: VmDefinition, state: PowerState): Promise<number | null> {
+  if (state === "stopped" || def.backend !== "qemu") return null;
+  const pid = Number.parseInt(await own.readText(def.paths.pidFile).catch(() => ""), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
 /** Where `gini save` puts a VM's memory and devices (QEMU backend). */
 export const savedStateFile = (def: VmDefinition): string => join(def.paths.dir, "saved.state");
 
