@@ -223,10 +223,13 @@ export async function tinyGuest(): Promise<string> {
 
 /**
  * A temporary home holding `tiny.toml`: the tiny guest booted directly with 256 MiB, followed by
- * `rest` (its disks, network, firmware). Gives the home, the VM's folder and the file.
+ * `rest` (its disks, network, firmware). `cmdline` is added to the guest's kernel command line
+ * ("gini.tick" makes it count, "gini.panic" makes it panic). Gives the home, the VM's folder and
+ * the file.
  */
 export async function tinyVmHome(
   rest: string,
+  cmdline = "",
 ): Promise<{ root: string; dir: string; file: string }> {
   const guest = await tinyGuest();
   const { root } = await tempEnv();
@@ -239,7 +242,7 @@ size = "256M"
 [boot]
 kernel = "${guest}/vmlinuz"
 initrd = "${guest}/initrd.img"
-cmdline = "console=ttyS0 panic=-1"
+cmdline = "console=ttyS0 panic=-1${cmdline ? ` ${cmdline}` : ""}"
 ${rest}`,
   );
   return { root, dir: join(root, ".local/share/gini/vms/tiny"), file };
