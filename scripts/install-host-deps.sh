@@ -33,6 +33,9 @@ PACKAGES=(
   fish       # fish: completions_test checks `gini completions fish` and completes with it
   time       # /usr/bin/time: peak memory in the benchmarks
   virtinst   # virt-install: the baseline the plan benchmark compares with
+  groff-base # groff: tests/docs_test.ts renders every man page gini docs writes (groff -ww -man -z: no warnings)
+  man-db     # man: tests/docs_test.ts opens the man pages with man -l
+  chromium   # chromium: tests/docs_test.ts opens gini docs' HTML index headless and checks the Mermaid diagram rendered
 )
 
 # --verify [--verbose]: checks that every program Gini, its tests and these scripts run comes from
