@@ -38,37 +38,57 @@ const mac = z.string().regex(
 const absolutePath = z.string().min(1);
 
 export const DiskSchema = z.strictObject({
-  name: name.default("disk"),
-  size: size.optional(),
-  format: z.enum(["qcow2", "raw"]).default("qcow2"),
-  backend: z.enum(["file", "lvm"]).default("file"),
+  name: name.default("disk").describe(
+    "The disk's name: its image is NAME.qcow2 (or .img) in the VM's folder",
+  ),
+  size: size.optional().describe(
+    "The new image's size (\"20G\"); with backing, at least the backing image's size",
+  ),
+  format: z.enum(["qcow2", "raw"]).default("qcow2").describe("The image format"),
+  backend: z.enum(["file", "lvm"]).default("file").describe(
+    "file: an image in the VM's folder; lvm: a logical volume gini-NAME-DISK in volume_group",
+  ),
   /** LVM volume group (backend = "lvm"). */
-  volume_group: z.string().optional(),
-  bus: z.enum(["virtio", "nvme", "sata", "ide"]).default("virtio"),
+  volume_group: z.string().optional().describe('The LVM volume group (backend = "lvm")'),
+  bus: z.enum(["virtio", "nvme", "sata", "ide"]).default("virtio").describe(
+    "How the guest sees the disk",
+  ),
   /** An image the new disk is an overlay of (qcow2 only), or copied from. */
-  backing: absolutePath.optional(),
+  backing: absolutePath.optional().describe(
+    "An image the new qcow2 overlays (relative to the VM file); its size is the minimum",
+  ),
   /** An existing disk image to use as is. */
-  path: absolutePath.optional(),
-  boot_order: z.number().int().positive().optional(),
-  readonly: z.boolean().default(false),
-  cdrom: z.boolean().default(false),
+  path: absolutePath.optional().describe(
+    "An existing image or ISO used as is (relative to the VM file); nothing is created",
+  ),
+  boot_order: z.number().int().positive().optional().describe(
+    "The disk's place in the boot order (1 first)",
+  ),
+  readonly: z.boolean().default(false).describe("Attach the disk read-only"),
+  cdrom: z.boolean().default(false).describe("Attach the image as a CD-ROM drive"),
 });
 
 export const ForwardSchema = z.strictObject({
-  protocol: z.enum(["tcp", "udp"]).default("tcp"),
-  host: z.number().int().min(1).max(65535),
-  guest: z.number().int().min(1).max(65535),
-  address: z.string().default("127.0.0.1"),
+  protocol: z.enum(["tcp", "udp"]).default("tcp").describe("The forwarded protocol"),
+  host: z.number().int().min(1).max(65535).describe("The port on the host"),
+  guest: z.number().int().min(1).max(65535).describe("The port in the guest"),
+  address: z.string().default("127.0.0.1").describe("The host address the port listens on"),
 });
 
 export const NetworkSchema = z.strictObject({
-  type: z.enum(["user", "bridge", "tap", "macvtap", "none"]).default("user"),
-  model: z.enum(["virtio", "e1000e", "e1000", "vmxnet3", "rtl8139"]).default("virtio"),
-  mac: mac.optional(),
-  bridge: z.string().optional(),
+  type: z.enum(["user", "bridge", "tap", "macvtap", "none"]).default("user").describe(
+    "user: QEMU's user networking (NAT, port forwards); bridge: a host bridge; tap or macvtap: a host interface; none: no network",
+  ),
+  model: z.enum(["virtio", "e1000e", "e1000", "vmxnet3", "rtl8139"]).default("virtio").describe(
+    "The NIC the guest sees",
+  ),
+  mac: mac.optional().describe("The MAC address; default: derived from the VM's name (stable)"),
+  bridge: z.string().optional().describe('The host bridge (type = "bridge"), such as "br0"'),
   /** Host interface for tap/macvtap. */
-  interface: z.string().optional(),
-  forwards: z.array(ForwardSchema).default([]),
+  interface: z.string().optional().describe("The host interface (type = tap or macvtap)"),
+  forwards: z.array(ForwardSchema).default([]).describe(
+    "Host ports forwarded to the guest (user networking)",
+  ),
 });
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -76,63 +96,90 @@ const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 /** `[linux]`: a cloud image and the cloud-init seed Gini writes for it. */
 export const LinuxSchema = z.strictObject({
   /** A catalogue name ("debian-12"), a local image path, or a file:// or https:// URL. */
-  image: z.string().optional(),
+  image: z.string().optional().describe(
+    'A catalogue name ("debian-12", gini images list), a local image path, or a file:// or https:// URL',
+  ),
   hostname: z.string().regex(HOSTNAME, "expected a host name of letters, digits and '-'")
-    .optional(),
+    .optional().describe("The guest's host name; default: the VM's name"),
   /** The user cloud-init creates; default: your login name. */
-  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Linux user name").optional(),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Linux user name").optional()
+    .describe("The user cloud-init creates; default: your login name"),
   /** Public keys for that user; default: your ~/.ssh/*.pub. */
-  ssh_authorized_keys: z.array(z.string().min(1)).optional(),
+  ssh_authorized_keys: z.array(z.string().min(1)).optional().describe(
+    "Public keys for that user; default: your ~/.ssh/*.pub",
+  ),
   /** A crypt(3) hash (mkpasswd -m sha-512); no password login without it. */
   password_hash: z.string().regex(/^\$[0-9a-z]+\$/, "expected a crypt hash such as $6$…")
-    .optional(),
-  sudo: z.boolean().default(true),
-  timezone: z.string().optional(),
-  locale: z.string().optional(),
-  packages: z.array(z.string().min(1)).default([]),
-  package_update: z.boolean().default(false),
-  runcmd: z.array(z.union([z.string(), z.array(z.string())])).default([]),
+    .optional().describe("A crypt(3) hash (mkpasswd -m sha-512); without it, key login only"),
+  sudo: z.boolean().default(true).describe("Let the user run sudo without a password"),
+  timezone: z.string().optional().describe('The guest\'s time zone, such as "Europe/Paris"'),
+  locale: z.string().optional().describe('The guest\'s locale, such as "en_US.UTF-8"'),
+  packages: z.array(z.string().min(1)).default([]).describe(
+    "Packages cloud-init installs on the first boot",
+  ),
+  package_update: z.boolean().default(false).describe(
+    "Update the package lists (and packages) on the first boot",
+  ),
+  runcmd: z.array(z.union([z.string(), z.array(z.string())])).default([]).describe(
+    "Commands run once on the first boot: a shell line or an argv list",
+  ),
   write_files: z.array(z.strictObject({
-    path: z.string().startsWith("/"),
-    content: z.string(),
-    permissions: z.string().regex(/^0[0-7]{3,4}$/).optional(),
-    owner: z.string().optional(),
-  })).default([]),
+    path: z.string().startsWith("/").describe("The file's absolute path in the guest"),
+    content: z.string().describe("Its content"),
+    permissions: z.string().regex(/^0[0-7]{3,4}$/).optional().describe(
+      'Its mode in octal, such as "0644"',
+    ),
+    owner: z.string().optional().describe('Its owner, such as "root:root"'),
+  })).default([]).describe("Files cloud-init writes in the guest"),
   /**
    * Install and start the QEMU guest agent (`gini exec`, the guest's addresses in `gini status`)
    * and a login prompt on the serial console (`gini console`).
    */
-  guest_agent: z.boolean().default(true),
+  guest_agent: z.boolean().default(true).describe(
+    "Install and start the QEMU guest agent (gini exec, addresses in gini status) and a serial login (gini console)",
+  ),
   /** Your own #cloud-config file (relative to the VM file), used instead of the generated user-data. */
-  user_data: z.string().min(1).optional(),
+  user_data: z.string().min(1).optional().describe(
+    "Your own #cloud-config file (relative to the VM file), used instead of the generated user-data",
+  ),
   /** Change it to make cloud-init run again on the next boot. */
-  instance_id: z.string().optional(),
+  instance_id: z.string().optional().describe(
+    "cloud-init's instance id: change it to make cloud-init run again on the next boot",
+  ),
   network: z.strictObject({
-    dhcp: z.boolean().default(true),
+    dhcp: z.boolean().default(true).describe("Configure the first NIC by DHCP"),
     addresses: z.array(z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, 'expected "192.168.1.10/24"'))
-      .default([]),
-    gateway: z.string().optional(),
-    nameservers: z.array(z.string()).default([]),
-  }).optional(),
+      .default([]).describe('Static addresses with their prefix, such as "192.168.1.10/24"'),
+    gateway: z.string().optional().describe("The default gateway, with static addresses"),
+    nameservers: z.array(z.string()).default([]).describe("DNS servers, with static addresses"),
+  }).optional().describe("The guest's network configuration (cloud-init network-config)"),
 });
 export type LinuxConfig = Plain<z.output<typeof LinuxSchema>>;
 
 /** `[macos]`: the release, and what OpenCore is built with. */
 export const MacosSchema = z.strictObject({
   /** A release name or number: "monterey", "sonoma", "14" (gini macos versions lists them). */
-  version: z.string().min(1),
+  version: z.string().min(1).describe(
+    'A release name or number: "monterey", "sonoma", "14" (gini macos versions lists them)',
+  ),
   /** The screen size, for OpenCore and the OVMF variables. */
   resolution: z.string().regex(/^\d{3,5}x\d{3,5}$/, 'expected "WIDTHxHEIGHT" like "1920x1080"')
-    .default("1920x1080"),
+    .default("1920x1080").describe("The screen size, for OpenCore and the OVMF variables"),
   /** macOS boot arguments. */
-  boot_args: z.string().default("-v keepsyms=1"),
+  boot_args: z.string().default("-v keepsyms=1").describe("macOS boot arguments"),
   /** OpenCore's Misc.Security.SecureBootModel. */
-  secure_boot_model: z.enum(["Disabled", "Default"]).default("Disabled"),
+  secure_boot_model: z.enum(["Disabled", "Default"]).default("Disabled").describe(
+    "OpenCore's Misc.Security.SecureBootModel",
+  ),
   /** Show OpenCore's boot picker, and for how many seconds (0: wait). */
-  show_picker: z.boolean().default(true),
-  timeout: z.number().int().min(0).max(60).default(5),
+  show_picker: z.boolean().default(true).describe("Show OpenCore's boot picker"),
+  timeout: z.number().int().min(0).max(60).default(5).describe(
+    "Seconds the picker waits before it boots the default (0: wait)",
+  ),
   /** A folder of your own .kext bundles (relative to the VM file), added and enabled. */
-  kexts: z.string().min(1).optional(),
+  kexts: z.string().min(1).optional().describe(
+    "A folder of your own .kext bundles (relative to the VM file), added and enabled",
+  ),
 });
 export type MacosConfig = Plain<z.output<typeof MacosSchema>>;
 
@@ -190,58 +237,101 @@ export type WindowsConfig = Plain<z.output<typeof WindowsSchema>>;
 
 /** The schema of a VM file. */
 export const VmConfigSchema = z.strictObject({
-  name,
-  description: z.string().optional(),
-  guest: z.enum(GUESTS).default("linux"),
-  accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
-  machine: z.enum(["q35", "pc"]).default("q35"),
+  name: name.describe(
+    "The VM's name: letters, digits, '.', '_', '-'; it names its folder, UUID and MACs (stable)",
+  ),
+  description: z.string().optional().describe("A note about the VM, for you"),
+  guest: z.enum(GUESTS).default("linux").describe(
+    "The guest system: linux, macos, windows (local-time RTC, Hyper-V enlightenments) or other",
+  ),
+  accel: z.enum(["auto", "kvm", "tcg"]).default("auto").describe(
+    "The accelerator: kvm, tcg (emulation), or auto (KVM when the host offers it)",
+  ),
+  machine: z.enum(["q35", "pc"]).default("q35").describe("QEMU's machine type"),
   cpu: z.strictObject({
-    cores: z.number().int().min(1).max(1024).default(2),
-    threads: z.number().int().min(1).max(8).default(1),
-    sockets: z.number().int().min(1).max(16).default(1),
-    model: z.string().default("host"),
+    cores: z.number().int().min(1).max(1024).default(2).describe("Cores per socket"),
+    threads: z.number().int().min(1).max(8).default(1).describe("Threads per core"),
+    sockets: z.number().int().min(1).max(16).default(1).describe("CPU sockets"),
+    model: z.string().default("host").describe(
+      'The CPU model: "host" (becomes "max" under TCG) or a QEMU model',
+    ),
     features: z.array(z.string().regex(/^[+-][\w.-]+$/, 'expected "+feature" or "-feature"'))
-      .default([]),
-  }).default({ cores: 2, threads: 1, sockets: 1, model: "host", features: [] }),
+      .default([]).describe('CPU features to add or remove: "+feature" / "-feature"'),
+  }).default({ cores: 2, threads: 1, sockets: 1, model: "host", features: [] }).describe(
+    "The virtual CPU: topology and model",
+  ),
   memory: z.strictObject({
-    size: size.default("2G"),
-    hugepages: z.boolean().default(false),
-  }).default({ size: "2G", hugepages: false }),
-  disks: z.array(DiskSchema).default([]),
-  network: z.array(NetworkSchema).default([{ type: "user", model: "virtio", forwards: [] }]),
+    size: size.default("2G").describe('The guest\'s memory ("512M", "8G")'),
+    hugepages: z.boolean().default(false).describe("Back the memory with the host's huge pages"),
+  }).default({ size: "2G", hugepages: false }).describe("The guest's memory"),
+  disks: z.array(DiskSchema).default([]).describe("The disks, in order ([[disks]] tables)"),
+  network: z.array(NetworkSchema).default([{ type: "user", model: "virtio", forwards: [] }])
+    .describe("The NICs ([[network]] tables); default: one user-networking virtio NIC"),
   display: z.strictObject({
-    type: z.enum(["none", "vnc", "spice", "gtk"]).default("none"),
+    type: z.enum(["none", "vnc", "spice", "gtk"]).default("none").describe(
+      "none (headless, serial log), vnc, spice or gtk",
+    ),
     /** VNC display number or SPICE port. */
-    port: z.number().int().min(0).max(65535).optional(),
-  }).default({ type: "none" }),
+    port: z.number().int().min(0).max(65535).optional().describe(
+      "The VNC display number or SPICE port",
+    ),
+  }).default({ type: "none" }).describe("How you see the guest's screen"),
   firmware: z.strictObject({
-    type: z.enum(["bios", "uefi"]).default("bios"),
-    secure_boot: z.boolean().default(false),
+    type: z.enum(["bios", "uefi"]).default("bios").describe(
+      "bios (SeaBIOS) or uefi (OVMF, found in the host report)",
+    ),
+    secure_boot: z.boolean().default(false).describe("UEFI Secure Boot (OVMF's secboot build)"),
     /** OVMF code and vars template; auto-discovered from the host report when absent. */
-    code: absolutePath.optional(),
-    vars: absolutePath.optional(),
-  }).default({ type: "bios", secure_boot: false }),
-  tpm: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
+    code: absolutePath.optional().describe(
+      "The OVMF code file; default: found in the host report",
+    ),
+    vars: absolutePath.optional().describe(
+      "The OVMF variables template the VM's copy is made from; default: found in the host report",
+    ),
+  }).default({ type: "bios", secure_boot: false }).describe("The guest's firmware"),
+  tpm: z.strictObject({
+    enabled: z.boolean().default(false).describe(
+      "A TPM 2.0 from swtpm, its state in the VM's folder",
+    ),
+  }).default({ enabled: false }).describe("The guest's TPM"),
   usb: z.array(
     z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{4}$/i, 'expected "vendor:product" like "046d:c52b"'),
-  ).default([]),
-  passthrough: z.array(pci).default([]),
+  ).default([]).describe('Host USB devices passed through, as "vendor:product"'),
+  passthrough: z.array(pci).default([]).describe(
+    "PCI devices passed through with VFIO (their whole IOMMU groups)",
+  ),
   /** Allow passing through the boot display (you need another way into the host). */
-  passthrough_force: z.boolean().default(false),
+  passthrough_force: z.boolean().default(false).describe(
+    "Allow passing through the boot display (you need another way into the host)",
+  ),
   /** Direct kernel boot. */
   boot: z.strictObject({
-    kernel: absolutePath.optional(),
-    initrd: absolutePath.optional(),
-    cmdline: z.string().optional(),
-  }).optional(),
-  linux: LinuxSchema.optional(),
-  macos: MacosSchema.optional(),
-  windows: WindowsSchema.optional(),
+    kernel: absolutePath.optional().describe("The kernel image (relative to the VM file)"),
+    initrd: absolutePath.optional().describe("The initrd (relative to the VM file)"),
+    cmdline: z.string().optional().describe("The kernel command line"),
+  }).optional().describe("Direct kernel boot"),
+  linux: LinuxSchema.optional().describe(
+    "A cloud image and its cloud-init seed (linux-setup)",
+  ),
+  macos: MacosSchema.optional().describe(
+    "A macOS guest: the release and its OpenCore disk (opencore, macos-recovery)",
+  ),
+  windows: WindowsSchema.optional().describe(
+    "An unattended Windows install from your ISO (windows-setup)",
+  ),
   qemu: z.strictObject({
-    extra_args: z.array(z.string()).default([]),
-    backend: z.enum(["qemu", "libvirt"]).default("qemu"),
-    libvirt_uri: z.string().default("qemu:///session"),
-  }).default({ extra_args: [], backend: "qemu", libvirt_uri: "qemu:///session" }),
+    extra_args: z.array(z.string()).default([]).describe(
+      "Arguments appended to the QEMU command line (and as <qemu:commandline>)",
+    ),
+    backend: z.enum(["qemu", "libvirt"]).default("qemu").describe(
+      "Who runs the VM: Gini (QEMU directly) or libvirt",
+    ),
+    libvirt_uri: z.string().default("qemu:///session").describe(
+      'The libvirt connection (backend = "libvirt")',
+    ),
+  }).default({ extra_args: [], backend: "qemu", libvirt_uri: "qemu:///session" }).describe(
+    "How QEMU runs",
+  ),
 });
 
 /** A VM file as written (defaults applied). */
