@@ -11,7 +11,7 @@
  * @module
  */
 import { Argument, type Command, Option } from "@commander-js/extra-typings";
-import { basename, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import {
   approvedPlan,
   createOpEnv,
@@ -33,6 +33,8 @@ import { type Cli, type CommandEnv, confirmed } from "./_env.ts";
 import { deployVm } from "./_pipeline.ts";
 import { renderUndo } from "./_undo.ts";
 import { completeWith } from "./completions.ts";
+import { pluginCatalogue } from "./_catalogue.ts";
+import { existsSync } from "node:fs";
 
 type ValueSpec = CommandManifest["arguments"][number] | CommandManifest["flags"][number];
 
@@ -158,7 +160,7 @@ function finishInput(
     });
   };
   const absolute = (spec: ValueSpec, value: Json): Json =>
-    spec.type !== "file" || value === null
+    (spec.type !== "file" && spec.type !== "dir") || value === null
       ? value
       : Array.isArray(value)
       ? value.map((v) => resolve(cwd, String(v)))
@@ -175,20 +177,80 @@ function withNamedFiles(
   spec: CommandManifest,
   input: CommandInput,
 ): Resolution {
-  const named = { read: [] as string[], write: [] as string[] };
+  const named = {
+    read: [] as string[],
+    write: [] as string[],
+    readDirs: [] as string[],
+    writeDirs: [] as string[],
+  };
   const all: [ValueSpec, Json | undefined][] = [
     ...spec.arguments.map((a) => [a, input.args[a.name]] as [ValueSpec, Json | undefined]),
     ...spec.flags.map((f) => [f, input.flags[f.name]] as [ValueSpec, Json | undefined]),
   ];
   for (const [value, given] of all) {
     if (!value.access || given === null || given === undefined) continue;
-    named[value.access].push(...(Array.isArray(given) ? given.map(String) : [String(given)]));
+    const key = value.type === "dir" ? (`${value.access}Dirs` as const) : value.access;
+    named[key].push(...(Array.isArray(given) ? given.map(String) : [String(given)]));
   }
-  if (!named.read.length && !named.write.length) return loaded;
+  if (!Object.values(named).some((list) => list.length)) return loaded;
   return {
     ...loaded,
     plugins: loaded.plugins.map((m) => m === manifest ? { ...m, named } : m),
   };
+}
+
+/**
+ * Refuses a folder the plugin is to write in that cannot be one: something other than a folder
+ * is there or above it, or (for a user other than root) its nearest folder is not writable.
+ */
+function checkWritableDir(spec: ValueSpec, path: string, where: string): void {
+  let existing = path;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const info = Deno.statSync(existing);
+  const refuse = (state: string, hint: string) => {
+    throw new UsageError(`Cannot use ${where} "${path}": ${state}`, {
+      location: { flag: where },
+      hint,
+    });
+  };
+  if (!info.isDirectory) {
+    refuse(
+      existing === path ? "it is not a folder" : `"${existing}" is not a folder`,
+      `Give ${where} a folder to write ${spec.summary} in`,
+    );
+  }
+  const uid = Deno.uid();
+  if (uid === null || uid === 0 || info.mode === null) return;
+  const bits = info.uid === uid ? 0o200 : info.gid === Deno.gid() ? 0o020 : 0o002;
+  if (!(info.mode & bits)) {
+    refuse(
+      `the folder "${existing}" is not writable by this user`,
+      `Choose a folder you may write in for ${where}`,
+    );
+  }
+}
+
+/** Checks the folders a command's values name for writing, before anything runs. */
+function checkOutputDirs(
+  spec: CommandManifest,
+  input: { args: Record<string, Json>; flags: Record<string, Json> },
+) {
+  const values: [ValueSpec, Json | undefined, string][] = [
+    ...spec.arguments.map((a) =>
+      [a, input.args[a.name], `<${a.name}>`] as [ValueSpec, Json | undefined, string]
+    ),
+    ...spec.flags.map((f) =>
+      [f, input.flags[f.name], `--${f.name}`] as [ValueSpec, Json | undefined, string]
+    ),
+  ];
+  for (const [value, given, where] of values) {
+    if (value.type !== "dir" || value.access !== "write" || given === null || given === undefined) {
+      continue;
+    }
+    for (const path of Array.isArray(given) ? given : [given]) {
+      checkWritableDir(value, String(path), where);
+    }
+  }
 }
 
 /** One invocation of a plugin command: where it runs, whose it is, and what the user typed. */
@@ -198,11 +260,13 @@ interface Invocation {
   manifest: Manifest;
   spec: CommandManifest;
   input: CommandInput;
+  /** `session.plugins`, for a plugin with a stage that reads it. */
+  catalogue?: () => Json;
 }
 
 /** Runs a plugin command's stages once, dry or live. */
 function runOnce(
-  { c, loaded, manifest, spec, input }: Invocation,
+  { c, loaded, manifest, spec, input, catalogue }: Invocation,
   phase: "query" | "plan" | "applied",
   approved?: ReturnType<typeof approvedPlan>,
   terminal?: Terminal,
@@ -223,6 +287,7 @@ function runOnce(
         flags: input.flags,
         cwd: c.env.cwd,
       },
+      ...(catalogue ? { "session.plugins": catalogue() } : {}),
     },
     command: input.line,
     pluginDirs: c.flags.pluginDir ?? [],
@@ -431,6 +496,10 @@ export function registerPluginCommands(
   warn: (text: string) => void,
 ): void {
   const kernel = new Set([...cli.program.commands.map((c) => c.name()), "help"]);
+  // session.plugins is built once, on first use, with the kernel's commands as registered now.
+  let built: Json | undefined;
+  const catalogue = () =>
+    built ??= pluginCatalogue(cli.program as unknown as Command, kernel, loaded) as unknown as Json;
   // Plugins shipped with Gini first, whatever priority another claims: theirs are never shadowed.
   const ordered = [
     ...loaded.plugins.filter((m) => m.origin === "core"),
@@ -485,7 +554,16 @@ export function registerPluginCommands(
           );
           const line = commandLine(spec, values, values.at(-1) as Command);
           const input = { ...finished, line };
-          return runCommand({ c, loaded, manifest, spec, input });
+          checkOutputDirs(spec, input);
+          const readsCatalogue = manifest.stages.some((s) => s.reads.includes("session.plugins"));
+          return runCommand({
+            c,
+            loaded,
+            manifest,
+            spec,
+            input,
+            ...(readsCatalogue ? { catalogue } : {}),
+          });
         }) as (...args: unknown[]) => Promise<void>,
       );
     }

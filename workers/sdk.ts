@@ -97,6 +97,95 @@ export type TargetVm = { name: string; timeoutMs?: number };
 /** The VM a command stops or removes; seeded by the command. */
 export const TARGET_VM: ContextKey<TargetVm> = "session.target_vm";
 
+/** One argument or flag of a command, as `session.plugins` describes it. */
+export type CatalogueValue = {
+  /** The argument's or flag's name (`output` for `-o, --output`). */
+  name: string;
+  summary: string;
+  /** string | number | file | dir | boolean. */
+  type: string;
+  required: boolean;
+  repeatable: boolean;
+  choices?: string[];
+  default?: string | number | boolean;
+  /** A flag's one-letter form. */
+  short?: string;
+  /** A flag's value name in help (`--output <dir>`). */
+  value?: string;
+  /** The plugin may read or write the path the user gives, for that run only. */
+  access?: "read" | "write";
+};
+
+/** One `gini` command: the kernel's own, or one a plugin declares in its manifest. */
+export type CatalogueCommand = {
+  /** The words after `gini`: "plugins info", "vfio plan". */
+  path: string;
+  summary: string;
+  /** query | change | undo | group for a plugin's; "kernel" for the kernel's own. */
+  mode: string;
+  arguments: CatalogueValue[];
+  flags: CatalogueValue[];
+};
+
+/** One loaded plugin's manifest, as `session.plugins` describes it (no paths, no code). */
+export type CataloguePlugin = {
+  name: string;
+  version: string;
+  description: string;
+  author: string;
+  core: boolean;
+  /** core (shipped with Gini), user, system (installed packages) or extra (--plugin-dir). */
+  origin: string;
+  priority: string;
+  dependencies: Record<string, string>;
+  optionalDependencies: Record<string, string>;
+  permissions: { read: string[]; net: string[]; env: string[]; sys: string[] };
+  ops: {
+    write: string[];
+    run: string[];
+    download: string[];
+    sysfs: string[];
+    lvm: boolean;
+    request_files: boolean;
+    checkpoint: boolean;
+  };
+  events: string[];
+  vmPatch: string[];
+  hooks: string[];
+  stages: {
+    id: string;
+    description?: string;
+    after: string[];
+    reads: string[];
+    writes: string[];
+    serves: string[];
+    when?: { tables?: string[]; guests?: string[] };
+  }[];
+  commands: CatalogueCommand[];
+};
+
+/**
+ * `session.plugins`: the plugin set of this run and the kernel's command table, read-only. The
+ * kernel seeds it only for a command whose plugin has a stage that reads it (`gini docs`): it
+ * is what `gini plugins list --json` and `gini help` already show anyone, without paths.
+ */
+export type PluginCatalogue = {
+  kernelApi: string;
+  /** The kernel's own commands (`version`, `plugins info`…), groups included. */
+  commands: CatalogueCommand[];
+  /** The flags every command takes. */
+  globalFlags: CatalogueValue[];
+  /** In load order. */
+  plugins: CataloguePlugin[];
+  /** How plugins and stages connect (`gini plugins graph --json`). */
+  graph: {
+    plugins: { from: string; to: string; optional: boolean }[];
+    stages: { from: string; to: string; via: string }[];
+  };
+};
+/** The loaded plugins and the kernel's commands; seeded by the kernel for a stage that reads it. */
+export const PLUGIN_CATALOGUE: ContextKey<PluginCatalogue> = "session.plugins";
+
 /**
  * A context key's value in a command's view (`view.context`), typed by its handle.
  *

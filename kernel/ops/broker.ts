@@ -108,12 +108,17 @@ export function grantsFor(manifest: Manifest, env: StartupEnv): Grants {
     read: (manifest.named?.read ?? []).map(canonicalize),
     write: (manifest.named?.write ?? []).map(canonicalize),
   };
-  const write = expand(manifest.ops.write, "ops.write");
+  // Folders named on the command line (a `dir` value with access): roots for this run only.
+  const readDirs = (manifest.named?.readDirs ?? []).map(canonicalize);
+  const write = [
+    ...expand(manifest.ops.write, "ops.write"),
+    ...(manifest.named?.writeDirs ?? []).map(canonicalize),
+  ];
   return {
     plugin: manifest.plugin.name,
     core: manifest.origin === "core",
     write,
-    read: [...expand(manifest.permissions.read, "permissions.read"), ...write],
+    read: [...expand(manifest.permissions.read, "permissions.read"), ...readDirs, ...write],
     exact: { read: [...named.read, ...named.write], write: named.write },
     run: new Set(manifest.ops.run),
     lvm: manifest.ops.lvm,

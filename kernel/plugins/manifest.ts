@@ -112,8 +112,8 @@ const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const valueSpec = {
   name: optionName,
   summary: z.string().min(1),
-  /** `file`: a path, made absolute against the current folder. */
-  type: z.enum(["string", "number", "file"]).default("string"),
+  /** `file`: a path, made absolute against the current folder; `dir`: a folder, the same way. */
+  type: z.enum(["string", "number", "file", "dir"]).default("string"),
   repeatable: z.boolean().default(false),
   choices: z.array(z.string().min(1)).optional(),
   /** A string default may name other values: "{name}.toml". */
@@ -123,7 +123,7 @@ const valueSpec = {
   suffix: z.string().optional(),
   /**
    * A `file` the plugin may read or write for this run only: the user named it on the command
-   * line, so the kernel grants exactly that path.
+   * line, so the kernel grants exactly that path; for a `dir`, that folder and what is in it.
    */
   access: z.enum(["read", "write"]).optional(),
 };
@@ -137,7 +137,7 @@ export const ArgumentManifestSchema = z.strictObject({
 /** A plugin command's flag (`--name`, `-s`). */
 export const FlagManifestSchema = z.strictObject({
   ...valueSpec,
-  type: z.enum(["string", "number", "file", "boolean"]).default("string"),
+  type: z.enum(["string", "number", "file", "dir", "boolean"]).default("string"),
   short: z.string().regex(/^[a-zA-Z]$/, "expected one letter").optional(),
   /** The value's name in help: `--device <address>`. */
   value: z.string().regex(/^[a-z][a-z0-9-]*$/).optional(),
@@ -281,7 +281,13 @@ export interface Manifest extends RawManifest {
    * Set by the kernel for one command run: the files the user named on its command line, which
    * the plugin may read or write for that run (a `file` argument with `access`).
    */
-  named?: { read: string[]; write: string[] };
+  named?: {
+    read: string[];
+    write: string[];
+    /** Folders (a `dir` value with `access`): the plugin may read or write what is in them. */
+    readDirs?: string[];
+    writeDirs?: string[];
+  };
 }
 
 function manifestError(message: string, options: ConstructorParameters<typeof ManifestError>[1]) {
@@ -342,7 +348,12 @@ function grantErrors(
 }
 
 /** Context keys the kernel seeds from what the user typed: no plugin may produce them. */
-export const KERNEL_SEEDS = ["session.command", "session.user_vm_request", "session.target_vm"];
+export const KERNEL_SEEDS = [
+  "session.command",
+  "session.user_vm_request",
+  "session.target_vm",
+  "session.plugins",
+];
 
 /** Priority classes only plugins shipped with Gini may take. */
 const CORE_CLASSES: PriorityClass[] = ["kernel", "core-critical", "core"];
@@ -613,11 +624,11 @@ function valueProblems(command: Command): Problem[] {
         'Give a path relative to the current folder, without "..", or no default',
       ]);
     }
-    if (spec.access && spec.type !== "file") {
+    if (spec.access && spec.type !== "file" && spec.type !== "dir") {
       problems.push([
         `${key}.access`,
-        "access is for file values",
-        'Set type = "file", or remove access',
+        "access is for file and dir values",
+        'Set type = "file" (or "dir"), or remove access',
       ]);
     }
   }

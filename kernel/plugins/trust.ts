@@ -90,8 +90,15 @@ function normalisePath(path: string): string {
 
 function commandGrant(command: Manifest["commands"][number]): CommandGrant {
   const values = [
-    ...command.arguments.map((a) => ({ label: `<${a.name}>`, access: a.access })),
-    ...command.flags.map((f) => ({ label: `--${f.name}`, access: f.access })),
+    // A folder is labelled as one: a file grant that becomes a folder grant is a new grant.
+    ...command.arguments.map((a) => ({
+      label: `<${a.name}>${a.type === "dir" ? " (a folder)" : ""}`,
+      access: a.access,
+    })),
+    ...command.flags.map((f) => ({
+      label: `--${f.name}${f.type === "dir" ? " (a folder)" : ""}`,
+      access: f.access,
+    })),
   ];
   return {
     path: command.path,
