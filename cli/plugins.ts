@@ -1,6 +1,7 @@
 /**
  * `gini plugins list|info|graph`: the plugins this run loads, what they may do, and how their
- * stages connect; the package commands are in plugins_install.ts.
+ * stages connect; the package commands are in plugins_install.ts, the authoring ones (new,
+ * test) in plugins_new.ts and plugins_test.ts.
  *
  * @module
  */
@@ -10,6 +11,8 @@ import { type LockFile, readLock } from "../kernel/plugins/trust.ts";
 import type { Manifest } from "../kernel/plugins/manifest.ts";
 import { type Cli, plugins } from "./_env.ts";
 import { registerPluginInstall } from "./plugins_install.ts";
+import { registerPluginsNew } from "./plugins_new.ts";
+import { registerPluginsTest } from "./plugins_test.ts";
 
 /** Where a loaded plugin came from, its sha256 and whether the user approved it. */
 function provenance(lock: LockFile, m: Manifest) {
@@ -77,4 +80,6 @@ export function registerPlugins(cli: Cli): void {
       c.ui.result(graph.data, () => graph.mermaid);
     }));
   registerPluginInstall(cli, group);
+  registerPluginsNew(cli, group);
+  registerPluginsTest(cli, group);
 }
