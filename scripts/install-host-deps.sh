@@ -36,6 +36,7 @@ PACKAGES=(
   groff-base # groff: tests/docs_test.ts renders every man page gini docs writes (groff -ww -man -z: no warnings)
   man-db     # man: tests/docs_test.ts opens the man pages with man -l
   chromium   # chromium: tests/docs_test.ts opens gini docs' HTML index headless and checks the Mermaid diagram rendered
+  python3-junitparser # no program (a python3 module; python3 comes with it): tests/plugin_kit_test.ts reads gini plugins test's JUnit report with a real JUnit reader
 )
 
 # --verify [--verbose]: checks that every program Gini, its tests and these scripts run comes from
