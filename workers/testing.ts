@@ -601,7 +601,8 @@ export async function assertDependenciesResolved(
   const others: Manifest[] = [];
   for (const a of available) {
     if (typeof a === "string" || a instanceof URL) {
-      others.push(await readManifest(a));
+      const m = await readManifest(a);
+      if (m.file !== plugin.manifest.file) others.push(m); // the plugin itself, in a whole set
       continue;
     }
     const file = `/kit/stand-ins/${a.name}/plugin.toml`;
