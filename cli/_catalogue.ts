@@ -26,7 +26,7 @@ function optionValue(option: Option): CatalogueValue {
   return {
     name,
     summary: option.description,
-    type: option.isBoolean() ? "boolean" : "string",
+    type: option.isBoolean() || option.negate ? "boolean" : "string",
     required: option.mandatory,
     repeatable: option.variadic || /repeatable/.test(option.description),
     ...(option.argChoices ? { choices: [...option.argChoices] } : {}),
@@ -39,7 +39,8 @@ function optionValue(option: Option): CatalogueValue {
 /** The kernel's commands under `command`, depth first, with their paths. */
 function kernelCommands(command: Command, prefix: string[]): CatalogueCommand[] {
   const out: CatalogueCommand[] = [];
-  for (const sub of command.commands as Command[]) {
+  // `__complete` is the shell completion's hook, not a command a user types.
+  for (const sub of (command.commands as Command[]).filter((c) => !c.name().startsWith("_"))) {
     const path = [...prefix, sub.name()];
     const children = sub.commands as Command[];
     out.push({
