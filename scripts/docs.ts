@@ -42,7 +42,12 @@ async function gini(home: string, args: string[]): Promise<string> {
       HOME: home,
       NO_COLOR: "1",
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+      // The child's HOME is new: it keeps Deno's module cache, so it need not download again.
+      DENO_DIR: Deno.env.get("DENO_DIR") ??
+        join(
+          Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"),
+          "deno",
+        ),
     },
     stdout: "piped",
     stderr: "piped",
