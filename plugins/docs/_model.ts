@@ -189,7 +189,8 @@ export function stageDiagram(catalogue: PluginCatalogue, only?: string): string 
     !only || e.from.startsWith(`${only}:`) || e.to.startsWith(`${only}:`)
   );
   const shown = new Set(edges.flatMap((e) => [e.from, e.to]));
-  const lines = ["flowchart LR"];
+  // The whole DAG is long: top to bottom keeps it readable on a page.
+  const lines = [only ? "flowchart LR" : "flowchart TB"];
   for (const p of catalogue.plugins) {
     const stages = p.stages.filter((s) => !only ? true : p.name === only || shown.has(s.id));
     if (!stages.length) continue;

@@ -93,7 +93,7 @@ body { font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto
 nav { margin-bottom: 1rem; } nav a { margin-right: 1rem; }
 table { border-collapse: collapse; margin: 1rem 0; } th, td { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }
 th { background: #f3f3f3; } code, pre { font: 13px/1.4 ui-monospace, monospace; } pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; }
-pre.mermaid { background: none; } figcaption { color: #555; font-size: 13px; }
+pre.mermaid { background: none; } figure { margin: 1rem 0; overflow-x: auto; } figcaption { color: #555; font-size: 13px; }
 `.trim();
 
 /** The name of the Mermaid renderer written next to the HTML pages. */
@@ -151,7 +151,7 @@ export function htmlPage(page: Page): string {
     ...(diagrams
       ? [
         `<script src="${MERMAID_FILE}"></script>`,
-        '<script>mermaid.initialize({ startOnLoad: true, securityLevel: "strict" });</script>',
+        '<script>mermaid.initialize({ startOnLoad: true, securityLevel: "strict", flowchart: { useMaxWidth: false } });</script>',
       ]
       : []),
     "</body>",
