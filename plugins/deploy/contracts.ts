@@ -3,12 +3,23 @@
  *
  * @module
  */
+import type { Installed } from "./_install.ts";
 import type { ContextKey } from "../../workers/sdk.ts";
 import type { Json } from "../../workers/protocol.ts";
 
 /** `deploy.started`: the VM `start` started, with QEMU's pid or libvirt's URI. */
-export type Started = { name: string; backend: string; pid?: number | null; uri?: string };
+export type Started = {
+  name: string;
+  backend: string;
+  pid?: number | null;
+  uri?: string;
+  /** Where the serial log stood before the VM started (what the install stage reads from). */
+  serialFrom?: number;
+};
 export const STARTED: ContextKey<Started> = "deploy.started";
+
+/** `deploy.installed`: what the install stage saw through (null: nothing to install). */
+export const INSTALLED: ContextKey<Installed> = "deploy.installed";
 
 /** `deploy.removed`: the VM `remove` deleted. */
 export const REMOVED: ContextKey<{ name: string }> = "deploy.removed";

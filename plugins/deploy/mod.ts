@@ -9,7 +9,8 @@ import { dirname } from "node:path";
 import { definePlugin, type StageContext, USER_VM_REQUEST } from "../../workers/sdk.ts";
 import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
 import { commands } from "./commands.ts";
-import { CONVERGE, type Converge, REMOVED, STARTED, VMS } from "./contracts.ts";
+import { CONVERGE, type Converge, INSTALLED, REMOVED, STARTED, VMS } from "./contracts.ts";
+import { seeInstallThrough, serialEnd } from "./_install.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
 import { snapshotStages } from "./_snapshots.ts";
@@ -30,6 +31,9 @@ import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
+
+/** How long `gini up` waits for an installation (the install stage's timeout is a little longer). */
+const INSTALL_TIMEOUT_MS = 4 * 3600_000;
 
 /**
  * What `up` does to the VM: deploy it (new), start it (unchanged), or apply the changes from its
@@ -181,9 +185,19 @@ export default definePlugin({
         });
       }
       await reconcile(ctx, def, "stopped");
+      const serialFrom = await serialEnd(def);
       const started = await launch(ctx, def);
-      ctx.set(STARTED, started);
+      ctx.set(STARTED, { ...started, serialFrom });
       await record(ctx, def, "started");
+    },
+    install: async (ctx) => {
+      const def = definition(ctx);
+      const started = ctx.get(STARTED) ?? null;
+      const plan = ctx.get(CONVERGE)!;
+      // A VM this run did not start and that is not running has nothing to see through now.
+      if (!started && plan.state !== "running") return ctx.set(INSTALLED, null);
+      const timeout = INSTALL_TIMEOUT_MS;
+      ctx.set(INSTALLED, await seeInstallThrough(ctx, def, started?.serialFrom ?? null, timeout));
     },
     remove: async (ctx) => {
       const def = await savedDefinition(ctx, target(ctx).name);

@@ -9,6 +9,7 @@ import { ConfigError, didYouMean, locateKey, type UserVmRequest } from "../../wo
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { GuestBaseImage } from "../linux_setup/contracts.ts";
 import type { RecoveryImage } from "../macos_recovery/contracts.ts";
+import type { WindowsMedia } from "../windows_setup/contracts.ts";
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
 import { DiskSchema, parseSize, type VmConfig } from "./vm_schema.ts";
 import { vmMac } from "./names.ts";
@@ -383,6 +384,58 @@ function seedDisk(index: number, dir: string): VmDisk {
   };
 }
 
+/**
+ * A Windows installation's media until it is done: the installation ISO on SATA (booted from when
+ * the system disk has nothing to boot yet), and the answer-file image as a removable USB disk,
+ * where Setup looks for autounattend.xml and `$WinPEDriver$`.
+ */
+function windowsMediaDisks(index: number, media: WindowsMedia): VmDisk[] {
+  const common = {
+    backend: "file",
+    format: "raw",
+    sizeBytes: 0,
+    backing: null,
+    create: false,
+    volumeGroup: null,
+    logicalVolume: null,
+    readonly: true,
+  } as const;
+  return [
+    {
+      ...common,
+      id: `disk${index}`,
+      name: "windows-installer",
+      path: media.installer,
+      bus: "sata",
+      bootIndex: 2,
+      cdrom: true,
+    },
+    {
+      ...common,
+      id: `disk${index + 1}`,
+      name: "windows-unattend",
+      path: media.unattend,
+      bus: "usb",
+      bootIndex: null,
+      cdrom: false,
+    },
+  ];
+}
+
+/** What deploy sees through: the media to detach, the boot prompt, the done marker. */
+export function windowsInstall(
+  disks: VmDisk[],
+  media: WindowsMedia | null,
+): VmDefinition["install"] {
+  if (!media || media.installed) return undefined;
+  return {
+    media: disks.filter((d) => d.name.startsWith("windows-")).map((d) => d.id),
+    prompt: media.prompt,
+    done: media.done,
+    record: media.record,
+  };
+}
+
 /** BIOS, or UEFI with the OVMF build the VM file names or the host's that fits. */
 function defineFirmware(
   config: VmConfig,
@@ -477,6 +530,7 @@ export async function defineStorage(
   probe: Probe,
   base: GuestBaseImage | null = null,
   macos: { plan: MacosPlan; recovery: RecoveryImage | null } | null = null,
+  windows: WindowsMedia | null = null,
 ): Promise<Pick<VmDefinition, "disks" | "firmware" | "kernelBoot">> {
   // A macOS guest boots OpenCore from its own disk, with the recovery image next to it.
   const disks: VmDisk[] = macos ? macosDisks(dir, macos.recovery) : [];
@@ -484,6 +538,7 @@ export async function defineStorage(
   const inputs: DiskInputs = { config, host, source, dir, probe };
   disks.push(...await defineDisks(inputs, base, macos?.plan ?? null, first));
   if (config.linux) disks.push(seedDisk(disks.length, dir));
+  if (windows && !windows.installed) disks.push(...windowsMediaDisks(disks.length, windows));
   const firmware = defineFirmware(config, host, source, dir, macos?.plan ?? null);
   const kernelBoot = await defineKernelBoot(config, source, probe);
   if (!disks.slice(first).some((d) => d.name !== "cidata" || !d.cdrom) && !kernelBoot) {

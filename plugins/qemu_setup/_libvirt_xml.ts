@@ -4,7 +4,13 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import { HYPERV_ENLIGHTENMENTS, hypervEnlightened, nicArgs } from "./_qemu_args.ts";
+import {
+  HYPERV_ENLIGHTENMENTS,
+  hypervEnlightened,
+  nicArgs,
+  tpmModel,
+  usbTablet,
+} from "./_qemu_args.ts";
 import { HOTPLUG_PORTS } from "./names.ts";
 
 function esc(text: string | number): string {
@@ -71,6 +77,8 @@ function diskTargets(def: VmDefinition): { bus: string; dev: string; nvme: boole
       ? "ide"
       : d.bus === "nvme"
       ? "nvme"
+      : d.bus === "usb"
+      ? "usb"
       : "virtio";
   const name = (prefix: string, n: number) =>
     prefix + (n >= 26 ? String.fromCharCode(96 + Math.floor(n / 26)) : "") +
@@ -79,6 +87,8 @@ function diskTargets(def: VmDefinition): { bus: string; dev: string; nvme: boole
   // numbered after the real SATA disks so that theirs keep the ports QEMU gives them.
   let sata = 0;
   let nvme = def.disks.filter((d) => bus(d) === "sata").length;
+  // USB disks share the sd names too, after both.
+  let usb = nvme + def.disks.filter((d) => bus(d) === "nvme").length;
   let virtio = 0;
   let ide = 0;
   return def.disks.map((d) => {
@@ -89,6 +99,8 @@ function diskTargets(def: VmDefinition): { bus: string; dev: string; nvme: boole
         return { bus: "sata", dev: name("sd", nvme++), nvme: true };
       case "ide":
         return { bus: "ide", dev: name("hd", ide++), nvme: false };
+      case "usb":
+        return { bus: "usb", dev: name("sd", usb++), nvme: false };
       default:
         return { bus: "virtio", dev: name("vd", virtio++), nvme: false };
     }
@@ -102,7 +114,9 @@ function diskElement(disk: VmDisk, target: { bus: string; dev: string; nvme: boo
     `    <disk type="${block ? "block" : "file"}" device="${disk.cdrom ? "cdrom" : "disk"}">`,
     `      <driver name="qemu" type="${disk.format}" cache="none" io="threads" discard="unmap"/>`,
     `      <source ${block ? "dev" : "file"}="${esc(disk.path)}"/>`,
-    `      <target dev="${target.dev}" bus="${target.bus}"/>`,
+    `      <target dev="${target.dev}" bus="${target.bus}"${
+      target.bus === "usb" ? ' removable="on"' : ""
+    }/>`,
     ...(disk.readonly || disk.cdrom ? ["      <readonly/>"] : []),
     ...(disk.bootIndex ? [`      <boot order="${disk.bootIndex}"/>`] : []),
     ...(target.nvme
@@ -174,7 +188,8 @@ function libvirtPortDevices(def: VmDefinition, targets: { bus: string }[]): numb
   const nics = def.nics.filter((n) => !(n.type === "user" && n.forwards.length)).length;
   const serial = def.guest !== "macos" || def.display.type === "spice" ? 1 : 0;
   return targets.filter((t) => t.bus === "virtio").length + nics + serial + 1 +
-    (def.usb.length ? 1 : 0) + def.passthrough.length;
+    (def.usb.length || targets.some((t) => t.bus === "usb") || usbTablet(def) ? 1 : 0) +
+    def.passthrough.length;
 }
 
 /** PCI devices QEMU may be given as they are (by extra_args too). */
@@ -314,7 +329,9 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
     }
   });
   // Only the USB controller the definition needs (libvirt would add one by itself).
-  x.push(`    <controller type="usb" model="${def.usb.length ? "qemu-xhci" : "none"}"/>`);
+  const xhci = def.usb.length || targets.some((t) => t.bus === "usb") || usbTablet(def);
+  x.push(`    <controller type="usb" model="${xhci ? "qemu-xhci" : "none"}"/>`);
+  if (usbTablet(def)) x.push('    <input type="tablet" bus="usb"/>');
   // Spare root ports for hotplug (gini attach: virsh attach-device), as virt-install adds them,
   // after the root complex (which libvirt would take the first unnumbered PCI controller for).
   if (def.machine === "q35") {
@@ -382,7 +399,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   }
   if (def.tpm.enabled) {
     x.push(
-      '    <tpm model="tpm-tis">',
+      `    <tpm model="${tpmModel(def)}">`,
       '      <backend type="emulator" version="2.0"/>',
       "    </tpm>",
     );

@@ -33,6 +33,19 @@ export function hypervEnlightened(def: Pick<Definition, "guest" | "accel">): boo
   return def.guest === "windows" && def.accel === "kvm";
 }
 
+/**
+ * The TPM's interface: CRB for Windows (what virt-install gives Windows 11; TPM 2.0 only), TIS
+ * for the others.
+ */
+export function tpmModel(def: Pick<Definition, "guest">): "tpm-crb" | "tpm-tis" {
+  return def.guest === "windows" ? "tpm-crb" : "tpm-tis";
+}
+
+/** A Windows guest with a display gets a USB tablet. */
+export function usbTablet(def: Pick<Definition, "guest" | "display">): boolean {
+  return def.guest === "windows" && def.display.type !== "none";
+}
+
 function cpuArg(def: Definition): string {
   // "host" is only meaningful with KVM; under TCG "max" gives every feature TCG can emulate.
   const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
@@ -65,6 +78,12 @@ function diskSlots(def: Definition): DiskSlot[] {
   const q35 = def.machine === "q35";
   return def.disks.map((disk) => {
     const boot = disk.bootIndex ? `,bootindex=${disk.bootIndex}` : "";
+    if (disk.bus === "usb") {
+      return {
+        device: `usb-storage,bus=xhci.0,drive=${disk.id},removable=on${boot}`,
+        controller: null,
+      };
+    }
     if (!disk.cdrom && disk.bus === "virtio") {
       const port = disk.hotplugPort ? `,bus=${disk.hotplugPort}` : "";
       return { device: `virtio-blk-pci,drive=${disk.id}${boot}${port}`, controller: null };
@@ -235,10 +254,12 @@ export function qemuArgv(def: Definition): string[] {
   const slots = diskSlots(def);
   // Devices `gini attach` added sit on a spare port: they follow the ports that hold them.
   const attached: string[] = [];
+  // USB disks follow the USB controller.
+  const usbDisks: string[] = [];
   def.disks.forEach((disk, i) => {
     const { nodes, device } = diskArgs(disk, slots[i]!);
     push(...nodes);
-    (disk.hotplugPort ? attached : a).push(...device);
+    (disk.hotplugPort ? attached : disk.bus === "usb" ? usbDisks : a).push(...device);
   });
   for (const nic of def.nics) {
     const [netdev, value, flag, device] = nicArgs(nic) as [string, string, string, string];
@@ -251,10 +272,13 @@ export function qemuArgv(def: Definition): string[] {
   if (def.tpm.enabled) {
     push("-chardev", `socket,id=chrtpm,path=${def.tpm.socket}`);
     push("-tpmdev", "emulator,id=tpm0,chardev=chrtpm");
-    push("-device", "tpm-tis,tpmdev=tpm0");
+    push("-device", `${tpmModel(def)},tpmdev=tpm0`);
   }
-  if (def.usb.length) {
-    push("-device", "qemu-xhci,id=xhci");
+  const tablet = usbTablet(def);
+  if (def.usb.length || usbDisks.length || tablet) {
+    push("-device", "qemu-xhci,id=xhci", ...usbDisks);
+    // Windows' pointer follows the host's exactly with an absolute device.
+    if (tablet) push("-device", "usb-tablet,bus=xhci.0");
     for (const u of def.usb) {
       const id = u.id ? `,id=${u.id}` : "";
       push("-device", `usb-host,bus=xhci.0,vendorid=0x${u.vendor},productid=0x${u.product}${id}`);

@@ -18,7 +18,8 @@ export const VmDiskSchema = z.object({
   path: z.string(),
   format: z.enum(["qcow2", "raw"]),
   sizeBytes: z.number().int().nonnegative(),
-  bus: z.enum(["virtio", "nvme", "sata", "ide"]),
+  /** "usb": a removable USB disk (Windows Setup looks for its answer file on removable media). */
+  bus: z.enum(["virtio", "nvme", "sata", "ide", "usb"]),
   backing: z.object({ path: z.string(), format: z.string() }).nullable(),
   /** Create the disk (false for an existing image given with `path`). */
   create: z.boolean(),
@@ -145,6 +146,18 @@ export const VmDefinitionSchema = z.object({
    * and the public keys it accepts. Null without `[linux]` (absent in VMs made before it).
    */
   login: z.object({ user: z.string(), authorizedKeys: z.array(z.string()) }).nullable(),
+  /**
+   * An unattended installation to see through (Windows): the media attached until it is done,
+   * the prompt of the installer's boot loader that wants a key, the line the guest writes on its
+   * serial console when it is done, and the file deploy writes then (the media are detached and
+   * not attached again). Absent when there is none.
+   */
+  install: z.object({
+    media: z.array(z.string()),
+    prompt: z.string(),
+    done: z.string(),
+    record: z.string(),
+  }).exactOptional(),
   emulator: z.string(),
   /** The full QEMU command line, program first. */
   argv: z.array(z.string()),

@@ -20,6 +20,7 @@ import {
 import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
 import { GUEST_BASE_IMAGE } from "../linux_setup/contracts.ts";
 import { MACOS_RECOVERY } from "../macos_recovery/contracts.ts";
+import { WINDOWS_MEDIA } from "../windows_setup/contracts.ts";
 import {
   LIBVIRT_XML,
   VM_CONFIG,
@@ -36,6 +37,7 @@ import {
   defineStorage,
   type Probe,
   validateRequest,
+  windowsInstall,
 } from "./_define.ts";
 import { vmUuid } from "./names.ts";
 import { qemuArgv } from "./_qemu_args.ts";
@@ -141,6 +143,7 @@ export default definePlugin({
         probeWith(ctx),
         base,
         macosStorage(ctx),
+        ctx.get(WINDOWS_MEDIA) ?? null,
       );
       ctx.set(STORAGE, await nvramForLibvirt(ctx, c, storage));
     },
@@ -207,6 +210,8 @@ export default definePlugin({
         emulator: "qemu-system-x86_64",
         warnings: checked.warnings,
       };
+      const install = windowsInstall(storage.disks, ctx.get(WINDOWS_MEDIA) ?? null);
+      if (install) definition.install = install;
       // QEMU and swtpm cannot listen on a longer path (sun_path holds 108 bytes with its NUL).
       const { qmpSocket, serialSocket, agentSocket } = definition.paths;
       for (const socket of [qmpSocket, serialSocket, agentSocket, definition.tpm.socket ?? ""]) {

@@ -2,7 +2,7 @@
  * windows-setup's context key for other plugins: `session.windows_media`, what a Windows VM is
  * installed from (null for a VM without `[windows]`): the user's installation ISO, the virtio-win
  * ISO, and the FAT image holding `autounattend.xml`, the `$WinPEDriver$` folder and Gini's
- * first-logon files.
+ * first-logon files; and what marks the installation done.
  *
  * @module
  */
@@ -20,6 +20,17 @@ export const WindowsMediaSchema = z.object({
   image: z.object({ index: z.number().int().positive(), name: z.string() }).nullable(),
   /** The answer file's profile ("11-24h2"…). */
   profile: z.string(),
+  /**
+   * The installation is done (deploy saw the done marker and wrote `record`): the VM boots from
+   * its disk and gets no media; nothing was read or written for it.
+   */
+  installed: z.boolean(),
+  /** The file deploy writes when the installation is done. */
+  record: z.string(),
+  /** What the installation CD's boot loader prints when it wants a key to boot from it. */
+  prompt: z.string(),
+  /** The line the first logon writes on COM1 when the installation is done. */
+  done: z.string(),
 });
 export type WindowsMedia = Plain<z.infer<typeof WindowsMediaSchema>>;
 

@@ -40,6 +40,7 @@ import {
   type WindowsProfile,
 } from "./unattend.ts";
 import { readWimImages, WimFormatError, type WimImage } from "./wim.ts";
+import { DONE_MARKER } from "./unattend.ts";
 import catalogue from "./catalogue.json" with { type: "json" };
 
 /** What the stages need of the VM file. */
@@ -52,6 +53,12 @@ type SetupConfig = {
   password: string;
   tpm: boolean;
   secureBoot: boolean;
+  /**
+   * The file deploy writes when it sees the installation done; once it exists, the VM boots from
+   * its disk and nothing is read, made or attached for the installation again.
+   */
+  record: string;
+  installed: boolean;
 };
 
 type ImageChoice = {
@@ -71,13 +78,20 @@ type Drivers = {
 };
 
 const CONFIG: ContextKey<SetupConfig> = "windows_setup.config";
-const IMAGE: ContextKey<ImageChoice> = "windows_setup.image";
-const DRIVERS: ContextKey<Drivers> = "windows_setup.drivers";
+/** These three are null once the installation is done. */
+const IMAGE: ContextKey<ImageChoice | null> = "windows_setup.image";
+const DRIVERS: ContextKey<Drivers | null> = "windows_setup.drivers";
 /** The answer file, and the same with its passwords hidden (what a plan shows). */
-const ANSWER_FILE: ContextKey<{ text: string; shown: string }> = "windows_setup.answer_file";
+const ANSWER_FILE: ContextKey<{ text: string; shown: string } | null> = "windows_setup.answer_file";
 /** `session.command` of `gini windows editions ISO`. */
 const EDITIONS_COMMAND: ContextKey<{ args: { iso: string } }> = "session.command";
 const EDITIONS: ContextKey<{ iso: string; images: WimImage[] | null }> = "windows_setup.editions";
+
+/**
+ * What the boot loader of Microsoft's installation media prints, on the screen and (through
+ * OVMF's console) the serial port, when it waits a few seconds for a key to boot from the disc.
+ */
+export const BOOT_PROMPT = "Press any key to boot from CD or DVD";
 
 /** The drivers Windows Setup loads from `$WinPEDriver$`: disk, network, input, RNG, balloon, serial. */
 export const SETUP_DRIVERS = ["viostor", "NetKVM", "vioinput", "viorng", "Balloon", "vioserial"];
@@ -362,10 +376,16 @@ export default definePlugin({
         );
       }
       password = password.split(/\r?\n/)[0]!;
+      const dir = join(ctx.dirs.data, "vms", vm.name);
+      const record = join(dir, "windows", "installed");
+      // Read with the worker's own permission ({data}/vms): the VM's folder, not a host path.
+      const installed = await Deno.stat(record).then(() => true, () => false);
       ctx.set(CONFIG, {
         name: vm.name,
         ...base,
-        dir: join(ctx.dirs.data, "vms", vm.name),
+        dir,
+        record,
+        installed,
         windows,
         password,
         tpm: vm.tpm.enabled,
@@ -374,6 +394,7 @@ export default definePlugin({
     },
     "read-install-image": async (ctx) => {
       const c = config(ctx);
+      if (c.installed) return ctx.set(IMAGE, null);
       const iso = await resolveIso(ctx, c);
       const images = await readImages(
         ctx,
@@ -450,7 +471,9 @@ export default definePlugin({
     },
     "prepare-drivers": async (ctx) => {
       const c = config(ctx);
-      const { profile } = ctx.get(IMAGE)!;
+      const chosen = ctx.get(IMAGE);
+      if (!chosen) return ctx.set(DRIVERS, null);
+      const { profile } = chosen;
       const iso = await resolveDrivers(ctx, c);
       const listing = await listIso(
         ctx,
@@ -486,7 +509,9 @@ export default definePlugin({
     },
     "generate-answer-file": (ctx) => {
       const c = config(ctx);
-      const { image, profile, language } = ctx.get(IMAGE)!;
+      const chosen = ctx.get(IMAGE);
+      if (!chosen) return ctx.set(ANSWER_FILE, null);
+      const { image, profile, language } = chosen;
       const w = c.windows;
       const options = {
         profile,
@@ -510,13 +535,27 @@ export default definePlugin({
     },
     "assemble-unattend-image": async (ctx) => {
       const c = config(ctx);
-      const { iso: installer, image, profile } = ctx.get(IMAGE)!;
-      const drivers = ctx.get(DRIVERS)!;
-      const answer = ctx.get(ANSWER_FILE)!;
+      const chosen = ctx.get(IMAGE);
+      const drivers = ctx.get(DRIVERS);
+      const answer = ctx.get(ANSWER_FILE);
+      const img = join(c.dir, "unattend.img");
+      const done = { record: c.record, prompt: BOOT_PROMPT, done: DONE_MARKER };
+      if (!chosen || !drivers || !answer) {
+        ctx.set(WINDOWS_MEDIA, {
+          installer: c.windows.iso,
+          drivers: "",
+          unattend: img,
+          image: null,
+          profile: c.windows.version ?? "",
+          installed: true,
+          ...done,
+        });
+        return;
+      }
+      const { iso: installer, image, profile } = chosen;
       const dir = join(c.dir, "windows");
       const stage = join(dir, "files");
       const xml = join(dir, "autounattend.xml");
-      const img = join(c.dir, "unattend.img");
       await ctx.op("fs.mkdir", { path: dir });
       await ctx.op("fs.write", { path: xml, content: answer.text, overwrite: true, mode: 0o600 });
       await ctx.op("fs.remove", { path: stage, recursive: true, missingOk: true });
@@ -598,6 +637,8 @@ export default definePlugin({
         unattend: img,
         image: image ? { index: image.index, name: image.name } : null,
         profile,
+        installed: false,
+        ...done,
       });
     },
     "list-editions": async (ctx) => {
