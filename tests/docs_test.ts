@@ -267,6 +267,12 @@ Deno.test("gini docs refuses bad input with exit code 2, naming the flag", async
     assertEquals(out.code, 2, out.stderr);
     assertStringIncludes(out.stderr, `Cannot use --output "${file}": it is not a folder`);
   });
+  await t.step("its stage run on its own, without the command's plugin set", async () => {
+    const out = await runGini(env.root, ["run", "docs:generate"]);
+    assertEquals(out.code, 2, out.stderr);
+    assertStringIncludes(out.stderr, 'the kernel gave no "session.plugins"');
+    assertStringIncludes(out.stderr, "Run it as gini docs");
+  });
   await t.step("--format man without a folder", async () => {
     const out = await runGini(env.root, ["docs", "--format", "man"]);
     assertEquals(out.code, 2, out.stderr);

@@ -75,11 +75,12 @@ function filesOf(flags: Flags, catalogue: Json, schema: Json): Map<string, strin
 }
 
 async function generate(ctx: StageContext): Promise<void> {
-  const { flags } = ctx.get("session.command") as { flags: Flags };
+  const flags = (ctx.get("session.command") as { flags?: Flags } | null)?.flags;
   const catalogue = ctx.get(PLUGIN_CATALOGUE);
-  if (!catalogue) {
+  // The kernel gives both only to the command (gini run docs:generate has neither).
+  if (!flags || !catalogue) {
     throw stageError(
-      'Cannot document the plugins: the kernel gave no "session.plugins"',
+      'Cannot document the plugins: the kernel gave no "session.plugins" to this run',
       "Run it as gini docs",
       "USAGE",
     );
