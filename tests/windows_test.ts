@@ -406,3 +406,29 @@ Deno.test("computerName() makes a NetBIOS name of a VM's name", () => {
   assertEquals(computerName("2024"), "W2024");
   assertEquals(computerName("..."), "WINDOWS");
 });
+
+Deno.test("gini new --guest windows --iso writes a VM file that plans once its password file is there", async () => {
+  const { iso } = await media;
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  await Deno.copyFile(iso, join(root, "Win11.iso"));
+  const missing = await runGini(root, ["new", "win11", "--guest", "windows"]);
+  assertEquals(missing.code, 2);
+  assertStringIncludes(missing.stderr, "--iso");
+  const made = await runGini(root, ["new", "win11", "--guest", "windows", "--iso", "Win11.iso"]);
+  assertEquals(made.code, 0, made.stderr);
+  assertStringIncludes(made.stdout, "first line of win11.password");
+  const text = await Deno.readTextFile(join(root, "win11.toml"));
+  assertStringIncludes(text, 'iso = "Win11.iso"');
+  assertMatch(text, /secure_boot = true/);
+  assertMatch(text, /\[tpm\]\nenabled = true/);
+  // Without the password file the plan names the key and the fix.
+  const before = await runGini(root, ["plan", "win11.toml"]);
+  assertEquals(before.code, 2, before.stderr);
+  assertMatch(before.stderr, /win11\.toml:\d+:1: Cannot read password_file "win11\.password"/);
+  assertStringIncludes(before.stderr, "next to win11.toml");
+  await Deno.writeTextFile(join(root, "win11.password"), "Str0ng!pass\n", { mode: 0o600 });
+  const plan = await runGini(root, ["plan", "win11.toml"]);
+  assertEquals(plan.code, 0, plan.stderr);
+  assertStringIncludes(plan.stdout + plan.stderr, "The answer file for 11-24h2");
+  assertStringIncludes(plan.stdout + plan.stderr, "usb-storage,bus=xhci.0");
+});

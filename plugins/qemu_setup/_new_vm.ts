@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname, isAbsolute, relative } from "node:path";
 import {
   type ContextKey,
   didYouMean,
@@ -19,7 +20,13 @@ import { VM_NAME } from "./vm_schema.ts";
 /** `session.command` of `gini new`, as the kernel parsed it (`--output` absolute, defaulted). */
 type NewCommand = {
   args: { name: string };
-  flags: { guest: string; image: string | null; version: string | null; output: string };
+  flags: {
+    guest: string;
+    image: string | null;
+    version: string | null;
+    iso: string | null;
+    output: string;
+  };
   cwd: string;
 };
 export const NEW_COMMAND: ContextKey<NewCommand> = "session.command";
@@ -57,6 +64,14 @@ export function newVmSize(host: EnvironmentData, guest: string): VmSize {
     };
   }
   const gib = Math.max(1, Math.min(8, Math.floor(host.memory.totalBytes / GIB / 4)));
+  if (guest === "windows") {
+    // Windows 11's own minimum: 2 cores, 4 GiB, 64 GB.
+    return {
+      cores: Math.max(2, Math.min(8, Math.floor(threads / 2))),
+      memory: `${Math.max(4, gib)}G`,
+      disk: "64G",
+    };
+  }
   return {
     cores: Math.max(1, Math.min(8, Math.floor(threads / 2) || 1)),
     memory: `${gib}G`,
@@ -74,8 +89,10 @@ export function newVmToml(
   host: EnvironmentData,
   size: VmSize,
   image = "debian-12",
+  iso: string | null = null,
 ): string {
   const uefi = guest !== "linux" && guest !== "other";
+  const windows = guest === "windows";
   return `# ${name}: a Gini VM. Check it with "gini plan ${name}.toml", start it with "gini up ${name}.toml".
 # Sizes were chosen from this host: ${host.cpu.threads} threads, ${
     (host.memory.totalBytes / 1024 ** 3).toFixed(1)
@@ -100,7 +117,7 @@ format = "qcow2"        # qcow2 or raw
 bus = "virtio"          # virtio, nvme, sata, ide
 # backend = "lvm"       # and volume_group = "vg0"
 ${
-    guest === "linux"
+    guest === "linux" || windows
       ? ""
       : '# [[disks]]             # an installer ISO: name = "installer", path = "install.iso", cdrom = true, boot_order = 1\n'
   }
@@ -110,11 +127,13 @@ model = "virtio"
 forwards = [{ protocol = "tcp", host = 2222, guest = 22 }]
 
 [display]
-type = "none"           # none (headless, serial log), vnc, spice, gtk
+type = "${windows ? "vnc" : "none"}"${
+    windows ? "            " : "           "
+  }# none (headless, serial log), vnc, spice, gtk
 
 [firmware]
 type = "${uefi ? "uefi" : "bios"}"         # bios or uefi (OVMF found automatically)
-secure_boot = false
+secure_boot = ${windows ? "true " : "false"}     # Windows 11 wants Secure Boot and a TPM 2.0
 
 [tpm]
 enabled = ${guest === "windows" ? "true" : "false"}
@@ -140,7 +159,25 @@ image = ${JSON.stringify(image)}   # gini images list; or a local .qcow2 path, o
 # packages = ["qemu-guest-agent"]
 `
       : ""
-  }`;
+  }${windows ? windowsTable(name, iso!) : ""}`;
+}
+
+/**
+ * The `[windows]` table of a new Windows VM: the user's ISO, and a password file next to the VM
+ * file that the user writes (Gini never makes up a password nobody has seen).
+ */
+function windowsTable(name: string, iso: string): string {
+  return `
+[windows]               # installed unattended from your own ISO (gini windows editions ISO)
+iso = ${JSON.stringify(iso)}
+password_file = "${name}.password"   # its first line; next to this file, chmod 600
+user = "gini"           # the local administrator Setup creates; gini ssh logs in as it
+# edition = "Windows 11 Pro"     # or its index; default: the only image, else Pro
+# language = "en-US"             # default: the image's own
+# timezone = "UTC"
+# first_logon = ["winget install --silent Git.Git"]
+# drivers = "virtio-win-0.1.271" # the catalogue release (sha256-pinned), or a virtio-win ISO
+`;
 }
 
 /** Refuses a VM name QEMU, libvirt or a file name would not take, suggesting one that works. */
@@ -155,6 +192,22 @@ function checkName(name: string): void {
       }`,
     },
   );
+}
+
+/** `--iso` is for Windows, and Windows needs it. */
+function checkIso(guest: string, iso: string | null): void {
+  if (iso !== null && guest !== "windows") {
+    throw new UsageError(`Cannot use --iso with --guest ${guest}`, {
+      location: { flag: "--iso" },
+      hint: "--iso is the Windows installation ISO: use it with --guest windows",
+    });
+  }
+  if (iso === null && guest === "windows") {
+    throw new UsageError("Cannot write a Windows VM file without the installation ISO", {
+      location: { flag: "--iso" },
+      hint: "Add --iso PATH: your own Windows ISO (Microsoft's download page gives one)",
+    });
+  }
 }
 
 /** Refuses `--image` for a guest other than Linux, and a name that is in no catalogue. */
@@ -196,6 +249,13 @@ async function requestedVmFile(ctx: StageContext, request: Record<string, Json>)
   return reply.text;
 }
 
+/** The ISO as the VM file names it: relative to the file when it is beside it or below. */
+function isoFromFile(flags: NewCommand["flags"]): string | null {
+  if (!flags.iso) return null;
+  const below = relative(dirname(flags.output), flags.iso);
+  return below && !below.startsWith("..") && !isAbsolute(below) ? below : flags.iso;
+}
+
 /**
  * The stage of `gini new`: checks the name and flags, sizes the VM from the host report, and
  * writes the file, never over an existing one.
@@ -204,6 +264,7 @@ export async function writeNewVmFile(ctx: StageContext): Promise<void> {
   const { args: { name }, flags } = ctx.get(NEW_COMMAND)!;
   checkName(name);
   checkImage(flags.guest, flags.image);
+  checkIso(flags.guest, flags.iso);
   const host = ctx.get(ENVIRONMENT_DATA)!;
   const size = newVmSize(host, flags.guest);
   const text = flags.guest === "macos"
@@ -213,7 +274,7 @@ export async function writeNewVmFile(ctx: StageContext): Promise<void> {
       version: flags.version ?? "sonoma",
       ...size,
     })
-    : newVmToml(name, flags.guest, host, size, flags.image ?? "debian-12");
+    : newVmToml(name, flags.guest, host, size, flags.image ?? "debian-12", isoFromFile(flags));
   try {
     // Refused live (the file exists) before anything is written; a plan shows it as a conflict.
     await ctx.op("fs.write", { path: flags.output, content: text, overwrite: false });

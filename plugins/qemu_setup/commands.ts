@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, relative } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { type CommandDefinition, contextValue } from "../../workers/sdk.ts";
 import { NEW_COMMAND, NEW_VM_FILE } from "./_new_vm.ts";
 
@@ -25,8 +25,14 @@ export const newCommand: CommandDefinition = {
     }
     const { cwd } = contextValue(view, NEW_COMMAND)!;
     const shown = shownPath(cwd, file);
+    const password = /^password_file = "([^"]+)"/m.exec(text)?.[1];
+    const first = password
+      ? `put the Windows password on the first line of ${
+        shownPath(cwd, join(dirname(file), password))
+      } (chmod 600), `
+      : "";
     return {
-      text: `Wrote ${file}: edit it, then run "gini plan ${shown}" and "gini up ${shown}"`,
+      text: `Wrote ${file}: ${first}edit it, then run "gini plan ${shown}" and "gini up ${shown}"`,
       data,
     };
   },
