@@ -432,3 +432,54 @@ Deno.test("gini new --guest windows --iso writes a VM file that plans once its p
   assertStringIncludes(plan.stdout + plan.stderr, "The answer file for 11-24h2");
   assertStringIncludes(plan.stdout + plan.stderr, "usb-storage,bus=xhci.0");
 });
+
+Deno.test("the Code 43 example keeps working on a Windows 11 VM with [windows], Secure Boot, a TPM and the Hyper-V list", async () => {
+  const { iso, virtio } = await media;
+  const root = await Deno.makeTempDir({ prefix: "gini-test-" });
+  await Deno.writeTextFile(join(root, "win.password"), "Str0ng!pass\n");
+  await Deno.writeTextFile(
+    join(root, "gpu.toml"),
+    `name = "gpu"
+guest = "windows"
+passthrough = ["0000:01:00.0", "0000:01:00.1"]
+[memory]
+size = "4G"
+[[disks]]
+size = "64G"
+[firmware]
+type = "uefi"
+secure_boot = true
+[tpm]
+enabled = true
+[windows]
+iso = "${iso}"
+password_file = "win.password"
+drivers = "${virtio}"
+`,
+  );
+  const out = await runGini(root, [
+    "--plugin-dir",
+    join(REPO, "plugins/examples"),
+    "--host-root",
+    join(REPO, "tests/fixtures/hosts/intel-nvidia"),
+    "--json",
+    "plan",
+    "gpu.toml",
+  ]);
+  assertEquals(out.code, 0, out.stderr);
+  const result = JSON.parse(out.stdout);
+  const argv: string[] = result.vmDefinition.argv;
+  // The Hyper-V list first, then the plugin's patch: KVM hidden, its own vendor id.
+  assertMatch(
+    argv[argv.indexOf("-cpu") + 1]!,
+    /^host,hv-relaxed,.*,hv-time,kvm=off,hv-vendor-id=GiniVfio0001$/,
+  );
+  assertStringIncludes(argv.join(" "), "vfio-pci,host=0000:01:00.0");
+  assertStringIncludes(argv.join(" "), "usb-storage,bus=xhci.0");
+  assertStringIncludes(result.libvirtXml, '<vendor_id state="on" value="GiniVfio0001"/>');
+  assertStringIncludes(result.libvirtXml, '<tpm model="tpm-crb">');
+  assertStringIncludes(result.libvirtXml, 'bus="usb" removable="on"');
+  const xml = join(root, "gpu.xml");
+  await Deno.writeTextFile(xml, result.libvirtXml);
+  await sh("virt-xml-validate", xml, "domain");
+});
