@@ -9,12 +9,12 @@
  *
  * @module
  */
-import { main } from "./cli/mod.ts";
+import { quickVersion } from "./cli/version.ts";
 import { setStopFallback, STOP_SIGNALS } from "./kernel/signals.ts";
 
-export { main, type MainOptions, VERSION } from "./cli/mod.ts";
-
-if (import.meta.main) {
+// The kernel is loaded only for a command that needs it: `gini version` needs none of it.
+if (import.meta.main && !quickVersion(Deno.args)) {
+  const { main } = await import("./cli/mod.ts");
   // Outside a live run (which stops its own way), a stop signal ends gini at once, even when a
   // plugin's worker registered a listener for it.
   setStopFallback((signal) => {

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { join } from "node:path";
 import { FIXTURE_PLUGINS, runGini, tempEnv } from "./_helpers.ts";
-import { main } from "../main.ts";
+import { main } from "../cli/mod.ts";
 
 const NOTES = ["--plugin-dir", join(FIXTURE_PLUGINS, "notes")];
 

@@ -9,7 +9,8 @@ import { z } from "zod";
 import type { VmPatchScope } from "../kernel/plugins/manifest.ts";
 
 /** Bumped on any incompatible change to the messages below. */
-export const PROTOCOL_VERSION = 1;
+import { PROTOCOL_VERSION } from "../kernel/versions.ts";
+export { PROTOCOL_VERSION };
 /** Largest message either side accepts, in bytes of its JSON form. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** Deepest nesting of objects and arrays either side accepts. */

@@ -12,7 +12,8 @@ import { parseTomlFile, schemaKeysAt } from "../toml.ts";
 import { coreOnlyReason, describedPrograms, isDescribed } from "../ops/argv.ts";
 
 /** The kernel API version plugins declare compatibility with. */
-export const KERNEL_API_VERSION = "1.0.0";
+import { KERNEL_API_VERSION } from "../versions.ts";
+export { KERNEL_API_VERSION };
 
 /** Priority classes and their numeric ranges; lower runs first. */
 export const PRIORITY_CLASSES = {
