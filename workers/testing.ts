@@ -70,6 +70,11 @@ export interface MockContext {
   files?: Record<string, string | Uint8Array>;
   /** An existing folder standing for `/` instead (a fixture host tree); `files` are not allowed with it. */
   hostRoot?: string;
+  /**
+   * Files of Gini's configuration directory (`{config}`), by name relative to it
+   * (`{ "macos.toml": "…" }`): the user's settings a plugin reads.
+   */
+  config?: Record<string, string>;
   /** Values of the context keys the stage reads (declared in its `reads`). */
   context?: Record<string, Json>;
   /** A VM file's TOML text, given as `session.user_vm_request` (the stage must read it). */
@@ -133,6 +138,16 @@ async function makeSandbox(options: MockContext): Promise<{ sandbox: Sandbox; en
     if (typeof content === "string") await Deno.writeTextFile(real, content);
     else await Deno.writeFile(real, content);
   }
+  for (const [name, content] of Object.entries(options.config ?? {})) {
+    if (isAbsolute(name) || name.split("/").includes("..")) {
+      throw new KitAssertionError(
+        `Cannot place config file "${name}": give a name relative to the config directory`,
+      );
+    }
+    const real = join(dirs.config, name);
+    await Deno.mkdir(dirname(real), { recursive: true });
+    await Deno.writeTextFile(real, content);
+  }
   const env: StartupEnv = {
     dirs,
     hostRoot,
@@ -180,6 +195,11 @@ export class PluginRun {
   readonly error: { message: string; hint?: string; code?: string } | undefined;
   /** Every op the plugin asked for, in order, as the kernel planned (or executed) it. */
   readonly ops: OpRecord[];
+  /**
+   * Every op request as the plugin sent it, in order: also those the kernel refused (bad
+   * arguments, no grant) and bookkeeping ops no plan shows (`journal.checkpoint`).
+   */
+  readonly requested: { kind: string; args: Json }[];
   /** The context keys the stage wrote. */
   readonly writes: Record<string, Json>;
   /** The messages it showed (info, warn, error, debug, progress). */
@@ -198,6 +218,7 @@ export class PluginRun {
     dryRun: boolean;
     error: PluginRun["error"];
     ops: OpRecord[];
+    requested: { kind: string; args: Json }[];
     writes: Record<string, Json>;
     problems: Map<string, string>;
     messages: UiMessage[];
@@ -211,6 +232,7 @@ export class PluginRun {
     this.error = fields.error;
     this.ok = !fields.error;
     this.ops = fields.ops;
+    this.requested = fields.requested;
     this.writes = fields.writes;
     this.#problems = fields.problems;
     this.messages = fields.messages;
@@ -421,6 +443,25 @@ export class KitPlugin {
     );
   }
 
+  /**
+   * Runs its pre- or post-stage hook around stage `stage` (a `plugin:stage` id); `error` makes
+   * it the hook of a stage that failed.
+   */
+  hook(
+    kind: "pre-stage" | "post-stage",
+    stage: string,
+    options: MockContext & { error?: string } = {},
+  ): Promise<PluginRun> {
+    const { error, ...mock } = options;
+    return this.#call(
+      `${this.name}: ${kind} hook for ${stage}`,
+      { type: "hook", hook: kind, stage, ...(error === undefined ? {} : { error }) },
+      mock,
+      this.manifest.plugin.timeout_ms,
+      [],
+    );
+  }
+
   /** Runs its preflight; `veto` holds the reason it refused, if it did. */
   preflight(mock: MockContext = {}): Promise<PluginRun> {
     return this.#call(
@@ -443,6 +484,7 @@ export class KitPlugin {
     const dryRun = !mock.live;
     const messages: UiMessage[] = [];
     const emitted: EmittedEvent[] = [];
+    const requested: { kind: string; args: Json }[] = [];
     const engine = new OpEngine(dryRun ? "dry" : "live", {
       startup: env,
       host: new HostRunner(env.path),
@@ -462,7 +504,10 @@ export class KitPlugin {
     try {
       const grants = grantsFor(this.manifest, env);
       const handlers: CallHandlers = {
-        op: (kind, args) => engine.request(grants, label, { kind, args }),
+        op: (kind, args) => {
+          requested.push({ kind, args });
+          return engine.request(grants, label, { kind, args });
+        },
         read: (kind, path) => serveRead(grants, kind, path),
         emit: (event, payload) => {
           emitted.push({ event, payload });
@@ -506,6 +551,7 @@ export class KitPlugin {
       dryRun,
       error,
       ops: [...engine.records],
+      requested,
       writes,
       problems,
       messages,
