@@ -79,8 +79,21 @@ export interface MockContext {
   context?: Record<string, Json>;
   /** A VM file's TOML text, given as `session.user_vm_request` (the stage must read it). */
   vm?: string;
-  /** A command's values, given as `session.command` (the stage must read it). */
-  command?: { path: string; args?: Record<string, Json>; flags?: Record<string, Json> };
+  /**
+   * A command's values, given as `session.command` (the stage must read it); `plugin` is the
+   * plugin whose command it is (default: the one under test).
+   */
+  command?: {
+    path: string;
+    args?: Record<string, Json>;
+    flags?: Record<string, Json>;
+    plugin?: string;
+  };
+  /**
+   * Files beside the VM file (`vm`), by name relative to its folder: what the plugin may read
+   * with `file.read` (a password file, the user's own cloud-config).
+   */
+  beside?: Record<string, string>;
   /** Replies to the events the plugin emits, by event name; events without one get no reply. */
   replies?: Record<string, EventReplyMock | EventReplyMock[]>;
   /** The call's deadline (default: the stage's or the manifest's timeout). */
@@ -403,17 +416,9 @@ export class KitPlugin {
       );
     }
     const context: Record<string, Json> = { ...mock.context };
-    if (mock.vm !== undefined) {
-      context["session.user_vm_request"] = { file: "/kit/vm.toml", text: mock.vm };
-    }
-    if (mock.command) {
-      context["session.command"] = {
-        path: mock.command.path,
-        args: mock.command.args ?? {},
-        flags: mock.command.flags ?? {},
-        cwd: "/kit",
-      };
-    }
+    // Placeholders until the sandbox exists (#call fills in its paths).
+    if (mock.vm !== undefined) context["session.user_vm_request"] = null;
+    if (mock.command) context["session.command"] = null;
     for (const key of Object.keys(context)) {
       if (!declared.reads.includes(key) && !declared.writes.includes(key)) {
         throw new KitAssertionError(
@@ -481,6 +486,22 @@ export class KitPlugin {
     writable: string[],
   ): Promise<PluginRun> {
     const { sandbox, env } = await makeSandbox(mock);
+    if (message.type === "run-stage") seedSession(message.context, mock, sandbox, this.name);
+    else if (mock.vm !== undefined || mock.command || mock.context) {
+      throw new KitAssertionError(
+        `Cannot give ${label} context keys, a VM file or a command: only a stage reads them`,
+      );
+    }
+    if (mock.vm !== undefined) await Deno.writeTextFile(join(sandbox.root, "vm.toml"), mock.vm);
+    for (const [name, text] of Object.entries(mock.beside ?? {})) {
+      if (isAbsolute(name) || name.split("/").includes("..") || name === "vm.toml") {
+        throw new KitAssertionError(
+          `Cannot place "${name}" beside the VM file: give a name relative to its folder`,
+        );
+      }
+      await Deno.mkdir(dirname(join(sandbox.root, name)), { recursive: true });
+      await Deno.writeTextFile(join(sandbox.root, name), text);
+    }
     const dryRun = !mock.live;
     const messages: UiMessage[] = [];
     const emitted: EmittedEvent[] = [];
@@ -489,6 +510,8 @@ export class KitPlugin {
       startup: env,
       host: new HostRunner(env.path),
       report: (m) => messages.push(m),
+      // The VM file's folder: what file.read may read (a password file, a cloud-config).
+      ...(mock.vm !== undefined ? { requestDir: sandbox.root } : {}),
     });
     const host = new PluginHost(
       this.manifest,
@@ -560,6 +583,27 @@ export class KitPlugin {
       veto,
       sandbox,
     });
+  }
+}
+
+/** Fills in `session.user_vm_request` and `session.command` with the sandbox's paths. */
+function seedSession(
+  context: Record<string, Json>,
+  mock: MockContext,
+  sandbox: Sandbox,
+  plugin: string,
+): void {
+  if (mock.vm !== undefined) {
+    context["session.user_vm_request"] = { file: join(sandbox.root, "vm.toml"), text: mock.vm };
+  }
+  if (mock.command) {
+    context["session.command"] = {
+      plugin: mock.command.plugin ?? plugin,
+      path: mock.command.path,
+      args: mock.command.args ?? {},
+      flags: mock.command.flags ?? {},
+      cwd: sandbox.root,
+    };
   }
 }
 
