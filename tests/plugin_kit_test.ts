@@ -310,3 +310,19 @@ Deno.test("bad input to plugins new and plugins test exits 2 naming what to fix"
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("the kit answers the events a stage emits with the mock's replies, and checks contracts", async () => {
+  const greeter = await loadPlugin(join(REPO, "tests/fixtures/plugins/greeter"));
+  const run = await greeter.stage("second", {
+    context: { "greeter.first": { n: 1 } },
+    replies: { "greeting:sent": (payload) => ({ hello: (payload as { n: number }).n }) },
+  });
+  run.assertSucceeded();
+  assertEquals(run.emitted, [{ event: "greeting:sent", payload: { n: 2 } }]);
+  run.assertWrote("greeter.replies", [{ hello: 2 }]);
+
+  const broken = await greeter.stage("first", { context: { "greeter.mode": "break-contract" } });
+  const message = await kitFailure(() => broken.assertWrote("greeter.first"));
+  assertMatch(message, /breaks the key's contract at "n": .* \(found "not a number"\)/);
+  broken.assertFailed('breaks the key\'s contract at "n"');
+});
