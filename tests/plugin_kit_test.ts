@@ -326,3 +326,22 @@ Deno.test("the kit answers the events a stage emits with the mock's replies, and
   assertMatch(message, /breaks the key's contract at "n": .* \(found "not a number"\)/);
   broken.assertFailed('breaks the key\'s contract at "n"');
 });
+
+Deno.test("the kit refuses a plugin whose stages do not match its manifest, as the kernel does", async () => {
+  const { home, dir } = await scaffold("odd-notes");
+  try {
+    const mod = await Deno.readTextFile(join(dir, "mod.ts"));
+    await Deno.writeTextFile(
+      join(dir, "mod.ts"),
+      mod.replace('"write-note": async', '"write-notes": async'),
+    );
+    const plugin = await loadPlugin(dir);
+    const run = await plugin.stage("write-note", { files: { "/etc/hostname": "h\n" } });
+    run.assertFailed(
+      "its stages do not match " + join(dir, "plugin.toml") +
+        ": declared but not defined: write-note; defined but not declared: write-notes",
+    );
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

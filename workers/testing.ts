@@ -539,7 +539,21 @@ export class KitPlugin {
         ui: (m) => messages.push(m),
         subscribe: () => {},
       };
-      await host.start();
+      const abilities = await host.start();
+      const declared = this.manifest.stages.map((s) => s.name);
+      const missing = declared.filter((s) => !abilities.stages.includes(s));
+      const undeclared = abilities.stages.filter((s) => !declared.includes(s));
+      if (missing.length || undeclared.length) {
+        // The kernel refuses to run such a plugin at all.
+        throw new KitAssertionError(
+          `Cannot start "${this.name}": its stages do not match ${this.manifest.file}: ${
+            [
+              missing.length ? `declared but not defined: ${missing.join(", ")}` : "",
+              undeclared.length ? `defined but not declared: ${undeclared.join(", ")}` : "",
+            ].filter(Boolean).join("; ")
+          }`,
+        );
+      }
       const result = await host.call(message, label, mock.timeoutMs ?? defaultTimeout, handlers);
       await engine.settled();
       reply = result.reply;
