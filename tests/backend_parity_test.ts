@@ -406,9 +406,12 @@ function fromArgv(argv: string[], script = ""): Machine {
   device("ich9-ahci");
   const usb = {
     controllers: device("qemu-xhci").map(() => "qemu-xhci"),
-    devices: device("usb-host").map((d) =>
-      `${prop(d.props, "vendorid")}:${prop(d.props, "productid")}`
-    ),
+    devices: [
+      ...device("usb-host").map((d) =>
+        `${prop(d.props, "vendorid")}:${prop(d.props, "productid")}`
+      ),
+      ...device("usb-tablet").map(() => "tablet"),
+    ],
   };
   const passthrough = device("vfio-pci").map((d) => prop(d.props, "host") ?? "");
 
@@ -745,6 +748,8 @@ function fromXml(xml: string): Machine {
       ...all(devices, "hostdev").filter((h) => h.attrs.type === "usb").map((h) =>
         `${first(h, "source/vendor")?.attrs.id}:${first(h, "source/product")?.attrs.id}`
       ),
+      ...all(devices, "input").filter((i) => i.attrs.type === "tablet" && i.attrs.bus === "usb")
+        .map(() => "tablet"),
       ...extra.usb.devices,
     ],
   };
