@@ -66,10 +66,11 @@ export function pluginSummary(m: Manifest): PluginSummary {
 
 /** One command's line in `plugins info`: its mode, what it runs, the files it may touch. */
 function commandLine(m: Manifest, command: Manifest["commands"][number]): string {
+  const flags = new Set<unknown>(command.flags);
   const named = [...command.arguments, ...command.flags].filter((v) => v.access)
     .map((v) =>
       `${v.access}s ${v.type === "dir" ? "in the folder" : "the file"} given as ${
-        "short" in v ? `--${v.name}` : `<${v.name}>`
+        flags.has(v) ? `--${v.name}` : `<${v.name}>`
       }`
     );
   const runs = command.mode === "undo"
