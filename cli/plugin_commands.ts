@@ -201,7 +201,7 @@ function withNamedFiles(
 
 /**
  * Refuses a folder the plugin is to write in that cannot be one: something other than a folder
- * is there or above it, or (for a user other than root) its nearest folder is not writable.
+ * is there or above it, or its nearest folder is not writable (a file cannot be made in it).
  */
 function checkWritableDir(spec: ValueSpec, path: string, where: string): void {
   let existing = path;
@@ -219,14 +219,20 @@ function checkWritableDir(spec: ValueSpec, path: string, where: string): void {
       `Give ${where} a folder to write ${spec.summary} in`,
     );
   }
-  const uid = Deno.uid();
-  if (uid === null || uid === 0 || info.mode === null) return;
-  const bits = info.uid === uid ? 0o200 : info.gid === Deno.gid() ? 0o020 : 0o002;
-  if (!(info.mode & bits)) {
+  // Mode bits miss supplementary groups, ACLs and read-only mounts: make a file and remove it.
+  let probe: string | undefined;
+  try {
+    probe = Deno.makeTempFileSync({ dir: existing, prefix: ".gini-write-test-" });
+  } catch {
+    // Refused below.
+  }
+  if (probe === undefined) {
     refuse(
       `the folder "${existing}" is not writable by this user`,
       `Choose a folder you may write in for ${where}`,
     );
+  } else {
+    Deno.removeSync(probe);
   }
 }
 

@@ -177,6 +177,12 @@ Deno.test("gini docs --format md names every core plugin and every VM file key, 
   for (const command of ["gini docs", "gini plugins info", "gini check", "gini vfio plan"]) {
     assertStringIncludes(commands, `## ${command}\n`);
   }
+  // The folder holds the marker the run left, so a second run writes over its pages.
+  assert(await Deno.stat(join(dir, ".gini-docs")).then(() => true, () => false));
+  await Deno.writeTextFile(join(dir, "vm-file.md"), "stale\n");
+  const again = await runGini(env.root, ["docs", "-o", dir]);
+  assertEquals(again.code, 0, again.stderr);
+  assertStringIncludes(await Deno.readTextFile(join(dir, "vm-file.md")), "| `memory.size` |");
   // Without -o, the same pages are one Markdown document on standard output.
   const printed = await runGini(env.root, ["docs"]);
   assertEquals(printed.code, 0, printed.stderr);
@@ -267,6 +273,21 @@ Deno.test("gini docs refuses bad input with exit code 2, naming the flag", async
     assertEquals(out.code, 2, out.stderr);
     assertStringIncludes(out.stderr, `Cannot use --output "${file}": it is not a folder`);
   });
+  await t.step(
+    "an --output holding the user's own files, which its pages would replace",
+    async () => {
+      const dir = join(env.root, "project");
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(join(dir, "README.md"), "my project\n");
+      const out = await runGini(env.root, ["docs", "-o", "."], {}, dir);
+      assertEquals(out.code, 2, out.stderr);
+      assertStringIncludes(out.stderr, `Cannot write the pages in --output "${dir}"`);
+      assertStringIncludes(out.stderr, '"README.md"');
+      assertStringIncludes(out.stderr, "Give --output a new or empty folder");
+      assertEquals(await Deno.readTextFile(join(dir, "README.md")), "my project\n");
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["README.md"]);
+    },
+  );
   await t.step("its stage run on its own, without the command's plugin set", async () => {
     const out = await runGini(env.root, ["run", "docs:generate"]);
     assertEquals(out.code, 2, out.stderr);

@@ -51,7 +51,11 @@ export function workerPermissions(
   // Object.prototype, and an omitted key can never mean "inherit".
   const permissions = Object.create(null) as Deno.PermissionOptionsObject;
   Object.assign(permissions, {
-    read: list(manifest.permissions.read.map((g) => expandGrant(g, env))),
+    // And what the user named for this run (files and folders with access), which it may read.
+    read: list([
+      ...manifest.permissions.read.map((g) => expandGrant(g, env)),
+      ...Object.values(manifest.named ?? {}).flat(),
+    ]),
     net: list(manifest.permissions.net),
     env: list(manifest.permissions.env),
     sys: list(manifest.permissions.sys) as Deno.PermissionOptionsObject["sys"],

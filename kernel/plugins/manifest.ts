@@ -76,8 +76,12 @@ export const VM_PATCH_SCOPES = [
 ] as const;
 export type VmPatchScope = typeof VM_PATCH_SCOPES[number];
 
-/** The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`. */
-export const VERBS = ["up", "create", "down", "rm"] as const;
+/**
+ * The kernel's verbs a stage may serve: `up`, `up --no-start` (create), `down`, `rm`; and
+ * `settle`, what `gini up` runs after its run committed, as a run of its own: waiting on the
+ * started VM (an installation) must not put the deploy at stake, nor be undone with it.
+ */
+export const VERBS = ["up", "create", "down", "rm", "settle"] as const;
 export type Verb = typeof VERBS[number];
 
 /** One stage a plugin declares; its function lives in the plugin module. */
@@ -589,8 +593,12 @@ function flagProblems(command: Command): Problem[] {
   return problems;
 }
 
-/** Only the last argument repeats, required ones come first, and access is for files. */
-function valueProblems(command: Command): Problem[] {
+/**
+ * Only the last argument repeats, required ones come first, access is for files, and only a core
+ * plugin gives a file or folder it may read or write a default (the approved grant is for paths
+ * the user names, and a default is one the user never did).
+ */
+function valueProblems(command: Command, index: number, origin: Manifest["origin"]): Problem[] {
   const problems: Problem[] = [];
   for (const [j, arg] of command.arguments.entries()) {
     if (arg.repeatable && j < command.arguments.length - 1) {
@@ -608,14 +616,29 @@ function valueProblems(command: Command): Problem[] {
       ]);
     }
   }
-  const values: [string, { access?: string | undefined; type: string; default?: unknown }][] = [
+  const values: [
+    string,
+    { name: string; access?: string | undefined; type: string; default?: unknown },
+  ][] = [
     ...command.arguments.map((a, j) => [`arguments.${j}`, a] as [string, typeof a]),
     ...command.flags.map((f, j) => [`flags.${j}`, f] as [string, typeof f]),
   ];
   for (const [key, spec] of values) {
-    // The grant is for a path the user chose: a default may only name one in the current folder.
     const fallback = spec.default;
-    if (
+    const isPath = spec.type === "file" || spec.type === "dir";
+    if (spec.access && isPath && fallback !== undefined && origin !== "core") {
+      const label = key.startsWith("flags.") ? `--${spec.name}` : `<${spec.name}>`;
+      problems.push([
+        `${key}.default`,
+        `the ${
+          spec.type === "dir" ? "folder" : "file"
+        } ${label}, which it may ${spec.access}, has a default "${
+          String(fallback)
+        }" (commands.${index}.${key}.default): only plugins shipped with Gini may ${spec.access} a path the user did not name`,
+        `Remove default from ${label} (or its access): the user names the path on each run`,
+      ]);
+    } else if (
+      // A core plugin's default may only name a path in the current folder.
       spec.access && typeof fallback === "string" &&
       (isAbsolute(fallback) || fallback.split("/").some((part) => ["", ".", ".."].includes(part)))
     ) {
@@ -625,7 +648,7 @@ function valueProblems(command: Command): Problem[] {
         'Give a path relative to the current folder, without "..", or no default',
       ]);
     }
-    if (spec.access && spec.type !== "file" && spec.type !== "dir") {
+    if (spec.access && !isPath) {
       problems.push([
         `${key}.access`,
         "access is for file and dir values",
@@ -648,7 +671,7 @@ function commandErrors(value: RawManifest, file: string, origin: Manifest["origi
       ...modeProblems(command, value, origin),
       ...stageProblems(command, value),
       ...flagProblems(command),
-      ...valueProblems(command),
+      ...valueProblems(command, i, origin),
     ];
     seen.add(command.path);
     errors.push(

@@ -1,4 +1,7 @@
-import { assertEquals } from "../../tests/_assert.ts";
+import { assertEquals, assertStringIncludes } from "../../tests/_assert.ts";
+import { join } from "node:path";
+import { formatError } from "../errors.ts";
+import { discoverPlugins } from "./discover.ts";
 import { parseManifest } from "./manifest.ts";
 
 const HEAD = `[plugin]
@@ -72,6 +75,16 @@ Deno.test("parseManifest() holds a command to what the rest of its manifest decl
       `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "out"\ntype = "file"\naccess = "write"\ndefault = "/etc/passwd"\nsummary = "o"`,
       ["commands.0.flags.0.default"],
     ],
+    [
+      "a third party's written folder with a default",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "keys"\ntype = "dir"\naccess = "write"\ndefault = ".ssh"\nsummary = "k"`,
+      ["commands.0.flags.0.default"],
+    ],
+    [
+      "a third party's read file argument with a default",
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.arguments]]\nname = "in"\ntype = "file"\naccess = "read"\ndefault = "{name}.toml"\nsummary = "i"\n[[commands.arguments]]\nname = "name"\nsummary = "n"`,
+      ["commands.0.arguments.0.default"],
+    ],
     ["a query asking", `[[commands]]\npath = "x"\nstages = ["run"]\nconfirm = "Sure?"`, [
       "commands.0.confirm",
     ]],
@@ -89,6 +102,12 @@ Deno.test("parseManifest() holds a command to what the rest of its manifest decl
   for (const [name, commands, keys] of cases) {
     await t.step(name, () => assertEquals(commandProblems(commands), keys));
   }
+  await t.step("a core plugin may give a granted folder a default in the current folder", () => {
+    const flag = (value: string) =>
+      `[[commands]]\npath = "x"\nstages = ["run"]\n[[commands.flags]]\nname = "out"\ntype = "dir"\naccess = "write"\ndefault = "${value}"\nsummary = "o"`;
+    assertEquals(commandProblems(flag("site"), "core"), []);
+    assertEquals(commandProblems(flag("/etc"), "core"), ["commands.0.flags.0.default"]);
+  });
   await t.step("a core plugin may change without asking", () => {
     assertEquals(
       commandProblems(
@@ -130,4 +149,27 @@ Deno.test("parseManifest() keeps the kernel's keys and the core's powers from th
       ["stages.0.writes.0"],
     );
   });
+});
+
+Deno.test("discoverPlugins() refuses a third-party default on a folder it may write, naming file, key and fix", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gini-manifest-default-" });
+  try {
+    await Deno.mkdir(join(dir, "demo"));
+    const file = join(dir, "demo", "plugin.toml");
+    await Deno.writeTextFile(
+      file,
+      `${HEAD}[[commands]]\npath = "demo keys"\nsummary = "s"\nstages = ["run"]\n` +
+        `[[commands.flags]]\nname = "keys"\ntype = "dir"\naccess = "write"\ndefault = ".ssh"\nsummary = "k"\n`,
+    );
+    const discovery = await discoverPlugins([{ dir, origin: "extra" }]);
+    assertEquals(discovery.manifests, []);
+    assertEquals(discovery.errors.length, 1);
+    const text = formatError(discovery.errors[0]!);
+    assertStringIncludes(text, file);
+    assertStringIncludes(text, "commands.0.flags.0.default");
+    assertStringIncludes(text, '--keys, which it may write, has a default ".ssh"');
+    assertStringIncludes(text, "hint: Remove default from --keys");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

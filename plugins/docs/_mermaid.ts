@@ -23,7 +23,7 @@ function octal(bytes: Uint8Array): number {
 
 /**
  * One member of a gzipped tar file, read as a stream (the tarball is 26 MB, unpacked 120 MB);
- * null if the archive has no such member.
+ * null if the archive has no such member. A truncated archive throws.
  */
 export async function tarMember(path: string, member: string): Promise<Uint8Array | null> {
   let buffered = new Uint8Array(0);
@@ -84,6 +84,9 @@ export async function tarMember(path: string, member: string): Promise<Uint8Arra
       gunzip.push(chunk);
       if (done) break;
     }
+    // The last push says the stream ended: Gunzip then inflates what it held back, and a
+    // truncated archive is an error instead of a member silently missing or cut short.
+    if (!done) gunzip.push(new Uint8Array(0), true);
   } finally {
     try {
       file.close();

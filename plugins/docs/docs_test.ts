@@ -3,7 +3,7 @@
  * checked against archives GNU tar makes.
  */
 import { join } from "node:path";
-import { assertEquals } from "../../tests/_assert.ts";
+import { assertEquals, assertRejects } from "../../tests/_assert.ts";
 import { tarMember } from "./_mermaid.ts";
 
 async function tar(dir: string, out: string, ...members: string[]): Promise<void> {
@@ -31,5 +31,19 @@ Deno.test("tarMember() takes one file out of a gzipped tarball, streamed, and nu
   assertEquals(await tarMember(archive, "package/dist/big.bin"), big);
   assertEquals(await tarMember(archive, "package/empty.txt"), new Uint8Array(0));
   assertEquals(await tarMember(archive, "package/dist/mermaid.js"), null);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("tarMember() refuses a truncated tarball instead of answering with a member cut short or none", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gini-docs-tar-" });
+  await Deno.mkdir(join(dir, "package/dist"), { recursive: true });
+  const wanted = new Uint8Array(200_003).map((_, i) => (i * 31 + (i >> 9)) % 253);
+  await Deno.writeFile(join(dir, "package/dist/mermaid.min.js"), wanted);
+  const archive = join(dir, "m.tgz");
+  await tar(dir, archive, "package/dist/mermaid.min.js");
+  const whole = await Deno.readFile(archive);
+  assertEquals(await tarMember(archive, "package/dist/mermaid.min.js"), wanted);
+  await Deno.writeFile(archive, whole.subarray(0, whole.length - 2_000));
+  await assertRejects(() => tarMember(archive, "package/dist/mermaid.min.js"));
   await Deno.remove(dir, { recursive: true });
 });

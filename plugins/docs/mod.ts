@@ -36,6 +36,12 @@ import {
   MERMAID_FILE,
 } from "./_writers.ts";
 
+/**
+ * The file a `gini docs -o DIR` run leaves in DIR: a later run may write over the pages there,
+ * and in no other folder that holds files.
+ */
+export const DOCS_MARKER = ".gini-docs";
+
 type Flags = { format: "md" | "html" | "man"; output: string | null; section: string | null };
 
 /** The Mermaid renderer's text from the cached package, downloading it first (HTML only). */
@@ -58,6 +64,30 @@ async function mermaidBundle(ctx: StageContext): Promise<string | null> {
     );
   }
   return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Refuses an output folder that holds files an earlier `gini docs` did not write: its pages are
+ * written over (README.md, index.html), so only a new or empty folder, or one with the marker.
+ */
+async function checkOutputFolder(dir: string): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  } catch (error) {
+    // Not there yet, or outside what this run may read: the fs ops then say why they fail.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) return;
+    throw error;
+  }
+  if (!names.length || names.includes(DOCS_MARKER)) return;
+  const shown = names.sort().slice(0, 3).map((n) => `"${n}"`).join(", ");
+  throw stageError(
+    `Cannot write the pages in --output "${dir}": it holds files gini docs did not write (${shown}${
+      names.length > 3 ? ", …" : ""
+    }), which its pages could replace`,
+    `Give --output a new or empty folder, such as "${join(dir, "gini-docs")}"`,
+    "USAGE",
+  );
 }
 
 /** The files of a format, by path relative to the output folder. */
@@ -112,8 +142,14 @@ async function generate(ctx: StageContext): Promise<void> {
     return result({ format: "md", dir: null, files: [], text });
   }
   const dir = flags.output;
+  await checkOutputFolder(dir);
   const files = filesOf(flags, catalogue as unknown as Json, schema);
   await ctx.op("fs.mkdir", { path: dir });
+  await ctx.op("fs.write", {
+    path: join(dir, DOCS_MARKER),
+    content: "Pages written by gini docs, which writes over them when run again with this folder\n",
+    overwrite: true,
+  });
   for (const [name, content] of files) {
     await ctx.op("fs.write", { path: join(dir, name), content, overwrite: true });
   }
