@@ -4,13 +4,17 @@
  * it imports each test file (`*_test.ts`, `*.test.ts`) with the kit collecting what it registers
  * with `test()`, runs the tests one after another, and reports them on the console and, when
  * asked, as JUnit XML and HTML. The test files are the author's own code and run with Gini's
- * authority, as `deno test -A` would; the plugin they test runs in its sandboxed worker.
+ * authority, as `deno test -A` would; the plugin they test runs in its sandboxed worker. For a
+ * folder that is not Gini's own, an approved plugin's or under a `--plugin-dir`, it warns first.
  *
  * @module
  */
 import { join, relative, resolve } from "node:path";
 import { UsageError } from "../kernel/mod.ts";
 import { toFileUrl } from "../kernel/url.ts";
+import { CORE_PLUGIN_DIR } from "../kernel/plugins/discover.ts";
+import { lockPath } from "../kernel/plugins/installed.ts";
+import { readLock } from "../kernel/plugins/trust.ts";
 import { collectTests } from "../workers/testing.ts";
 import {
   consoleLine,
@@ -20,7 +24,7 @@ import {
   type TestFile,
   totals,
 } from "../workers/test_report.ts";
-import type { Cli } from "./_env.ts";
+import type { Cli, CommandEnv } from "./_env.ts";
 
 const TEST_FILE = /(^|[_.])test\.(ts|mts|js|mjs)$/;
 
@@ -42,6 +46,30 @@ async function isDirectory(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The real path, or the path itself when it cannot be resolved. */
+async function realPath(path: string): Promise<string> {
+  return await Deno.realPath(path).catch(() => path);
+}
+
+/**
+ * Is `folder` code the user already trusts: Gini's own plugins, an approved plugin folder
+ * (plugins.lock), or under a `--plugin-dir` of this run?
+ */
+async function isTrusted(c: CommandEnv, folder: string, cwd: string): Promise<boolean> {
+  const real = await realPath(folder);
+  const within = (root: string) => real === root || real.startsWith(`${root}/`);
+  const roots = [
+    CORE_PLUGIN_DIR.replace(/\/+$/, ""),
+    ...(c.flags.pluginDir ?? []).map((d) => resolve(cwd, d)),
+  ];
+  for (const root of roots) if (within(await realPath(root))) return true;
+  const lock = await readLock(lockPath(c.env)).catch(() => null);
+  for (const entry of Object.values(lock?.plugins ?? {})) {
+    if (entry.kind === "folder" && real === await realPath(entry.source)) return true;
+  }
+  return false;
 }
 
 /** Registers `gini plugins test`. */
@@ -66,6 +94,11 @@ export function registerPluginsTest(cli: Cli, group: ReturnType<Cli["program"]["
           hint:
             'Name test files *_test.ts and register tests with test() from "@gini/testing" (gini plugins new writes one)',
         });
+      }
+      if (!await isTrusted(c, folder, cli.cwd)) {
+        c.ui.warn(
+          `Running the test files in ${folder} with Gini's full rights (they are imported into this process, not into a plugin's worker): it is not an approved plugin or a --plugin-dir, so test only code you trust`,
+        );
       }
       const loaded: TestFile[] = [];
       for (const file of files) {

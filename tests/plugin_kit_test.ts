@@ -88,6 +88,18 @@ Deno.test("gini plugins new makes a plugin whose own tests pass and which bundle
     assertEquals(test.code, 0, test.stderr);
     assertMatch(test.stdout, /^5 passed, 0 failed$/m);
     assertStringIncludes(test.stderr, "ok   mod_test.ts > write-note run live writes the note");
+    // Neither approved nor a --plugin-dir: it says first that the tests run with Gini's rights.
+    const warning = `Running the test files in ${dir} with Gini's full rights`;
+    assertStringIncludes(test.stderr.split("\n")[0]!, warning);
+    const authoring = await runGini(home, [
+      "--plugin-dir",
+      join(home, "src"),
+      "plugins",
+      "test",
+      dir,
+    ]);
+    assertEquals(authoring.code, 0, authoring.stderr);
+    assert(!authoring.stderr.includes(warning), authoring.stderr);
 
     const junit = await readJunit(join(home, "junit.xml"));
     assertEquals([junit.tests, junit.failures, junit.errors], [5, 0, 0]);
@@ -262,6 +274,28 @@ Deno.test("kit assertions that should fail say what differs", async (t) => {
   await t.step("a stage expected to fail that succeeded lists its ops", async () => {
     const message = await kitFailure(() => run.assertFailed());
     assertStringIncludes(message, "to fail, but it succeeded with ops:");
+  });
+});
+
+Deno.test("a live kit call runs an op that acts on the host only with allowHostOps", async (t) => {
+  const toucher = await loadPlugin(join(REPO, "tests/fixtures/plugins/host_toucher"));
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  await t.step("live, without the option: refused naming the op and the option", async () => {
+    const run = await toucher.stage("touch", { live: true });
+    run.assertFailed('Cannot run the op "run" in a live kit call');
+    run.assertFailed("allowHostOps: true");
+    assertEquals(run.ops.map((o) => o.kind), ["fs.mkdir"]);
+    assert(!await exists(`${run.sandbox.dirs.data}/host-toucher/disk.img`), "qemu-img ran");
+  });
+  await t.step("a dry run plans it without the option", async () => {
+    const run = await toucher.stage("touch");
+    run.assertSucceeded();
+    run.assertOp(/qemu-img/, { kind: "run" });
+  });
+  await t.step("live with allowHostOps: true, it runs", async () => {
+    const run = await toucher.stage("touch", { live: true, allowHostOps: true });
+    run.assertSucceeded();
+    assert(await exists(`${run.sandbox.dirs.data}/host-toucher/disk.img`), "qemu-img did not run");
   });
 });
 

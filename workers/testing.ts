@@ -3,8 +3,10 @@
  * kernel's own {@linkcode PluginHost} with exactly its manifest's permissions, against a mock
  * context — a temporary host tree for `ctx.host`, the context keys its stage reads, a VM file or
  * a command, replies to the events it emits — as a dry run (ops planned and recorded by the
- * kernel's op engine, never executed) or live (executed against a temporary root standing for
- * Gini's directories). Every op passes the same broker checks as in `gini up`.
+ * kernel's op engine, never executed) or live (`fs.*` ops executed against a temporary root
+ * standing for Gini's directories; ops that act on the host itself — programs, LVM, QEMU, a TPM,
+ * downloads, sysfs — only with `allowHostOps: true`, as they really run on this machine). Every
+ * op passes the same broker checks as in `gini up`.
  *
  * Tests register with {@linkcode test}: under `deno test` they are Deno tests; under
  * `gini plugins test DIR` (the compiled binary has no `deno test`) Gini runs them itself and
@@ -61,8 +63,16 @@ export type EventReplyMock = Json | ((payload: Json) => Json | undefined);
 
 /** The mock context of one call into the plugin. */
 export interface MockContext {
-  /** Execute the ops against a temporary root instead of planning them (default: a dry run). */
+  /**
+   * Execute the ops instead of planning them (default: a dry run). `fs.*` ops then act on the
+   * sandbox's directories; ops that act on the host itself are refused unless `allowHostOps`.
+   */
   live?: boolean;
+  /**
+   * With `live`, also execute the ops that act on this machine rather than the sandbox
+   * ({@linkcode HOST_OP_KINDS}: programs, LVM, QEMU, a TPM, downloads, sysfs writes).
+   */
+  allowHostOps?: boolean;
   /**
    * Files of the temporary host tree `ctx.host` reads, by host path
    * (`{ "/proc/cpuinfo": "flags : vmx\n" }`); read within the manifest's `[permissions].read`.
@@ -98,6 +108,30 @@ export interface MockContext {
   replies?: Record<string, EventReplyMock | EventReplyMock[]>;
   /** The call's deadline (default: the stage's or the manifest's timeout). */
   timeoutMs?: number;
+}
+
+/**
+ * Op kinds that act on the machine the test runs on, whatever the sandbox: they run programs,
+ * change LVM volumes, start or drive QEMU and swtpm, download, write sysfs, or reach a VM. A
+ * `*` ends a prefix (`qemu.*`).
+ */
+export const HOST_OP_KINDS: readonly string[] = [
+  "run",
+  "lvm.*",
+  "qemu.*",
+  "qmp",
+  "tpm.launch",
+  "download",
+  "http.request",
+  "sysfs.write",
+  "guest.*",
+  "ssh.session",
+  "console.attach",
+];
+
+/** Does the op kind act on the host itself (one of {@linkcode HOST_OP_KINDS})? */
+function touchesHost(kind: string): boolean {
+  return HOST_OP_KINDS.some((k) => k.endsWith(".*") ? kind.startsWith(k.slice(0, -1)) : k === kind);
 }
 
 /** An event the plugin emitted during a call. */
@@ -524,11 +558,18 @@ export class KitPlugin {
     let error: PluginRun["error"];
     let reply: Json | undefined;
     let veto: string | undefined;
+    // Kept apart from the plugin's own error: it fails the run even if the plugin catches it.
+    let hostOp: string | undefined;
     try {
       const grants = grantsFor(this.manifest, env);
       const handlers: CallHandlers = {
         op: (kind, args) => {
           requested.push({ kind, args });
+          if (!dryRun && !mock.allowHostOps && touchesHost(kind)) {
+            hostOp ??=
+              `Cannot run the op "${kind}" in a live kit call: it acts on this machine, not on the sandbox's directories; set allowHostOps: true in the mock to run it here, or leave out live: true to plan it`;
+            return Promise.reject(new KitAssertionError(hostOp));
+          }
           return engine.request(grants, label, { kind, args });
         },
         read: (kind, path) => serveRead(grants, kind, path),
@@ -583,6 +624,7 @@ export class KitPlugin {
     } finally {
       host.terminate("the test call is over");
     }
+    if (hostOp) error = { message: `${label} failed: ${hostOp}` };
     return new PluginRun({
       label,
       dryRun,
