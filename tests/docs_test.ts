@@ -288,6 +288,31 @@ Deno.test("gini docs refuses bad input with exit code 2, naming the flag", async
       assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["README.md"]);
     },
   );
+  await t.step(
+    "an --output in a folder no file can be made in, whatever its mode bits",
+    async () => {
+      // Read-only to everyone; for root, whom mode bits do not stop, immutable too (chattr +i).
+      const locked = join(env.root, "locked");
+      await Deno.mkdir(locked, { mode: 0o777 });
+      await Deno.chmod(locked, 0o555);
+      const root = Deno.uid() === 0;
+      if (root) {
+        const out = await run(["chattr", "+i", locked]);
+        assertEquals(out.code, 0, out.stderr);
+      }
+      try {
+        const out = await runGini(env.root, ["--json", "docs", "-o", join(locked, "docs")]);
+        assertEquals(out.code, 2, out.stderr);
+        const error = JSON.parse(out.stdout).error;
+        assertEquals(error.location.flag, "--output");
+        assertStringIncludes(error.message, `the folder "${locked}" is not writable by this user`);
+        assertEquals([...Deno.readDirSync(locked)], []);
+      } finally {
+        if (root) await run(["chattr", "-i", locked]);
+        await Deno.chmod(locked, 0o755);
+      }
+    },
+  );
   await t.step("its stage run on its own, without the command's plugin set", async () => {
     const out = await runGini(env.root, ["run", "docs:generate"]);
     assertEquals(out.code, 2, out.stderr);
