@@ -352,6 +352,9 @@ Deno.test("a stopped VM changes in its definition only, until its four spare por
   const start = await gini(root, "start", "tiny");
   assertEquals(start.code, 0, start.stderr);
   try {
+    // query-pci lists what is behind a root port once the firmware has numbered its bus: wait
+    // until the guest's kernel has seen the disks (under load that can take a while).
+    await guestBlocks(dir, 0, " vda vdb vdc");
     assertEquals(await portDevices(dir), {
       hotplug0: ["hotnic0"],
       hotplug1: ["a"],
