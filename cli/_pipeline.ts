@@ -140,7 +140,8 @@ export async function deployVm(
       { hint: 'Create one with "gini new NAME"' },
     );
   }
-  const outcome = await runVerb(c, await plugins(c), {
+  const loaded = await plugins(c);
+  const run: VerbRun = {
     verb: start ? "up" : "create",
     dryRun,
     seeds: {
@@ -155,13 +156,33 @@ export async function deployVm(
     requestDir: dirname(path),
     command: generated?.command ?? `${dryRun ? "plan" : "up"} ${file}${start ? "" : " --no-start"}`,
     args: { file: path },
+  };
+  const outcome = await runVerb(c, loaded, run);
+  const settles = !dryRun && start && served(loaded, "settle");
+  // The deploy is committed: what waits on the started VM runs on its own (its failure, or a stop,
+  // undoes only what it did). With --json, one document holds both.
+  if (!settles || !c.ui.json) {
+    printVerb(
+      c,
+      outcome,
+      { file: path },
+      dryRun && generated
+        ? `VM file (written to ${path} without --dry-run):\n${generated.text}`
+        : undefined,
+    );
+  }
+  if (!settles) return;
+  const settled = await runVerb(c, loaded, {
+    ...run,
+    verb: "settle",
+    command: `${run.command} (settle)`,
   });
-  printVerb(
-    c,
-    outcome,
-    { file: path },
-    dryRun && generated
-      ? `VM file (written to ${path} without --dry-run):\n${generated.text}`
-      : undefined,
-  );
+  if (c.ui.json) {
+    printVerb(c, outcome, { file: path, settled: settled.output?.data ?? null });
+  } else if (settled.output?.text) c.ui.result(null, () => settled.output!.text);
+}
+
+/** Whether a loaded plugin serves `verb`. */
+function served(loaded: Resolution, verb: Verb): boolean {
+  return loaded.plugins.some((m) => m.stages.some((s) => s.serves.includes(verb)));
 }

@@ -381,8 +381,13 @@ Deno.test("a Windows VM under KVM gets virt-install's Hyper-V enlightenments and
   const kvm = await plan(["--host-root", join(REPO, "tests/fixtures/hosts/intel-nvidia")]);
   assertEquals(
     kvm.cpu,
-    "host,hv-relaxed,hv-vapic,hv-spinlocks=0x1fff,hv-vpindex,hv-runtime,hv-synic,hv-stimer,hv-frequencies,hv-tlbflush,hv-ipi,hv-time",
+    "host,hv-relaxed,hv-vapic,hv-spinlocks=0x1fff,hv-vpindex,hv-runtime,hv-synic,hv-stimer,hv-frequencies,hv-tlbflush,hv-ipi,hv-time,hv-evmcs",
   );
+  assertStringIncludes(kvm.xml, '<evmcs state="on"/>');
+  // Enlightened VMCS is Intel's: an AMD host gets the rest of the list.
+  const amd = await plan(["--host-root", join(REPO, "tests/fixtures/hosts/amd-amd")]);
+  assertMatch(amd.cpu, /,hv-ipi,hv-time$/);
+  assert(!amd.xml.includes("evmcs"), amd.xml);
   assert(!kvm.cpu.includes("hv-passthrough"));
   assertMatch(kvm.argv[kvm.argv.indexOf("-machine") + 1]!, /,hpet=off$/);
   assertStringIncludes(kvm.xml, '<spinlocks state="on" retries="8191"/>');
@@ -472,7 +477,7 @@ drivers = "${virtio}"
   // The Hyper-V list first, then the plugin's patch: KVM hidden, its own vendor id.
   assertMatch(
     argv[argv.indexOf("-cpu") + 1]!,
-    /^host,hv-relaxed,.*,hv-time,kvm=off,hv-vendor-id=GiniVfio0001$/,
+    /^host,hv-relaxed,.*,hv-time,hv-evmcs,kvm=off,hv-vendor-id=GiniVfio0001$/,
   );
   assertStringIncludes(argv.join(" "), "vfio-pci,host=0000:01:00.0");
   assertStringIncludes(argv.join(" "), "usb-storage,bus=xhci.0");

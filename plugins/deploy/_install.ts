@@ -6,11 +6,13 @@
  *
  * @module
  */
+import { dirname, join } from "node:path";
 import type { StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { libvirtXml, qemuArgv } from "../qemu_setup/hotplug.ts";
 import { own } from "./_files.ts";
-import { powerControl, record, writeDefinition } from "./_vm.ts";
+import { powerControl, readHistory, record, writeDefinition } from "./_vm.ts";
+import type { LogRecord } from "../../workers/event_log.ts";
 import { usage } from "./_errors.ts";
 
 /** What the `install` stage did: null for a VM with nothing to install. */
@@ -106,20 +108,37 @@ async function withoutMedia(ctx: StageContext, def: VmDefinition, install: Insta
 }
 
 /**
- * Sees the installation through: `from` is where the serial log stood when this run started the
- * VM (null when it was already running: its boot prompt was answered before, or not at all).
- * Polls the log once a second and the VM's state every five; `timeoutMs` bounds the wait.
+ * Where this boot's serial output begins, and whether its boot prompt was answered: from the VM's
+ * history (`started` keeps the log's size when `gini up` started it; the key press is recorded).
+ * A VM started otherwise (`gini start`) boots from its disk: no key is pressed for it.
  */
-export async function seeInstallThrough(
-  ctx: StageContext,
-  def: VmDefinition,
-  from: number | null,
-  timeoutMs: number,
-): Promise<Installed> {
+function bootOf(records: LogRecord[]): { from: number; answered: boolean } {
+  const at = records.findLastIndex((r) => r.event === "started");
+  const detail = records[at]?.detail as { serialFrom?: number } | null | undefined;
+  if (at < 0 || typeof detail?.serialFrom !== "number") return { from: 0, answered: true };
+  const answered = records.slice(at).some((r) => r.event === "boot-prompt-answered");
+  return { from: detail.serialFrom, answered };
+}
+
+/**
+ * Sees the installation of a running VM through, in `gini up`'s settle run (after the deploy
+ * committed): presses the key its boot prompt wants (once per boot `gini up` started), shows the
+ * phase, and when the done marker is in the serial log, detaches the media, writes the definition
+ * without them and the record, and removes the answer file and its image (they hold the
+ * password). A VM that is not running, or whose installation is done, is left as it is.
+ */
+export async function seeInstallThrough(ctx: StageContext, def: VmDefinition): Promise<Installed> {
   const install = def.install;
   if (!install) return null;
   if (await own.stat(install.record).catch(() => null)) {
     return { name: def.name, done: true, minutes: 0, keySent: false };
+  }
+  const state = await powerControl(ctx, def).state();
+  if (!ctx.dryRun && state !== "running") {
+    ctx.ui.warn(
+      `VM "${def.name}" is ${state}: its installation is not done (no "${install.done}" in ${def.paths.serialLog})`,
+    );
+    return { name: def.name, done: false, minutes: 0, keySent: false };
   }
   const media = def.disks.filter((d) => install.media.includes(d.id)).map((d) => d.path);
   let waited = { minutes: 0, keySent: false };
@@ -130,7 +149,8 @@ export async function seeInstallThrough(
       }`,
     );
   } else {
-    waited = await waitForDone(ctx, def, install, from, timeoutMs);
+    const boot = bootOf((await readHistory(ctx, def)).records);
+    waited = await waitForDone(ctx, def, install, boot);
   }
   await detachMedia(ctx, def, install);
   await withoutMedia(ctx, def, install);
@@ -139,6 +159,11 @@ export async function seeInstallThrough(
     content: `${new Date().toISOString()}\n`,
     overwrite: false,
   });
+  for (const secret of [join(dirname(install.record), "autounattend.xml"), ...media]) {
+    if (secret.startsWith(`${def.paths.dir}/`)) {
+      await ctx.op("fs.remove", { path: secret, missingOk: true });
+    }
+  }
   await record(ctx, def, "installed", { media });
   return { name: def.name, done: true, ...waited };
 }
@@ -147,36 +172,40 @@ async function waitForDone(
   ctx: StageContext,
   def: VmDefinition,
   install: Install,
-  from: number | null,
-  timeoutMs: number,
+  boot: { from: number; answered: boolean },
 ): Promise<{ minutes: number; keySent: boolean }> {
   const started = Date.now();
   const minutes = () => Math.floor((Date.now() - started) / 60_000);
   const progress = ctx.ui.progress(`Installing ${def.name}`);
-  // A VM that was running already had its boot prompt: no key goes to it now.
-  let answered = from === null;
+  let answered = boot.answered;
   let keySent = false;
-  let phase = answered ? "the installation is running" : "waiting for the installer's boot prompt";
+  let phase = answered
+    ? "the installation is running"
+    : "waiting for the installation disc's boot prompt";
   let checked = Date.now();
   const vm = powerControl(ctx, def);
   while (true) {
-    const log = await serialSince(def, from ?? 0);
+    // The done marker from any boot; the prompt only from this one.
+    const log = await serialSince(def, 0);
     if (log.includes(install.done)) {
       progress.complete(`${def.name}: installed in ${minutes()} min`);
       return { minutes: minutes(), keySent };
     }
-    if (!answered && log.includes(install.prompt)) {
-      await pressKey(ctx, def);
-      answered = keySent = true;
-      phase = "the installer is running (Setup reboots the VM a few times)";
+    if (!answered) {
+      if ((await serialSince(def, boot.from)).includes(install.prompt)) {
+        await pressKey(ctx, def);
+        await record(ctx, def, "boot-prompt-answered");
+        answered = keySent = true;
+        phase = "the installer is running (Setup restarts the VM a few times)";
+      }
     }
     progress.update(minutes(), `${def.name}: ${phase} (${minutes()} min)`);
-    if (Date.now() - started > timeoutMs) {
+    if (Date.now() - started > install.timeoutMs) {
       throw usage(
         `VM "${def.name}" did not finish its installation within ${
-          Math.round(timeoutMs / 60_000)
-        } min: no "${install.done}" in ${def.paths.serialLog}`,
-        `See the VM's screen (gini status ${def.name} shows its display), then run gini up again to go on waiting, or gini rm ${def.name} to start over`,
+          Math.round(install.timeoutMs / 60_000)
+        } min: no "${install.done}" in ${def.paths.serialLog}; the VM goes on`,
+        `See its screen (gini status ${def.name} shows the display), then run gini up again to go on watching; [windows] install_timeout sets how long`,
       );
     }
     if (Date.now() - checked > 5000) {
@@ -186,8 +215,8 @@ async function waitForDone(
         throw usage(
           `VM "${def.name}" ${
             state === "crashed" ? "crashed" : "powered off"
-          } before its installation was done (${phase})`,
-          `Its serial log: ${def.paths.serialLog}. Remove it (gini rm ${def.name}) and run gini up again`,
+          } before its installation was done (${phase}); its serial log: ${def.paths.serialLog}`,
+          `gini up again starts it and goes on watching, or gini rm ${def.name} to start over`,
         );
       }
     }

@@ -16,6 +16,7 @@ import {
   CONVERGE,
   type Converge,
   HISTORY,
+  INSTALLED,
   POWER_CHANGE,
   type PowerChange,
   STARTED,
@@ -266,6 +267,18 @@ export const commands: Record<string, CommandDefinition> = {
     render(view) {
       const { def, xml, data } = deployed(view);
       return { text: createText(def, xml, view.dryRun).join("\n"), data };
+    },
+  },
+  settle: {
+    render(view) {
+      const installed = contextValue(view, INSTALLED) ?? null;
+      if (!installed) return { text: "", data: null };
+      const text = !installed.done
+        ? `VM "${installed.name}": its installation is not done`
+        : installed.minutes || installed.keySent
+        ? `VM "${installed.name}" is installed (${installed.minutes} min): its installation media are detached; log in with gini ssh ${installed.name}`
+        : `VM "${installed.name}" is installed`;
+      return { text, data: installed };
     },
   },
   down: { render: powerOutput },

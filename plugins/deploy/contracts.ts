@@ -13,8 +13,6 @@ export type Started = {
   backend: string;
   pid?: number | null;
   uri?: string;
-  /** Where the serial log stood before the VM started (what the install stage reads from). */
-  serialFrom?: number;
 };
 export const STARTED: ContextKey<Started> = "deploy.started";
 

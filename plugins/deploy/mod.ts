@@ -8,6 +8,7 @@
 import { dirname } from "node:path";
 import { definePlugin, type StageContext, USER_VM_REQUEST } from "../../workers/sdk.ts";
 import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
+import { parseVmConfig } from "../qemu_setup/vm_schema.ts";
 import { commands } from "./commands.ts";
 import { CONVERGE, type Converge, INSTALLED, REMOVED, STARTED, VMS } from "./contracts.ts";
 import { seeInstallThrough, serialEnd } from "./_install.ts";
@@ -31,9 +32,6 @@ import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
 
 const definition = (ctx: StageContext) => ctx.get(VM_DEFINITION)!;
-
-/** How long `gini up` waits for an installation (the install stage's timeout is a little longer). */
-const INSTALL_TIMEOUT_MS = 4 * 3600_000;
 
 /**
  * What `up` does to the VM: deploy it (new), start it (unchanged), or apply the changes from its
@@ -185,19 +183,22 @@ export default definePlugin({
         });
       }
       await reconcile(ctx, def, "stopped");
-      const serialFrom = await serialEnd(def);
+      // Where this boot's serial output begins: the settle run answers its boot prompt there.
+      const serialFrom = def.install ? await serialEnd(def) : null;
       const started = await launch(ctx, def);
-      ctx.set(STARTED, { ...started, serialFrom });
-      await record(ctx, def, "started");
+      ctx.set(STARTED, started);
+      await record(ctx, def, "started", serialFrom === null ? null : { serialFrom });
+      if (def.install && ctx.dryRun) {
+        ctx.ui.info(
+          `Would then see the installation through: answer "${def.install.prompt}", wait for "${def.install.done}", detach the media`,
+        );
+      }
     },
     install: async (ctx) => {
-      const def = definition(ctx);
-      const started = ctx.get(STARTED) ?? null;
-      const plan = ctx.get(CONVERGE)!;
-      // A VM this run did not start and that is not running has nothing to see through now.
-      if (!started && plan.state !== "running") return ctx.set(INSTALLED, null);
-      const timeout = INSTALL_TIMEOUT_MS;
-      ctx.set(INSTALLED, await seeInstallThrough(ctx, def, started?.serialFrom ?? null, timeout));
+      const request = ctx.get(USER_VM_REQUEST)!;
+      const { name } = parseVmConfig(request.text, request.file);
+      const def = await findDefinition(ctx, name);
+      ctx.set(INSTALLED, def ? await seeInstallThrough(ctx, def) : null);
     },
     remove: async (ctx) => {
       const def = await savedDefinition(ctx, target(ctx).name);

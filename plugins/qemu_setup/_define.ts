@@ -160,7 +160,9 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
   checkCpuMemory(config, host, source, warnings);
   const accel = chooseAccel(config, host, source, warnings);
   checkFirmware(config, host, source);
-  if (config.guest !== "macos") return { accel, warnings, macos: null };
+  // Enlightened VMCS (hv-evmcs) is Intel's only.
+  const intel = host.cpu.vendor === "intel";
+  if (config.guest !== "macos") return { accel, warnings, macos: null, intel };
   if (!config.firmware.code && host.firmware.ovmf.length === 0) {
     throw configError(
       source,
@@ -170,7 +172,7 @@ export function validateRequest(config: VmConfig, host: EnvironmentData, source:
     );
   }
   const macos = planMacos(config, host, source, accel);
-  return { accel, warnings: [...warnings, ...macos.warnings], macos: macos.plan };
+  return { accel, warnings: [...warnings, ...macos.warnings], macos: macos.plan, intel };
 }
 
 /** The CPU and memory part. */
@@ -399,6 +401,7 @@ function windowsMediaDisks(index: number, media: WindowsMedia): VmDisk[] {
     volumeGroup: null,
     logicalVolume: null,
     readonly: true,
+    installMedia: true,
   } as const;
   return [
     {
@@ -429,10 +432,11 @@ export function windowsInstall(
 ): VmDefinition["install"] {
   if (!media || media.installed) return undefined;
   return {
-    media: disks.filter((d) => d.name.startsWith("windows-")).map((d) => d.id),
+    media: disks.filter((d) => d.installMedia).map((d) => d.id),
     prompt: media.prompt,
     done: media.done,
     record: media.record,
+    timeoutMs: media.timeoutMinutes * 60_000,
   };
 }
 

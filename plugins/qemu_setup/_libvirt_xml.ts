@@ -4,13 +4,7 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import {
-  HYPERV_ENLIGHTENMENTS,
-  hypervEnlightened,
-  nicArgs,
-  tpmModel,
-  usbTablet,
-} from "./_qemu_args.ts";
+import { hypervEnlightened, hypervList, nicArgs, usbTablet } from "./_qemu_args.ts";
 import { HOTPLUG_PORTS } from "./names.ts";
 
 function esc(text: string | number): string {
@@ -270,7 +264,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   if (def.hypervisor?.hypervVendorId || enlightened) {
     x.push('    <hyperv mode="custom">');
     // qemuArgv's HYPERV_ENLIGHTENMENTS, in libvirt's words (hv-time is the hypervclock timer).
-    for (const hv of enlightened ? HYPERV_ENLIGHTENMENTS : []) {
+    for (const hv of hypervList(def)) {
       const [name, value] = hv.slice(3).split("=");
       if (name === "time") continue;
       x.push(
@@ -399,7 +393,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
   }
   if (def.tpm.enabled) {
     x.push(
-      `    <tpm model="${tpmModel(def)}">`,
+      `    <tpm model="${def.tpm.model ?? "tpm-tis"}">`,
       '      <backend type="emulator" version="2.0"/>',
       "    </tpm>",
     );

@@ -12,7 +12,7 @@ type Definition = Omit<VmDefinition, "argv">;
 /**
  * The Hyper-V enlightenments a Windows guest gets under KVM: virt-install's list, never
  * hv-passthrough (QEMU's docs call it a debugging feature that prevents migration). `hv-time` is
- * libvirt's hypervclock timer; evmcs (Intel hosts only) is not given.
+ * libvirt's hypervclock timer; `hv-evmcs` follows on Intel hosts ({@linkcode hypervList}).
  */
 export const HYPERV_ENLIGHTENMENTS = [
   "hv-relaxed",
@@ -28,17 +28,23 @@ export const HYPERV_ENLIGHTENMENTS = [
   "hv-time",
 ] as const;
 
+/** The enlightenments of a VM: the list above, and enlightened VMCS on an Intel host. */
+export function hypervList(def: Pick<Definition, "guest" | "accel" | "hypervisor">): string[] {
+  if (!hypervEnlightened(def)) return [];
+  return [...HYPERV_ENLIGHTENMENTS, ...(def.hypervisor?.evmcs ? ["hv-evmcs"] : [])];
+}
+
 /** Whether a VM gets the Hyper-V enlightenments (and no HPET): a Windows guest under KVM. */
 export function hypervEnlightened(def: Pick<Definition, "guest" | "accel">): boolean {
   return def.guest === "windows" && def.accel === "kvm";
 }
 
 /**
- * The TPM's interface: CRB for Windows (what virt-install gives Windows 11; TPM 2.0 only), TIS
- * for the others.
+ * The TPM's interface for a new definition: CRB for Windows (what virt-install gives Windows 11;
+ * TPM 2.0 only), TIS for the others.
  */
-export function tpmModel(def: Pick<Definition, "guest">): "tpm-crb" | "tpm-tis" {
-  return def.guest === "windows" ? "tpm-crb" : "tpm-tis";
+export function tpmModel(guest: Definition["guest"]): "tpm-crb" | "tpm-tis" {
+  return guest === "windows" ? "tpm-crb" : "tpm-tis";
 }
 
 /** A Windows guest with a display gets a USB tablet. */
@@ -53,7 +59,7 @@ function cpuArg(def: Definition): string {
   return [
     model,
     // Before the file's own features, so that vm_patch additions stay last (kvm=off, hv-vendor-id).
-    ...(hypervEnlightened(def) ? HYPERV_ENLIGHTENMENTS : []),
+    ...hypervList(def),
     ...def.cpu.features,
     ...(hv?.kvmHidden ? ["kvm=off"] : []),
     ...(hv?.hypervVendorId ? [`hv-vendor-id=${hv.hypervVendorId}`] : []),
@@ -272,7 +278,8 @@ export function qemuArgv(def: Definition): string[] {
   if (def.tpm.enabled) {
     push("-chardev", `socket,id=chrtpm,path=${def.tpm.socket}`);
     push("-tpmdev", "emulator,id=tpm0,chardev=chrtpm");
-    push("-device", `${tpmModel(def)},tpmdev=tpm0`);
+    // A definition saved before the model was chosen has TIS.
+    push("-device", `${def.tpm.model ?? "tpm-tis"},tpmdev=tpm0`);
   }
   const tablet = usbTablet(def);
   if (def.usb.length || usbDisks.length || tablet) {

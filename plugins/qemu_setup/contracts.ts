@@ -33,6 +33,8 @@ export const VmDiskSchema = z.object({
    * PCI bus ("pci.0", pc). Absent for the disks of the VM file.
    */
   hotplugPort: z.string().exactOptional(),
+  /** Installation media (Windows'): attached until the installation is done, then detached. */
+  installMedia: z.boolean().exactOptional(),
 });
 export type VmDisk = Plain<z.infer<typeof VmDiskSchema>>;
 
@@ -79,6 +81,8 @@ export const VmDefinitionSchema = z.object({
     kvmHidden: z.boolean(),
     /** Hyper-V vendor ID, at most 12 characters. */
     hypervVendorId: z.string().regex(/^[A-Za-z0-9]{1,12}$/).nullable(),
+    /** Enlightened VMCS for a Windows guest under KVM on an Intel host (virt-install's evmcs). */
+    evmcs: z.boolean().exactOptional(),
   }).default({ kvmHidden: false, hypervVendorId: null }),
   disks: z.array(VmDiskSchema),
   nics: z.array(VmNicSchema),
@@ -101,6 +105,8 @@ export const VmDefinitionSchema = z.object({
   }),
   tpm: z.object({
     enabled: z.boolean(),
+    /** The TPM's interface (absent in definitions saved before it was chosen: tpm-tis). */
+    model: z.enum(["tpm-tis", "tpm-crb"]).exactOptional(),
     socket: z.string().nullable(),
     stateDir: z.string().nullable(),
   }),
@@ -157,6 +163,8 @@ export const VmDefinitionSchema = z.object({
     prompt: z.string(),
     done: z.string(),
     record: z.string(),
+    /** How long `gini up` watches for `done`. */
+    timeoutMs: z.number().int().positive(),
   }).exactOptional(),
   emulator: z.string(),
   /** The full QEMU command line, program first. */

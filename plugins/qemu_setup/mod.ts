@@ -40,7 +40,7 @@ import {
   windowsInstall,
 } from "./_define.ts";
 import { vmUuid } from "./names.ts";
-import { qemuArgv } from "./_qemu_args.ts";
+import { qemuArgv, tpmModel } from "./_qemu_args.ts";
 import { libvirtXml } from "./_libvirt_xml.ts";
 import { atLeast, libvirtVersion, NVRAM_FORMAT_SINCE, showVersion } from "./_libvirt_version.ts";
 import { macosArgs } from "./_macos.ts";
@@ -180,7 +180,12 @@ export default definePlugin({
         display: { type: c.display.type, port: c.display.port ?? null },
         firmware: storage.firmware,
         tpm: c.tpm.enabled
-          ? { enabled: true, socket: join(dir, "swtpm.sock"), stateDir: join(dir, "tpm") }
+          ? {
+            enabled: true,
+            model: tpmModel(c.guest),
+            socket: join(dir, "swtpm.sock"),
+            stateDir: join(dir, "tpm"),
+          }
           : { enabled: false, socket: null, stateDir: null },
         usb: vfio.usb,
         passthrough: vfio.passthrough,
@@ -206,7 +211,13 @@ export default definePlugin({
           serialLog: join(dir, "serial.log"),
           pidFile: join(dir, "qemu.pid"),
         },
-        hypervisor: { kvmHidden: false, hypervVendorId: null },
+        hypervisor: {
+          kvmHidden: false,
+          hypervVendorId: null,
+          ...(c.guest === "windows" && cpuRam.accel === "kvm" && checked.intel
+            ? { evmcs: true }
+            : {}),
+        },
         emulator: "qemu-system-x86_64",
         warnings: checked.warnings,
       };

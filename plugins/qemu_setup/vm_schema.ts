@@ -232,6 +232,9 @@ export const WindowsSchema = z.strictObject({
   bypass_checks: z.boolean().describe(
     "Install Windows 11 without TPM or Secure Boot (Setup's LabConfig bypass keys)",
   ).default(false),
+  install_timeout: z.number().int().min(1).max(1380).describe(
+    "Minutes gini up waits for the installation to be done before it stops watching (the VM goes on)",
+  ).default(240),
 });
 export type WindowsConfig = Plain<z.output<typeof WindowsSchema>>;
 

@@ -31,6 +31,8 @@ export const WindowsMediaSchema = z.object({
   prompt: z.string(),
   /** The line the first logon writes on COM1 when the installation is done. */
   done: z.string(),
+  /** How long gini up waits for it, in minutes (`[windows] install_timeout`). */
+  timeoutMinutes: z.number().int().positive(),
 });
 export type WindowsMedia = Plain<z.infer<typeof WindowsMediaSchema>>;
 

@@ -378,8 +378,12 @@ export default definePlugin({
       password = password.split(/\r?\n/)[0]!;
       const dir = join(ctx.dirs.data, "vms", vm.name);
       const record = join(dir, "windows", "installed");
-      // Read with the worker's own permission ({data}/vms): the VM's folder, not a host path.
-      const installed = await Deno.stat(record).then(() => true, () => false);
+      // Read with the worker's own permission ({data}/vms): the VM's folder, not a host path. A
+      // VM saved before Gini saw installations through has no record and no install in its
+      // definition: it is not given media it never had.
+      const saved = await Deno.readTextFile(join(dir, "vm.json")).catch(() => null);
+      const installed = await Deno.stat(record).then(() => true, () => false) ||
+        (saved !== null && !("install" in JSON.parse(saved)));
       ctx.set(CONFIG, {
         name: vm.name,
         ...base,
@@ -539,7 +543,12 @@ export default definePlugin({
       const drivers = ctx.get(DRIVERS);
       const answer = ctx.get(ANSWER_FILE);
       const img = join(c.dir, "unattend.img");
-      const done = { record: c.record, prompt: BOOT_PROMPT, done: DONE_MARKER };
+      const done = {
+        record: c.record,
+        prompt: BOOT_PROMPT,
+        done: DONE_MARKER,
+        timeoutMinutes: c.windows.install_timeout,
+      };
       if (!chosen || !drivers || !answer) {
         ctx.set(WINDOWS_MEDIA, {
           installer: c.windows.iso,
