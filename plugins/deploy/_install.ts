@@ -67,20 +67,12 @@ async function detachMedia(ctx: StageContext, def: VmDefinition, install: Instal
   const media = def.disks.filter((d) => install.media.includes(d.id));
   for (const disk of media) {
     if (def.backend === "libvirt") {
+      // The running domain and its persistent definition both: the next start has no media.
+      const virsh = ["virsh", "-c", def.libvirtUri];
       await ctx.op("run", {
         argv: disk.cdrom
-          ? [
-            "virsh",
-            "-c",
-            def.libvirtUri,
-            "change-media",
-            def.name,
-            disk.path,
-            "--eject",
-            "--live",
-          ]
-          : ["virsh", "-c", def.libvirtUri, "detach-disk", def.name, disk.path, "--live"],
-        allowFailure: true,
+          ? [...virsh, "change-media", def.name, disk.path, "--eject", "--live", "--config"]
+          : [...virsh, "detach-disk", def.name, disk.path, "--live", "--config"],
       });
       continue;
     }
