@@ -9,6 +9,7 @@
 /** Reads of the VM folders, as `ctx.host` offers them for the host. */
 export const own = {
   readText: (path: string): Promise<string> => Deno.readTextFile(path),
+  readBytes: (path: string): Promise<Uint8Array> => Deno.readFile(path),
   readDir: async (path: string): Promise<string[]> =>
     (await Array.fromAsync(Deno.readDir(path))).map((e) => e.name),
   stat: (path: string): Promise<Deno.FileInfo> => Deno.stat(path),

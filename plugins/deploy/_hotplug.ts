@@ -28,9 +28,7 @@ import {
   deviceXml,
   diskHotplug,
   hotplugPorts,
-  libvirtXml,
   nicHotplug,
-  qemuArgv,
   usbHotplug,
 } from "../qemu_setup/hotplug.ts";
 import { diskNodes, vmMac } from "../qemu_setup/names.ts";
@@ -39,9 +37,10 @@ import {
   powerControl,
   type PowerState,
   record,
+  redefine,
+  rewriteDefinition,
   savedDefinition,
   VM_COMMAND,
-  writeDefinition,
 } from "./_vm.ts";
 import { own } from "./_files.ts";
 import {
@@ -217,23 +216,12 @@ function sparePort(def: VmDefinition, live: LivePorts | null): string {
   return free;
 }
 
-/** The definition with another set of disks or NICs, its argv made again. */
-function redefine(
-  def: VmDefinition,
-  change: Partial<Pick<VmDefinition, "disks" | "nics" | "usb">>,
-) {
-  const { argv: _argv, ...rest } = { ...def, ...change };
-  return { ...rest, argv: qemuArgv(rest) } as VmDefinition;
-}
-
 /**
  * Writes the VM's definition again (vm.json, start.sh, vm.xml, each undone by restoring the old
  * file) and what was attached by command.
  */
 async function persist(ctx: StageContext, def: VmDefinition, attached: Attached) {
-  const oldXml = await own.readText(def.paths.domainXml).catch(() => "");
-  const nvramFormat = oldXml.includes('<nvram format="qcow2">');
-  await writeDefinition(ctx, def, libvirtXml(def, { nvramFormat }));
+  await rewriteDefinition(ctx, def);
   await ctx.op("fs.write", {
     path: attachedFile(def),
     content: JSON.stringify(attached, null, 2) + "\n",

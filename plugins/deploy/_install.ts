@@ -9,9 +9,8 @@
 import { dirname, join } from "node:path";
 import type { StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
-import { libvirtXml, qemuArgv } from "../qemu_setup/hotplug.ts";
 import { own } from "./_files.ts";
-import { powerControl, readHistory, record, writeDefinition } from "./_vm.ts";
+import { powerControl, readHistory, record, redefine, rewriteDefinition } from "./_vm.ts";
 import type { LogRecord } from "../../workers/event_log.ts";
 import { usage } from "./_errors.ts";
 
@@ -20,25 +19,9 @@ export type Installed = { name: string; done: boolean; minutes: number; keySent:
 
 type Install = NonNullable<VmDefinition["install"]>;
 
-/** The serial log from `from` on (bytes), as text. */
-async function serialSince(def: VmDefinition, from: number): Promise<string> {
-  const file = await Deno.open(def.paths.serialLog).catch(() => null);
-  if (!file) return "";
-  try {
-    const size = (await file.stat()).size;
-    if (size <= from) return "";
-    await file.seek(from, Deno.SeekMode.Start);
-    const bytes = new Uint8Array(size - from);
-    let got = 0;
-    while (got < bytes.length) {
-      const n = await file.read(bytes.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return new TextDecoder().decode(bytes.subarray(0, got));
-  } finally {
-    file.close();
-  }
+/** The serial log's bytes so far (none before the VM wrote any). */
+function serialBytes(def: VmDefinition): Promise<Uint8Array> {
+  return own.readBytes(def.paths.serialLog).catch(() => new Uint8Array());
 }
 
 /** The serial log's size now: where a VM about to start begins writing. */
@@ -86,17 +69,11 @@ async function detachMedia(ctx: StageContext, def: VmDefinition, install: Instal
   }
 }
 
-/** The definition without the installation's media, its argv and domain XML made again. */
+/** Writes the definition without the installation's media, its argv and domain XML made again. */
 async function withoutMedia(ctx: StageContext, def: VmDefinition, install: Install) {
-  const { argv: _argv, install: _install, ...rest } = def;
-  const next = { ...rest, disks: def.disks.filter((d) => !install.media.includes(d.id)) };
-  const full = { ...next, argv: qemuArgv(next) } as VmDefinition;
-  const oldXml = await own.readText(def.paths.domainXml).catch(() => "");
-  await writeDefinition(
-    ctx,
-    full,
-    libvirtXml(full, { nvramFormat: oldXml.includes('<nvram format="qcow2">') }),
-  );
+  const { install: _install, ...rest } = def;
+  const disks = def.disks.filter((d) => !install.media.includes(d.id));
+  await rewriteDefinition(ctx, redefine(rest, { disks }));
 }
 
 /**
@@ -178,13 +155,14 @@ async function waitForDone(
   const vm = powerControl(ctx, def);
   while (true) {
     // The done marker from any boot; the prompt only from this one.
-    const log = await serialSince(def, 0);
-    if (log.includes(install.done)) {
+    const log = await serialBytes(def);
+    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    if (decode(log).includes(install.done)) {
       progress.complete(`${def.name}: installed in ${minutes()} min`);
       return { minutes: minutes(), keySent };
     }
     if (!answered) {
-      if ((await serialSince(def, boot.from)).includes(install.prompt)) {
+      if (decode(log.subarray(boot.from)).includes(install.prompt)) {
         await pressKey(ctx, def);
         await record(ctx, def, "boot-prompt-answered");
         answered = keySent = true;

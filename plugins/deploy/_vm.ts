@@ -11,6 +11,7 @@ import { type LogRecord, type VerifiedLog, verifyLog } from "../../workers/event
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
+import { libvirtXml, qemuArgv } from "../qemu_setup/hotplug.ts";
 import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
 
@@ -164,6 +165,25 @@ export async function writeDefinition(
     content: JSON.stringify(def, null, 2) + "\n",
     overwrite: true,
   });
+}
+
+/** The definition with another set of disks, NICs or USB devices, its argv made again. */
+export function redefine(
+  def: VmDefinition,
+  change: Partial<Pick<VmDefinition, "disks" | "nics" | "usb">>,
+): VmDefinition {
+  const { argv: _argv, ...rest } = { ...def, ...change };
+  return { ...rest, argv: qemuArgv(rest) } as VmDefinition;
+}
+
+/**
+ * Writes a changed definition again ({@linkcode writeDefinition}), its domain XML made with the
+ * NVRAM format the saved one has (libvirt 9.2.0 or later reads qcow2 variables).
+ */
+export async function rewriteDefinition(ctx: StageContext, def: VmDefinition): Promise<void> {
+  const oldXml = await own.readText(def.paths.domainXml).catch(() => "");
+  const nvramFormat = oldXml.includes('<nvram format="qcow2">');
+  await writeDefinition(ctx, def, libvirtXml(def, { nvramFormat }));
 }
 
 /** The pid of a running VM's QEMU, from its pid file (null under libvirt, or when stopped). */
