@@ -4,7 +4,7 @@
  * @module
  */
 import type { VmDefinition, VmDisk, VmNic } from "./contracts.ts";
-import { hypervEnlightened, hypervList, nicArgs, usbTablet } from "./_qemu_args.ts";
+import { hypervEnlightened, hypervList, nicArgs, usbController, usbTablet } from "./_qemu_args.ts";
 import { HOTPLUG_PORTS } from "./names.ts";
 
 function esc(text: string | number): string {
@@ -182,8 +182,7 @@ function libvirtPortDevices(def: VmDefinition, targets: { bus: string }[]): numb
   const nics = def.nics.filter((n) => !(n.type === "user" && n.forwards.length)).length;
   const serial = def.guest !== "macos" || def.display.type === "spice" ? 1 : 0;
   return targets.filter((t) => t.bus === "virtio").length + nics + serial + 1 +
-    (def.usb.length || targets.some((t) => t.bus === "usb") || usbTablet(def) ? 1 : 0) +
-    def.passthrough.length;
+    (usbController(def) ? 1 : 0) + def.passthrough.length;
 }
 
 /** PCI devices QEMU may be given as they are (by extra_args too). */
@@ -323,8 +322,7 @@ export function libvirtXml(def: VmDefinition, options = { nvramFormat: false }):
     }
   });
   // Only the USB controller the definition needs (libvirt would add one by itself).
-  const xhci = def.usb.length || targets.some((t) => t.bus === "usb") || usbTablet(def);
-  x.push(`    <controller type="usb" model="${xhci ? "qemu-xhci" : "none"}"/>`);
+  x.push(`    <controller type="usb" model="${usbController(def) ? "qemu-xhci" : "none"}"/>`);
   if (usbTablet(def)) x.push('    <input type="tablet" bus="usb"/>');
   // Spare root ports for hotplug (gini attach: virsh attach-device), as virt-install adds them,
   // after the root complex (which libvirt would take the first unnumbered PCI controller for).

@@ -52,6 +52,13 @@ export function usbTablet(def: Pick<Definition, "guest" | "display">): boolean {
   return def.guest === "windows" && def.display.type !== "none";
 }
 
+/** Whether a VM has a USB controller: for host USB devices, a USB disk or the tablet. */
+export function usbController(
+  def: Pick<Definition, "guest" | "display" | "usb" | "disks">,
+): boolean {
+  return def.usb.length > 0 || def.disks.some((d) => d.bus === "usb") || usbTablet(def);
+}
+
 function cpuArg(def: Definition): string {
   // "host" is only meaningful with KVM; under TCG "max" gives every feature TCG can emulate.
   const model = def.cpu.model === "host" && def.accel === "tcg" ? "max" : def.cpu.model;
@@ -281,11 +288,10 @@ export function qemuArgv(def: Definition): string[] {
     // A definition saved before the model was chosen has TIS.
     push("-device", `${def.tpm.model ?? "tpm-tis"},tpmdev=tpm0`);
   }
-  const tablet = usbTablet(def);
-  if (def.usb.length || usbDisks.length || tablet) {
+  if (usbController(def)) {
     push("-device", "qemu-xhci,id=xhci", ...usbDisks);
     // Windows' pointer follows the host's exactly with an absolute device.
-    if (tablet) push("-device", "usb-tablet,bus=xhci.0");
+    if (usbTablet(def)) push("-device", "usb-tablet,bus=xhci.0");
     for (const u of def.usb) {
       const id = u.id ? `,id=${u.id}` : "";
       push("-device", `usb-host,bus=xhci.0,vendorid=0x${u.vendor},productid=0x${u.product}${id}`);
