@@ -1,11 +1,29 @@
 /**
  * The message union spoken between the kernel and plugin workers, versioned and
- * validated with zod on both sides. Every message is hostile input: it is
- * checked for size, depth and prototype keys before its shape.
+ * checked on both sides (with `shape.ts`, not zod: every worker parses it, and loading zod would
+ * cost each one about 15 ms). Every message is hostile input: it is checked for size, depth and
+ * prototype keys before its shape.
  *
  * @module
  */
-import { z } from "zod";
+import {
+  arr,
+  bool,
+  check,
+  type Infer,
+  type Json,
+  json,
+  lit,
+  num,
+  obj,
+  oneOf,
+  opt,
+  rec,
+  type Shape,
+  str,
+  tagged,
+  withDefault,
+} from "./shape.ts";
 import type { VmPatchScope } from "../kernel/plugins/manifest.ts";
 
 /** Bumped on any incompatible change to the messages below. */
@@ -63,8 +81,7 @@ export function runtimeValue(why: string): string {
 /** Matches one `runtimeValue()` marker inside a string. */
 export const RUNTIME_VALUE_PATTERN = /<known at run time: [^>]*>/g;
 
-/** Plain JSON-like data, as context values and op arguments are. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type { Json };
 
 /**
  * One reply to an emitted event as the kernel hands it back: `plugin`, `manifest` and `grants`
@@ -82,194 +99,168 @@ export type EventReply = {
   reply: Json;
 };
 
-const json: z.ZodType<Json> = z.lazy(() =>
-  z.union([
-    z.null(),
-    z.boolean(),
-    z.number(),
-    z.string(),
-    z.array(json),
-    z.record(z.string(), json),
-  ])
-);
-
 /** Messages a plugin shows the user through the kernel's UI. */
-export const UiMessageSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.enum(["info", "warn", "error", "debug"]),
-    text: z.string().max(64 * 1024),
-    source: z.string().optional(),
+export const UiMessageSchema = tagged([
+  obj({
+    type: oneOf(["info", "warn", "error", "debug"]),
+    text: str({ max: 64 * 1024 }),
+    source: opt(str()),
   }),
-  z.object({
-    type: z.literal("progress"),
-    phase: z.enum(["start", "update", "complete"]),
-    id: z.string().max(200),
-    label: z.string().max(1000).optional(),
-    total: z.number().nonnegative().optional(),
-    current: z.number().nonnegative().optional(),
+  obj({
+    type: lit("progress"),
+    phase: oneOf(["start", "update", "complete"]),
+    id: str({ max: 200 }),
+    label: opt(str({ max: 1000 })),
+    total: opt(num({ min: 0 })),
+    current: opt(num({ min: 0 })),
     /** "bytes": the renderer shows sizes, rate and ETA. */
-    unit: z.literal("bytes").optional(),
-    source: z.string().optional(),
+    unit: opt(lit("bytes")),
+    source: opt(str()),
   }),
 ]);
-export type UiMessage = z.infer<typeof UiMessageSchema>;
+export type UiMessage = Infer<typeof UiMessageSchema>;
 
 /** An error as it crosses the worker boundary. */
-export const WireErrorSchema = z.object({
-  name: z.string(),
-  message: z.string(),
-  code: z.string().optional(),
-  hint: z.string().optional(),
-  stack: z.string().optional(),
-  location: z.object({
-    file: z.string().optional(),
-    flag: z.string().max(100).optional(),
-    line: z.number().optional(),
-    column: z.number().optional(),
-    key: z.string().optional(),
-  }).optional(),
+export const WireErrorSchema = obj({
+  name: str(),
+  message: str(),
+  code: opt(str()),
+  hint: opt(str()),
+  stack: opt(str()),
+  location: opt(obj({
+    file: opt(str()),
+    flag: opt(str({ max: 100 })),
+    line: opt(num()),
+    column: opt(num()),
+    key: opt(str()),
+  })),
 });
-export type WireError = z.infer<typeof WireErrorSchema>;
+export type WireError = Infer<typeof WireErrorSchema>;
 
 /** An operation request: its kind and its arguments, validated by the op's own schema. */
-export const OpRequestSchema = z.object({ kind: z.string().max(100), args: json });
-export type OpRequest = z.infer<typeof OpRequestSchema>;
+export const OpRequestSchema = obj({ kind: str({ max: 100 }), args: json });
+export type OpRequest = Infer<typeof OpRequestSchema>;
 
-const id = z.number().int().nonnegative();
+const id = num({ int: true, min: 0 });
 
 /**
  * What a plugin renders a command's output from: the command as parsed, the final values of the
  * context keys the plugin's stages read or write, and the run's plan (the ops it asked for).
  */
-export const RenderViewSchema = z.object({
-  command: z.string(),
-  args: z.record(z.string(), json),
-  flags: z.record(z.string(), json),
-  context: z.record(z.string(), json),
-  dryRun: z.boolean(),
+export const RenderViewSchema = obj({
+  command: str(),
+  args: rec(json),
+  flags: rec(json),
+  context: rec(json),
+  dryRun: bool(),
   /** query: a read-only command; plan: a change shown before it runs; applied: after it ran. */
-  phase: z.enum(["query", "plan", "applied"]),
+  phase: oneOf(["query", "plan", "applied"]),
   /** The run's plan as the kernel shows it, and as data (stages, ops, summary). */
-  plan: z.string(),
+  plan: str(),
   report: json,
   /** Whether colours reach the terminal. */
-  color: z.boolean(),
+  color: bool(),
 });
-export type RenderView = z.infer<typeof RenderViewSchema>;
+export type RenderView = Infer<typeof RenderViewSchema>;
 
 /**
  * A plugin's rendering of a command's output (the reply to "render"): the text, the data `--json`
  * prints, and the exit code (1: the command found a failure, as `gini check` does; another
  * program's code passed through, as `gini ssh` and `gini exec` do).
  */
-export const RenderOutputSchema = z.object({
-  text: z.string(),
-  data: json.optional(),
-  exitCode: z.number().int().min(0).max(255).optional(),
+export const RenderOutputSchema = obj({
+  text: str(),
+  data: opt(json),
+  exitCode: opt(num({ int: true, min: 0, max: 255 })),
 });
-export type RenderOutput = z.infer<typeof RenderOutputSchema>;
+export type RenderOutput = Infer<typeof RenderOutputSchema>;
 
 /** Kernel → worker. */
-export const KernelMessageSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("init"),
-    v: z.literal(PROTOCOL_VERSION),
-    plugin: z.string(),
-    dryRun: z.boolean(),
-    hostRoot: z.string(),
-    dirs: z.object({ config: z.string(), data: z.string(), state: z.string(), cache: z.string() }),
+export const KernelMessageSchema = tagged([
+  obj({
+    type: lit("init"),
+    v: lit(PROTOCOL_VERSION),
+    plugin: str(),
+    dryRun: bool(),
+    hostRoot: str(),
+    dirs: obj({ config: str(), data: str(), state: str(), cache: str() }),
     /** A packaged plugin's bundle (a `blob:` URL), which the bootstrap imports. */
-    module: z.string().startsWith("blob:").optional(),
+    module: opt(str({ startsWith: "blob:" })),
   }),
-  z.object({
-    type: z.literal("run-stage"),
+  obj({ type: lit("run-stage"), call: id, stage: str(), context: rec(json) }),
+  obj({ type: lit("preflight"), call: id }),
+  obj({
+    type: lit("hook"),
     call: id,
-    stage: z.string(),
-    context: z.record(z.string(), json),
+    hook: oneOf(["pre-stage", "post-stage"]),
+    stage: str(),
+    error: opt(str()),
   }),
-  z.object({ type: z.literal("preflight"), call: id }),
-  z.object({
-    type: z.literal("hook"),
-    call: id,
-    hook: z.enum(["pre-stage", "post-stage"]),
-    stage: z.string(),
-    error: z.string().optional(),
-  }),
-  z.object({ type: z.literal("event"), call: id, event: z.string(), payload: json }),
-  z.object({ type: z.literal("render"), call: id, command: z.string(), view: RenderViewSchema }),
-  z.object({
-    type: z.literal("op-result"),
+  obj({ type: lit("event"), call: id, event: str(), payload: json }),
+  obj({ type: lit("render"), call: id, command: str(), view: RenderViewSchema }),
+  obj({
+    type: lit("op-result"),
     req: id,
-    ok: z.boolean(),
-    result: json.optional(),
-    error: WireErrorSchema.optional(),
+    ok: bool(),
+    result: opt(json),
+    error: opt(WireErrorSchema),
   }),
 ]);
-export type KernelMessage = z.infer<typeof KernelMessageSchema>;
+export type KernelMessage = Infer<typeof KernelMessageSchema>;
 
 /** Worker → kernel. */
-export const WorkerMessageSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("ready"),
-    v: z.literal(PROTOCOL_VERSION),
-    stages: z.array(z.string()),
-    events: z.array(z.string()),
-    hooks: z.array(z.enum(["pre-stage", "post-stage"])),
-    preflight: z.boolean(),
+export const WorkerMessageSchema = tagged([
+  obj({
+    type: lit("ready"),
+    v: lit(PROTOCOL_VERSION),
+    stages: arr(str()),
+    events: arr(str()),
+    hooks: arr(oneOf(["pre-stage", "post-stage"])),
+    preflight: bool(),
     /** Commands the module renders output for. */
-    renders: z.array(z.string()).default([]),
+    renders: withDefault(arr(str()), () => []),
   }),
-  z.object({ type: z.literal("init-failed"), error: WireErrorSchema }),
+  obj({ type: lit("init-failed"), error: WireErrorSchema }),
   /** The plugin's code threw (or rejected) outside any call; the kernel stops the worker. */
-  z.object({ type: z.literal("crashed"), error: WireErrorSchema }),
-  z.object({ type: z.literal("op"), req: id, call: id, op: OpRequestSchema }),
-  z.object({
-    type: z.literal("read"),
+  obj({ type: lit("crashed"), error: WireErrorSchema }),
+  obj({ type: lit("op"), req: id, call: id, op: OpRequestSchema }),
+  obj({
+    type: lit("read"),
     req: id,
     call: id,
-    read: z.object({
-      kind: z.enum(["text", "dir", "link", "stat"]),
-      path: z.string().max(4096),
-    }),
+    read: obj({ kind: oneOf(["text", "dir", "link", "stat"]), path: str({ max: 4096 }) }),
   }),
-  z.object({ type: z.literal("ui"), call: id.optional(), message: UiMessageSchema }),
-  z.object({ type: z.literal("subscribe"), event: z.string().max(200) }),
-  z.object({
-    type: z.literal("emit"),
-    req: id,
+  obj({ type: lit("ui"), call: opt(id), message: UiMessageSchema }),
+  obj({ type: lit("subscribe"), event: str({ max: 200 }) }),
+  obj({ type: lit("emit"), req: id, call: id, event: str({ max: 200 }), payload: json }),
+  obj({
+    type: lit("done"),
     call: id,
-    event: z.string().max(200),
-    payload: json,
-  }),
-  z.object({
-    type: z.literal("done"),
-    call: id,
-    ok: z.boolean(),
-    writes: z.record(z.string(), json).optional(),
-    veto: z.string().optional(),
-    reply: json.optional(),
-    error: WireErrorSchema.optional(),
+    ok: bool(),
+    writes: opt(rec(json)),
+    veto: opt(str()),
+    reply: opt(json),
+    error: opt(WireErrorSchema),
   }),
 ]);
-export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
+export type WorkerMessage = Infer<typeof WorkerMessageSchema>;
 
 /** A successfully checked message, or the reason it was refused. */
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
 
-function parseWith<T>(schema: z.ZodType<T>, raw: unknown): Parsed<T> {
+function parseWith<T>(shape: Shape<T>, raw: unknown): Parsed<T> {
   const problem = inspectRawMessage(raw);
   if (problem) return { ok: false, reason: `the message ${problem}` };
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0];
+  const result = check(shape, raw);
+  if (!result.ok) {
     return {
       ok: false,
-      reason: `the message does not match the protocol at "${issue?.path.join(".") ?? ""}": ${
-        issue?.message ?? "invalid"
-      }`,
+      reason: `the message does not match the protocol at "${
+        result.path.join(".")
+      }": ${result.message}`,
     };
   }
-  return { ok: true, message: result.data };
+  return { ok: true, message: result.value };
 }
 
 /** Checks a message a worker sent. */

@@ -28,6 +28,7 @@ import {
 } from "../../workers/protocol.ts";
 import { type Contracts, loadContracts } from "./contracts.ts";
 import { stripControls } from "../../workers/paint.ts";
+import { check } from "../../workers/shape.ts";
 import { parse as parseToml } from "smol-toml";
 
 /** How long a plugin may take to render a command's output. */
@@ -877,15 +878,15 @@ export class Pipeline {
       Math.min(this.#timeout(manifest), RENDER_TIMEOUT_MS),
       `${plugin}:render`,
     );
-    const output = RenderOutputSchema.safeParse(reply);
-    if (!output.success) {
+    const output = check(RenderOutputSchema, reply);
+    if (!output.ok) {
       throw new StageFailedError(
         "render",
         plugin,
         `its output for "${command}" is not { text, data?, exitCode?: 0-255 }`,
       );
     }
-    const { text, data, exitCode } = output.data;
+    const { text, data, exitCode } = output.value;
     return {
       text: stripControls(text),
       ...(data === undefined ? {} : { data }),
