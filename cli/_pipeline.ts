@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "../workers/path.ts";
 import {
   type ApprovedPlan,
   type PlanReport,

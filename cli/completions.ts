@@ -6,7 +6,7 @@
  * @module
  */
 import type { Argument, Command, Option } from "@commander-js/extra-typings";
-import { join } from "node:path";
+import { join } from "../workers/path.ts";
 import { didYouMean, UsageError } from "../kernel/mod.ts";
 import type { Cli } from "./_env.ts";
 

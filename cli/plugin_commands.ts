@@ -11,7 +11,7 @@
  * @module
  */
 import { Argument, type Command, Option } from "@commander-js/extra-typings";
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "../workers/path.ts";
 import {
   approvedPlan,
   createOpEnv,
@@ -34,7 +34,6 @@ import { deployVm } from "./_pipeline.ts";
 import { renderUndo } from "./_undo.ts";
 import { completeWith } from "./completions.ts";
 import { pluginCatalogue } from "./_catalogue.ts";
-import { existsSync } from "node:fs";
 
 type ValueSpec = CommandManifest["arguments"][number] | CommandManifest["flags"][number];
 
@@ -205,7 +204,15 @@ function withNamedFiles(
  */
 function checkWritableDir(spec: ValueSpec, path: string, where: string): void {
   let existing = path;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const exists = (path: string) => {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (!exists(existing) && dirname(existing) !== existing) existing = dirname(existing);
   const info = Deno.statSync(existing);
   const refuse = (state: string, hint: string) => {
     throw new UsageError(`Cannot use ${where} "${path}": ${state}`, {

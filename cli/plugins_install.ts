@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "../workers/path.ts";
 import { createOpEnv, UsageError } from "../kernel/mod.ts";
 import { bundlePlugin } from "../kernel/plugins/bundle.ts";
 import {

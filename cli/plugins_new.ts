@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve } from "../workers/path.ts";
 import { GiniError, UsageError } from "../kernel/mod.ts";
 import { fromFileUrl } from "../kernel/url.ts";
 import { scaffoldFiles, scaffoldNames } from "./_scaffold.ts";

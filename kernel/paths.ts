@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isAbsolute, join, normalize, resolve } from "node:path";
+import { isAbsolute, join, normalize, resolve } from "../workers/path.ts";
 import { UsageError } from "./errors.ts";
 
 /** The four directories Gini owns. */

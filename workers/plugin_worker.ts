@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { paintText } from "./paint.ts";
 import { lockDown } from "./lockdown.ts";
 import {

@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "./path.ts";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { parse as parseToml } from "smol-toml";

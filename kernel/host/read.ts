@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, dirname, isAbsolute, join } from "node:path";
+import { basename, dirname, isAbsolute, join } from "../../workers/path.ts";
 import type { Json } from "../../workers/protocol.ts";
 import { concatBytes } from "../encoding.ts";
 import { canonicalize, checkPath, checkProc, type Grants } from "../ops/broker.ts";

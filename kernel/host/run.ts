@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { isAbsolute, join } from "node:path";
+import { isAbsolute, join } from "../../workers/path.ts";
 import { HostCommandError, UsageError } from "../errors.ts";
 
 /** What a finished program returned. */

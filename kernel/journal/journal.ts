@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { sha256Hex } from "../sha256.ts";
+import { join } from "../../workers/path.ts";
 import { GiniError } from "../errors.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { OpRecord } from "../ops/engine.ts";
@@ -69,7 +69,7 @@ export class JournalCorruptError extends GiniError {
 }
 
 function checksum(body: string): string {
-  return createHash("sha256").update(body).digest("hex").slice(0, 16);
+  return sha256Hex(body).slice(0, 16);
 }
 
 /** A line's JSON body when its checksum matches, else null (torn or damaged). */
@@ -317,9 +317,7 @@ export function journaledArgs(value: Json): Json {
   if (typeof value === "string") {
     return value.length <= INLINE_LIMIT
       ? value
-      : `<${value.length} characters, sha256 ${
-        createHash("sha256").update(value).digest("hex")
-      }, not journaled>`;
+      : `<${value.length} characters, sha256 ${sha256Hex(value)}, not journaled>`;
   }
   if (Array.isArray(value)) return value.map(journaledArgs);
   if (value !== null && typeof value === "object") {

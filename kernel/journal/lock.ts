@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { GiniError } from "../errors.ts";
 
 /** Who holds a state folder. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { isRunInPlace, journalFiles, loadTransaction, type Transaction } from "./journal.ts";
 
 /** Blobs younger than this are left alone: a run starting now may be about to use one. */

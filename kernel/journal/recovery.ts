@@ -21,7 +21,7 @@ import { lockState } from "./lock.ts";
 import { onStopSignal } from "../signals.ts";
 import { atomicCopy, blobPath } from "../ops/_fs.ts";
 import { ConflictError } from "../errors.ts";
-import { dirname } from "node:path";
+import { dirname } from "../../workers/path.ts";
 import { isWithin } from "../ops/broker.ts";
 
 function die(): never {

@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../workers/path.ts";
 
 /** What a path was just before an op touched it. */
 export type PathState =

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join } from "../../workers/path.ts";
 
 /** What the kernel makes of an argv. */
 export type ArgvReading =

@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { basename, dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
+import {
+  basename,
+  dirname,
+  isAbsolute,
+  join,
+  normalize,
+  relative,
+  sep,
+} from "../../workers/path.ts";
 import { ManifestError, PermissionDeniedError } from "../errors.ts";
 import { describedPrograms } from "./argv.ts";
 import type { Manifest } from "../plugins/manifest.ts";

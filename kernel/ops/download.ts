@@ -13,7 +13,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { z } from "zod";
 import { GiniError } from "../errors.ts";
 import { defineOp, formatBytes, type OpEnv } from "./types.ts";

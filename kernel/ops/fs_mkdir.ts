@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname } from "../../workers/path.ts";
 import { z } from "zod";
 import { defineOp } from "./types.ts";
 

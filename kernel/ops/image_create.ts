@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../../workers/path.ts";
 import { z } from "zod";
 import { ConflictError } from "../errors.ts";
 import { argvCheckNeed } from "./broker.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join } from "../../workers/path.ts";
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { readArgv } from "./argv.ts";

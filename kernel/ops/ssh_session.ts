@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { z } from "zod";
 import { GiniError, InterruptedError } from "../errors.ts";
 import { STOP_SIGNALS } from "../signals.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { basename } from "node:path";
+import { basename } from "../../workers/path.ts";
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
 import { defineOp } from "./types.ts";

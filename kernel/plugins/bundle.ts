@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve } from "../../workers/path.ts";
 import { HostRunner } from "../host/run.ts";
 import { ManifestError } from "../errors.ts";
 import { readIfExists, sha256Hex } from "../ops/_fs.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { didYouMean, UsageError } from "../errors.ts";
 import { sha256Hex } from "../ops/_fs.ts";
 import type { Manifest, VmPatchScope } from "./manifest.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { fromFileUrl } from "../url.ts";
 import { ManifestError } from "../errors.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";

@@ -20,7 +20,7 @@ import {
   type WireError,
   type WorkerMessage,
 } from "../../workers/protocol.ts";
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { codeFromStringsAllowed, NO_CODE_FROM_STRINGS } from "../../workers/lockdown.ts";
 import { stripControls } from "../../workers/paint.ts";
 

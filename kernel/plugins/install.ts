@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "../../workers/path.ts";
 import * as semver from "semver";
 import { ConfigError, GiniError, UsageError } from "../errors.ts";
 import type { StartupEnv } from "../paths.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../../workers/path.ts";
 import type { StartupEnv } from "../paths.ts";
 import { readIfExists, sha256Hex } from "../ops/_fs.ts";
 import type { Manifest } from "./manifest.ts";

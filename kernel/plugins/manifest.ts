@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "../../workers/path.ts";
 import semver from "semver";
 import { z } from "zod";
 import { didYouMean, ManifestError } from "../errors.ts";

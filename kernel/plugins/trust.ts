@@ -17,7 +17,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { basename, dirname, join, posix } from "node:path";
+import { basename, dirname, join, posix } from "../../workers/path.ts";
 import semver from "semver";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../sha256.ts";
 import { GiniError } from "../errors.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { OpObserver, OpRecord } from "../ops/engine.ts";
@@ -68,7 +68,7 @@ export function approvedPlan(report: PlanReport): ApprovedPlan {
       ops: stages[id]!.map((op) => ({ kind: op.kind, args: op.args, preview: op.preview ?? null })),
     })),
   );
-  return { digest: `sha256:${createHash("sha256").update(body).digest("hex")}`, stages };
+  return { digest: `sha256:${sha256Hex(body)}`, stages };
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { z } from "zod";
 import { ManifestError } from "../errors.ts";
 import type { Manifest } from "../plugins/manifest.ts";

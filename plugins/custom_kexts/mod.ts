@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { type BaseContext, definePlugin, stageError } from "../../workers/sdk.ts";
-import { VM_CONFIG } from "../qemu_setup/contracts.ts";
+import { VM_CONFIG } from "../qemu_setup/keys.ts";
 import { CUSTOM_KEXTS, type CustomKexts } from "./contracts.ts";
 
 async function files(ctx: BaseContext, dir: string, prefix = ""): Promise<string[]> {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition, VmDisk, VmNic } from "../qemu_setup/contracts.ts";
 import { own } from "./_files.ts";

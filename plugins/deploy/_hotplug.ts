@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import {
   type CommandDefinition,
   type ContextKey,
@@ -32,7 +32,7 @@ import {
   usbHotplug,
 } from "../qemu_setup/hotplug.ts";
 import { diskNodes, vmMac } from "../qemu_setup/names.ts";
-import { parseSize } from "../qemu_setup/vm_schema.ts";
+import { parseSize } from "../qemu_setup/size.ts";
 import {
   powerControl,
   type PowerState,

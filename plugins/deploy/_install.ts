@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../workers/path.ts";
 import type { StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { own } from "./_files.ts";

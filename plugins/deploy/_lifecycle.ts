@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import type { StageContext, StageFn } from "../../workers/sdk.ts";
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import {
   type CommandDefinition,
   type ContextKey,

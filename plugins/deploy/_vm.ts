@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { type ContextKey, type StageContext, TARGET_VM } from "../../workers/sdk.ts";
 import { type LogRecord, type VerifiedLog, verifyLog } from "../../workers/event_log.ts";
 import type { Json } from "../../workers/protocol.ts";

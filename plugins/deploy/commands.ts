@@ -10,7 +10,8 @@ import {
   contextValue,
   TARGET_VM,
 } from "../../workers/sdk.ts";
-import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
+import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import { LIBVIRT_XML, VM_DEFINITION } from "../qemu_setup/keys.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
 import {
   CONVERGE,

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname } from "../../workers/path.ts";
 import { definePlugin, type StageContext, USER_VM_REQUEST } from "../../workers/sdk.ts";
-import { LIBVIRT_XML, VM_DEFINITION, type VmDefinition } from "../qemu_setup/contracts.ts";
-import { parseVmConfig } from "../qemu_setup/vm_schema.ts";
+import type { VmDefinition } from "../qemu_setup/contracts.ts";
+import { LIBVIRT_XML, VM_DEFINITION } from "../qemu_setup/keys.ts";
 import { commands } from "./commands.ts";
 import { CONVERGE, type Converge, INSTALLED, REMOVED, STARTED, VMS } from "./contracts.ts";
 import { seeInstallThrough, serialEnd } from "./_install.ts";
@@ -196,6 +196,8 @@ export default definePlugin({
     },
     install: async (ctx) => {
       const request = ctx.get(USER_VM_REQUEST)!;
+      // Loaded here only: the VM file's schema is zod, which the other stages do not need.
+      const { parseVmConfig } = await import("../qemu_setup/vm_schema.ts");
       const { name } = parseVmConfig(request.text, request.file);
       const def = await findDefinition(ctx, name);
       ctx.set(INSTALLED, def ? await seeInstallThrough(ctx, def) : null);

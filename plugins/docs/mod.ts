@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import {
   definePlugin,
   type Json,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { posix } from "node:path";
+import { posix } from "../../workers/path.ts";
 import { basenameOf, type TolerantReader } from "./_reader.ts";
 import { lookupPciNames } from "./_pci_ids.ts";
 import type { PciDevice } from "./contracts.ts";

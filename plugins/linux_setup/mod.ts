@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { basename, isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "../../workers/path.ts";
 import { parse as parseYaml } from "yaml";
 import {
   type ContextKey,

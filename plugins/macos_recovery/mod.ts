@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import { definePlugin, runtimeValue, type StageContext, stageError } from "../../workers/sdk.ts";
-import { VM_CONFIG } from "../qemu_setup/contracts.ts";
+import { VM_CONFIG } from "../qemu_setup/keys.ts";
 import { findRelease, MAC_RELEASES, type MacRelease } from "../opencore/releases.ts";
 import { machineId, vmSeed } from "../opencore/vm_seed.ts";
 import { parseImageInfo, recoveryBody } from "./_recovery_request.ts";

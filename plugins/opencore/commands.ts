@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import {
   type CommandDefinition,
   type ContextKey,
@@ -16,7 +16,7 @@ import {
   type StageContext,
   UsageError,
 } from "../../workers/sdk.ts";
-import { parseSize } from "../qemu_setup/vm_schema.ts";
+import { parseSize } from "../qemu_setup/size.ts";
 import { CPU_PROFILES, findRelease, MAC_RELEASES, type MacRelease } from "./releases.ts";
 import { macosVmToml } from "./_vmfile.ts";
 

@@ -8,7 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { basename, join } from "node:path";
+import { basename, join } from "../../workers/path.ts";
 import { unzipSync } from "fflate";
 import {
   type BaseContext,
@@ -18,7 +18,7 @@ import {
   type StageContext,
   stageError,
 } from "../../workers/sdk.ts";
-import { VM_CONFIG } from "../qemu_setup/contracts.ts";
+import { VM_CONFIG } from "../qemu_setup/keys.ts";
 import type { VmConfig } from "../qemu_setup/vm_schema.ts";
 import { ENVIRONMENT_DATA } from "../env_check/contracts.ts";
 import { CUSTOM_KEXTS, type CustomKexts } from "../custom_kexts/contracts.ts";

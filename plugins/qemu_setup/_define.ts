@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "../../workers/path.ts";
 import { ConfigError, didYouMean, locateKey, type UserVmRequest } from "../../workers/sdk.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { GuestBaseImage } from "../linux_setup/contracts.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../workers/path.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import {
   APPLE_SMC_OSK,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, relative } from "node:path";
+import { dirname, isAbsolute, relative } from "../../workers/path.ts";
 import {
   type ContextKey,
   didYouMean,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { basename, isAbsolute, normalize, relative } from "node:path";
+import { basename, isAbsolute, normalize, relative } from "../../workers/path.ts";
 import type { EventReply, Json, VmPatchScope } from "../../workers/sdk.ts";
 import { type VmDefinition, VmDefinitionSchema } from "./contracts.ts";
 

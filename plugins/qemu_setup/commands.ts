@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative } from "node:path";
+import { dirname, isAbsolute, join, relative } from "../../workers/path.ts";
 import { type CommandDefinition, contextValue } from "../../workers/sdk.ts";
 import { NEW_COMMAND, NEW_VM_FILE } from "./_new_vm.ts";
 

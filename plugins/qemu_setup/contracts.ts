@@ -7,8 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import type { ContextKey, Plain } from "../../workers/sdk.ts";
-import type { VmConfig } from "./vm_schema.ts";
+import type { Plain } from "../../workers/sdk.ts";
 
 export const VmDiskSchema = z.object({
   id: z.string(),
@@ -173,12 +172,8 @@ export const VmDefinitionSchema = z.object({
 });
 export type VmDefinition = Plain<z.infer<typeof VmDefinitionSchema>>;
 
-/** `session.vm_definition`: the VM definition deploy turns into files and a running VM. */
-export const VM_DEFINITION: ContextKey<VmDefinition> = "session.vm_definition";
-/** `qemu_setup.config`: the VM file, checked and with its defaults (plugins that build a guest read it). */
-export const VM_CONFIG: ContextKey<VmConfig> = "qemu_setup.config";
-/** `session.libvirt_xml`: the libvirt domain of the VM definition. */
-export const LIBVIRT_XML: ContextKey<string> = "session.libvirt_xml";
+import { VM_DEFINITION } from "./keys.ts";
+export { LIBVIRT_XML, VM_CONFIG, VM_DEFINITION } from "./keys.ts";
 
 export const contracts = {
   [VM_DEFINITION]: VmDefinitionSchema,

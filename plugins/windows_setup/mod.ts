@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { basename, isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "../../workers/path.ts";
 import {
   type CommandDefinition,
   ConfigError,
@@ -28,7 +28,7 @@ import {
   type StageContext,
   USER_VM_REQUEST,
 } from "../../workers/sdk.ts";
-import { VM_CONFIG } from "../qemu_setup/contracts.ts";
+import { VM_CONFIG } from "../qemu_setup/keys.ts";
 import type { WindowsConfig } from "../qemu_setup/vm_schema.ts";
 import { WINDOWS_MEDIA } from "./contracts.ts";
 import {
