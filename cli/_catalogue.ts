@@ -6,7 +6,8 @@
  * @module
  */
 import type { Command, Option } from "@commander-js/extra-typings";
-import { KERNEL_API_VERSION, type Manifest } from "../kernel/plugins/manifest.ts";
+import type { Manifest } from "../kernel/plugins/manifest.ts";
+import { KERNEL_API_VERSION } from "../kernel/versions.ts";
 import { pluginGraph } from "../kernel/plugins/describe.ts";
 import type { Resolution } from "../kernel/mod.ts";
 import type {

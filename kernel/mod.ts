@@ -13,10 +13,11 @@
  *
  * @module
  */
-import { defaultSources, discoverPlugins } from "./plugins/discover.ts";
+import { defaultSources, discoverPlugins, SYSTEM_PLUGIN_DIR } from "./plugins/discover.ts";
+import { join } from "../workers/path.ts";
 import { type Resolution, resolvePlugins } from "./plugins/resolve.ts";
-import { loadInstalled } from "./plugins/installed.ts";
-import type { StartupEnv } from "./paths.ts";
+import { lockPath, type StartupEnv } from "./paths.ts";
+import { prepareRanges } from "./plugins/ranges.ts";
 import { OpEngine, type OpObserver } from "./ops/engine.ts";
 import { approvalGuard, type ApprovedPlan, approvedPlan } from "./stages/approval.ts";
 import { HostRunner } from "./host/run.ts";
@@ -51,17 +52,47 @@ export async function loadPlugins(
   env: StartupEnv,
   extraDirs: string[],
   systemDir?: string,
+  options: { dryRun?: boolean } = {},
 ): Promise<Resolution> {
-  const discovery = await discoverPlugins(defaultSources(extraDirs));
-  const installed = await loadInstalled(env, systemDir);
-  const resolution = resolvePlugins(
-    [...discovery.manifests, ...installed.manifests],
-    discovery.errors,
-  );
+  // A dry run reads the checked manifests kept by an earlier run, and writes nothing.
+  const discovery = await discoverPlugins(defaultSources(extraDirs), {
+    file: join(env.dirs.state, "manifests.json"),
+    save: !options.dryRun,
+  });
+  // Checking installed packages loads the unzipper and the approvals' schemas: only when there
+  // can be one.
+  const installed = mayHaveInstalled(env, systemDir)
+    ? await (await import("./plugins/installed.ts")).loadInstalled(env, systemDir)
+    : { manifests: [], refused: [] };
+  const all = [...discovery.manifests, ...installed.manifests];
+  await prepareRanges(all);
+  const resolution = resolvePlugins(all, discovery.errors);
   resolution.skipped.push(
     ...installed.refused.map((r) => ({ plugin: r.plugin, reason: r.reason })),
   );
   return resolution;
+}
+
+/**
+ * Whether a third-party plugin may be installed: there is an approvals file, or something in a
+ * plugins folder (hand-placed folders are reported even when not approved).
+ */
+function mayHaveInstalled(env: StartupEnv, systemDir = SYSTEM_PLUGIN_DIR): boolean {
+  const absent = (error: unknown) => error instanceof Deno.errors.NotFound;
+  try {
+    Deno.lstatSync(lockPath(env));
+    return true;
+  } catch (error) {
+    if (!absent(error)) return true;
+  }
+  for (const dir of [systemDir, join(env.dirs.data, "plugins")]) {
+    try {
+      for (const _ of Deno.readDirSync(dir)) return true;
+    } catch (error) {
+      if (!absent(error)) return true;
+    }
+  }
+  return false;
 }
 
 /** What op kinds need from the kernel: its start-up environment, the program runner, the UI. */

@@ -120,3 +120,8 @@ export function expandPlaceholders(pattern: string, env: StartupEnv): string {
   });
   return normalize(expanded);
 }
+
+/** `<config>/plugins.lock`: the plugins the user approved. */
+export function lockPath(env: StartupEnv): string {
+  return join(env.dirs.config, "plugins.lock");
+}

@@ -41,6 +41,7 @@ import { type CallHandlers, PluginHost } from "../kernel/plugins/host.ts";
 import { type Manifest, parseManifest } from "../kernel/plugins/manifest.ts";
 import { CORE_PLUGIN_DIR, discoverPlugins } from "../kernel/plugins/discover.ts";
 import { resolvePlugins } from "../kernel/plugins/resolve.ts";
+import { prepareRanges } from "../kernel/plugins/ranges.ts";
 import { grantsFor } from "../kernel/ops/broker.ts";
 import { OpEngine, type OpRecord } from "../kernel/ops/engine.ts";
 import { HostRunner } from "../kernel/host/run.ts";
@@ -773,6 +774,7 @@ export async function assertDependenciesResolved(
     others.push(parsed.manifest);
   }
   let skipped: { plugin: string; reason: string }[];
+  await prepareRanges([plugin.manifest, ...others]);
   try {
     skipped = resolvePlugins([plugin.manifest, ...others]).skipped;
   } catch (error) {

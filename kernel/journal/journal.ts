@@ -238,7 +238,9 @@ export async function journalFiles(stateDir: string): Promise<string[]> {
   const dir = join(stateDir, "journal");
   const files: string[] = [];
   try {
-    for await (const entry of Deno.readDir(dir)) {
+    // Synchronous: every command lists the journal, and each async call is a trip through the
+    // event loop.
+    for (const entry of Deno.readDirSync(dir)) {
       if (entry.name.endsWith(".wal")) files.push(join(dir, entry.name));
     }
   } catch (error) {
@@ -264,19 +266,20 @@ export async function listTransactions(stateDir: string): Promise<Transaction[]>
 }
 
 /**
- * Whether a log ends with a sound `commit` or `abort` record, read from its last bytes only.
- * Anything else (a torn or damaged end, another record) is left to a full read.
+ * Whether a log ends with a sound `commit` or `abort` record, read from its last bytes only
+ * (synchronously: every command asks this of every log). Anything else (a torn or damaged end,
+ * another record) is left to a full read.
  */
-async function endsCleanly(file: string): Promise<boolean> {
-  const handle = await Deno.open(file, { read: true });
+function endsCleanly(file: string): boolean {
+  const handle = Deno.openSync(file, { read: true });
   try {
-    const size = (await handle.stat()).size;
+    const size = handle.statSync().size;
     const length = Math.min(size, 4096);
-    await handle.seek(size - length, Deno.SeekMode.Start);
+    handle.seekSync(size - length, Deno.SeekMode.Start);
     const tail = new Uint8Array(length);
     let read = 0;
     while (read < length) {
-      const n = await handle.read(tail.subarray(read));
+      const n = handle.readSync(tail.subarray(read));
       if (n === null) break;
       read += n;
     }
@@ -298,7 +301,7 @@ async function endsCleanly(file: string): Promise<boolean> {
 export async function incompleteTransactions(stateDir: string): Promise<Transaction[]> {
   const result: Transaction[] = [];
   for (const file of await journalFiles(stateDir)) {
-    if (await endsCleanly(file)) continue;
+    if (endsCleanly(file)) continue;
     const tx = await loadTransaction(file);
     if (tx.state === "incomplete") result.push(tx);
   }

@@ -8,7 +8,7 @@ import type { Json, OpRequest } from "../../workers/protocol.ts";
 import type { Grants } from "../ops/broker.ts";
 import { OpEngine, type OpObserver, type OpRecord } from "../ops/engine.ts";
 import type { OpEnv, OpKind } from "../ops/types.ts";
-import { OP_KINDS } from "../ops/registry.ts";
+import { opKind } from "../ops/registry.ts";
 import type { StartupEnv } from "../paths.ts";
 import {
   Journal,
@@ -120,10 +120,11 @@ function idempotent(op: OpRequest): OpRequest {
 }
 
 /** The kernel's own grants for undoing what plugins did. */
-function recoveryGrants(ops: OpRequest[]): Grants {
+async function recoveryGrants(ops: OpRequest[]): Promise<Grants> {
   // Whatever programs the inverses themselves need (lvremove for lvm.remove, argv[0] for run).
-  const programs = ops.flatMap((op) => {
-    const kind = OP_KINDS.get(op.kind) as OpKind<Record<string, Json>> | undefined;
+  const kinds = await Promise.all(ops.map((op) => opKind(op.kind)));
+  const programs = ops.flatMap((op, i) => {
+    const kind = kinds[i] as OpKind<Record<string, Json>> | undefined;
     const parsed = kind?.schema.safeParse(op.args);
     if (!kind || !parsed?.success) return [];
     return kind.permission(parsed.data).flatMap((need) =>
@@ -218,7 +219,9 @@ async function undoSteps(
     }
     const ops = step.inverse.map(idempotent);
     try {
-      for (const op of ops) await engine.request(recoveryGrants(ops), `rollback:${step.seq}`, op);
+      for (const op of ops) {
+        await engine.request(await recoveryGrants(ops), `rollback:${step.seq}`, op);
+      }
       if (!options.dryRun) await options.journal?.append({ type: "undone", seq: step.seq });
       if (!options.dryRun && opEnv.startup.crash.afterUndo === report.undone.length + 1) die();
       report.undone.push({

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { dirname, join } from "../../workers/path.ts";
 
 /** What a path was just before an op touched it. */
@@ -40,9 +39,17 @@ export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * A streaming SHA-256 from `node:crypto`, loaded when a file is first hashed: it is several times
+ * faster than Gini's own on large files, and loading it costs a run that hashes none about 20 ms.
+ */
+async function fileHash() {
+  return (await import("node:crypto")).createHash("sha256");
+}
+
 /** The sha256 and size of a file, read in chunks (never the whole file in memory). */
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = await fileHash();
   let size = 0;
   // The stream closes the file when it ends or is cancelled.
   const file = await Deno.open(path, { read: true });
@@ -95,7 +102,7 @@ export async function atomicCopy(
   to: string,
   mode?: number | null,
 ): Promise<{ sha256: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = await fileHash();
   let size = 0;
   await replaceAtomically(to, mode, async (target) => {
     // The stream closes the source when it ends or is cancelled.

@@ -22,7 +22,7 @@ import {
   checkSysfs,
   type Grants,
 } from "./broker.ts";
-import { OP_KINDS } from "./registry.ts";
+import { OP_KIND_NAMES, opKind } from "./registry.ts";
 import type { OpEnv, OpEstimate, OpKind } from "./types.ts";
 
 /** One op as planned or executed. */
@@ -113,6 +113,8 @@ export class OpEngine {
   readonly #records: OpRecord[] = [];
   readonly #firstSeq: number;
   #interrupted: string | undefined;
+  /** Op kinds are looked up (and loaded on first use) in the order the requests came. */
+  #lookups: Promise<unknown> = Promise.resolve();
   /** While set, changes wait before they start (see `hold`). */
   #held: Promise<unknown> | undefined;
   /** Files this run created (an executed op's inverse removes them), with the stage that did. */
@@ -228,12 +230,13 @@ export class OpEngine {
     request: { kind: string; args: Json },
     options: RequestOptions = {},
   ): Promise<Json> {
-    const op = OP_KINDS.get(request.kind) as OpKind<Record<string, Json>> | undefined;
+    const lookup = this.#lookups.then(() => opKind(request.kind));
+    this.#lookups = lookup.catch(() => {});
+    const op = await lookup as OpKind<Record<string, Json>> | undefined;
     if (!op) {
       throw new OpRequestError(
         `Cannot run op "${request.kind}": no such op kind`,
-        didYouMean(request.kind, OP_KINDS.keys()) ??
-          `Known kinds: ${[...OP_KINDS.keys()].join(", ")}`,
+        didYouMean(request.kind, OP_KIND_NAMES) ?? `Known kinds: ${OP_KIND_NAMES.join(", ")}`,
       );
     }
     if (op.kernelOnly && !grants.plugin.startsWith("kernel:")) {

@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { join } from "../../workers/path.ts";
+import { dirname, join } from "../../workers/path.ts";
 import { fromFileUrl } from "../url.ts";
 import { ManifestError } from "../errors.ts";
-import { type Manifest, parseManifest } from "./manifest.ts";
+import type { Manifest } from "./manifest.ts";
+import { prepareRanges } from "./ranges.ts";
+import { KERNEL_API_VERSION } from "../versions.ts";
 
 /** The folder of core plugins inside Gini (also inside the compiled binary). */
 export const CORE_PLUGIN_DIR = fromFileUrl(new URL("../../plugins/", import.meta.url));
@@ -27,22 +29,24 @@ export interface Discovery {
   errors: ManifestError[];
 }
 
-async function isFile(path: string): Promise<boolean> {
+// Discovery reads small files and folders synchronously: it runs before every command, and each
+// async call is a trip through the event loop (together about 8 ms).
+function isFile(path: string): boolean {
   try {
-    return (await Deno.stat(path)).isFile;
+    return Deno.statSync(path).isFile;
   } catch {
     return false;
   }
 }
 
 /** The plugin folders in `dir`: the folder itself if it has a plugin.toml, else its children that do. */
-async function pluginFolders(dir: string): Promise<string[]> {
-  if (await isFile(join(dir, "plugin.toml"))) return [dir];
+function pluginFolders(dir: string): string[] {
+  if (isFile(join(dir, "plugin.toml"))) return [dir];
   const found: string[] = [];
   try {
-    for await (const entry of Deno.readDir(dir)) {
+    for (const entry of Deno.readDirSync(dir)) {
       if (!entry.isDirectory && !entry.isSymlink) continue;
-      if (await isFile(join(dir, entry.name, "plugin.toml"))) found.push(join(dir, entry.name));
+      if (isFile(join(dir, entry.name, "plugin.toml"))) found.push(join(dir, entry.name));
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -50,15 +54,109 @@ async function pluginFolders(dir: string): Promise<string[]> {
   return found.sort();
 }
 
-/** Reads and validates every manifest in the given sources. */
-export async function discoverPlugins(sources: PluginSource[]): Promise<Discovery> {
+/** A manifest checked before: reused while its file holds the same text. */
+interface CachedManifest {
+  origin: Manifest["origin"];
+  text: string;
+  manifest: Manifest;
+}
+
+/** What the manifest cache was written by: this Gini, its checking code and its executable. */
+function cacheStamp(): string {
+  const stamp = (url: URL | string) => {
+    try {
+      const info = Deno.statSync(url);
+      return `${info.size}:${info.mtime?.getTime() ?? ""}`;
+    } catch {
+      return "-";
+    }
+  };
+  return [
+    KERNEL_API_VERSION,
+    stamp(Deno.execPath()),
+    ...["./manifest.ts", "../ops/argv.ts", "../toml.ts"].map((m) =>
+      stamp(new URL(m, import.meta.url))
+    ),
+  ].join(" ");
+}
+
+/**
+ * Manifests checked in an earlier run, by file. Checking a manifest takes zod and its schemas
+ * (about 30 ms at start-up); a manifest whose text, origin and checking code are unchanged is
+ * the same manifest. The cache lives in `{state}`, where no plugin's grant may reach (the
+ * manifests it holds carry permissions), and a cache that cannot be read is no cache.
+ */
+class ManifestCache {
+  #path: string | undefined;
+  #stamp = cacheStamp();
+  #entries: Record<string, CachedManifest> = {};
+  #used: Record<string, CachedManifest> = {};
+  #changed = false;
+
+  #save: boolean;
+
+  constructor(path: string | undefined, save: boolean) {
+    this.#path = path;
+    this.#save = save;
+    if (!path) return;
+    try {
+      const data = JSON.parse(Deno.readTextFileSync(path));
+      if (data?.stamp === this.#stamp && typeof data.entries === "object") {
+        this.#entries = data.entries;
+      }
+    } catch {
+      // No cache yet, or one this Gini cannot use: every manifest is checked.
+    }
+  }
+
+  async parse(text: string, file: string, origin: Manifest["origin"]) {
+    const hit = Object.hasOwn(this.#entries, file) ? this.#entries[file] : undefined;
+    if (hit && hit.text === text && hit.origin === origin) {
+      this.#used[file] = hit;
+      return { ok: true as const, manifest: hit.manifest };
+    }
+    const { parseManifest } = await import("./manifest.ts");
+    const parsed = parseManifest(text, file, origin);
+    if (parsed.ok) {
+      this.#used[file] = { origin, text, manifest: JSON.parse(JSON.stringify(parsed.manifest)) };
+      this.#changed = true;
+    }
+    return parsed;
+  }
+
+  /** Writes what this run used, if it differs from what was read (best effort). */
+  save(): void {
+    const dropped = Object.keys(this.#entries).some((file) => !Object.hasOwn(this.#used, file));
+    if (!this.#path || !this.#save || (!this.#changed && !dropped)) return;
+    try {
+      Deno.mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
+      const temp = `${this.#path}.${Deno.pid}.tmp`;
+      Deno.writeTextFileSync(temp, JSON.stringify({ stamp: this.#stamp, entries: this.#used }), {
+        mode: 0o600,
+      });
+      Deno.renameSync(temp, this.#path);
+    } catch {
+      // A read-only state folder only costs the next run the checking.
+    }
+  }
+}
+
+/**
+ * Reads and validates every manifest in the given sources; `cache.file` keeps the checked ones
+ * for the next run (written unless `cache.save` is false).
+ */
+export async function discoverPlugins(
+  sources: PluginSource[],
+  cache?: { file: string; save: boolean },
+): Promise<Discovery> {
   const manifests: Manifest[] = [];
   const errors: ManifestError[] = [];
+  const checked = new ManifestCache(cache?.file, cache?.save ?? false);
   for (const source of sources) {
-    for (const folder of await pluginFolders(source.dir)) {
+    for (const folder of pluginFolders(source.dir)) {
       const file = join(folder, "plugin.toml");
-      const text = await Deno.readTextFile(file);
-      const parsed = parseManifest(text, file, source.origin);
+      const text = Deno.readTextFileSync(file);
+      const parsed = await checked.parse(text, file, source.origin);
       if (!parsed.ok) {
         errors.push(...parsed.errors);
         continue;
@@ -75,6 +173,8 @@ export async function discoverPlugins(sources: PluginSource[]): Promise<Discover
       manifests.push(parsed.manifest);
     }
   }
+  checked.save();
+  await prepareRanges(manifests);
   return { manifests, errors };
 }
 

@@ -8,17 +8,14 @@
  * @module
  */
 import { join, resolve } from "../../workers/path.ts";
-import type { StartupEnv } from "../paths.ts";
+import { lockPath, type StartupEnv } from "../paths.ts";
 import { readIfExists, sha256Hex } from "../ops/_fs.ts";
 import type { Manifest } from "./manifest.ts";
 import { checkModule, manifestOf, readPackage } from "./package.ts";
 import { SYSTEM_PLUGIN_DIR } from "./discover.ts";
 import { type LockEntry, type LockFile, readLock } from "./trust.ts";
 
-/** `<config>/plugins.lock`: the plugins the user approved. */
-export function lockPath(env: StartupEnv): string {
-  return join(env.dirs.config, "plugins.lock");
-}
+export { lockPath };
 
 /** Where installed packages are stored, named by their sha256. */
 export function storeDir(env: StartupEnv): string {

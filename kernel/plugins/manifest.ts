@@ -12,7 +12,7 @@ import { parseTomlFile, schemaKeysAt } from "../toml.ts";
 import { coreOnlyReason, describedPrograms, isDescribed } from "../ops/argv.ts";
 
 /** The kernel API version plugins declare compatibility with. */
-import { KERNEL_API_VERSION } from "../versions.ts";
+import { KERNEL_API_VERSION, KERNEL_SEEDS } from "../versions.ts";
 export { KERNEL_API_VERSION };
 
 /** Priority classes and their numeric ranges; lower runs first. */
@@ -352,13 +352,7 @@ function grantErrors(
   return errors;
 }
 
-/** Context keys the kernel seeds from what the user typed: no plugin may produce them. */
-export const KERNEL_SEEDS = [
-  "session.command",
-  "session.user_vm_request",
-  "session.target_vm",
-  "session.plugins",
-];
+export { KERNEL_SEEDS };
 
 /** Priority classes only plugins shipped with Gini may take. */
 const CORE_CLASSES: PriorityClass[] = ["kernel", "core-critical", "core"];

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import semver from "semver";
+import { satisfies } from "./ranges.ts";
 import { didYouMean, type GiniError, ManifestError, PluginResolutionError } from "../errors.ts";
 import type { Manifest } from "./manifest.ts";
 
@@ -77,7 +77,7 @@ function problemsOf(manifests: Manifest[]): Map<string, GiniError[]> {
             },
           ),
         );
-      } else if (!semver.satisfies(dep.plugin.version, range)) {
+      } else if (!satisfies(dep.plugin.version, range)) {
         add(
           m.plugin.name,
           new ManifestError(

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "../../workers/path.ts";
-import { z } from "zod";
+import type { z } from "zod";
 import { ManifestError } from "../errors.ts";
 import type { Manifest } from "../plugins/manifest.ts";
 import { toFileUrl } from "../url.ts";
@@ -25,6 +25,8 @@ export async function loadContracts(manifests: Manifest[]): Promise<Contracts> {
     if (file.endsWith(".json")) {
       const text = m.bundle ? m.bundle.files[file] ?? "{}" : await Deno.readTextFile(path);
       const doc = JSON.parse(text) as Record<string, unknown>;
+      // zod is loaded only for a plugin that gives JSON Schemas (core plugins' modules load it).
+      const { z } = await import("zod");
       schemas = Object.fromEntries(
         Object.entries(doc).map(([key, schema]) => [key, z.fromJSONSchema(schema as never)]),
       );

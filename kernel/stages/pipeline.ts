@@ -13,7 +13,8 @@
 import { didYouMean, GiniError, StageFailedError, UsageError } from "../errors.ts";
 import type { StartupEnv } from "../paths.ts";
 import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
-import { KERNEL_SEEDS, type Manifest } from "../plugins/manifest.ts";
+import type { Manifest } from "../plugins/manifest.ts";
+import { KERNEL_SEEDS } from "../versions.ts";
 import { type CallHandlers, type CallResult, PluginHost } from "../plugins/host.ts";
 import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
