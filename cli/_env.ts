@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Command } from "@commander-js/extra-typings";
+import type { Command } from "@commander-js/extra-typings";
 import {
   createUi,
   GiniError,
@@ -74,7 +74,7 @@ export async function plugins(c: CommandEnv): Promise<Resolution> {
       } without approval: for authoring only; install packages for use`,
     );
   }
-  return await loadPlugins(c.env, dirs);
+  return await loadPlugins(c.env, dirs, undefined, { dryRun: c.flags.dryRun ?? false });
 }
 
 /** A confirmed command goes ahead with --yes, or a yes on a terminal after seeing `shown`. */
@@ -131,15 +131,6 @@ export function createCli(
   cwd: string,
 ): Cli {
   let exitCode = 0;
-  const context = (): CommandEnv => {
-    const flags = program.opts() as GlobalOptions;
-    const ui = createUi({
-      json: flags.json ?? false,
-      verbose: flags.verbose ?? false,
-      ...(sink ? { sink } : {}),
-    });
-    return { ui, flags, env: resolveStartupEnv(flags, processEnv, cwd) };
-  };
   return {
     program,
     processEnv,
@@ -147,19 +138,48 @@ export function createCli(
     sink,
     exitCode: () => exitCode,
     action: <A extends unknown[]>(action: Action<A>) => async (...args: A) => {
-      let c: CommandEnv | undefined;
-      try {
-        c = context();
-        const command = args.at(-1) instanceof Command ? (args.at(-1) as Command) : undefined;
-        await warnIncomplete(c, rootName(command));
-        exitCode = (await action(c, ...args)) ?? 0;
-      } catch (error) {
-        const json = (program.opts() as GlobalOptions).json ?? false;
-        (c?.ui ?? createUi({ json, ...(sink ? { sink } : {}) })).failure(error);
-        exitCode = error instanceof GiniError ? error.exitCode : 1;
-      }
+      const last = args.at(-1) as Command | undefined;
+      const command = typeof last?.opts === "function" ? last : undefined;
+      const flags = program.opts() as GlobalOptions;
+      exitCode = await runAction(
+        { flags, processEnv, cwd, sink },
+        rootName(command),
+        (c) => action(c, ...args),
+      );
     },
   };
+}
+
+/**
+ * Runs a command's action with its start-up (the UI, the directories, warnings about interrupted
+ * work) and turns its outcome or error into the exit code, reported as text or as --json.
+ */
+export async function runAction(
+  start: {
+    flags: GlobalOptions;
+    processEnv: Record<string, string | undefined>;
+    cwd: string;
+    sink: UiSink | undefined;
+  },
+  root: string,
+  action: (c: CommandEnv) => Promise<number | void> | number | void,
+): Promise<number> {
+  const { flags, sink } = start;
+  const ui = () =>
+    createUi({
+      json: flags.json ?? false,
+      verbose: flags.verbose ?? false,
+      ...(sink ? { sink } : {}),
+    });
+  let c: CommandEnv | undefined;
+  try {
+    c = { ui: ui(), flags, env: resolveStartupEnv(flags, start.processEnv, start.cwd) };
+    await warnIncomplete(c, root);
+    return (await action(c)) ?? 0;
+  } catch (error) {
+    (c?.ui ?? ui()).failure(error);
+    return error instanceof GiniError ? error.exitCode : 1;
+  }
 }
 
 /** The first word of a command's path ("journal" for `journal list`). */

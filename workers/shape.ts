@@ -47,11 +47,22 @@ const pass = <T>(value: T) => ({ ok: true, value }) as const;
 const kind = (value: unknown) =>
   value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
 
-/** A string, at most `max` characters, starting with `startsWith` if given. */
-export function str(limits: { max?: number; startsWith?: string } = {}): Shape<string> {
+/**
+ * A string: at least `min` and at most `max` characters, starting with `startsWith`, matching
+ * `pattern` (`what` says what that expects).
+ */
+export function str(
+  limits: { min?: number; max?: number; startsWith?: string; pattern?: RegExp; what?: string } = {},
+): Shape<string> {
   return {
     parse(value, path) {
       if (typeof value !== "string") return fail(path, `expected a string, got ${kind(value)}`);
+      if (limits.min !== undefined && value.length < limits.min) {
+        return fail(path, `expected at least ${limits.min} character(s)`);
+      }
+      if (limits.pattern && !limits.pattern.test(value)) {
+        return fail(path, limits.what ?? `expected a string matching ${limits.pattern}`);
+      }
       if (limits.max !== undefined && value.length > limits.max) {
         return fail(path, `expected at most ${limits.max} characters`);
       }
@@ -115,11 +126,17 @@ export function oneOf<const T extends string>(choices: readonly T[]): Shape<T> {
   };
 }
 
-/** An array of `item`. */
-export function arr<T>(item: Shape<T>): Shape<T[]> {
+/** An array of `item`, of at least `min` and at most `max` items. */
+export function arr<T>(item: Shape<T>, limits: { min?: number; max?: number } = {}): Shape<T[]> {
   return {
     parse(value, path) {
       if (!Array.isArray(value)) return fail(path, `expected an array, got ${kind(value)}`);
+      if (limits.min !== undefined && value.length < limits.min) {
+        return fail(path, `expected at least ${limits.min} item(s)`);
+      }
+      if (limits.max !== undefined && value.length > limits.max) {
+        return fail(path, `expected at most ${limits.max} item(s)`);
+      }
       const out: T[] = [];
       for (let i = 0; i < value.length; i++) {
         const r = item.parse(value[i], [...path, i]);
@@ -178,15 +195,20 @@ type ObjectOf<F extends Record<string, Shape<unknown>>> =
 
 type Simplify<T> = { [K in keyof T]: T[K] } & unknown;
 
-/** An object with these keys; others are dropped from the copy. */
+/** An object with these keys; others are dropped from the copy (refused, when `strict`). */
 export function obj<F extends Record<string, Shape<unknown>>>(
   fields: F,
+  options: { strict?: boolean } = {},
 ): Shape<Simplify<ObjectOf<F>>> & { fields: F } {
   const entries = Object.entries(fields);
   return {
     fields,
     parse(value, path) {
       if (!isRecord(value)) return fail(path, `expected an object, got ${kind(value)}`);
+      if (options.strict) {
+        const unknown = Object.keys(value).find((key) => !Object.hasOwn(fields, key));
+        if (unknown !== undefined) return fail([...path, unknown], "unrecognized key");
+      }
       const out: Record<string, unknown> = {};
       for (const [key, shape] of entries) {
         const given = Object.hasOwn(value, key) ? value[key] : undefined;
@@ -246,4 +268,25 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** Checks `value` against `shape`. */
 export function check<T>(shape: Shape<T>, value: unknown) {
   return shape.parse(value, []);
+}
+
+/**
+ * `shape` with zod's `safeParse`, for what takes either (an op kind's arguments): the kernel's
+ * busiest ops check theirs without loading zod.
+ */
+export function zodLike<T>(shape: Shape<T>): {
+  safeParse(
+    value: unknown,
+  ):
+    | { success: true; data: T }
+    | { success: false; error: { issues: { path: (string | number)[]; message: string }[] } };
+} {
+  return {
+    safeParse(value) {
+      const result = shape.parse(value, []);
+      return result.ok
+        ? { success: true, data: result.value }
+        : { success: false, error: { issues: [{ path: result.path, message: result.message }] } };
+    },
+  };
 }

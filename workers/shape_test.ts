@@ -12,6 +12,7 @@ import {
   str,
   tagged,
   withDefault,
+  zodLike,
 } from "./shape.ts";
 import { parseKernelMessage, parseWorkerMessage, PROTOCOL_VERSION } from "./protocol.ts";
 
@@ -101,4 +102,33 @@ Deno.test("protocol messages are checked by type, unknown keys dropped", () => {
     }).ok,
     false,
   );
+});
+
+Deno.test("a strict object refuses unknown keys; strings and arrays keep their limits", () => {
+  const Strict = obj({
+    name: str({ min: 1, pattern: /^[a-z]+$/, what: "expected lowercase letters" }),
+    tags: opt(arr(str(), { min: 1, max: 2 })),
+  }, { strict: true });
+  assertEquals(check(Strict, { name: "ok", extra: 1 }), {
+    ok: false,
+    path: ["extra"],
+    message: "unrecognized key",
+  });
+  assertEquals(check(Strict, { name: "" }).ok, false);
+  assertEquals(check(Strict, { name: "Bad" }), {
+    ok: false,
+    path: ["name"],
+    message: "expected lowercase letters",
+  });
+  assertEquals(check(Strict, { name: "ok", tags: [] }).ok, false);
+  assertEquals(check(Strict, { name: "ok", tags: ["a", "b", "c"] }).ok, false);
+  assertEquals(check(Strict, { name: "ok", tags: ["a"] }), {
+    ok: true,
+    value: { name: "ok", tags: ["a"] },
+  });
+  assertEquals(zodLike(Strict).safeParse({ name: 1 }), {
+    success: false,
+    error: { issues: [{ path: ["name"], message: "expected a string, got number" }] },
+  });
+  assertEquals(zodLike(Strict).safeParse({ name: "ok" }), { success: true, data: { name: "ok" } });
 });

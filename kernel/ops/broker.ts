@@ -15,8 +15,9 @@ import {
   sep,
 } from "../../workers/path.ts";
 import { ManifestError, PermissionDeniedError } from "../errors.ts";
-import { describedPrograms } from "./argv.ts";
+import { describedPrograms, readArgv } from "./argv.ts";
 import type { Manifest } from "../plugins/manifest.ts";
+import type { PermissionNeed } from "./types.ts";
 import { expandPlaceholders, type StartupEnv } from "../paths.ts";
 
 /** A plugin's grants, expanded to absolute canonical roots. */
@@ -385,4 +386,28 @@ export function checkRequestFile(
     );
   }
   return canonical;
+}
+
+/**
+ * What running `argv` needs: its program; every output path in the write grant; every input
+ * path in the read grant (third-party plugins); and, for an argv the kernel cannot read (no
+ * description, arguments it does not cover, a core-only program), a plugin shipped with Gini.
+ */
+export function argvNeeds(argv: readonly string[]): PermissionNeed[] {
+  const program = argv[0]!;
+  const needs: PermissionNeed[] = [{ grant: "run", program }];
+  const reading = readArgv(argv);
+  if (reading.kind === "undescribed") {
+    needs.push(argvCheckNeed({ program, unchecked: "it has no argv description" }));
+    return needs;
+  }
+  if (reading.kind === "unknown") {
+    needs.push(argvCheckNeed({ program, unchecked: reading.reason }));
+    return needs;
+  }
+  if (reading.coreOnly) needs.push(argvCheckNeed({ program, unchecked: reading.coreOnly }));
+  needs.push(...reading.programs.map((p) => ({ grant: "run" as const, program: p })));
+  needs.push(...reading.outputs.map((path) => ({ grant: "write" as const, path })));
+  needs.push(...reading.inputs.map((input) => argvCheckNeed({ program, input })));
+  return needs;
 }

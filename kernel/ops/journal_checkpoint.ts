@@ -6,18 +6,18 @@
  *
  * @module
  */
-import { z } from "zod";
+import { type Infer, obj, str, zodLike } from "../../workers/shape.ts";
 import { defineOp } from "./types.ts";
 
-const CheckpointArgs = z.strictObject({
+const CheckpointArgs = obj({
   /** A stage id (`plugin:stage`) that completed in this run. */
-  stage: z.string().regex(/^[a-z0-9-]+:[a-z0-9-]+$/),
-});
-type CheckpointArgs = z.infer<typeof CheckpointArgs>;
+  stage: str({ pattern: /^[a-z0-9-]+:[a-z0-9-]+$/, what: 'expected a stage id like "deploy:up"' }),
+}, { strict: true });
+type CheckpointArgs = Infer<typeof CheckpointArgs>;
 
 export const journalCheckpoint = defineOp<CheckpointArgs>({
   kind: "journal.checkpoint",
-  schema: CheckpointArgs,
+  schema: zodLike(CheckpointArgs),
   pathArgs: [],
   bookkeeping: true,
   describe: (a) => `Checkpoint stage "${a.stage}"`,

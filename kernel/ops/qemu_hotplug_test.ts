@@ -1,3 +1,4 @@
+import { parseArgs } from "./types.ts";
 import { assert, assertEquals } from "../../tests/_assert.ts";
 import { qemuAttach, qemuDetach } from "./qemu_hotplug.ts";
 import { hostfwdCommand, qemuForward } from "./qemu_forward.ts";
@@ -65,13 +66,13 @@ Deno.test("qemu.attach takes a disk whose nodes open only its checked path, and 
 });
 
 Deno.test("qemu.attach needs the socket and the image (read or written), and is undone by qemu.detach", () => {
-  const args = qemuAttach.schema.parse(disk);
+  const args = parseArgs(qemuAttach, disk);
   const needs = qemuAttach.permission(args);
   assertEquals(needs.slice(0, 2), [
     { grant: "write", path: "/d/vm/qmp.sock" },
     { grant: "write", path: "/d/vm/data.qcow2" },
   ]);
-  const readOnly = qemuAttach.schema.parse({
+  const readOnly = parseArgs(qemuAttach, {
     ...disk,
     blockdevs: [disk.blockdevs[0], { ...disk.blockdevs[1], "read-only": true }],
   });
@@ -81,12 +82,12 @@ Deno.test("qemu.attach needs the socket and the image (read or written), and is 
   assertEquals((undo!.args as { ifRunning: boolean }).ifRunning, true);
   assertEquals(qemuDetach.inverse(args, null)![0]!.kind, "qemu.attach");
   // A host USB device is for core plugins: the broker lets only them pass what it cannot check.
-  const usbNeeds = qemuAttach.permission(qemuAttach.schema.parse(usb));
+  const usbNeeds = qemuAttach.permission(parseArgs(qemuAttach, usb));
   assert(usbNeeds.some((n) => n.grant === "run" && n.program.includes("usb-host")));
 });
 
 Deno.test("qemu.forward builds HMP's hostfwd_add and hostfwd_remove, each the other's inverse", () => {
-  const add = qemuForward.schema.parse({
+  const add = parseArgs(qemuForward, {
     name: "vm",
     socket: "/d/vm/qmp.sock",
     action: "add",

@@ -9,10 +9,11 @@
 import { basename, join } from "../../workers/path.ts";
 import { z } from "zod";
 import type { OpRequest } from "../../workers/protocol.ts";
-import { readArgv } from "./argv.ts";
-import { argvCheckNeed } from "./broker.ts";
+import { argvNeeds } from "./broker.ts";
 import { atomicWrite } from "./_fs.ts";
-import { defineOp, type OpEnv, type PermissionNeed } from "./types.ts";
+import { defineOp, type OpEnv } from "./types.ts";
+
+export { argvNeeds };
 
 /** The environment variables a plugin may set for a program it runs. */
 export const RUN_ENV_ALLOWED = [
@@ -153,30 +154,6 @@ export function isReadOnlyInvocation(argv: readonly string[]): boolean {
   const [program, ...args] = argv;
   const check = program ? READ_ONLY[basename(program)] : undefined;
   return check ? check(args) : false;
-}
-
-/**
- * What running `argv` needs: its program; every output path in the write grant; every input
- * path in the read grant (third-party plugins); and, for an argv the kernel cannot read (no
- * description, arguments it does not cover, a core-only program), a plugin shipped with Gini.
- */
-export function argvNeeds(argv: readonly string[]): PermissionNeed[] {
-  const program = argv[0]!;
-  const needs: PermissionNeed[] = [{ grant: "run", program }];
-  const reading = readArgv(argv);
-  if (reading.kind === "undescribed") {
-    needs.push(argvCheckNeed({ program, unchecked: "it has no argv description" }));
-    return needs;
-  }
-  if (reading.kind === "unknown") {
-    needs.push(argvCheckNeed({ program, unchecked: reading.reason }));
-    return needs;
-  }
-  if (reading.coreOnly) needs.push(argvCheckNeed({ program, unchecked: reading.coreOnly }));
-  needs.push(...reading.programs.map((p) => ({ grant: "run" as const, program: p })));
-  needs.push(...reading.outputs.map((path) => ({ grant: "write" as const, path })));
-  needs.push(...reading.inputs.map((input) => argvCheckNeed({ program, input })));
-  return needs;
 }
 
 export const runOp = defineOp<RunArgs>({

@@ -2,6 +2,7 @@
  * The run op's probe cache: a version query is answered from `{state}/probes.json` while the
  * program is the same file (path, size, mtime), and asked again once it changes.
  */
+import { parseArgs } from "./types.ts";
 import { assertEquals, assertThrows } from "../../tests/_assert.ts";
 import { join } from "node:path";
 import { HostRunner } from "../host/run.ts";
@@ -26,7 +27,7 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
     startup: { dirs: { state } },
     host: new HostRunner(`${bin}:/usr/bin:/bin`),
   } as unknown as OpEnv;
-  const args = runOp.schema.parse({ argv: ["frob", "--version"], probe: "store" });
+  const args = parseArgs(runOp, { argv: ["frob", "--version"], probe: "store" });
   const probe = () => runOp.execute(args, env, null) as Promise<{ stdout: string; cached?: true }>;
   const count = async () => (await Deno.readTextFile(runs)).split("\n").filter(Boolean).length;
 
@@ -45,10 +46,10 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
     2,
   ]);
   // Without probe, or with "refresh", the program runs; "use" reads the cache and writes nothing.
-  const plain = runOp.schema.parse({ argv: ["frob", "--version"] });
+  const plain = parseArgs(runOp, { argv: ["frob", "--version"] });
   await runOp.execute(plain, env, null);
   assertEquals(await count(), 3);
-  const refresh = runOp.schema.parse({ argv: ["frob", "--version"], probe: "refresh" });
+  const refresh = parseArgs(runOp, { argv: ["frob", "--version"], probe: "refresh" });
   assertEquals((await runOp.execute(refresh, env, null) as { cached?: true }).cached, undefined);
   assertEquals(await count(), 4);
   // A damaged cache is no cache: the program runs, and a good file replaces it.
@@ -57,7 +58,7 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
   assertEquals(await count(), 5);
   assertEquals((await probe()).cached, true);
   await Deno.remove(join(state, "probes.json"));
-  const use = runOp.schema.parse({ argv: ["frob", "--version"], probe: "use" });
+  const use = parseArgs(runOp, { argv: ["frob", "--version"], probe: "use" });
   await runOp.execute(use, env, null);
   await runOp.execute(use, env, null);
   assertEquals(await count(), 7, "without a kept answer, use runs the program each time");
@@ -69,5 +70,5 @@ Deno.test("a version probe runs the program once while it is unchanged, and agai
 });
 
 Deno.test("probe is only for a version query", () => {
-  assertThrows(() => runOp.schema.parse({ argv: ["frob", "--delete-all"], probe: "store" }));
+  assertThrows(() => parseArgs(runOp, { argv: ["frob", "--delete-all"], probe: "store" }));
 });

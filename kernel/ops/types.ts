@@ -61,10 +61,18 @@ export interface Terminal {
   env: Record<string, string>;
 }
 
+/** What checks an op's arguments: zod's `safeParse`, the first issue of a refusal used. */
+export interface ArgsSchema<A> {
+  safeParse(value: unknown):
+    | { success: true; data: A }
+    | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+}
+
 /** One kind of operation. `A` is its checked argument type. */
 export interface OpKind<A extends object = Record<string, Json>> {
   kind: string;
-  schema: z.ZodType<A>;
+  /** Checks the arguments: a zod schema, or a shape (`zodLike()` of workers/shape.ts). */
+  schema: ArgsSchema<A>;
   /** The argument keys that are paths; the broker replaces them with canonical paths. */
   pathArgs: readonly string[];
   /** Imperative summary: `Create file "/x" (12 B)`. The report turns it into "Would create …". */
@@ -99,6 +107,16 @@ export interface OpKind<A extends object = Record<string, Json>> {
   preview?(args: A, before: Json): string | undefined;
   /** The ops that undo this one, from the state captured before it; null when it cannot be undone. */
   inverse(args: A, before: Json): OpRequest[] | null;
+}
+
+/** An op's checked arguments, or an error naming the first wrong one. */
+export function parseArgs<A extends object>(op: OpKind<A>, args: unknown): A {
+  const parsed = op.schema.safeParse(args);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new TypeError(
+    `Invalid arguments for "${op.kind}" at "${issue?.path.join(".") ?? ""}": ${issue?.message}`,
+  );
 }
 
 /** Defines an op kind with its argument type inferred from the schema. */

@@ -21,7 +21,11 @@ import {
   type WorkerMessage,
 } from "../../workers/protocol.ts";
 import { join } from "../../workers/path.ts";
-import { codeFromStringsAllowed, NO_CODE_FROM_STRINGS } from "../../workers/lockdown.ts";
+import {
+  codeFromStringsAllowed,
+  CORE_WORKER_PREFIX,
+  NO_CODE_FROM_STRINGS,
+} from "../../workers/lockdown.ts";
 import { stripControls } from "../../workers/paint.ts";
 
 /** Gini's worker bootstrap, where a packaged plugin's worker starts. */
@@ -160,7 +164,9 @@ export class PluginHost {
     const { entry, module } = this.#entry();
     const worker = new Worker(entry, {
       type: "module",
-      name: `gini-plugin:${this.name}`,
+      // A core plugin's worker runs only Gini's own code: lockdown.ts skips what guards against
+      // another's (loading Node's process to lock it, about 13 ms).
+      name: `${this.manifest.origin === "core" ? CORE_WORKER_PREFIX : "gini-plugin:"}${this.name}`,
       deno: { permissions: workerPermissions(this.manifest, this.#env) },
     });
     this.#worker = worker;

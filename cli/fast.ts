@@ -1,0 +1,216 @@
+/**
+ * A plugin's command on a plain command line (`gini status web --json`, `gini start web`), parsed
+ * from its manifest without commander and without the kernel's own commands: those cost a third
+ * of a day-to-day command's time. It answers only lines it reads exactly as commander would; for
+ * anything else (help, a mistake, a short-flag cluster, an unknown flag, a command that describes
+ * the CLI itself) it says so, and `cli/mod.ts` parses the line with commander, which gives the
+ * same result or the same error. `fast_test.ts` holds the two parsers to the same answers.
+ *
+ * @module
+ */
+import { loadPlugins, resolveStartupEnv } from "../kernel/mod.ts";
+import type { CommandManifest } from "../kernel/plugins/manifest.ts";
+import type { GlobalOptions } from "./_env.ts";
+import { runAction } from "./_env.ts";
+import {
+  checkValue,
+  commandTable,
+  optionKey,
+  type OwnedCommand,
+  runPluginCommand,
+} from "./_plugin_run.ts";
+import type { MainOptions } from "./mod.ts";
+
+/** The kernel's command words (`cli/mod.ts` registers them; a test holds the two lists equal). */
+export const KERNEL_WORDS: ReadonlySet<string> = new Set([
+  "completions",
+  "version",
+  "plugins",
+  "plan",
+  "up",
+  "down",
+  "rm",
+  "recover",
+  "journal",
+  "run",
+  "help",
+  "__complete",
+]);
+
+type GlobalKey = keyof GlobalOptions;
+
+/** The global flags: their key, and whether they take a value. */
+const GLOBALS: Record<string, { key: GlobalKey; value: boolean }> = {
+  "-n": { key: "dryRun", value: false },
+  "--dry-run": { key: "dryRun", value: false },
+  "--json": { key: "json", value: false },
+  "-v": { key: "verbose", value: false },
+  "--verbose": { key: "verbose", value: false },
+  "-y": { key: "yes", value: false },
+  "--yes": { key: "yes", value: false },
+  "--host-root": { key: "hostRoot", value: true },
+  "--config-dir": { key: "configDir", value: true },
+  "--data-dir": { key: "dataDir", value: true },
+  "--state-dir": { key: "stateDir", value: true },
+  "--cache-dir": { key: "cacheDir", value: true },
+  "--plugin-dir": { key: "pluginDir", value: true },
+};
+
+/** A line the fast parser read: the global flags and what is left for the command. */
+interface GlobalScan {
+  flags: GlobalOptions;
+  rest: string[];
+}
+
+/** Takes the global flags out of `args`, wherever they are before "--" (as commander does). */
+export function scanGlobals(args: string[]): GlobalScan | undefined {
+  const flags: GlobalOptions = {};
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const global = Object.hasOwn(GLOBALS, name) ? GLOBALS[name] : undefined;
+    if (!global) {
+      rest.push(arg);
+      continue;
+    }
+    if (!global.value) {
+      if (eq > 0) return undefined; // --json=x: an error commander reports
+      (flags as Record<string, unknown>)[global.key] = true;
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
+    if (value === undefined) return undefined;
+    if (global.key === "pluginDir") flags.pluginDir = [...(flags.pluginDir ?? []), value];
+    else (flags as Record<string, unknown>)[global.key] = value;
+  }
+  return { flags, rest };
+}
+
+/** The command's arguments and flags, as commander's action would get them. */
+export interface ParsedCommand {
+  owned: OwnedCommand;
+  values: unknown[];
+  options: Record<string, unknown>;
+}
+
+/** Reads `rest` (the line without global flags) as one of `table`'s commands, or undefined. */
+export function parseCommand(
+  table: ReadonlyMap<string, OwnedCommand>,
+  rest: string[],
+): ParsedCommand | undefined {
+  // The command's words come first, as commander finds subcommands.
+  let path = "";
+  let owned: OwnedCommand | undefined;
+  let used = 0;
+  while (used < rest.length) {
+    const next = path ? `${path} ${rest[used]}` : rest[used]!;
+    const found = table.get(next);
+    if (!found && ![...table.keys()].some((p) => p.startsWith(`${next} `))) break;
+    path = next;
+    owned = found;
+    used++;
+    if (found && found.spec.mode !== "group") break;
+  }
+  if (!owned || owned.spec.mode === "group") return undefined;
+  const spec = owned.spec;
+  const operands: string[] = [];
+  const options: Record<string, unknown> = {};
+  const tokens = rest.slice(used);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token === "--") {
+      operands.push(...tokens.slice(i + 1));
+      break;
+    }
+    if (!token.startsWith("-") || token === "-") {
+      operands.push(token);
+      continue;
+    }
+    const eq = token.startsWith("--") ? token.indexOf("=") : -1;
+    const name = eq > 0 ? token.slice(0, eq) : token;
+    const flag = findFlag(spec, name);
+    if (!flag) return undefined; // unknown, a cluster (-ab), a value joined to a short flag (-x1)
+    const key = optionKey(flag.name);
+    if (Object.hasOwn(options, key) && !flag.repeatable) return undefined;
+    if (flag.type === "boolean") {
+      if (eq > 0) return undefined;
+      options[key] = true;
+      continue;
+    }
+    const raw = eq > 0 ? token.slice(eq + 1) : tokens[++i];
+    if (raw === undefined) return undefined;
+    const value = checkValue(flag, raw, `--${flag.name}`);
+    options[key] = flag.repeatable ? [...(options[key] as unknown[] ?? []), value] : value;
+  }
+  if (spec.flags.some((f) => f.required && !Object.hasOwn(options, optionKey(f.name)))) {
+    return undefined;
+  }
+  const values: unknown[] = [];
+  for (const arg of spec.arguments) {
+    const given = arg.repeatable ? operands.splice(0) : operands.splice(0, 1);
+    if (given.length === 0) {
+      if (arg.required) return undefined;
+      values.push(arg.repeatable ? [] : undefined); // as commander gives them
+      continue;
+    }
+    const checked = given.map((raw) => checkValue(arg, raw, `<${arg.name}>`));
+    values.push(arg.repeatable ? checked : checked[0]);
+  }
+  if (operands.length) return undefined; // too many arguments: commander's error
+  return { owned, values, options };
+}
+
+function findFlag(spec: CommandManifest, name: string) {
+  return spec.flags.find((f) => name === `--${f.name}` || (f.short && name === `-${f.short}`));
+}
+
+/**
+ * Runs a plugin's command if the line is a plain one (the exit code), or says it is not
+ * (undefined): then commander parses it.
+ */
+export async function fastMain(
+  args: string[],
+  options: MainOptions,
+  processEnv: Record<string, string | undefined>,
+  cwd: string,
+): Promise<number | undefined> {
+  if (args.some((a) => a === "-h" || a === "--help")) return undefined;
+  const scan = scanGlobals(args);
+  const word = scan?.rest[0];
+  if (!scan || word === undefined || KERNEL_WORDS.has(word) || word.startsWith("-")) {
+    return undefined;
+  }
+  let parsed: ParsedCommand | undefined;
+  let loaded;
+  try {
+    loaded = await loadPlugins(
+      resolveStartupEnv(scan.flags, processEnv, cwd),
+      scan.flags.pluginDir ?? [],
+      undefined,
+      { dryRun: scan.flags.dryRun ?? false },
+    );
+    const warnings: string[] = [];
+    parsed = parseCommand(commandTable(loaded, KERNEL_WORDS, (w) => warnings.push(w)), scan.rest);
+    // With --verbose, commander's registration shows why a plugin's command was skipped.
+    if (warnings.length && scan.flags.verbose) return undefined;
+  } catch {
+    return undefined; // reported, with its location, by the parser that reports errors
+  }
+  // A command that describes the CLI itself (session.plugins) needs commander's view of it.
+  if (!parsed || parsed.owned.manifest.stages.some((s) => s.reads.includes("session.plugins"))) {
+    return undefined;
+  }
+  const { owned, values, options: flags } = parsed;
+  const sink = options.sink;
+  return await runAction(
+    { flags: scan.flags, processEnv, cwd, sink },
+    word,
+    (c) => runPluginCommand(c, loaded, owned, values, flags),
+  );
+}
