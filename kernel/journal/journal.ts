@@ -234,7 +234,7 @@ export async function loadTransaction(file: string): Promise<Transaction> {
 }
 
 /** The transaction logs in the state directory, newest first. */
-export async function journalFiles(stateDir: string): Promise<string[]> {
+export function journalFiles(stateDir: string): string[] {
   const dir = join(stateDir, "journal");
   const files: string[] = [];
   try {
@@ -261,7 +261,7 @@ export function isRunInPlace(tx: Transaction, path: string): boolean {
 /** Every transaction in the state directory, newest first. */
 export async function listTransactions(stateDir: string): Promise<Transaction[]> {
   const result: Transaction[] = [];
-  for (const file of await journalFiles(stateDir)) result.push(await loadTransaction(file));
+  for (const file of journalFiles(stateDir)) result.push(await loadTransaction(file));
   return result;
 }
 
@@ -300,7 +300,7 @@ function endsCleanly(file: string): boolean {
  */
 export async function incompleteTransactions(stateDir: string): Promise<Transaction[]> {
   const result: Transaction[] = [];
-  for (const file of await journalFiles(stateDir)) {
+  for (const file of journalFiles(stateDir)) {
     if (endsCleanly(file)) continue;
     const tx = await loadTransaction(file);
     if (tx.state === "incomplete") result.push(tx);

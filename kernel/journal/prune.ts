@@ -55,7 +55,7 @@ export async function pruneJournal(
   };
   const needed = new Set<string>();
   // One log at a time: an old log may hold megabytes of arguments.
-  for (const file of await journalFiles(stateDir)) {
+  for (const file of journalFiles(stateDir)) {
     const tx = await loadTransaction(file);
     if (tx.state === "incomplete") report.kept.incomplete++;
     else if (inPlace(tx, options.undoable ?? [])) report.kept.inPlace++;

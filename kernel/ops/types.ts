@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { z } from "zod";
 import type { Json, OpRequest, UiMessage } from "../../workers/protocol.ts";
 import type { StartupEnv } from "../paths.ts";
 import type { HostRunner } from "../host/run.ts";
