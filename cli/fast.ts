@@ -10,8 +10,8 @@
  */
 import { loadPlugins, resolveStartupEnv } from "../kernel/mod.ts";
 import type { CommandManifest } from "../kernel/plugins/manifest.ts";
-import type { GlobalOptions } from "./_env.ts";
 import { runAction } from "./_env.ts";
+import { KERNEL_WORDS, scanGlobals } from "./_line.ts";
 import {
   checkValue,
   commandTable,
@@ -21,76 +21,7 @@ import {
 } from "./_plugin_run.ts";
 import type { MainOptions } from "./mod.ts";
 
-/** The kernel's command words (`cli/mod.ts` registers them; a test holds the two lists equal). */
-export const KERNEL_WORDS: ReadonlySet<string> = new Set([
-  "completions",
-  "version",
-  "plugins",
-  "plan",
-  "up",
-  "down",
-  "rm",
-  "recover",
-  "journal",
-  "run",
-  "help",
-  "__complete",
-]);
-
-type GlobalKey = keyof GlobalOptions;
-
-/** The global flags: their key, and whether they take a value. */
-const GLOBALS: Record<string, { key: GlobalKey; value: boolean }> = {
-  "-n": { key: "dryRun", value: false },
-  "--dry-run": { key: "dryRun", value: false },
-  "--json": { key: "json", value: false },
-  "-v": { key: "verbose", value: false },
-  "--verbose": { key: "verbose", value: false },
-  "-y": { key: "yes", value: false },
-  "--yes": { key: "yes", value: false },
-  "--host-root": { key: "hostRoot", value: true },
-  "--config-dir": { key: "configDir", value: true },
-  "--data-dir": { key: "dataDir", value: true },
-  "--state-dir": { key: "stateDir", value: true },
-  "--cache-dir": { key: "cacheDir", value: true },
-  "--plugin-dir": { key: "pluginDir", value: true },
-};
-
-/** A line the fast parser read: the global flags and what is left for the command. */
-interface GlobalScan {
-  flags: GlobalOptions;
-  rest: string[];
-}
-
-/** Takes the global flags out of `args`, wherever they are before "--" (as commander does). */
-export function scanGlobals(args: string[]): GlobalScan | undefined {
-  const flags: GlobalOptions = {};
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") {
-      rest.push(...args.slice(i));
-      break;
-    }
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const global = Object.hasOwn(GLOBALS, name) ? GLOBALS[name] : undefined;
-    if (!global) {
-      rest.push(arg);
-      continue;
-    }
-    if (!global.value) {
-      if (eq > 0) return undefined; // --json=x: an error commander reports
-      (flags as Record<string, unknown>)[global.key] = true;
-      continue;
-    }
-    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-    if (value === undefined) return undefined;
-    if (global.key === "pluginDir") flags.pluginDir = [...(flags.pluginDir ?? []), value];
-    else (flags as Record<string, unknown>)[global.key] = value;
-  }
-  return { flags, rest };
-}
+export { KERNEL_WORDS, scanGlobals };
 
 /** The command's arguments and flags, as commander's action would get them. */
 export interface ParsedCommand {

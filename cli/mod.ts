@@ -28,9 +28,17 @@ export interface MainOptions {
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const env = options.env ?? Deno.env.toObject();
   const cwd = options.cwd ?? Deno.cwd();
-  const { fastMain } = await import("./fast.ts");
-  const code = await fastMain(argv, options, env, cwd);
-  if (code !== undefined) return code;
-  const { commanderMain } = await import("./_commander.ts");
-  return await commanderMain(argv, { ...options, env, cwd });
+  // The worker the command will need starts first, and loads while the kernel does.
+  const { prestartFor } = await import("./_line.ts");
+  const { discardPrestarted } = await import("../kernel/plugins/host.ts");
+  prestartFor(argv, env, cwd);
+  try {
+    const { fastMain } = await import("./fast.ts");
+    const code = await fastMain(argv, options, env, cwd);
+    if (code !== undefined) return code;
+    const { commanderMain } = await import("./_commander.ts");
+    return await commanderMain(argv, { ...options, env, cwd });
+  } finally {
+    discardPrestarted();
+  }
 }

@@ -80,6 +80,22 @@ function cacheStamp(): string {
   ].join(" ");
 }
 
+/** The manifests of `origin` in the cache at `file`, if it was written by this Gini. */
+export function cachedManifests(file: string, origin: Manifest["origin"]): Manifest[] {
+  const entries = readCache(file, cacheStamp());
+  return Object.values(entries).filter((e) => e.origin === origin).map((e) => e.manifest);
+}
+
+function readCache(file: string, stamp: string): Record<string, CachedManifest> {
+  try {
+    const data = JSON.parse(Deno.readTextFileSync(file));
+    if (data?.stamp === stamp && typeof data.entries === "object") return data.entries;
+  } catch {
+    // No cache yet, or one this Gini cannot use.
+  }
+  return {};
+}
+
 /**
  * Manifests checked in an earlier run, by file. Checking a manifest takes zod and its schemas
  * (about 30 ms at start-up); a manifest whose text, origin and checking code are unchanged is
@@ -98,15 +114,8 @@ class ManifestCache {
   constructor(path: string | undefined, save: boolean) {
     this.#path = path;
     this.#save = save;
-    if (!path) return;
-    try {
-      const data = JSON.parse(Deno.readTextFileSync(path));
-      if (data?.stamp === this.#stamp && typeof data.entries === "object") {
-        this.#entries = data.entries;
-      }
-    } catch {
-      // No cache yet, or one this Gini cannot use: every manifest is checked.
-    }
+    // No cache yet, or one this Gini cannot use: every manifest is checked.
+    if (path) this.#entries = readCache(path, this.#stamp);
   }
 
   async parse(text: string, file: string, origin: Manifest["origin"]) {

@@ -15,7 +15,7 @@ import type { StartupEnv } from "../paths.ts";
 import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
 import type { Manifest } from "../plugins/manifest.ts";
 import { KERNEL_SEEDS } from "../versions.ts";
-import { type CallHandlers, type CallResult, PluginHost } from "../plugins/host.ts";
+import { type CallHandlers, type CallResult, PluginHost, takePrestarted } from "../plugins/host.ts";
 import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
@@ -321,12 +321,10 @@ export class Pipeline {
     if (!host) {
       const manifest = this.#manifests.get(name)!;
       host = (async () => {
-        const h = new PluginHost(
-          manifest,
-          this.#o.env,
-          this.#o.engine.mode === "dry",
-          (text) => this.#o.ui.warn(text),
-        );
+        const dryRun = this.#o.engine.mode === "dry";
+        const warn = (text: string) => this.#o.ui.warn(text);
+        const h = takePrestarted(manifest, this.#o.env, dryRun, warn) ??
+          new PluginHost(manifest, this.#o.env, dryRun, warn);
         const abilities = await h.start();
         const declared = manifest.stages.map((s) => s.name);
         const missing = declared.filter((s) => !abilities.stages.includes(s));
