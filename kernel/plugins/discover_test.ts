@@ -1,0 +1,80 @@
+import { assert, assertEquals } from "../../tests/_assert.ts";
+import { join } from "../../workers/path.ts";
+import { tempEnv } from "../../tests/_helpers.ts";
+import { loadPlugins } from "../mod.ts";
+import { discardPrestarted, PluginHost, prestart, takePrestarted } from "./host.ts";
+import { cachedManifests, discoverPlugins } from "./discover.ts";
+
+const manifest = (description: string, priority = "third-party:160") =>
+  `[plugin]
+name = "cached"
+version = "1.0.0"
+description = "${description}"
+priority = "${priority}"
+
+[compatibility]
+kernel_api = "^1.0.0"
+`;
+
+Deno.test("a checked manifest is reused only while its text is the same, and a dry run keeps no cache", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gini-cache-" });
+  const dir = join(root, "plugins", "cached");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("first"));
+  const file = join(root, "state", "manifests.json");
+  const sources = [{ dir: join(root, "plugins"), origin: "extra" as const }];
+
+  // A dry run reads the cache but writes none.
+  await discoverPlugins(sources, { file, save: false });
+  assertEquals(await Deno.stat(file).catch(() => null), null);
+
+  const first = await discoverPlugins(sources, { file, save: true });
+  assertEquals(first.manifests[0]?.plugin.description, "first");
+  assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
+  assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["first"]);
+
+  // Edited: checked again, and a mistake is reported, not hidden by the cache.
+  await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("second", "core:60"));
+  const second = await discoverPlugins(sources, { file, save: true });
+  assertEquals(second.manifests, []);
+  assert(second.errors.some((e) => e.message.includes("core")), second.errors[0]?.message);
+
+  await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("third"));
+  const third = await discoverPlugins(sources, { file, save: true });
+  assertEquals(third.manifests[0]?.plugin.description, "third");
+  assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["third"]);
+
+  // A cache another Gini wrote (another stamp) is not used.
+  const data = JSON.parse(await Deno.readTextFile(file));
+  await Deno.writeTextFile(file, JSON.stringify({ ...data, stamp: "other" }));
+  assertEquals(cachedManifests(file, "extra"), []);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a worker started ahead is taken only by a run that would start the same one", async () => {
+  const env = await tempEnv();
+  const loaded = await loadPlugins(env, []);
+  const recovery = loaded.plugins.find((m) => m.plugin.name === "recovery")!;
+  try {
+    prestart(recovery, env, false);
+    // Another mode, or another manifest: not this worker.
+    assertEquals(takePrestarted(recovery, env, true, () => {}), undefined);
+    const wider = { ...recovery, permissions: { ...recovery.permissions, net: ["example.org"] } };
+    assertEquals(takePrestarted(wider, env, false, () => {}), undefined);
+    const taken = takePrestarted(recovery, env, false, () => {});
+    assert(taken instanceof PluginHost);
+    assertEquals((await taken.start()).stages, []);
+    taken.terminate("done");
+    // Only once.
+    assertEquals(takePrestarted(recovery, env, false, () => {}), undefined);
+
+    // Only a plugin shipped with Gini is started ahead; the rest are ended when the run ends.
+    prestart({ ...recovery, origin: "extra" }, env, false);
+    assertEquals(takePrestarted({ ...recovery, origin: "extra" }, env, false, () => {}), undefined);
+    prestart(recovery, env, true);
+  } finally {
+    discardPrestarted();
+  }
+  assertEquals(takePrestarted(recovery, env, true, () => {}), undefined);
+  await Deno.remove(env.root, { recursive: true });
+});
