@@ -123,7 +123,11 @@ function lockAll(
 type Post = (message: unknown) => void;
 
 /** A `console` whose output reaches the kernel as the plugin's messages, never the terminal. */
-function kernelConsole(post: Post, inspect: (value: unknown) => string): Console {
+function kernelConsole(
+  post: Post,
+  inspect: (value: unknown) => string,
+  frozen: boolean,
+): Console {
   const say = (type: "info" | "warn" | "error" | "debug") => (...args: unknown[]) => {
     try {
       const text = args.map((a) => typeof a === "string" ? a : inspect(a)).join(" ");
@@ -131,7 +135,7 @@ function kernelConsole(post: Post, inspect: (value: unknown) => string): Console
     } catch { /* a value that cannot be shown is not shown */ }
   };
   const quiet = () => {};
-  return Object.freeze({
+  const methods = {
     log: say("info"),
     info: say("info"),
     dir: say("info"),
@@ -156,7 +160,10 @@ function kernelConsole(post: Post, inspect: (value: unknown) => string): Console
     timeStamp: quiet,
     profile: quiet,
     profileEnd: quiet,
-  }) as unknown as Console;
+  };
+  // Frozen, so that a plugin cannot put the terminal back. In a core plugin's worker it stays
+  // open: Node's process, loaded there only when used, binds its streams to the console.
+  return (frozen ? Object.freeze(methods) : methods) as unknown as Console;
 }
 
 /**
@@ -205,7 +212,7 @@ export function lockDown(): void {
   for (const target of [permissions, Object.getPrototypeOf(permissions)]) {
     lockAll(target, "Deno.permissions.", [["request", "throws"], ["requestSync", "throws"]]);
   }
-  if (post) lock(globalThis, "console", kernelConsole(post, inspect));
+  if (post) lock(globalThis, "console", kernelConsole(post, inspect, !core));
 }
 
 /** True when this process lets code be built from strings (`eval`, `new Function`). */
