@@ -109,9 +109,7 @@ function preScan(args: string[]): { command?: string; flags: GlobalOptions } {
 async function addPluginCommands(cli: Cli, flags: GlobalOptions, verbose: boolean) {
   try {
     const env = resolveStartupEnv(flags, cli.processEnv, cli.cwd);
-    const loaded = await loadPlugins(env, flags.pluginDir ?? [], undefined, {
-      dryRun: flags.dryRun ?? false,
-    });
+    const loaded = await loadPlugins(env, flags.pluginDir ?? []);
     const ui = createUi({ verbose, ...(cli.sink ? { sink: cli.sink } : {}) });
     registerPluginCommands(cli, loaded, (text) => verbose && ui.warn(text));
   } catch { /* reported by the command that loads plugins */ }
@@ -196,12 +194,7 @@ export async function commanderMain(argv: string[], options: MainOptions = {}): 
   const kernelCommand = cli.program.commands.some((c) => c.name() === scan.command);
   if (!kernelCommand || args.some((a) => a === "--help" || a === "-h")) {
     if (scan.command !== "version") {
-      const dryRun = args.includes("-n") || args.includes("--dry-run");
-      await addPluginCommands(
-        cli,
-        { ...scan.flags, dryRun },
-        args.includes("-v") || args.includes("--verbose"),
-      );
+      await addPluginCommands(cli, scan.flags, args.includes("-v") || args.includes("--verbose"));
     }
   }
   if (args.length === 0) {

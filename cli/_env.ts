@@ -74,7 +74,7 @@ export async function plugins(c: CommandEnv): Promise<Resolution> {
       } without approval: for authoring only; install packages for use`,
     );
   }
-  return await loadPlugins(c.env, dirs, undefined, { dryRun: c.flags.dryRun ?? false });
+  return await loadPlugins(c.env, dirs);
 }
 
 /** A confirmed command goes ahead with --yes, or a yes on a terminal after seeing `shown`. */

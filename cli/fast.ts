@@ -123,8 +123,6 @@ export async function fastMain(
     loaded = await loadPlugins(
       resolveStartupEnv(scan.flags, processEnv, cwd),
       scan.flags.pluginDir ?? [],
-      undefined,
-      { dryRun: scan.flags.dryRun ?? false },
     );
     const warnings: string[] = [];
     parsed = parseCommand(commandTable(loaded, KERNEL_WORDS, (w) => warnings.push(w)), scan.rest);

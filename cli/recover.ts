@@ -117,7 +117,7 @@ async function resumeOne(
       cli.cwd,
     )
     : c.env;
-  const loaded = await loadPlugins(env, replay?.pluginDirs ?? [], undefined, { dryRun });
+  const loaded = await loadPlugins(env, replay?.pluginDirs ?? []);
   const r = await resumeTransaction(tx, { env, loaded, ui, dryRun });
   const { result, report } = r.outcome;
   if (result.error && !ui.json) ui.failure(result.error);

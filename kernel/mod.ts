@@ -13,7 +13,12 @@
  *
  * @module
  */
-import { defaultSources, discoverPlugins, SYSTEM_PLUGIN_DIR } from "./plugins/discover.ts";
+import {
+  defaultSources,
+  discoverPlugins,
+  saveCheckedManifests,
+  SYSTEM_PLUGIN_DIR,
+} from "./plugins/discover.ts";
 import { join } from "../workers/path.ts";
 import { type Resolution, resolvePlugins } from "./plugins/resolve.ts";
 import { lockPath, type StartupEnv } from "./paths.ts";
@@ -52,13 +57,11 @@ export async function loadPlugins(
   env: StartupEnv,
   extraDirs: string[],
   systemDir?: string,
-  options: { dryRun?: boolean } = {},
 ): Promise<Resolution> {
-  // A dry run reads the checked manifests kept by an earlier run, and writes nothing.
-  const discovery = await discoverPlugins(defaultSources(extraDirs), {
-    file: join(env.dirs.state, "manifests.json"),
-    save: !options.dryRun,
-  });
+  const discovery = await discoverPlugins(
+    defaultSources(extraDirs),
+    join(env.dirs.state, "manifests.json"),
+  );
   // Checking installed packages loads the unzipper and the approvals' schemas: only when there
   // can be one.
   const installed = mayHaveInstalled(env, systemDir)
@@ -193,6 +196,8 @@ export async function runStages(options: RunStagesOptions): Promise<RunOutcome> 
       ? await Journal.reopen(options.resume.file)
       : await Journal.begin(env.dirs.state, options.command ?? "run", replay);
     if (journal) lock?.setTransaction(journal.id);
+    // A live run keeps the manifests it checked for the next command; nothing else writes them.
+    if (journal) saveCheckedManifests();
     if (journal && options.resume) {
       await journal.append({ type: "resume", at: new Date().toISOString() });
     }

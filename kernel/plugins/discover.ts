@@ -100,7 +100,9 @@ function readCache(file: string, stamp: string): Record<string, CachedManifest> 
  * Manifests checked in an earlier run, by file. Checking a manifest takes zod and its schemas
  * (about 30 ms at start-up); a manifest whose text, origin and checking code are unchanged is
  * the same manifest. The cache lives in `{state}`, where no plugin's grant may reach (the
- * manifests it holds carry permissions), and a cache that cannot be read is no cache.
+ * manifests it holds carry permissions), and a cache that cannot be read is no cache. It is
+ * written only when a live run starts ({@linkcode saveCheckedManifests}): a plan, a query or a
+ * dry run writes nothing.
  */
 class ManifestCache {
   #path: string | undefined;
@@ -109,11 +111,8 @@ class ManifestCache {
   #used: Record<string, CachedManifest> = {};
   #changed = false;
 
-  #save: boolean;
-
-  constructor(path: string | undefined, save: boolean) {
+  constructor(path: string | undefined) {
     this.#path = path;
-    this.#save = save;
     // No cache yet, or one this Gini cannot use: every manifest is checked.
     if (path) this.#entries = readCache(path, this.#stamp);
   }
@@ -133,34 +132,44 @@ class ManifestCache {
     return parsed;
   }
 
-  /** Writes what this run used, if it differs from what was read (best effort). */
-  save(): void {
+  /** What to write for the next run, if this one used other manifests than it read. */
+  pending(): (() => void) | undefined {
     const dropped = Object.keys(this.#entries).some((file) => !Object.hasOwn(this.#used, file));
-    if (!this.#path || !this.#save || (!this.#changed && !dropped)) return;
-    try {
-      Deno.mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
-      const temp = `${this.#path}.${Deno.pid}.tmp`;
-      Deno.writeTextFileSync(temp, JSON.stringify({ stamp: this.#stamp, entries: this.#used }), {
-        mode: 0o600,
-      });
-      Deno.renameSync(temp, this.#path);
-    } catch {
-      // A read-only state folder only costs the next run the checking.
-    }
+    const path = this.#path;
+    if (!path || (!this.#changed && !dropped)) return undefined;
+    const text = JSON.stringify({ stamp: this.#stamp, entries: this.#used });
+    return () => {
+      try {
+        Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        const temp = `${path}.${Deno.pid}.tmp`;
+        Deno.writeTextFileSync(temp, text, { mode: 0o600 });
+        Deno.renameSync(temp, path);
+      } catch {
+        // A read-only state folder only costs the next run the checking.
+      }
+    };
   }
 }
 
+let unsaved: (() => void) | undefined;
+
+/** Keeps the manifests the last discovery checked for the next run (a live run calls it). */
+export function saveCheckedManifests(): void {
+  unsaved?.();
+  unsaved = undefined;
+}
+
 /**
- * Reads and validates every manifest in the given sources; `cache.file` keeps the checked ones
- * for the next run (written unless `cache.save` is false).
+ * Reads and validates every manifest in the given sources, reusing those `cacheFile` holds;
+ * {@linkcode saveCheckedManifests} then keeps them there.
  */
 export async function discoverPlugins(
   sources: PluginSource[],
-  cache?: { file: string; save: boolean },
+  cacheFile?: string,
 ): Promise<Discovery> {
   const manifests: Manifest[] = [];
   const errors: ManifestError[] = [];
-  const checked = new ManifestCache(cache?.file, cache?.save ?? false);
+  const checked = new ManifestCache(cacheFile);
   for (const source of sources) {
     for (const folder of pluginFolders(source.dir)) {
       const file = join(folder, "plugin.toml");
@@ -182,7 +191,7 @@ export async function discoverPlugins(
       manifests.push(parsed.manifest);
     }
   }
-  checked.save();
+  unsaved = checked.pending();
   await prepareRanges(manifests);
   return { manifests, errors };
 }

@@ -3,7 +3,7 @@ import { join } from "../../workers/path.ts";
 import { tempEnv } from "../../tests/_helpers.ts";
 import { loadPlugins } from "../mod.ts";
 import { discardPrestarted, PluginHost, prestart, takePrestarted } from "./host.ts";
-import { cachedManifests, discoverPlugins } from "./discover.ts";
+import { cachedManifests, discoverPlugins, saveCheckedManifests } from "./discover.ts";
 
 const manifest = (description: string, priority = "third-party:160") =>
   `[plugin]
@@ -16,7 +16,7 @@ priority = "${priority}"
 kernel_api = "^1.0.0"
 `;
 
-Deno.test("a checked manifest is reused only while its text is the same, and a dry run keeps no cache", async () => {
+Deno.test("a checked manifest is reused only while its text is the same, and kept only by a live run", async () => {
   const root = await Deno.makeTempDir({ prefix: "gini-cache-" });
   const dir = join(root, "plugins", "cached");
   await Deno.mkdir(dir, { recursive: true });
@@ -24,23 +24,26 @@ Deno.test("a checked manifest is reused only while its text is the same, and a d
   const file = join(root, "state", "manifests.json");
   const sources = [{ dir: join(root, "plugins"), origin: "extra" as const }];
 
-  // A dry run reads the cache but writes none.
-  await discoverPlugins(sources, { file, save: false });
+  // Discovery alone (a plan, a query, a dry run) reads the cache and writes none.
+  await discoverPlugins(sources, file);
   assertEquals(await Deno.stat(file).catch(() => null), null);
 
-  const first = await discoverPlugins(sources, { file, save: true });
+  const first = await discoverPlugins(sources, file);
+  saveCheckedManifests();
   assertEquals(first.manifests[0]?.plugin.description, "first");
   assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
   assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["first"]);
 
   // Edited: checked again, and a mistake is reported, not hidden by the cache.
   await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("second", "core:60"));
-  const second = await discoverPlugins(sources, { file, save: true });
+  const second = await discoverPlugins(sources, file);
+  saveCheckedManifests();
   assertEquals(second.manifests, []);
   assert(second.errors.some((e) => e.message.includes("core")), second.errors[0]?.message);
 
   await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("third"));
-  const third = await discoverPlugins(sources, { file, save: true });
+  const third = await discoverPlugins(sources, file);
+  saveCheckedManifests();
   assertEquals(third.manifests[0]?.plugin.description, "third");
   assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["third"]);
 
