@@ -55,21 +55,26 @@ export interface VerifiedLog {
 /** Reads and checks a log: records up to the first that does not chain or seal. */
 export async function verifyLog(text: string): Promise<VerifiedLog> {
   const records: LogRecord[] = [];
-  const lines = text.split("\n");
-  let prev = "";
-  for (const [i, line] of lines.entries()) {
-    if (!line.trim()) continue;
-    const broken = (reason: string) => ({ records, broken: { line: i + 1, reason } });
-    let record: LogRecord;
+  const parsed = text.split("\n").map((line) => {
+    if (!line.trim()) return undefined;
     try {
-      record = JSON.parse(line) as LogRecord;
+      return JSON.parse(line) as LogRecord;
     } catch {
-      return broken("not JSON (a write cut short, or an edit)");
+      return null;
     }
+  });
+  // Every seal at once (each needs only its own record): `gini status` checks the whole history,
+  // and one digest after another is a trip through the event loop each.
+  const seals = await Promise.all(parsed.map((r) => r ? sealOf(r) : undefined));
+  let prev = "";
+  for (const [i, record] of parsed.entries()) {
+    if (record === undefined) continue;
+    const broken = (reason: string) => ({ records, broken: { line: i + 1, reason } });
+    if (record === null) return broken("not JSON (a write cut short, or an edit)");
     if (record.prev !== prev || record.seq !== records.length + 1) {
       return broken("does not follow the record before it (a line removed or reordered)");
     }
-    if (record.sha256 !== await sealOf(record)) {
+    if (record.sha256 !== seals[i]) {
       return broken("its checksum does not match its content (edited)");
     }
     records.push(record);
