@@ -62,7 +62,13 @@ interface CachedManifest {
 }
 
 /** What the manifest cache was written by: this Gini, its checking code and its executable. */
+let stampOfThisGini: string | undefined;
+
 function cacheStamp(): string {
+  return stampOfThisGini ??= computeStamp();
+}
+
+function computeStamp(): string {
   const stamp = (url: URL | string) => {
     try {
       const info = Deno.statSync(url);
@@ -86,10 +92,23 @@ export function cachedManifests(file: string, origin: Manifest["origin"]): Manif
   return Object.values(entries).filter((e) => e.origin === origin).map((e) => e.manifest);
 }
 
+/** The cache as last read, by file: a command reads it first to start a worker ahead, then to load. */
+let lastRead:
+  | { file: string; size: number; mtime: number; entries: Record<string, CachedManifest> }
+  | undefined;
+
 function readCache(file: string, stamp: string): Record<string, CachedManifest> {
   try {
+    const info = Deno.statSync(file);
+    const mtime = info.mtime?.getTime() ?? 0;
+    if (lastRead?.file === file && lastRead.size === info.size && lastRead.mtime === mtime) {
+      return lastRead.entries;
+    }
     const data = JSON.parse(Deno.readTextFileSync(file));
-    if (data?.stamp === stamp && typeof data.entries === "object") return data.entries;
+    if (data?.stamp === stamp && typeof data.entries === "object") {
+      lastRead = { file, size: info.size, mtime, entries: data.entries };
+      return data.entries;
+    }
   } catch {
     // No cache yet, or one this Gini cannot use.
   }
@@ -144,6 +163,7 @@ class ManifestCache {
         const temp = `${path}.${Deno.pid}.tmp`;
         Deno.writeTextFileSync(temp, text, { mode: 0o600 });
         Deno.renameSync(temp, path);
+        lastRead = undefined;
       } catch {
         // A read-only state folder only costs the next run the checking.
       }
