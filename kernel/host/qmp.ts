@@ -11,6 +11,18 @@ export async function qmpCommand(
   args: Record<string, unknown> | undefined,
   timeoutMs = 10_000,
 ): Promise<unknown> {
+  return (await qmpCommands(socket, [{ command, args }], timeoutMs))[0];
+}
+
+/**
+ * Several commands on one connection, one after another (a VM's status asks three queries; one
+ * greeting and handshake instead of three): their results in order. The first error ends it.
+ */
+export async function qmpCommands(
+  socket: string,
+  commands: { command: string; args?: Record<string, unknown> | undefined }[],
+  timeoutMs = 10_000,
+): Promise<unknown[]> {
   const conn = await Deno.connect({ transport: "unix", path: socket });
   const timer = setTimeout(() => conn.close(), timeoutMs);
   const decoder = new TextDecoder();
@@ -48,7 +60,9 @@ export async function qmpCommand(
   try {
     await next(); // greeting
     await send("qmp_capabilities");
-    return await send(command, args);
+    const results: unknown[] = [];
+    for (const { command, args } of commands) results.push(await send(command, args));
+    return results;
   } finally {
     clearTimeout(timer);
     reader.releaseLock();

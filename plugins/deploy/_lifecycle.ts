@@ -315,18 +315,31 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
   const state = await control.state();
   const log = await readHistory(ctx, def);
   const replayed = replay(log.records);
+  const live = def.backend === "qemu" && state !== "stopped";
   const qmp = <T>(command: string) =>
-    def.backend === "qemu" && state !== "stopped"
-      ? ctx.op<T & Json>("qmp", {
-        socket: def.paths.qmpSocket,
-        command,
-        timeoutMs: 3000,
-      }).catch(() => null)
+    live
+      ? ctx.op<T & Json>("qmp", { socket: def.paths.qmpSocket, command, timeoutMs: 3000 })
+        .catch(() => null)
       : Promise.resolve(null);
-  // One after another: QEMU's monitor takes one client at a time and refuses the others.
-  const cpus = await qmp<unknown[]>("query-cpus-fast");
-  const memory = await qmp<{ "base-memory"?: number }>("query-memory-size-summary");
-  const blocks = await qmp<BlockInfo[]>("query-block");
+  // The three queries on one connection (QEMU's monitor takes one client at a time); should one
+  // fail (an older QEMU), each is asked alone and only that one is missing.
+  const queries = ["query-cpus-fast", "query-memory-size-summary", "query-block"];
+  const together = live
+    ? await ctx.op<Json[]>("qmp", {
+      socket: def.paths.qmpSocket,
+      command: queries[0]!,
+      queries: queries.slice(1),
+      timeoutMs: 3000,
+    }).catch(() => null)
+    : null;
+  const asked = Array.isArray(together) && together.length === queries.length
+    ? together
+    : live
+    ? [await qmp(queries[0]!), await qmp(queries[1]!), await qmp(queries[2]!)]
+    : [null, null, null];
+  const cpus = asked[0] as unknown[] | null;
+  const memory = asked[1] as { "base-memory"?: number } | null;
+  const blocks = asked[2] as BlockInfo[] | null;
   // After those: QEMU's monitor takes one client at a time, and turns away a crowd.
   const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
   const disks = await Promise.all(def.disks.map(async (disk) => {
