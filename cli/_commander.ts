@@ -94,6 +94,8 @@ function preScan(args: string[]): { command?: string; flags: GlobalOptions } {
       if (name === "--data-dir") flags.dataDir = value;
       if (name === "--config-dir") flags.configDir = value;
       if (name === "--host-root") flags.hostRoot = value;
+      if (name === "--state-dir") flags.stateDir = value;
+      if (name === "--cache-dir") flags.cacheDir = value;
       continue;
     }
     if (arg.startsWith("-")) continue;

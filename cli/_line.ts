@@ -7,7 +7,7 @@
  * @module
  */
 import { resolveStartupEnv } from "../kernel/paths.ts";
-import { cachedManifests } from "../kernel/plugins/discover.ts";
+import { cachedCoreManifests } from "../kernel/plugins/discover.ts";
 import { prestart } from "../kernel/plugins/host.ts";
 import type { Manifest } from "../kernel/plugins/manifest.ts";
 import { join } from "../workers/path.ts";
@@ -113,7 +113,7 @@ export function prestartFor(
   if (!scan || word === undefined || KERNEL_WORDS.has(word) || word.startsWith("-")) return;
   try {
     const env = resolveStartupEnv(scan.flags, processEnv, cwd);
-    const core = cachedManifests(join(env.dirs.state, "manifests.json"), "core");
+    const core = cachedCoreManifests(join(env.dirs.state, "manifests.json"));
     const found = commandOf(core, scan.rest);
     if (!found || found.spec.mode === "group" || found.spec.mode === "undo") return;
     if (found.manifest.stages.some((s) => s.reads.includes("session.plugins"))) return;

@@ -44,7 +44,7 @@ export function inspectRawMessage(value: unknown): string | undefined {
     const { value: current, depth } = stack.pop()!;
     if (depth > MAX_MESSAGE_DEPTH) return `nested deeper than ${MAX_MESSAGE_DEPTH} levels`;
     if (typeof current === "string") bytes += current.length;
-    else if (current instanceof Uint8Array) bytes += current.byteLength;
+    else if (current instanceof Uint8Array) return "holds binary data, which no message carries";
     else if (current === null || typeof current !== "object") bytes += 8;
     else {
       const proto = Object.getPrototypeOf(current);

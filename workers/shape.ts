@@ -79,9 +79,15 @@ export function num(limits: { int?: boolean; min?: number; max?: number } = {}):
   return {
     parse(value, path) {
       if (typeof value !== "number" || !Number.isFinite(value)) {
-        return fail(path, `expected a number, got ${kind(value)}`);
+        return fail(
+          path,
+          typeof value === "number"
+            ? "expected a finite number"
+            : `expected a number, got ${kind(value)}`,
+        );
       }
-      if (limits.int && !Number.isInteger(value)) return fail(path, "expected an integer");
+      // As zod's int(): a safe integer (beyond 2^53 two ids could be the same number).
+      if (limits.int && !Number.isSafeInteger(value)) return fail(path, "expected an integer");
       if (limits.min !== undefined && value < limits.min) {
         return fail(path, `expected a number ≥ ${limits.min}`);
       }
@@ -148,8 +154,21 @@ export function arr<T>(item: Shape<T>, limits: { min?: number; max?: number } = 
   };
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+/** A plain object: its prototype Object's or none (not an array, a Uint8Array, a Map…). */
+const isRecord = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+/** Sets a key on a copy without ever touching its prototype (a key named "__proto__"). */
+const put = (target: Record<string, unknown>, key: string, value: unknown) =>
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 
 /** An object with any string keys, each value `item`. */
 export function rec<T>(item: Shape<T>): Shape<Record<string, T>> {
@@ -160,7 +179,7 @@ export function rec<T>(item: Shape<T>): Shape<Record<string, T>> {
       for (const [key, v] of Object.entries(value)) {
         const r = item.parse(v, [...path, key]);
         if (!r.ok) return r;
-        out[key] = r.value;
+        put(out, key, r.value);
       }
       return pass(out);
     },
@@ -215,7 +234,7 @@ export function obj<F extends Record<string, Shape<unknown>>>(
         if (given === undefined && !shape.optional) return fail([...path, key], "required");
         const r = shape.parse(given, [...path, key]);
         if (!r.ok) return r;
-        if (r.value !== undefined) out[key] = r.value;
+        if (r.value !== undefined) put(out, key, r.value);
       }
       return pass(out as Simplify<ObjectOf<F>>);
     },
@@ -230,7 +249,10 @@ export function tagged<S extends Shape<{ type: string }> & { fields: { type: Sha
   for (const variant of variants) {
     const accepted = variant.fields.type.literals;
     if (!accepted) throw new Error("tagged(): a variant's type must be lit() or oneOf()");
-    for (const candidate of accepted) byType.set(candidate, variant);
+    for (const candidate of accepted) {
+      if (byType.has(candidate)) throw new Error(`tagged(): two variants of type "${candidate}"`);
+      byType.set(candidate, variant);
+    }
   }
   return {
     parse(value, path) {

@@ -1,4 +1,4 @@
-import { assertEquals } from "../tests/_assert.ts";
+import { assert, assertEquals } from "../tests/_assert.ts";
 import {
   arr,
   check,
@@ -131,4 +131,25 @@ Deno.test("a strict object refuses unknown keys; strings and arrays keep their l
     error: { issues: [{ path: ["name"], message: "expected a string, got number" }] },
   });
   assertEquals(zodLike(Strict).safeParse({ name: "ok" }), { success: true, data: { name: "ok" } });
+});
+
+Deno.test("only plain data passes: no bytes, no unsafe integers, no prototype through a key", () => {
+  // A Uint8Array is no object of JSON (zod refused it; read as one it is a key per byte).
+  assertEquals(check(rec(json), new Uint8Array(4)).ok, false);
+  assertEquals(check(json, { data: new Uint8Array(4) }).ok, false);
+  assertEquals(check(json, new Map()).ok, false);
+  assertEquals(check(json, Object.create(null)).ok, true);
+  assertEquals(
+    parseWorkerMessage({ type: "done", call: 1, ok: true, writes: new Uint8Array(8) }),
+    { ok: false, reason: "the message holds binary data, which no message carries" },
+  );
+  assertEquals(check(num({ int: true }), 2 ** 53).ok, false);
+  assertEquals(check(num({ int: true }), 2 ** 53 - 1).ok, true);
+  // A "__proto__" key (possible in data read back from the journal) stays a key of the copy.
+  const evil = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}');
+  const copy = check(rec(json), evil);
+  assert(copy.ok);
+  assertEquals(Object.getPrototypeOf(copy.value), Object.prototype);
+  assertEquals((copy.value as Record<string, unknown>).polluted, undefined);
+  assertEquals(Object.keys(copy.value), ["__proto__", "a"]);
 });

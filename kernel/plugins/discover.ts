@@ -5,12 +5,15 @@
  *
  * @module
  */
-import { dirname, join } from "../../workers/path.ts";
+import { dirname, join, resolve } from "../../workers/path.ts";
 import { fromFileUrl } from "../url.ts";
 import { ManifestError } from "../errors.ts";
 import type { Manifest } from "./manifest.ts";
 import { prepareRanges } from "./ranges.ts";
 import { KERNEL_API_VERSION } from "../versions.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+const giniVersion = denoJson.version;
 
 /** The folder of core plugins inside Gini (also inside the compiled binary). */
 export const CORE_PLUGIN_DIR = fromFileUrl(new URL("../../plugins/", import.meta.url));
@@ -61,6 +64,9 @@ interface CachedManifest {
   manifest: Manifest;
 }
 
+/** Bumped when what the cache holds changes shape. */
+const CACHE_FORMAT = "manifests-1";
+
 /** What the manifest cache was written by: this Gini, its checking code and its executable. */
 let stampOfThisGini: string | undefined;
 
@@ -78,18 +84,40 @@ function computeStamp(): string {
     }
   };
   return [
+    CACHE_FORMAT,
+    giniVersion,
     KERNEL_API_VERSION,
     stamp(Deno.execPath()),
-    ...["./manifest.ts", "../ops/argv.ts", "../toml.ts"].map((m) =>
+    ...["./manifest.ts", "../ops/argv.ts", "../toml.ts", "../versions.ts"].map((m) =>
       stamp(new URL(m, import.meta.url))
     ),
   ].join(" ");
 }
 
-/** The manifests of `origin` in the cache at `file`, if it was written by this Gini. */
-export function cachedManifests(file: string, origin: Manifest["origin"]): Manifest[] {
-  const entries = readCache(file, cacheStamp());
-  return Object.values(entries).filter((e) => e.origin === origin).map((e) => e.manifest);
+/**
+ * A cached entry as the manifest of `file` now: its text must still be the file's, and where it
+ * is (`file`, `dir`) and where it came from (`origin`) are the current discovery's, never the
+ * cache's (the same text may sit in another folder; a cache is no authority on core status).
+ */
+function asFound(entry: CachedManifest, file: string, origin: Manifest["origin"]): Manifest {
+  return { ...entry.manifest, file, dir: dirname(file), origin };
+}
+
+/**
+ * The core plugins' manifests in the cache at `file`, if this Gini wrote it, each only while its
+ * plugin.toml (inside Gini's core plugin folder) still holds the cached text.
+ */
+export function cachedCoreManifests(file: string): Manifest[] {
+  const found: Manifest[] = [];
+  for (const [path, entry] of Object.entries(readCache(file, cacheStamp()))) {
+    if (entry.origin !== "core" || !path.startsWith(CORE_PLUGIN_DIR)) continue;
+    try {
+      if (Deno.readTextFileSync(path) === entry.text) found.push(asFound(entry, path, "core"));
+    } catch {
+      // Gone: not a plugin any more.
+    }
+  }
+  return found;
 }
 
 /** The cache as last read, by file: a command reads it first to start a worker ahead, then to load. */
@@ -105,7 +133,7 @@ function readCache(file: string, stamp: string): Record<string, CachedManifest> 
       return lastRead.entries;
     }
     const data = JSON.parse(Deno.readTextFileSync(file));
-    if (data?.stamp === stamp && typeof data.entries === "object") {
+    if (data?.stamp === stamp && typeof data.entries === "object" && data.entries !== null) {
       lastRead = { file, size: info.size, mtime, entries: data.entries };
       return data.entries;
     }
@@ -136,14 +164,16 @@ class ManifestCache {
     if (path) this.#entries = readCache(path, this.#stamp);
   }
 
-  async parse(text: string, file: string, origin: Manifest["origin"]) {
+  async parse(text: string, given: string, origin: Manifest["origin"]) {
+    // By absolute path: a relative --plugin-dir names another folder from another working folder.
+    const file = resolve(given);
     const hit = Object.hasOwn(this.#entries, file) ? this.#entries[file] : undefined;
     if (hit && hit.text === text && hit.origin === origin) {
       this.#used[file] = hit;
-      return { ok: true as const, manifest: hit.manifest };
+      return { ok: true as const, manifest: asFound(hit, file, origin) };
     }
     const { parseManifest } = await import("./manifest.ts");
-    const parsed = parseManifest(text, file, origin);
+    const parsed = parseManifest(text, given, origin);
     if (parsed.ok) {
       this.#used[file] = { origin, text, manifest: JSON.parse(JSON.stringify(parsed.manifest)) };
       this.#changed = true;

@@ -3,7 +3,7 @@ import { join } from "../../workers/path.ts";
 import { tempEnv } from "../../tests/_helpers.ts";
 import { loadPlugins } from "../mod.ts";
 import { discardPrestarted, PluginHost, prestart, takePrestarted } from "./host.ts";
-import { cachedManifests, discoverPlugins, saveCheckedManifests } from "./discover.ts";
+import { cachedCoreManifests, discoverPlugins, saveCheckedManifests } from "./discover.ts";
 
 const manifest = (description: string, priority = "third-party:160") =>
   `[plugin]
@@ -32,7 +32,7 @@ Deno.test("a checked manifest is reused only while its text is the same, and kep
   saveCheckedManifests();
   assertEquals(first.manifests[0]?.plugin.description, "first");
   assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
-  assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["first"]);
+  assertEquals(cachedDescriptions(file), ["first"]);
 
   // Edited: checked again, and a mistake is reported, not hidden by the cache.
   await Deno.writeTextFile(join(dir, "plugin.toml"), manifest("second", "core:60"));
@@ -45,14 +45,58 @@ Deno.test("a checked manifest is reused only while its text is the same, and kep
   const third = await discoverPlugins(sources, file);
   saveCheckedManifests();
   assertEquals(third.manifests[0]?.plugin.description, "third");
-  assertEquals(cachedManifests(file, "extra").map((m) => m.plugin.description), ["third"]);
+  assertEquals(cachedDescriptions(file), ["third"]);
 
-  // A cache another Gini wrote (another stamp) is not used.
-  const data = JSON.parse(await Deno.readTextFile(file));
-  await Deno.writeTextFile(file, JSON.stringify({ ...data, stamp: "other" }));
-  assertEquals(cachedManifests(file, "extra"), []);
+  // The same text in another folder, named relative to another working folder: that folder's.
+  const other = join(root, "elsewhere", "plugins", "cached");
+  await Deno.mkdir(other, { recursive: true });
+  await Deno.copyFile(join(dir, "plugin.toml"), join(other, "plugin.toml"));
+  const cwd = Deno.cwd();
+  try {
+    Deno.chdir(root);
+    const here = await discoverPlugins([{ dir: "plugins", origin: "extra" }], file);
+    saveCheckedManifests();
+    Deno.chdir(join(root, "elsewhere"));
+    const there = await discoverPlugins([{ dir: "plugins", origin: "extra" }], file);
+    assertEquals(here.manifests[0]?.dir, dir);
+    assertEquals(there.manifests[0]?.dir, other);
+  } finally {
+    Deno.chdir(cwd);
+  }
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("a worker is started ahead only from a core manifest whose file still holds its text", async () => {
+  const env = await tempEnv();
+  const file = join(env.dirs.state, "manifests.json");
+  await loadPlugins(env, []);
+  saveCheckedManifests();
+  const core = cachedCoreManifests(file);
+  assert(core.some((m) => m.plugin.name === "deploy"), "deploy is cached");
+  // An entry whose text is not its file's, or outside Gini's core plugins, is not used.
+  const data = JSON.parse(await Deno.readTextFile(file));
+  const [path, entry] = Object.entries(data.entries).find(([p]) => p.includes("/deploy/"))! as [
+    string,
+    { text: string; manifest: { dir: string } },
+  ];
+  entry.text += "\n# changed";
+  data.entries["/tmp/elsewhere/plugin.toml"] = { ...entry, text: "x" };
+  entry.manifest.dir = "/tmp/elsewhere";
+  await Deno.writeTextFile(file, JSON.stringify(data));
+  const after = cachedCoreManifests(file);
+  assertEquals(after.some((m) => m.plugin.name === "deploy"), false, path);
+  assertEquals(after.some((m) => m.file.startsWith("/tmp/elsewhere")), false);
+  await Deno.remove(env.root, { recursive: true });
+});
+
+/** The descriptions of the manifests the cache at `file` holds. */
+function cachedDescriptions(file: string): string[] {
+  const data = JSON.parse(Deno.readTextFileSync(file));
+  return Object.values(
+    data.entries as Record<string, { manifest: { plugin: { description: string } } }>,
+  )
+    .map((e) => e.manifest.plugin.description);
+}
 
 Deno.test("a worker started ahead is taken only by a run that would start the same one", async () => {
   const env = await tempEnv();

@@ -15,7 +15,13 @@ import type { StartupEnv } from "../paths.ts";
 import type { Resolution, ResolvedStage } from "../plugins/resolve.ts";
 import type { Manifest } from "../plugins/manifest.ts";
 import { KERNEL_SEEDS } from "../versions.ts";
-import { type CallHandlers, type CallResult, PluginHost, takePrestarted } from "../plugins/host.ts";
+import {
+  type CallHandlers,
+  type CallResult,
+  discardPrestarted,
+  PluginHost,
+  takePrestarted,
+} from "../plugins/host.ts";
 import { type Grants, grantsFor } from "../ops/broker.ts";
 import { OpCancelledError, type OpEngine } from "../ops/engine.ts";
 import { serveRead } from "../host/read.ts";
@@ -683,6 +689,8 @@ export class Pipeline {
     );
     // Start every participating worker at once (they load in parallel), then preflight in order.
     await Promise.all([...participants].map((name) => this.host(name)));
+    // Workers started ahead that this run did not take are ended now, not when gini exits.
+    discardPrestarted();
     return participants;
   }
 
