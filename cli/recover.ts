@@ -17,6 +17,33 @@ import { rollbackFile } from "../kernel/journal/recovery.ts";
 import { lockState, stateOwner } from "../kernel/journal/lock.ts";
 import type { Cli, CommandEnv } from "./_env.ts";
 import { renderUndo } from "./_undo.ts";
+import { dirname, join } from "../workers/path.ts";
+
+/** The name of a temporary file Gini's atomic writes make beside their target. */
+const GINI_TEMP = /^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.gini-tmp$/;
+
+/**
+ * A crash between an atomic write's temporary file and its rename leaves the temporary file:
+ * in the folders of the ops that were in flight, Gini's own temporary files are removed (the
+ * state lock is held, so no other gini is writing them).
+ */
+function removeStrayTemps(tx: Transaction): void {
+  const dirs = new Set(tx.inFlight.flatMap((op) => {
+    const args = op.args as Record<string, unknown> | null;
+    return ["path", "to"].flatMap((key) =>
+      typeof args?.[key] === "string" ? [dirname(args[key] as string)] : []
+    );
+  }));
+  for (const dir of dirs) {
+    try {
+      for (const entry of Deno.readDirSync(dir)) {
+        if (entry.isFile && GINI_TEMP.test(entry.name)) Deno.removeSync(join(dir, entry.name));
+      }
+    } catch {
+      // A folder that is gone holds no temporary file.
+    }
+  }
+}
 
 interface RecoverOptions {
   rollback?: boolean;
@@ -71,6 +98,7 @@ async function recover(cli: Cli, c: CommandEnv, options: RecoverOptions, dryRun:
       : options.rollback || tx.rollbackIncomplete
       ? "rollback"
       : tx.replay?.recoverBy ?? "rollback";
+    if (!dryRun) removeStrayTemps(tx);
     outcomes.push(
       how === "rollback" ? await rollbackOne(c, tx, dryRun) : await resumeOne(cli, c, tx, dryRun),
     );
