@@ -84,6 +84,20 @@ export function scanGlobals(args: string[]): GlobalScan | undefined {
   return { flags, rest };
 }
 
+/**
+ * The line's global flags and the rest, if it may be a plugin's command on a plain line: no help
+ * asked, and a first word that is neither the kernel's nor a flag. Else undefined (commander's).
+ */
+export function pluginCommandLine(args: string[]): GlobalScan | undefined {
+  if (args.some((a) => a === "-h" || a === "--help")) return undefined;
+  const scan = scanGlobals(args);
+  const word = scan?.rest[0];
+  if (!scan || word === undefined || KERNEL_WORDS.has(word) || word.startsWith("-")) {
+    return undefined;
+  }
+  return scan;
+}
+
 /** The core plugin's command `rest` starts with (the longest declared path), from `manifests`. */
 function commandOf(manifests: Manifest[], rest: string[]) {
   let best: { manifest: Manifest; spec: Manifest["commands"][number] } | undefined;
@@ -107,10 +121,8 @@ export function prestartFor(
   processEnv: Record<string, string | undefined>,
   cwd: string,
 ): void {
-  if (args.some((a) => a === "-h" || a === "--help")) return;
-  const scan = scanGlobals(args);
-  const word = scan?.rest[0];
-  if (!scan || word === undefined || KERNEL_WORDS.has(word) || word.startsWith("-")) return;
+  const scan = pluginCommandLine(args);
+  if (!scan) return;
   try {
     const env = resolveStartupEnv(scan.flags, processEnv, cwd);
     const core = cachedCoreManifests(join(env.dirs.state, "manifests.json"));

@@ -11,7 +11,7 @@
 import { loadPlugins, resolveStartupEnv } from "../kernel/mod.ts";
 import type { CommandManifest } from "../kernel/plugins/manifest.ts";
 import { runAction } from "./_env.ts";
-import { KERNEL_WORDS, scanGlobals } from "./_line.ts";
+import { KERNEL_WORDS, pluginCommandLine, scanGlobals } from "./_line.ts";
 import {
   checkValue,
   commandTable,
@@ -111,12 +111,8 @@ export async function fastMain(
   processEnv: Record<string, string | undefined>,
   cwd: string,
 ): Promise<number | undefined> {
-  if (args.some((a) => a === "-h" || a === "--help")) return undefined;
-  const scan = scanGlobals(args);
-  const word = scan?.rest[0];
-  if (!scan || word === undefined || KERNEL_WORDS.has(word) || word.startsWith("-")) {
-    return undefined;
-  }
+  const scan = pluginCommandLine(args);
+  if (!scan) return undefined;
   let parsed: ParsedCommand | undefined;
   let loaded;
   try {
@@ -139,7 +135,7 @@ export async function fastMain(
   const sink = options.sink;
   return await runAction(
     { flags: scan.flags, processEnv, cwd, sink },
-    word,
+    scan.rest[0]!,
     (c) => runPluginCommand(c, loaded, owned, values, flags),
   );
 }

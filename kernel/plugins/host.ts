@@ -171,7 +171,6 @@ export class PluginHost {
   }
 
   async #start(): Promise<WorkerAbilities> {
-    if (this.abilities) return this.abilities;
     const { entry, module } = this.#entry();
     const worker = new Worker(entry, {
       type: "module",
