@@ -11,10 +11,14 @@
  */
 import { quickVersion } from "./cli/version.ts";
 import { setStopFallback, STOP_SIGNALS } from "./kernel/signals.ts";
+import { importLater } from "./kernel/lazy.ts";
 
 // The kernel is loaded only for a command that needs it: `gini version` needs none of it.
 if (import.meta.main && !quickVersion(Deno.args)) {
-  const { main } = await import("./cli/mod.ts");
+  const { main } = await importLater<typeof import("./cli/mod.ts")>(
+    "./cli/mod.ts",
+    import.meta.url,
+  );
   // Outside a live run (which stops its own way), a stop signal ends gini at once, even when a
   // plugin's worker registered a listener for it.
   setStopFallback((signal) => {

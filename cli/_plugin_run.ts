@@ -30,6 +30,7 @@ import { rollbackFile } from "../kernel/journal/recovery.ts";
 import type { Json } from "../workers/protocol.ts";
 import { type CommandEnv, confirmed } from "./_env.ts";
 import { renderUndo } from "./_undo.ts";
+import { importLater } from "../kernel/lazy.ts";
 
 export type ValueSpec = CommandManifest["arguments"][number] | CommandManifest["flags"][number];
 
@@ -404,7 +405,10 @@ async function handToUp(call: Invocation): Promise<number> {
       hint: `Edit it and run "gini up ${made.file}", or choose other values`,
     });
   }
-  const { deployVm } = await import("./_pipeline.ts");
+  const { deployVm } = await importLater<typeof import("./_pipeline.ts")>(
+    "./_pipeline.ts",
+    import.meta.url,
+  );
   await deployVm(c, made.file, c.flags.dryRun ?? false, true, {
     text: made.text,
     // The journal names the VM made ("create-vm Mac-Four"), as `gini up` names its file.

@@ -14,6 +14,7 @@
  * @module
  */
 import type { UiSink } from "../kernel/ui.ts";
+import { importLater } from "../kernel/lazy.ts";
 
 export { VERSION } from "./version.ts";
 
@@ -29,14 +30,26 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   const env = options.env ?? Deno.env.toObject();
   const cwd = options.cwd ?? Deno.cwd();
   // The worker the command will need starts first, and loads while the kernel does.
-  const { prestartFor } = await import("./_line.ts");
-  const { discardPrestarted } = await import("../kernel/plugins/host.ts");
+  const { prestartFor } = await importLater<typeof import("./_line.ts")>(
+    "./_line.ts",
+    import.meta.url,
+  );
+  const { discardPrestarted } = await importLater<typeof import("../kernel/plugins/host.ts")>(
+    "../kernel/plugins/host.ts",
+    import.meta.url,
+  );
   prestartFor(argv, env, cwd);
   try {
-    const { fastMain } = await import("./fast.ts");
+    const { fastMain } = await importLater<typeof import("./fast.ts")>(
+      "./fast.ts",
+      import.meta.url,
+    );
     const code = await fastMain(argv, options, env, cwd);
     if (code !== undefined) return code;
-    const { commanderMain } = await import("./_commander.ts");
+    const { commanderMain } = await importLater<typeof import("./_commander.ts")>(
+      "./_commander.ts",
+      import.meta.url,
+    );
     return await commanderMain(argv, { ...options, env, cwd });
   } finally {
     discardPrestarted();

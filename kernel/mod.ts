@@ -36,6 +36,7 @@ import { buildReport, type PlanReport, renderReport } from "./stages/dry_run.ts"
 import type { Ui } from "./ui.ts";
 import type { Json, RenderOutput, RenderView } from "../workers/protocol.ts";
 import { GiniError, InterruptedError, UsageError } from "./errors.ts";
+import { importLater } from "./lazy.ts";
 
 export * from "./errors.ts";
 export * from "./paths.ts";
@@ -65,7 +66,10 @@ export async function loadPlugins(
   // Checking installed packages loads the unzipper and the approvals' schemas: only when there
   // can be one.
   const installed = mayHaveInstalled(env, systemDir)
-    ? await (await import("./plugins/installed.ts")).loadInstalled(env, systemDir)
+    ? await (await importLater<typeof import("./plugins/installed.ts")>(
+      "./plugins/installed.ts",
+      import.meta.url,
+    )).loadInstalled(env, systemDir)
     : { manifests: [], refused: [] };
   const all = [...discovery.manifests, ...installed.manifests];
   await prepareRanges(all);

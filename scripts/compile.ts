@@ -1,7 +1,8 @@
 /**
  * Builds the single `gini` binary with `deno compile`, with exactly the permission
- * flags of the `gini` task, and with the worker bootstrap and core plugins
- * included (workers and plugin manifests are loaded at run time, not imported).
+ * flags of the `gini` task, and with the worker bootstrap, the core plugins and the modules
+ * loaded later included (workers, plugin manifests and `importLater` modules are loaded at run
+ * time, not imported).
  *
  * `deno compile` downloads its runtime the first time, so it needs the internet.
  *
@@ -17,8 +18,12 @@ import { fromFileUrl } from "../kernel/url.ts";
 
 const REPO = fromFileUrl(new URL("../", import.meta.url));
 
-/** Folders bundled into the binary for code that is loaded at run time (workers, plugins). */
-export const INCLUDE = ["workers/", "plugins/"];
+/**
+ * Folders bundled into the binary for code that is loaded at run time: workers, plugins, and the
+ * CLI and kernel modules imported with `importLater` (kernel/lazy.ts), which Deno's module graph
+ * does not follow.
+ */
+export const INCLUDE = ["workers/", "plugins/", "cli/", "kernel/"];
 
 /** The flags of the `gini` task between `deno run` and `main.ts`. */
 export async function giniRunFlags(): Promise<string[]> {

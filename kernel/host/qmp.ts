@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { deadline } from "../../workers/timer.ts";
 
 /** Sends one QMP command and returns its `return` value. */
 export async function qmpCommand(
@@ -24,7 +25,7 @@ export async function qmpCommands(
   timeoutMs = 10_000,
 ): Promise<unknown[]> {
   const conn = await Deno.connect({ transport: "unix", path: socket });
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  const cancelTimer = deadline(timeoutMs, () => conn.close());
   const decoder = new TextDecoder();
   let buffer = "";
   const reader = conn.readable.getReader();
@@ -64,7 +65,7 @@ export async function qmpCommands(
     for (const { command, args } of commands) results.push(await send(command, args));
     return results;
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     reader.releaseLock();
     try {
       conn.close();

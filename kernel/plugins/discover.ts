@@ -12,6 +12,7 @@ import type { Manifest } from "./manifest.ts";
 import { prepareRanges } from "./ranges.ts";
 import { KERNEL_API_VERSION } from "../versions.ts";
 import denoJson from "../../deno.json" with { type: "json" };
+import { importLater } from "../lazy.ts";
 
 const giniVersion = denoJson.version;
 
@@ -172,7 +173,10 @@ class ManifestCache {
       this.#used[file] = hit;
       return { ok: true as const, manifest: asFound(hit, file, origin) };
     }
-    const { parseManifest } = await import("./manifest.ts");
+    const { parseManifest } = await importLater<typeof import("./manifest.ts")>(
+      "./manifest.ts",
+      import.meta.url,
+    );
     const parsed = parseManifest(text, given, origin);
     if (parsed.ok) {
       this.#used[file] = { origin, text, manifest: JSON.parse(JSON.stringify(parsed.manifest)) };

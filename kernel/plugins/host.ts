@@ -27,6 +27,7 @@ import {
   NO_CODE_FROM_STRINGS,
 } from "../../workers/lockdown.ts";
 import { stripControls } from "../../workers/paint.ts";
+import { deadline } from "../../workers/timer.ts";
 
 /** Gini's worker bootstrap, where a packaged plugin's worker starts. */
 const BOOTSTRAP_URL = new URL("../../workers/package_worker.ts", import.meta.url);
@@ -101,7 +102,8 @@ interface InFlight {
   handlers: CallHandlers;
   resolve(result: CallResult): void;
   reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** Cancels the call's deadline. */
+  cancelTimer(): void;
 }
 
 type CallMessage = KernelMessage extends infer T
@@ -181,12 +183,12 @@ export class PluginHost {
     });
     this.#worker = worker;
     const ready = new Promise<WorkerAbilities>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimer = deadline(START_TIMEOUT_MS, () => {
         this.terminate(`it did not start within ${START_TIMEOUT_MS} ms`);
         reject(this.#failure("start", `it did not start within ${START_TIMEOUT_MS} ms`));
-      }, START_TIMEOUT_MS);
+      });
       this.#onReady = (message) => {
-        clearTimeout(timer);
+        cancelTimer();
         if (message.type === "init-failed") {
           this.terminate("it failed to initialise");
           reject(new PluginCodeError(this.name, message.error));
@@ -201,7 +203,7 @@ export class PluginHost {
         });
       };
       this.#onStartError = (reason) => {
-        clearTimeout(timer);
+        cancelTimer();
         reject(this.#failure("start", reason));
       };
     });
@@ -274,10 +276,10 @@ export class PluginHost {
     }
     const call = this.#nextCall++;
     return new Promise<CallResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimer = deadline(timeoutMs, () => {
         this.terminate(`"${label}" did not finish within ${timeoutMs} ms`, call);
-      }, timeoutMs);
-      this.#calls.set(call, { label, handlers, resolve, reject, timer });
+      });
+      this.#calls.set(call, { label, handlers, resolve, reject, cancelTimer });
       this.#post({ ...message, call } as KernelMessage);
     });
   }
@@ -288,7 +290,7 @@ export class PluginHost {
     this.#dead = reason;
     this.#worker?.terminate();
     for (const [id, call] of this.#calls) {
-      clearTimeout(call.timer);
+      call.cancelTimer();
       const why = culprit === undefined || culprit === id
         ? reason
         : `its worker was stopped because ${reason}`;
@@ -371,7 +373,7 @@ export class PluginHost {
     const call = this.#calls.get(message.call);
     if (!call) return this.#refuse(`"done" for unknown call ${message.call}`);
     this.#calls.delete(message.call);
-    clearTimeout(call.timer);
+    call.cancelTimer();
     if (message.ok) {
       call.resolve({
         writes: message.writes ?? {},

@@ -213,18 +213,20 @@ type AgentInterface = {
 /**
  * The guest's IP addresses as its agent reports them (`guest-network-get-interfaces`), loopback
  * and link-local ones left out, "eth0 10.0.2.15/24"; null when the VM has no agent channel or
- * its agent does not answer within `timeoutMs`.
+ * its agent does not answer within `timeoutMs`. `chardevs` is QEMU's `query-chardev` answer,
+ * when the caller has already asked it.
  */
 export async function guestAddresses(
   ctx: StageContext,
   def: VmDefinition,
   timeoutMs = 2000,
+  chardevs?: Json,
 ): Promise<string[] | null> {
   const socket = def.paths.agentSocket as string | undefined;
   if (!socket || def.backend !== "qemu") return null;
   try {
     // QEMU knows whether the guest opened its end of the channel: no agent, no wait.
-    const chardevs = await ctx.op<Json>("qmp", {
+    chardevs ??= await ctx.op<Json>("qmp", {
       socket: def.paths.qmpSocket,
       command: "query-chardev",
       timeoutMs: 3000,

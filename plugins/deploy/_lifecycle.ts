@@ -23,6 +23,7 @@ import {
   hasSavedState,
   powerControl,
   type PowerState,
+  powerState,
   qemuPid,
   readHistory,
   reconcile,
@@ -311,37 +312,42 @@ type BlockInfo = {
 
 /** A VM's status: its history's replay, checked against what QEMU (or libvirt) says now. */
 export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<VmStatus> {
-  const control = powerControl(ctx, def);
-  const state = await control.state();
-  const log = await readHistory(ctx, def);
+  // QEMU's state and the four queries go on one connection (its monitor takes one client at a
+  // time, and each connection costs a greeting and a handshake), while the history is read.
+  const queries = ["query-cpus-fast", "query-memory-size-summary", "query-block", "query-chardev"];
+  const [log, together] = await Promise.all([
+    readHistory(ctx, def),
+    def.backend === "qemu"
+      ? ctx.op<Json[]>("qmp", {
+        socket: def.paths.qmpSocket,
+        command: "query-status",
+        queries,
+        timeoutMs: 3000,
+      }).catch(() => null)
+      : null,
+  ]);
+  const batched = Array.isArray(together) && together.length === queries.length + 1;
+  // Else the VM is stopped, libvirt's, or its QEMU lacks one of the queries (an older one): the
+  // state on its own, then each query alone, so that only the one QEMU lacks is missing.
+  const state = batched
+    ? powerState((together[0] as { status?: string } | null)?.status ?? "running")
+    : await powerControl(ctx, def).state();
   const replayed = replay(log.records);
   const live = def.backend === "qemu" && state !== "stopped";
-  const qmp = <T>(command: string) =>
+  const qmp = (command: string) =>
     live
-      ? ctx.op<T & Json>("qmp", { socket: def.paths.qmpSocket, command, timeoutMs: 3000 })
+      ? ctx.op<Json>("qmp", { socket: def.paths.qmpSocket, command, timeoutMs: 3000 })
         .catch(() => null)
       : Promise.resolve(null);
-  // The three queries on one connection (QEMU's monitor takes one client at a time); should one
-  // fail (an older QEMU), each is asked alone and only that one is missing.
-  const queries = ["query-cpus-fast", "query-memory-size-summary", "query-block"];
-  const together = live
-    ? await ctx.op<Json[]>("qmp", {
-      socket: def.paths.qmpSocket,
-      command: queries[0]!,
-      queries: queries.slice(1),
-      timeoutMs: 3000,
-    }).catch(() => null)
-    : null;
-  const asked = Array.isArray(together) && together.length === queries.length
-    ? together
-    : live
-    ? [await qmp(queries[0]!), await qmp(queries[1]!), await qmp(queries[2]!)]
-    : [null, null, null];
+  const asked: (Json | null)[] = batched ? together.slice(1) : [];
+  for (const query of batched ? [] : queries.slice(0, 3)) asked.push(await qmp(query));
   const cpus = asked[0] as unknown[] | null;
   const memory = asked[1] as { "base-memory"?: number } | null;
   const blocks = asked[2] as BlockInfo[] | null;
   // After those: QEMU's monitor takes one client at a time, and turns away a crowd.
-  const addresses = state === "running" ? await guestAddresses(ctx, def) : null;
+  const addresses = state === "running"
+    ? await guestAddresses(ctx, def, undefined, asked[3] ?? undefined)
+    : null;
   const disks = await Promise.all(def.disks.map(async (disk) => {
     const live = (blocks ?? []).find((b) => b.device === disk.id || b.qdev === disk.id)?.inserted
       ?.image;

@@ -89,6 +89,17 @@ export async function qmpStatus(ctx: StageContext, def: VmDefinition): Promise<s
  */
 export type PowerState = "running" | "paused" | "stopped" | "crashed";
 
+/** A QEMU run state (`query-status`; null when its monitor is gone) in Gini's words. */
+export function powerState(status: string | null): PowerState {
+  return status === null
+    ? "stopped"
+    : status === "paused"
+    ? "paused"
+    : status === "guest-panicked"
+    ? "crashed"
+    : "running";
+}
+
 /** How to see, ask and force a VM's power state, per backend. */
 export function powerControl(ctx: StageContext, def: VmDefinition) {
   if (def.backend === "libvirt") {
@@ -116,16 +127,7 @@ export function powerControl(ctx: StageContext, def: VmDefinition) {
     };
   }
   const qmp = (command: string) => ctx.op("qmp", { socket: def.paths.qmpSocket, command });
-  const state = async (): Promise<PowerState> => {
-    const status = await qmpStatus(ctx, def);
-    return status === null
-      ? "stopped"
-      : status === "paused"
-      ? "paused"
-      : status === "guest-panicked"
-      ? "crashed"
-      : "running";
-  };
+  const state = async (): Promise<PowerState> => powerState(await qmpStatus(ctx, def));
   const gone = async () => (await qmpStatus(ctx, def)) === null;
   return {
     state,
