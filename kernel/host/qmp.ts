@@ -16,8 +16,11 @@ export async function qmpCommand(
 }
 
 /**
- * Several commands on one connection, one after another (a VM's status asks three queries; one
- * greeting and handshake instead of three): their results in order. The first error ends it.
+ * Several commands on one connection (a VM's status asks five queries; one greeting and handshake
+ * instead of five): their results in order. The handshake and every command are written at once,
+ * and QEMU answers them one after another, so they cost one round trip. QEMU runs them all even
+ * when one fails, so send together only commands that do not depend on each other (queries); the
+ * first error is the one thrown.
  */
 export async function qmpCommands(
   socket: string,
@@ -27,8 +30,8 @@ export async function qmpCommands(
   const conn = await Deno.connect({ transport: "unix", path: socket });
   const cancelTimer = deadline(timeoutMs, () => conn.close());
   const decoder = new TextDecoder();
+  const chunk = new Uint8Array(64 * 1024);
   let buffer = "";
-  const reader = conn.readable.getReader();
   const next = async (): Promise<Record<string, unknown>> => {
     for (;;) {
       const newline = buffer.indexOf("\n");
@@ -40,33 +43,34 @@ export async function qmpCommands(
         if ("event" in message) continue;
         return message;
       }
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`QMP socket "${socket}" closed`);
-      buffer += decoder.decode(value, { stream: true });
+      const read = await conn.read(chunk);
+      if (read === null) throw new Error(`QMP socket "${socket}" closed`);
+      buffer += decoder.decode(chunk.subarray(0, read), { stream: true });
     }
   };
-  const send = async (execute: string, a?: Record<string, unknown>) => {
-    const writer = conn.writable.getWriter();
-    await writer.write(
-      new TextEncoder().encode(JSON.stringify({ execute, ...(a ? { arguments: a } : {}) }) + "\n"),
-    );
-    writer.releaseLock();
-    const reply = await next();
-    if ("error" in reply) {
-      const error = reply.error as { class?: string; desc?: string };
-      throw new Error(`QMP "${execute}" failed: ${error.class ?? "Error"}: ${error.desc ?? ""}`);
-    }
-    return reply.return;
-  };
+  const sent = [{ command: "qmp_capabilities", args: undefined }, ...commands];
+  const bytes = new TextEncoder().encode(
+    sent.map(({ command, args }) =>
+      JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + "\n"
+    ).join(""),
+  );
   try {
+    for (let written = 0; written < bytes.length;) {
+      written += await conn.write(bytes.subarray(written));
+    }
     await next(); // greeting
-    await send("qmp_capabilities");
     const results: unknown[] = [];
-    for (const { command, args } of commands) results.push(await send(command, args));
-    return results;
+    for (const { command } of sent) {
+      const reply = await next();
+      if ("error" in reply) {
+        const error = reply.error as { class?: string; desc?: string };
+        throw new Error(`QMP "${command}" failed: ${error.class ?? "Error"}: ${error.desc ?? ""}`);
+      }
+      results.push(reply.return);
+    }
+    return results.slice(1);
   } finally {
     cancelTimer();
-    reader.releaseLock();
     try {
       conn.close();
     } catch { /* closed by the timer or by QEMU quitting */ }

@@ -14,6 +14,7 @@
  */
 import { isAbsolute, join } from "../../workers/path.ts";
 import { HostCommandError, UsageError } from "../errors.ts";
+import { deadline } from "../../workers/timer.ts";
 
 /** What a finished program returned. */
 export interface RunResult {
@@ -55,15 +56,19 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-/** A timer that can be awaited and cancelled, so that nothing is left pending. */
+/**
+ * A deadline that can be awaited and cancelled. It does not keep the process alive (nor load
+ * Node's timers, workers/timer.ts): it bounds a wait on a child or its pipes, which do.
+ */
 function delay(ms: number): { done: Promise<void>; cancel(): void } {
-  let id: ReturnType<typeof setTimeout> | undefined;
-  const done = new Promise<void>((resolve) => id = setTimeout(resolve, ms));
-  return { done, cancel: () => clearTimeout(id) };
+  let cancel = () => {};
+  const done = new Promise<void>((resolve) => cancel = deadline(ms, resolve));
+  return { done, cancel };
 }
 
-async function pause(ms: number): Promise<void> {
-  await delay(ms).done;
+/** A pause that keeps the process alive while it polls. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Whether a live (not zombie) process of the group led by `pgid` remains. */
@@ -272,10 +277,10 @@ export class HostRunner {
         child.status,
         options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       );
-    const timer = setTimeout(() => {
+    const cancelTimer = deadline(timeoutMs, () => {
       timedOut = true;
       void stop();
-    }, timeoutMs);
+    });
     const onAbort = () => void stop();
     signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -301,7 +306,7 @@ export class HostRunner {
       [out, err] = await outputs;
       if (stopping) await stopping;
     } finally {
-      clearTimeout(timer);
+      cancelTimer();
       signal?.removeEventListener("abort", onAbort);
       (await drained).cancel();
     }
