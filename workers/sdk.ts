@@ -43,8 +43,6 @@ export type { GiniErrorOptions, SourceLocation } from "../kernel/errors.ts";
 export type { VmPatchScope } from "../kernel/plugins/manifest.ts";
 /** Errors with a location (file, line, column, key or flag) and a hint, as the CLI reports them. */
 export { ConfigError, didYouMean, UsageError } from "../kernel/errors.ts";
-/** TOML checked against a zod schema, with errors that point into the file. */
-export { locateKey, parseTomlFile, schemaKeysAt } from "../kernel/toml.ts";
 
 declare const VALUE: unique symbol;
 

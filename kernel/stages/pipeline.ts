@@ -36,7 +36,6 @@ import {
 import { type Contracts, loadContracts } from "./contracts.ts";
 import { stripControls } from "../../workers/paint.ts";
 import { check } from "../../workers/shape.ts";
-import { parse as parseToml } from "smol-toml";
 
 /** How long a plugin may take to render a command's output. */
 const RENDER_TIMEOUT_MS = 10_000;
@@ -102,14 +101,16 @@ export class PreflightVetoError extends GiniError {
  * reason. Decided from `session.user_vm_request` alone; with no VM file, or one that is not TOML
  * (qemu-setup reports that), every stage applies.
  */
-export function notApplying(
+export async function notApplying(
   stages: ResolvedStage[],
   seeded: Map<string, Json>,
-): Map<string, string> {
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (!stages.some((s) => s.when)) return out;
   const request = seeded.get("session.user_vm_request") as { text?: unknown } | undefined;
   if (typeof request?.text !== "string") return out;
+  // Loaded only here: a command without a VM file (status, start) never needs a TOML parser.
+  const { parse: parseToml } = await import("smol-toml");
   let vm: Record<string, unknown>;
   try {
     vm = parseToml(request.text) as Record<string, unknown>;
@@ -597,7 +598,7 @@ export class Pipeline {
     const { selected, wanting, stages, edges } = this.#plan(context);
     const completed = new Set(this.#o.completed ?? []);
     // A stage that does not apply is settled before the run: its plugin may get no worker at all.
-    const idle = notApplying(stages.filter((s) => !completed.has(s.id)), context);
+    const idle = await notApplying(stages.filter((s) => !completed.has(s.id)), context);
     const participants = await this.#startWorkers(
       stages.filter((s) => !idle.has(s.id)),
       completed,

@@ -7,6 +7,7 @@
  */
 import { join } from "../../workers/path.ts";
 import type { Json } from "../../workers/protocol.ts";
+import type { EventHandler } from "../../workers/sdk.ts";
 import type { VmDefinition, VmDisk, VmNic } from "../qemu_setup/contracts.ts";
 import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
@@ -111,3 +112,19 @@ export function parseRule(text: Json | undefined): Omit<Forward, "nic"> {
   }
   return { protocol: m[1] as "tcp" | "udp", address: m[2] ?? "127.0.0.1", host, guest };
 }
+
+/** `on_pre_vm_start`: `gini up FILE` keeps what was attached to the VM by command. */
+export const keepAttached: EventHandler = async (payload, ctx) => {
+  const def = (payload as { definition: Omit<VmDefinition, "argv"> }).definition;
+  const attached = await readAttached(def.paths.dir);
+  const merged = withAttached(def, attached);
+  if (!merged) return;
+  for (const disk of merged.skipped) {
+    ctx.ui.warn(
+      `VM "${def.name}": disk "${disk.id}" (${disk.path}) was attached by command and is outside the VM's folder: add it to ${def.configFile} ([[disks]] path = "${disk.path}") to keep it`,
+    );
+  }
+  return {
+    patch: { disks: merged.disks, nics: merged.nics, usb: merged.usb } as unknown as Json,
+  };
+};

@@ -18,7 +18,6 @@ import {
   type CommandDefinition,
   type ContextKey,
   contextValue,
-  type EventHandler,
   type StageContext,
   type StageFn,
 } from "../../workers/sdk.ts";
@@ -33,23 +32,15 @@ import {
 } from "../qemu_setup/hotplug.ts";
 import { diskNodes, vmMac } from "../qemu_setup/names.ts";
 import { parseSize } from "../qemu_setup/size.ts";
-import {
-  powerControl,
-  type PowerState,
-  record,
-  redefine,
-  rewriteDefinition,
-  savedDefinition,
-  VM_COMMAND,
-} from "./_vm.ts";
+import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
 import { own } from "./_files.ts";
+import { redefine, rewriteDefinition } from "./_redefine.ts";
 import {
   type Attached,
   type Forward,
   parseRule,
   readAttached,
   sameRule,
-  withAttached,
 } from "./_attached.ts";
 import { usage } from "./_errors.ts";
 
@@ -104,22 +95,6 @@ const FIXED_IDS = new Set([
 ]);
 
 const attachedFile = (def: VmDefinition) => join(def.paths.dir, "attached.json");
-
-/** `on_pre_vm_start`: `gini up FILE` keeps what was attached to the VM by command. */
-export const keepAttached: EventHandler = async (payload, ctx) => {
-  const def = (payload as { definition: Omit<VmDefinition, "argv"> }).definition;
-  const attached = await readAttached(def.paths.dir);
-  const merged = withAttached(def, attached);
-  if (!merged) return;
-  for (const disk of merged.skipped) {
-    ctx.ui.warn(
-      `VM "${def.name}": disk "${disk.id}" (${disk.path}) was attached by command and is outside the VM's folder: add it to ${def.configFile} ([[disks]] path = "${disk.path}") to keep it`,
-    );
-  }
-  return {
-    patch: { disks: merged.disks, nics: merged.nics, usb: merged.usb } as unknown as Json,
-  };
-};
 
 /** The ids the VM's QEMU uses: a new device's may be none of them. */
 function takenIds(def: VmDefinition): Set<string> {

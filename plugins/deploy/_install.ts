@@ -10,7 +10,8 @@ import { dirname, join } from "../../workers/path.ts";
 import type { StageContext } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { own } from "./_files.ts";
-import { powerControl, readHistory, record, redefine, rewriteDefinition } from "./_vm.ts";
+import { powerControl, readHistory, record } from "./_vm.ts";
+import { redefine, rewriteDefinition } from "./_redefine.ts";
 import type { LogRecord } from "../../workers/event_log.ts";
 import { usage } from "./_errors.ts";
 

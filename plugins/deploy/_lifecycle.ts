@@ -21,6 +21,7 @@ import {
 import {
   findDefinition,
   hasSavedState,
+  MIGRATION_URI,
   powerControl,
   type PowerState,
   powerState,
@@ -34,7 +35,6 @@ import {
   target,
   VM_COMMAND,
 } from "./_vm.ts";
-import { MIGRATION_URI } from "./_migrate.ts";
 import { guestAddresses } from "./_access.ts";
 import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";

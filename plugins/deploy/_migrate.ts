@@ -18,6 +18,7 @@ import {
 } from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import {
+  MIGRATION_URI,
   powerControl,
   type PowerState,
   qemuPid,
@@ -43,9 +44,6 @@ export type MigrateResult = {
   warnings: string[];
 };
 export const MIGRATE: ContextKey<MigrateResult> = "deploy.migrate";
-
-/** Where QEMU sends or takes a migration: `tcp:HOST:PORT` (an IPv6 host in brackets) or `unix:/PATH`. */
-export const MIGRATION_URI = /^(tcp:([^:\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}|unix:\/.+)$/;
 
 /** A path as it appears inside a QEMU option value (commas doubled). */
 const optPath = (path: string) => path.replaceAll(",", ",,");

@@ -11,7 +11,6 @@ import { type LogRecord, type VerifiedLog, verifyLog } from "../../workers/event
 import type { Json } from "../../workers/protocol.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { startScript } from "../qemu_setup/start_script.ts";
-import { libvirtXml, qemuArgv } from "../qemu_setup/hotplug.ts";
 import { own } from "./_files.ts";
 import { usage } from "./_errors.ts";
 
@@ -88,6 +87,9 @@ export async function qmpStatus(ctx: StageContext, def: VmDefinition): Promise<s
  * through the pvpanic device; QEMU keeps it paused, memory and all, until it is stopped.
  */
 export type PowerState = "running" | "paused" | "stopped" | "crashed";
+
+/** Where QEMU sends or takes a migration: `tcp:HOST:PORT` (an IPv6 host in brackets) or `unix:/PATH`. */
+export const MIGRATION_URI = /^(tcp:([^:\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}|unix:\/.+)$/;
 
 /** A QEMU run state (`query-status`; null when its monitor is gone) in Gini's words. */
 export function powerState(status: string | null): PowerState {
@@ -167,25 +169,6 @@ export async function writeDefinition(
     content: JSON.stringify(def, null, 2) + "\n",
     overwrite: true,
   });
-}
-
-/** The definition with another set of disks, NICs or USB devices, its argv made again. */
-export function redefine(
-  def: VmDefinition,
-  change: Partial<Pick<VmDefinition, "disks" | "nics" | "usb">>,
-): VmDefinition {
-  const { argv: _argv, ...rest } = { ...def, ...change };
-  return { ...rest, argv: qemuArgv(rest) } as VmDefinition;
-}
-
-/**
- * Writes a changed definition again ({@linkcode writeDefinition}), its domain XML made with the
- * NVRAM format the saved one has (libvirt 9.2.0 or later reads qcow2 variables).
- */
-export async function rewriteDefinition(ctx: StageContext, def: VmDefinition): Promise<void> {
-  const oldXml = await own.readText(def.paths.domainXml).catch(() => "");
-  const nvramFormat = oldXml.includes('<nvram format="qcow2">');
-  await writeDefinition(ctx, def, libvirtXml(def, { nvramFormat }));
 }
 
 /** The pid of a running VM's QEMU, from its pid file (null under libvirt, or when stopped). */

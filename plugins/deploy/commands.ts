@@ -29,10 +29,21 @@ import {
   type VmSummary,
 } from "./contracts.ts";
 import { changeLine } from "./_converge.ts";
-import { snapshotCommands } from "./_snapshots.ts";
 import { accessCommands } from "./_access.ts";
-import { hotplugCommands } from "./_hotplug.ts";
-import { migrateCommands } from "./_migrate.ts";
+
+/** Commands whose `render` is in a module imported when one of them is first rendered. */
+function later(
+  paths: string[],
+  load: () => Promise<Record<string, CommandDefinition>>,
+): Record<string, CommandDefinition> {
+  return Object.fromEntries(paths.map((path) => [path, {
+    render: async (view: CommandView) => {
+      const command = (await load())[path];
+      if (!command) throw new Error(`deploy: the module for "${path}" does not render it`);
+      return await command.render(view);
+    },
+  }]));
+}
 
 /** The VM's definition, its domain XML and how it started: what `up --json` prints besides the plan. */
 function deployed(view: CommandView) {
@@ -250,10 +261,17 @@ function powerOutput(view: Parameters<CommandDefinition["render"]>[0]) {
 
 /** deploy's output for each command and verb it serves. */
 export const commands: Record<string, CommandDefinition> = {
-  ...snapshotCommands,
   ...accessCommands,
-  ...hotplugCommands,
-  ...migrateCommands,
+  // Rendered by modules imported when first needed: a status evaluates none of their code.
+  ...later(
+    ["snapshot create", "snapshot revert", "snapshot delete", "snapshot list"],
+    async () => (await import("./_snapshots.ts")).snapshotCommands,
+  ),
+  ...later(
+    ["attach", "detach", "forward"],
+    async () => (await import("./_hotplug.ts")).hotplugCommands,
+  ),
+  ...later(["migrate"], async () => (await import("./_migrate.ts")).migrateCommands),
   up: {
     render(view) {
       const { def, xml, started, data } = deployed(view);

@@ -6,18 +6,20 @@
  * @module
  */
 import { dirname } from "../../workers/path.ts";
-import { definePlugin, type StageContext, USER_VM_REQUEST } from "../../workers/sdk.ts";
+import {
+  definePlugin,
+  type StageContext,
+  type StageFn,
+  USER_VM_REQUEST,
+} from "../../workers/sdk.ts";
 import type { VmDefinition } from "../qemu_setup/contracts.ts";
 import { LIBVIRT_XML, VM_DEFINITION } from "../qemu_setup/keys.ts";
 import { commands } from "./commands.ts";
 import { CONVERGE, type Converge, INSTALLED, REMOVED, STARTED, VMS } from "./contracts.ts";
-import { seeInstallThrough, serialEnd } from "./_install.ts";
 import { changeLine, compare } from "./_converge.ts";
 import { launch, lifecycleStages, listVms } from "./_lifecycle.ts";
-import { snapshotStages } from "./_snapshots.ts";
 import { accessStages } from "./_access.ts";
-import { hotplugStages, keepAttached } from "./_hotplug.ts";
-import { migrateStages } from "./_migrate.ts";
+import { keepAttached } from "./_attached.ts";
 import {
   findDefinition,
   hasSavedState,
@@ -130,15 +132,25 @@ async function makeVars(ctx: StageContext, def: VmDefinition, plan: Converge) {
   });
 }
 
+/** A stage whose module is imported when it first runs. */
+function later(load: () => Promise<StageFn | undefined>): StageFn {
+  return async (ctx) => {
+    const stage = await load();
+    if (!stage) throw new Error("deploy: a stage's module does not define it");
+    await stage(ctx);
+  };
+}
+
 export default definePlugin({
   commands,
   on: { on_pre_vm_start: keepAttached },
   stages: {
     ...lifecycleStages,
-    ...snapshotStages,
     ...accessStages,
-    ...hotplugStages,
-    ...migrateStages,
+    // Loaded the first time one runs: a status or a start evaluates none of their code.
+    snapshot: later(async () => (await import("./_snapshots.ts")).snapshotStages.snapshot),
+    hotplug: later(async () => (await import("./_hotplug.ts")).hotplugStages.hotplug),
+    migrate: later(async () => (await import("./_migrate.ts")).migrateStages.migrate),
     list: async (ctx) => {
       ctx.set(VMS, await listVms(ctx));
     },
@@ -184,7 +196,7 @@ export default definePlugin({
       }
       await reconcile(ctx, def, "stopped");
       // Where this boot's serial output begins: the settle run answers its boot prompt there.
-      const serialFrom = def.install ? await serialEnd(def) : null;
+      const serialFrom = def.install ? await (await import("./_install.ts")).serialEnd(def) : null;
       const started = await launch(ctx, def);
       ctx.set(STARTED, started);
       await record(ctx, def, "started", serialFrom === null ? null : { serialFrom });
@@ -200,6 +212,7 @@ export default definePlugin({
       const { parseVmConfig } = await import("../qemu_setup/vm_schema.ts");
       const { name } = parseVmConfig(request.text, request.file);
       const def = await findDefinition(ctx, name);
+      const { seeInstallThrough } = await import("./_install.ts");
       ctx.set(INSTALLED, def ? await seeInstallThrough(ctx, def) : null);
     },
     remove: async (ctx) => {

@@ -5,7 +5,8 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "../../workers/path.ts";
-import { ConfigError, didYouMean, locateKey, type UserVmRequest } from "../../workers/sdk.ts";
+import { ConfigError, didYouMean, type UserVmRequest } from "../../workers/sdk.ts";
+import { locateKey } from "../../workers/sdk_toml.ts";
 import type { EnvironmentData } from "../env_check/contracts.ts";
 import type { GuestBaseImage } from "../linux_setup/contracts.ts";
 import type { RecoveryImage } from "../macos_recovery/contracts.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import { z } from "zod";
-import { ConfigError, parseTomlFile, type Plain, schemaKeysAt } from "../../workers/sdk.ts";
+import { ConfigError, type Plain } from "../../workers/sdk.ts";
+import { parseTomlFile, schemaKeysAt } from "../../workers/sdk_toml.ts";
 
 import { parseSize } from "./size.ts";
 export { parseSize };

@@ -23,11 +23,11 @@ import {
   contextValue,
   definePlugin,
   type Json,
-  locateKey,
   sha256Hex,
   type StageContext,
   USER_VM_REQUEST,
 } from "../../workers/sdk.ts";
+import { locateKey } from "../../workers/sdk_toml.ts";
 import { VM_CONFIG } from "../qemu_setup/keys.ts";
 import type { WindowsConfig } from "../qemu_setup/vm_schema.ts";
 import { WINDOWS_MEDIA } from "./contracts.ts";
