@@ -200,6 +200,7 @@ function denoConfig(workersDir: string): string {
     {
       imports: {
         "@gini/sdk": `${workersDir}/sdk.ts`,
+        "@gini/sdk/toml": `${workersDir}/sdk_toml.ts`,
         "@gini/testing": `${workersDir}/testing.ts`,
         ...npm,
       },

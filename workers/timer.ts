@@ -4,8 +4,8 @@
  * thread that does it: a third of what a `gini status` may take. `AbortSignal.timeout` runs on
  * Deno's own timer and costs under a millisecond.
  *
- * Like `AbortSignal.timeout`, a deadline does not keep the process alive: it bounds a wait on
- * something that does (a socket, a worker's message), and is no way to sleep.
+ * Until it fires or is cancelled, a deadline keeps the process alive, as `setTimeout` does (an
+ * `AbortSignal.timeout` with a listener does); once cancelled it neither fires nor holds anything.
  *
  * @example
  * ```ts

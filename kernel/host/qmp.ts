@@ -17,8 +17,8 @@ export async function qmpCommand(
 
 /**
  * Several commands on one connection (a VM's status asks five queries; one greeting and handshake
- * instead of five): their results in order. The handshake and every command are written at once,
- * and QEMU answers them one after another, so they cost one round trip. QEMU runs them all even
+ * instead of five): their results in order. Once QEMU has greeted, the handshake and every command
+ * are written at once, and QEMU answers them one after another: one round trip. QEMU runs them all even
  * when one fails, so send together only commands that do not depend on each other (queries); the
  * first error is the one thrown.
  */
@@ -55,10 +55,12 @@ export async function qmpCommands(
     ).join(""),
   );
   try {
+    // Nothing is written before QEMU's greeting: its monitor takes one client at a time, and a
+    // client still waiting for its turn that gave up would leave its commands queued to run later.
+    await next(); // greeting
     for (let written = 0; written < bytes.length;) {
       written += await conn.write(bytes.subarray(written));
     }
-    await next(); // greeting
     const results: unknown[] = [];
     for (const { command } of sent) {
       const reply = await next();

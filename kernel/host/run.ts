@@ -56,19 +56,15 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-/**
- * A deadline that can be awaited and cancelled. It does not keep the process alive (nor load
- * Node's timers, workers/timer.ts): it bounds a wait on a child or its pipes, which do.
- */
+/** A deadline that can be awaited and cancelled (without Node's timers: workers/timer.ts). */
 function delay(ms: number): { done: Promise<void>; cancel(): void } {
   let cancel = () => {};
   const done = new Promise<void>((resolve) => cancel = deadline(ms, resolve));
   return { done, cancel };
 }
 
-/** A pause that keeps the process alive while it polls. */
 function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return delay(ms).done;
 }
 
 /** Whether a live (not zombie) process of the group led by `pgid` remains. */

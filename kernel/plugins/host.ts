@@ -289,6 +289,8 @@ export class PluginHost {
     if (this.#dead) return;
     this.#dead = reason;
     this.#worker?.terminate();
+    // A worker stopped while it starts fails its start now, with the reason, not at the deadline.
+    this.#onStartError?.(reason);
     for (const [id, call] of this.#calls) {
       call.cancelTimer();
       const why = culprit === undefined || culprit === id

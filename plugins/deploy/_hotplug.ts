@@ -35,13 +35,7 @@ import { parseSize } from "../qemu_setup/size.ts";
 import { powerControl, type PowerState, record, savedDefinition, VM_COMMAND } from "./_vm.ts";
 import { own } from "./_files.ts";
 import { redefine, rewriteDefinition } from "./_redefine.ts";
-import {
-  type Attached,
-  type Forward,
-  parseRule,
-  readAttached,
-  sameRule,
-} from "./_attached.ts";
+import { type Attached, type Forward, parseRule, readAttached, sameRule } from "./_attached.ts";
 import { usage } from "./_errors.ts";
 
 /** `deploy.hotplug`: what an attach, detach or forward command did (in a dry run, would do). */

@@ -315,6 +315,7 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
   // QEMU's state and the four queries go on one connection (its monitor takes one client at a
   // time, and each connection costs a greeting and a handshake), while the history is read.
   const queries = ["query-cpus-fast", "query-memory-size-summary", "query-block", "query-chardev"];
+  let gone = false;
   const [log, together] = await Promise.all([
     readHistory(ctx, def),
     def.backend === "qemu"
@@ -323,7 +324,12 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
         command: "query-status",
         queries,
         timeoutMs: 3000,
-      }).catch(() => null)
+      }).catch((error) => {
+        // No monitor to connect to: QEMU is not running.
+        gone = error instanceof Deno.errors.NotFound ||
+          error instanceof Deno.errors.ConnectionRefused;
+        return null;
+      })
       : null,
   ]);
   const batched = Array.isArray(together) && together.length === queries.length + 1;
@@ -331,6 +337,8 @@ export async function vmStatus(ctx: StageContext, def: VmDefinition): Promise<Vm
   // state on its own, then each query alone, so that only the one QEMU lacks is missing.
   const state = batched
     ? powerState((together[0] as { status?: string } | null)?.status ?? "running")
+    : gone
+    ? "stopped"
     : await powerControl(ctx, def).state();
   const replayed = replay(log.records);
   const live = def.backend === "qemu" && state !== "stopped";
