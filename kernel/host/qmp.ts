@@ -18,9 +18,9 @@ export async function qmpCommand(
 /**
  * Several commands on one connection (a VM's status asks five queries; one greeting and handshake
  * instead of five): their results in order. Once QEMU has greeted, the handshake and every command
- * are written at once, and QEMU answers them one after another: one round trip. QEMU runs them all even
- * when one fails, so send together only commands that do not depend on each other (queries); the
- * first error is the one thrown.
+ * are written at once, and QEMU answers them one after another: one round trip. QEMU runs them
+ * all even when one fails, so send together only commands that do not depend on each other
+ * (queries); the first error is the one thrown.
  */
 export async function qmpCommands(
   socket: string,
