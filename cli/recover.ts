@@ -18,9 +18,7 @@ import { lockState, stateOwner } from "../kernel/journal/lock.ts";
 import type { Cli, CommandEnv } from "./_env.ts";
 import { renderUndo } from "./_undo.ts";
 import { dirname, join } from "../workers/path.ts";
-
-/** The name of a temporary file Gini's atomic writes make beside their target. */
-const GINI_TEMP = /^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.gini-tmp$/;
+import { GINI_TEMP_NAME } from "../kernel/ops/_fs.ts";
 
 /**
  * A crash between an atomic write's temporary file and its rename leaves the temporary file:
@@ -37,7 +35,7 @@ function removeStrayTemps(tx: Transaction): void {
   for (const dir of dirs) {
     try {
       for (const entry of Deno.readDirSync(dir)) {
-        if (entry.isFile && GINI_TEMP.test(entry.name)) Deno.removeSync(join(dir, entry.name));
+        if (entry.isFile && GINI_TEMP_NAME.test(entry.name)) Deno.removeSync(join(dir, entry.name));
       }
     } catch {
       // A folder that is gone holds no temporary file.

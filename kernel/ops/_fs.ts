@@ -66,6 +66,13 @@ export function blobPath(stateDir: string, sha256: string): string {
 }
 
 /**
+ * The name of the temporary file an atomic write makes beside its target (`.UUID.gini-tmp`);
+ * `gini recover` removes those a crash left.
+ */
+export const GINI_TEMP_NAME =
+  /^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.gini-tmp$/;
+
+/**
  * Puts a file at `path` so that readers see the old or the new content, never half: `fill`
  * writes a temporary file beside it, which is fsync'd, given `mode`, then renamed over `path`.
  */
